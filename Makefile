@@ -1,0 +1,65 @@
+# Tierdesk: `make run` serves the app, `make test` runs every test, `make bench` measures.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app app
+# WeasyPrint needs Pango; libharfbuzz-subset0 keeps Chinese PDFs fast; Noto CJK is the font.
+RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk
+# Tests also drive Debian's Chromium and read PDFs back with poppler.
+TEST_DEBS := $(RUN_DEBS) chromium poppler-utils
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test bench setup setup-test system-deps system-deps-test translations db lint \
+        extract-messages clean
+
+run: setup db
+	@echo "Tierdesk: http://$(HOST):$(PORT)  (demo password: demo2027)"
+	@$(FLASK) demo-logins
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+test: setup-test
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup-test
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+setup: system-deps $(VENV)/.stamp-run translations
+setup-test: system-deps-test $(VENV)/.stamp-test translations
+
+system-deps:
+	@scripts/system-deps.sh $(RUN_DEBS)
+system-deps-test:
+	@scripts/system-deps.sh $(TEST_DEBS)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.stamp-run: requirements.txt | $(VENV)/bin/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.stamp-test: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.stamp-run
+
+translations: $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
+translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po | $(VENV)/.stamp-run
+	$(BIN)/pybabel compile --statistics -d translations -l $*
+
+# Create or upgrade the database under instance/, with the demo company when it is new.
+db: setup
+	@$(FLASK) db-upgrade
+	@$(FLASK) seed-demo --if-empty
+
+# For developers: refresh the catalog after changing user-facing strings.
+extract-messages: $(VENV)/.stamp-run
+	$(BIN)/pybabel extract -F babel.cfg -k _l --sort-output -o translations/messages.pot \
+	    app.py extensions.py models forms views services templates
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache bench-results

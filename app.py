@@ -1,0 +1,151 @@
+"""Tierdesk: customer grading and tier management (客户分级管理)."""
+import datetime
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, has_request_context, request, session
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from extensions import babel, csrf, htmx, login_manager
+
+BASE_DIR = Path(__file__).resolve().parent
+
+# Endpoints reachable without logging in; everything else needs a session.
+PUBLIC_ENDPOINTS = frozenset({"static", "auth.login", "auth.set_language", "main.healthz"})
+
+
+def create_app(test_config=None):
+    """Build the app: defaults, then the environment, then `test_config`."""
+    app = Flask(__name__, instance_path=str(BASE_DIR / "instance"))
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(
+        SECRET_KEY=None,
+        DATABASE_URL=f"sqlite:///{Path(app.instance_path) / 'tierdesk.db'}",
+        MAX_CONTENT_LENGTH=10 * 1024 * 1024,
+        IDLE_TIMEOUT_MINUTES=30,
+        LOGIN_MAX_FAILURES=5,
+        LOGIN_FAILURE_WINDOW_MINUTES=15,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=False,
+        REMEMBER_COOKIE_DURATION=datetime.timedelta(seconds=0),
+        WTF_CSRF_TIME_LIMIT=None,
+        BABEL_DEFAULT_LOCALE="zh_CN",
+        BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
+        BABEL_TRANSLATION_DIRECTORIES=str(BASE_DIR / "translations"),
+        PAGE_SIZE=50,
+    )
+    for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_COOKIE_SECURE",
+                "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE"):
+        if key in os.environ:
+            value = os.environ[key]
+            if key in ("IDLE_TIMEOUT_MINUTES", "MAX_CONTENT_LENGTH"):
+                value = int(value)
+            elif key == "SESSION_COOKIE_SECURE":
+                value = value.lower() in ("1", "true", "yes")
+            app.config[key] = value
+    if test_config:
+        app.config.update(test_config)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret(app.instance_path)
+    app.config["PERMANENT_SESSION_LIFETIME"] = datetime.timedelta(
+        minutes=app.config["IDLE_TIMEOUT_MINUTES"])
+
+    from models.base import init_database
+    init_database(app.config["DATABASE_URL"])
+
+    babel.init_app(app, locale_selector=_select_locale)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+
+    from services import formatting
+    formatting.register(app)
+
+    from views import admin, audit, auth, errors, main
+    for module in (auth, main, admin, audit, errors):
+        app.register_blueprint(module.bp)
+
+    _register_request_hooks(app)
+    _register_commands(app)
+    return app
+
+
+def _instance_secret(instance_path):
+    """A secret key kept in instance/ so that `make run` needs no setup."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _select_locale():
+    if not has_request_context():
+        return None  # CLI and jobs: the default locale
+    if current_user and current_user.is_authenticated:
+        return current_user.language
+    return session.get("language") or None
+
+
+@login_manager.user_loader
+def _load_user(session_id):
+    from models import User
+    return User.from_session_id(session_id)
+
+
+login_manager.login_view = "auth.login"
+login_manager.login_message = _l("Please log in to see this page.")
+login_manager.session_protection = "basic"
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():
+    from flask import flash, make_response, redirect, url_for
+    from flask_babel import gettext as _
+    login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
+    if htmx:
+        # An htmx fragment must not swap the login page into itself.
+        return make_response("", 401, {"HX-Redirect": login_url})
+    flash(_("Please log in to see this page."), "info")
+    return redirect(login_url)
+
+
+def _register_request_hooks(app):
+    from models.base import db
+
+    @app.before_request
+    def open_db_and_require_login():
+        db.connect(reuse_if_open=True)
+        session.permanent = True  # idle timeout: the cookie expires when unused
+        if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None
+
+    @app.teardown_request
+    def close_db(exc):
+        if not db.is_closed():
+            db.close()
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        if response.mimetype == "text/html":
+            headers.setdefault("Cache-Control", "no-store")
+            response.vary.add("HX-Request")
+        return response
+
+
+def _register_commands(app):
+    from services import cli
+    cli.register(app)

@@ -1,0 +1,48 @@
+"""Forms an administrator uses for users and branches."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (BooleanField, IntegerField, PasswordField, SelectField,
+                     SelectMultipleField, StringField, widgets)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+
+from forms import choices
+from models import Branch
+from models.people import LANGUAGES, ROLES
+
+CODE = Regexp(r"^[A-Za-z0-9_-]+$", message=_l("Use letters, digits, - and _ only."))
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class UserForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64), CODE])
+    display_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
+    password = PasswordField(_l("Password"), validators=[Optional(), Length(min=8, max=256)],
+                             description=_l("Leave empty to keep the current password."))
+    roles = MultiCheckboxField(_l("Roles"), choices=choices(ROLES),
+                               validators=[DataRequired(message=_l("Choose at least one role."))])
+    branch = SelectField(_l("Branch"), coerce=int)
+    language = SelectField(_l("Language"), choices=choices(LANGUAGES))
+    sales_cycle_days = IntegerField(_l("Sales cycle (days)"), default=28,
+                                    validators=[DataRequired(), NumberRange(min=1, max=365)])
+    active = BooleanField(_l("Active"), default=True)
+
+    def __init__(self, *args, creating=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.branch.choices = choices([(0, _l("— none —"))] + [
+            (b.id, f"{b.name} ({b.code})") for b in Branch.select().order_by(Branch.code)])
+        if creating:
+            self.password.validators = [DataRequired(), Length(min=8, max=256)]
+            self.password.description = ""
+
+    def selected_branch(self):
+        return Branch.get_or_none(Branch.id == self.branch.data) if self.branch.data else None
+
+
+class BranchForm(FlaskForm):
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=32), CODE])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
+    region = StringField(_l("Region"), validators=[Optional(), Length(max=100)])

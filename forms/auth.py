@@ -1,0 +1,21 @@
+"""Login and language forms."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Length
+
+from forms import choices
+from models.people import LANGUAGES
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)],
+                           render_kw={"autocomplete": "username", "autofocus": True})
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)],
+                             render_kw={"autocomplete": "current-password"})
+    next = HiddenField()
+
+
+class LanguageForm(FlaskForm):
+    language = SelectField(_l("Language"), choices=choices(LANGUAGES))
+    next = HiddenField()

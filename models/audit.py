@@ -1,0 +1,101 @@
+"""The append-only audit trail and the one helper that writes it."""
+import datetime
+import json
+
+from flask import has_request_context, request
+from flask_login import current_user
+from peewee import CharField, DateTimeField, ForeignKeyField, TextField
+
+from .base import BaseModel, utcnow
+from .people import User
+
+
+class AuditIsAppendOnly(Exception):
+    """Raised by any attempt to change or remove an audit row."""
+
+
+class AuditEvent(BaseModel):
+    at = DateTimeField(default=utcnow, index=True)
+    actor = ForeignKeyField(User, null=True, backref="audit_events", on_delete="RESTRICT")
+    actor_name = CharField(max_length=64, default="")
+    action = CharField(max_length=64, index=True)
+    object_type = CharField(max_length=64, default="", index=True)
+    object_id = CharField(max_length=64, default="")
+    before = TextField(null=True)
+    after = TextField(null=True)
+    ip = CharField(max_length=64, default="")
+
+    class Meta:
+        indexes = ((("object_type", "object_id"), False), (("action", "object_id", "at"), False))
+
+    # The app never changes history: these refuse instead of writing.
+    def save(self, *args, **kwargs):
+        if self.id is not None:
+            raise AuditIsAppendOnly("audit events cannot be changed")
+        return super().save(*args, **kwargs)
+
+    def delete_instance(self, *args, **kwargs):
+        raise AuditIsAppendOnly("audit events cannot be deleted")
+
+    @classmethod
+    def update(cls, *args, **kwargs):
+        raise AuditIsAppendOnly("audit events cannot be changed")
+
+    @classmethod
+    def delete(cls, *args, **kwargs):
+        raise AuditIsAppendOnly("audit events cannot be deleted")
+
+    @property
+    def before_data(self):
+        return json.loads(self.before) if self.before else None
+
+    @property
+    def after_data(self):
+        return json.loads(self.after) if self.after else None
+
+    def changes(self):
+        """(field, before, after) for each field that differs."""
+        before, after = self.before_data or {}, self.after_data or {}
+        keys = list(dict.fromkeys([*before, *after]))
+        return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]
+
+
+def _json(value):
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_default)
+
+
+def _default(value):
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def audit(action, obj=None, before=None, after=None, actor=None, object_type=None,
+          object_id=None):
+    """Record one audit event. Every write in the app goes through here.
+
+    `obj` is the model instance acted on (its table and id are recorded);
+    `before` and `after` are plain dicts. The actor defaults to the logged-in
+    user of the current request.
+    """
+    if actor is None and has_request_context() and current_user and current_user.is_authenticated:
+        actor = current_user._get_current_object()
+    if obj is not None:
+        object_type = object_type or obj._meta.table_name
+        object_id = obj._pk if object_id is None else object_id
+    return AuditEvent.create(
+        actor=actor, actor_name=actor.username if actor else "",
+        action=action, object_type=object_type or "", object_id=str(object_id or ""),
+        before=_json(before), after=_json(after),
+        ip=(request.remote_addr or "") if has_request_context() else "",
+    )
+
+
+def recent_count(action, object_id, since):
+    """How many `action` events touched `object_id` since `since` (UTC)."""
+    return (AuditEvent.select()
+            .where(AuditEvent.action == action, AuditEvent.object_id == str(object_id),
+                   AuditEvent.at >= since)
+            .count())

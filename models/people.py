@@ -1,0 +1,235 @@
+"""Branches, users and their roles."""
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import lazy_gettext as _l
+from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField
+
+from .base import BaseModel, utcnow
+
+ROLES = {
+    "admin": _l("Administrator"),
+    "committee_chair": _l("Committee chair"),
+    "committee_member": _l("Committee member"),
+    "branch_manager": _l("Branch manager"),
+    "sales_director": _l("Sales director"),
+    "general_manager": _l("General manager"),
+    "sales_rep": _l("Sales representative"),
+}
+# Roles that see only their own branch's records.
+BRANCH_SCOPED_ROLES = frozenset({"branch_manager", "sales_rep"})
+LANGUAGES = {"zh_CN": "中文", "en": "English"}
+
+_hasher = PasswordHasher()
+
+
+class Branch(BaseModel):
+    code = CharField(max_length=32, unique=True)
+    name = CharField(max_length=100)
+    region = CharField(max_length=100, default="")
+    created_at = DateTimeField(default=utcnow)
+
+    def __str__(self):
+        return self.name
+
+    def audit_dict(self):
+        return {"code": self.code, "name": self.name, "region": self.region}
+
+
+class User(BaseModel):
+    username = CharField(max_length=64, unique=True)
+    display_name = CharField(max_length=100)
+    password_hash = CharField(max_length=255)
+    # Stored as ",admin,sales_rep," so that a role is found with one LIKE.
+    roles_text = CharField(max_length=255, default=",")
+    branch = ForeignKeyField(Branch, null=True, backref="users", on_delete="RESTRICT")
+    language = CharField(max_length=8, default="zh_CN")
+    active = BooleanField(default=True)
+    # Bumped at logout, deactivation and password change: every older
+    # session cookie stops matching and is refused.
+    session_version = IntegerField(default=1)
+    sales_cycle_days = IntegerField(default=28)
+    created_at = DateTimeField(default=utcnow)
+    last_login_at = DateTimeField(null=True)
+
+    def __str__(self):
+        return self.display_name
+
+    # --- roles ---------------------------------------------------------
+    @property
+    def roles(self):
+        return [r for r in self.roles_text.split(",") if r]
+
+    @roles.setter
+    def roles(self, values):
+        unknown = set(values) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role(s): {', '.join(sorted(unknown))}")
+        ordered = [r for r in ROLES if r in set(values)]
+        self.roles_text = "," + ",".join(ordered) + ("," if ordered else "")
+
+    def has_role(self, *roles):
+        return any(f",{r}," in self.roles_text for r in roles)
+
+    @classmethod
+    def with_role(cls, role):
+        """Query for users holding `role`."""
+        return cls.select().where(cls.roles_text.contains(f",{role},"))
+
+    @property
+    def is_branch_scoped(self):
+        """True when the user sees only their own branch.
+
+        A user who also holds a company-wide role (admin, committee, sales
+        director, general manager) is not scoped.
+        """
+        wide = set(self.roles) - BRANCH_SCOPED_ROLES
+        return bool(set(self.roles) & BRANCH_SCOPED_ROLES) and not wide
+
+    # --- password --------------------------------------------------------
+    def set_password(self, password):
+        self.password_hash = _hasher.hash(password)
+
+    def check_password(self, password):
+        try:
+            ok = _hasher.verify(self.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        if ok and _hasher.check_needs_rehash(self.password_hash):
+            self.set_password(password)
+            self.save(only=[User.password_hash])
+        return ok
+
+    # --- Flask-Login -----------------------------------------------------
+    @property
+    def is_authenticated(self):
+        return True
+
+    @property
+    def is_active(self):
+        return self.active
+
+    @property
+    def is_anonymous(self):
+        return False
+
+    def get_id(self):
+        # The session version rides in the id: a cookie issued before a
+        # logout or deactivation no longer loads a user.
+        return f"{self.id}:{self.session_version}"
+
+    @classmethod
+    def from_session_id(cls, session_id):
+        """Load the user named by a session id, or None if it is stale."""
+        try:
+            user_id, version = (int(x) for x in str(session_id).split(":"))
+        except ValueError:
+            return None
+        user = cls.get_or_none(cls.id == user_id)
+        if user is None or user.session_version != version or not user.active:
+            return None
+        return user
+
+    def revoke_sessions(self):
+        """Invalidate every session cookie issued to this user so far."""
+        User.update(session_version=User.session_version + 1).where(
+            User.id == self.id).execute()
+        self.session_version += 1
+
+    def audit_dict(self):
+        return {
+            "username": self.username, "display_name": self.display_name,
+            "roles": self.roles, "branch": self.branch.code if self.branch_id else None,
+            "language": self.language, "active": self.active,
+        }
+
+
+class DummyPasswordCheck:
+    """Spends the time of a real hash check for unknown usernames, so that
+    the response time does not tell which usernames exist."""
+
+    _hash = _hasher.hash("not-a-real-password")
+
+    @classmethod
+    def run(cls, password):
+        try:
+            _hasher.verify(cls._hash, password)
+        except VerificationError:
+            pass
+        return False
+
+
+def save_user(user, *, username, display_name, roles, branch, language="zh_CN", active=True,
+              password=None, sales_cycle_days=28):
+    """Create (`user` is None) or update a user, audited; returns the user.
+
+    Raises DomainError for a duplicate username, an unknown role, or a
+    branch-scoped role without a branch. Deactivating a user, or changing
+    their password, revokes their sessions.
+    """
+    from .audit import audit
+    from .base import DomainError, write_transaction
+
+    roles = list(dict.fromkeys(roles))
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise DomainError(_l("Unknown role: %(role)s", role=", ".join(unknown)))
+    if not roles:
+        raise DomainError(_l("Give the user at least one role."))
+    if set(roles) & BRANCH_SCOPED_ROLES and branch is None:
+        raise DomainError(_l("Branch managers and sales representatives need a branch."))
+    if language not in LANGUAGES:
+        raise DomainError(_l("Unknown language: %(language)s", language=language))
+    with write_transaction():
+        clash = User.select().where(User.username == username)
+        if user is not None:
+            clash = clash.where(User.id != user.id)
+        if clash.exists():
+            raise DomainError(_l("The username %(username)s is taken.", username=username))
+        creating = user is None
+        before = None if creating else user.audit_dict()
+        if creating:
+            if not password:
+                raise DomainError(_l("A new user needs a password."))
+            user = User(username=username)
+        revoke = not creating and ((user.active and not active) or bool(password))
+        user.username = username
+        user.display_name = display_name or username
+        user.roles = roles
+        user.branch = branch
+        user.language = language
+        user.active = active
+        user.sales_cycle_days = sales_cycle_days
+        if password:
+            user.set_password(password)
+        if revoke:
+            user.session_version += 1
+        user.save()
+        after = user.audit_dict()
+        if password:
+            after["password"] = "changed"
+        audit("user_created" if creating else "user_updated", user, before=before, after=after)
+    return user
+
+
+def save_branch(branch, *, code, name, region=""):
+    """Create (`branch` is None) or update a branch, audited.
+
+    Raises DomainError when the code is taken.
+    """
+    from .audit import audit
+    from .base import DomainError, write_transaction
+
+    with write_transaction():
+        clash = Branch.select().where(Branch.code == code)
+        if branch is not None:
+            clash = clash.where(Branch.id != branch.id)
+        if clash.exists():
+            raise DomainError(_l("The branch code %(code)s is taken.", code=code))
+        creating = branch is None
+        before = None if creating else branch.audit_dict()
+        branch = branch or Branch()
+        branch.code, branch.name, branch.region = code, name, region
+        branch.save()
+        audit("branch_created" if creating else "branch_updated", branch, before=before,
+              after=branch.audit_dict())
+    return branch

@@ -1,0 +1,1 @@
+"""Work that is neither HTTP nor a table."""

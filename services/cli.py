@@ -1,0 +1,111 @@
+"""The `flask --app app ...` commands. Each is thin: the work is in models/services."""
+import sys
+
+import click
+
+from models import Branch, DomainError, db
+from models.people import ROLES, save_user
+
+
+def _fail(message):
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def _print_logins():
+    from services.demo import DEMO_PASSWORD, demo_logins
+    rows = demo_logins()
+    if not rows:
+        return
+    click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+    for username, name, roles, branch in rows:
+        click.echo(f"  {username:<12} {name:<6} {roles} {branch}")
+    click.echo("  (every branch has bm_<code> and rep_<code>_1..3)")
+
+
+def register(app):
+    @app.cli.command("init-db")
+    def init_db():
+        """Create the database and bring its schema to the latest version."""
+        from models.schema import current_version, upgrade
+        if current_version():
+            click.echo(f"The database already exists (schema version {current_version()}).")
+            return
+        applied = upgrade()
+        click.echo(f"Database created at schema version {applied[-1]}.")
+
+    @app.cli.command("db-upgrade")
+    def db_upgrade():
+        """Apply the migrations the database has not had yet."""
+        from models.schema import current_version, upgrade
+        before = current_version()
+        applied = upgrade()
+        if applied:
+            click.echo(f"Schema upgraded from version {before} to {applied[-1]}.")
+        else:
+            click.echo(f"Schema is up to date (version {before}).")
+
+    @app.cli.command("seed-demo")
+    @click.option("--seed", default=2027, show_default=True, help="Random seed.")
+    @click.option("--customers", default=600, show_default=True)
+    @click.option("--reps-per-branch", default=3, show_default=True)
+    @click.option("--branches", default=6, show_default=True)
+    @click.option("--if-empty", is_flag=True, help="Do nothing when users exist already.")
+    def seed_demo(seed, customers, reps_per_branch, branches, if_empty):
+        """Fill an empty database with a believable demo company."""
+        from models import User
+        from services.demo import build_demo
+        if User.select().exists():
+            if if_empty:
+                return
+            _fail("the database already has users; seed-demo fills only an empty database.")
+        build_demo(seed=seed, customers=customers, reps_per_branch=reps_per_branch,
+                   branches=branches)
+        click.echo(f"Demo company created: {customers} customers.")
+        _print_logins()
+
+    @app.cli.command("demo-logins")
+    def demo_logins():
+        """Print the demo company's logins."""
+        _print_logins()
+
+    @app.cli.command("create-user")
+    @click.argument("username")
+    @click.option("--password", required=True)
+    @click.option("--role", "roles", multiple=True, required=True,
+                  help=f"One of: {', '.join(ROLES)}. Repeat for several.")
+    @click.option("--branch", "branch_code", default=None, help="Branch code.")
+    @click.option("--name", default=None, help="Display name.")
+    @click.option("--language", default="zh_CN", show_default=True)
+    def create_user(username, password, roles, branch_code, name, language):
+        """Create a user; bad arguments exit non-zero and write nothing."""
+        unknown = sorted(set(roles) - set(ROLES))
+        if unknown:
+            _fail(f"unknown role {', '.join(unknown)}; choose from {', '.join(ROLES)}.")
+        branch = None
+        if branch_code:
+            branch = Branch.get_or_none(Branch.code == branch_code)
+            if branch is None:
+                _fail(f"unknown branch {branch_code}.")
+        if len(password) < 8:
+            _fail("the password needs at least 8 characters.")
+        try:
+            save_user(None, username=username, display_name=name or username, roles=roles,
+                      branch=branch, language=language, password=password)
+        except DomainError as error:
+            _fail(str(error))
+        click.echo(f"User {username} created.")
+
+    @app.cli.command("backup")
+    @click.argument("path")
+    def backup(path):
+        """Copy the live SQLite database to PATH (safe while the app runs)."""
+        from models.base import is_sqlite
+        from services.backup import backup_sqlite
+        if not is_sqlite():
+            _fail("backup copies SQLite databases; for PostgreSQL use pg_dump.")
+        try:
+            size = backup_sqlite(db.database, path)
+        except FileExistsError:
+            _fail(f"{path} exists already; choose a new file.")
+        click.echo(f"Backup written to {path} ({size:,} bytes).")

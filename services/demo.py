@@ -1,0 +1,223 @@
+"""A believable demo company, the same every time for the same seed.
+
+`build_demo()` serves `flask seed-demo` (600 customers) and the benchmark
+(20,000 customers, 300 users) alike.
+"""
+import datetime
+import random
+from decimal import Decimal
+
+from models import (Branch, Criterion, CriterionLevel, Customer, CustomerYear, GradeBand,
+                    ScorecardTemplate, Tier, User, audit, db)
+from models.customers import pinyin_initials
+
+DEMO_PASSWORD = "demo2027"
+
+BRANCHES = [
+    ("SH", "上海分公司", "华东"), ("BJ", "北京分公司", "华北"), ("GZ", "广州分公司", "华南"),
+    ("SZ", "深圳分公司", "华南"), ("CD", "成都分公司", "西南"), ("WH", "武汉分公司", "华中"),
+    ("NJ", "南京分公司", "华东"), ("XA", "西安分公司", "西北"), ("SY", "沈阳分公司", "东北"),
+    ("HZ", "杭州分公司", "华东"), ("CQ", "重庆分公司", "西南"), ("TJ", "天津分公司", "华北"),
+]
+CITY_OF = {"SH": "上海", "BJ": "北京", "GZ": "广州", "SZ": "深圳", "CD": "成都", "WH": "武汉",
+           "NJ": "南京", "XA": "西安", "SY": "沈阳", "HZ": "杭州", "CQ": "重庆", "TJ": "天津"}
+
+TIERS = [("A", "A级", "Tier A", 1, "#b45309"), ("B", "B级", "Tier B", 2, "#1d4ed8"),
+         ("C", "C级", "Tier C", 3, "#0f766e"), ("D", "D级", "Tier D", 4, "#64748b")]
+
+# The default scorecard of DESIGN.md: (name, max, [(level, min, max)]).
+DEFAULT_CRITERIA = [
+    ("客户性质", 15, [("政府/国有企业", 15, 15), ("股份公司", 10, 10), ("民营企业", 5, 5)]),
+    ("客户实力", 15, [("强大", 10, 15), ("一般", 5, 10), ("较弱", 0, 5)]),
+    ("客户成长性", 15, [("高成长", 10, 15), ("中成长", 5, 10), ("低成长", 0, 5)]),
+    ("利润贡献", 15, [("贡献大", 10, 15), ("一般", 5, 10), ("较小", 0, 5)]),
+    ("客户关系", 20, [("与最高层关系默契", 15, 20), ("与高层关系默契", 10, 15),
+                      ("没有高层默契关系", 0, 10)]),
+    ("战略重要性", 20, [("非常重要", 15, 20), ("一般重要", 10, 15), ("不重要", 0, 10)]),
+]
+DEFAULT_BANDS = [("A", 75), ("B", 60), ("C", 0)]
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛",
+         "明", "超", "秀英", "霞", "平", "刚", "桂英", "志强", "建华", "晓东", "海燕", "文博",
+         "子涵", "雨桐", "浩然", "思远", "嘉怡", "俊杰", "婷婷", "国栋", "建国", "堃", "喆",
+         "昊天", "晓明", "丽华", "雪梅", "德华", "立新", "春梅", "永刚"]
+WORDS = ["浦江", "华信", "宏达", "中联", "金桥", "东方", "恒通", "瑞丰", "天成", "新元", "长城",
+         "海天", "鼎盛", "嘉禾", "远航", "佳和", "永安", "信达", "国泰", "汇丰", "星河", "锦程",
+         "鸿运", "博远", "正大", "华夏", "明珠", "盛世", "万通", "联创", "同舟", "广源", "启明",
+         "安泰", "中天", "康达", "利民", "昌盛", "凯旋", "德隆"]
+TRADES = {
+    "manufacturing": ["精密机械", "汽车零部件", "电子元件", "纺织", "包装材料", "五金制品"],
+    "construction": ["建设工程", "建筑装饰", "路桥工程"],
+    "energy": ["能源", "电力设备", "新能源"],
+    "transport": ["物流", "国际货运", "供应链管理"],
+    "retail": ["商贸", "百货", "连锁超市"],
+    "finance": ["投资", "融资租赁"],
+    "it": ["信息技术", "软件", "网络科技"],
+    "healthcare": ["医药", "医疗器械"],
+    "education": ["教育科技", "培训"],
+    "agriculture": ["农业科技", "食品"],
+    "real_estate": ["置业", "物业管理"],
+    "public": ["公共服务"],
+}
+FORMS = {"state_owned": ["集团有限公司", "有限责任公司"], "joint_stock": ["股份有限公司"],
+         "private": ["有限公司", "有限责任公司"], "foreign": ["(中国)有限公司", "有限公司"],
+         "government": [], "individual": []}
+NATURE_WEIGHTS = [("state_owned", 14), ("joint_stock", 18), ("private", 50), ("foreign", 10),
+                  ("government", 5), ("individual", 3)]
+GOV_UNITS = ["交通运输局", "住房和城乡建设局", "教育局", "卫生健康委员会", "发展和改革委员会"]
+
+
+def _person(rng):
+    return rng.choice(SURNAMES) + rng.choice(GIVEN)
+
+
+def _weighted(rng, pairs):
+    return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
+
+
+def _customer_name(rng, city, nature, industry):
+    if nature == "government":
+        return f"{city}市{rng.choice(GOV_UNITS)}", "public"
+    if nature == "individual":
+        return f"{_person(rng)}（个体经营）", industry
+    return f"{city}{rng.choice(WORDS)}{rng.choice(TRADES[industry])}{rng.choice(FORMS[nature])}", \
+        industry
+
+
+def ensure_reference_data():
+    """Tiers A–D and the default scorecard, when missing. Returns the template."""
+    if not Tier.select().exists():
+        Tier.insert_many([dict(code=c, name_zh=z, name_en=e, rank=r, colour=col)
+                          for c, z, e, r, col in TIERS]).execute()
+    template = ScorecardTemplate.get_or_none(ScorecardTemplate.name == "客户质量等级评估表")
+    if template is None:
+        template = ScorecardTemplate.create(name="客户质量等级评估表", version=1, kind="existing")
+        for position, (name, maximum, levels) in enumerate(DEFAULT_CRITERIA, 1):
+            criterion = Criterion.create(template=template, position=position, name=name,
+                                         max_points=maximum)
+            for lp, (level, low, high) in enumerate(levels, 1):
+                CriterionLevel.create(criterion=criterion, position=lp, name=level,
+                                      min_points=low, max_points=high)
+        tiers = {t.code: t for t in Tier.select()}
+        for code, minimum in DEFAULT_BANDS:
+            GradeBand.create(template=template, tier=tiers[code], min_total=minimum)
+    return template
+
+
+def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=None):
+    """Create branches, users, tiers, the default scorecard and customers.
+
+    Deterministic: the same arguments give the same company.
+    """
+    rng = random.Random(seed)
+    today = today or datetime.date(2026, 11, 25)
+    probe = User(display_name="")
+    probe.set_password(DEMO_PASSWORD)
+    password_hash = probe.password_hash  # one hash serves every demo user
+    with db.atomic():
+        ensure_reference_data()
+        branch_rows = [Branch.create(code=c, name=n, region=r) for c, n, r in BRANCHES[:branches]]
+        if branches > len(BRANCHES):
+            for i in range(len(BRANCHES), branches):
+                branch_rows.append(Branch.create(code=f"B{i + 1:02d}", name=f"第{i + 1}分公司",
+                                                 region="其他"))
+
+        def user(username, roles, branch=None, name=None, language="zh_CN"):
+            u = User(username=username, display_name=name or _person(rng),
+                     password_hash=password_hash, branch=branch, language=language)
+            u.roles = roles
+            u.save()
+            return u
+
+        admin = user("admin", ["admin"], name="系统管理员")
+        user("chair", ["committee_chair"], name="周国栋")
+        for i, label in enumerate(["销售", "财务", "销售"], 1):
+            user(f"member{i}", ["committee_member"])
+        user("director", ["sales_director", "committee_member"], name="林思远")
+        user("gm", ["general_manager"], name="陈建华")
+        reps_by_branch = {}
+        for branch in branch_rows:
+            code = branch.code.lower()
+            user(f"bm_{code}", ["branch_manager"], branch)
+            reps_by_branch[branch.id] = [
+                user(f"rep_{code}_{i}", ["sales_rep"], branch,
+                     language="en" if (branch.code == "SZ" and i == 3) else "zh_CN")
+                for i in range(1, reps_per_branch + 1)]
+
+        tiers = {t.code: t for t in Tier.select()}
+        rows, figures = [], []
+        years = [today.year - 2, today.year - 1, today.year]
+        for n in range(1, customers + 1):
+            branch = branch_rows[(n - 1) % len(branch_rows)]
+            nature = _weighted(rng, NATURE_WEIGHTS)
+            industry = rng.choice(list(TRADES))
+            name, industry = _customer_name(rng, CITY_OF.get(branch.code, "江南"), nature,
+                                            industry)
+            if any(r["name"] == name for r in rows[-50:]):
+                name = name.replace("公司", f"第{n % 9 + 1}分公司", 1) if "公司" in name \
+                    else name + f"（{n}）"
+            kind = "prospect" if rng.random() < 0.15 else "existing"
+            since = None if kind == "prospect" else today - datetime.timedelta(
+                days=rng.randint(60, 365 * 12))
+            rows.append(dict(
+                code=f"C{n:05d}", name=name, name_initials=pinyin_initials(name), kind=kind,
+                nature=nature, industry=industry, region=branch.region, branch=branch.id,
+                account_manager=rng.choice(reps_by_branch[branch.id]).id if reps_by_branch[
+                    branch.id] else None,
+                tier=None, provisional=bool(since and (today - since).days < 183),
+                cooperation_since=since))
+        for start in range(0, len(rows), 500):
+            Customer.insert_many(rows[start:start + 500]).execute()
+
+        # Figures: lognormal sales, with steady growth or decline per customer.
+        by_sales = []
+        for customer in Customer.select(Customer.id, Customer.kind, Customer.cooperation_since):
+            if customer.kind == "prospect":
+                continue
+            base = rng.lognormvariate(15.2, 1.1)  # median ~4 million 元
+            trend = rng.uniform(-0.15, 0.35)
+            margin = rng.uniform(0.03, 0.22)
+            for offset, year in enumerate(years):
+                if customer.cooperation_since and customer.cooperation_since.year > year:
+                    continue
+                sales = base * (1 + trend) ** offset
+                figures.append(dict(
+                    customer=customer.id, year=year,
+                    sales=Decimal(round(sales, 2)).quantize(Decimal("0.01")),
+                    profit=Decimal(round(sales * margin, 2)).quantize(Decimal("0.01")),
+                    collection_rate=Decimal(round(rng.uniform(62, 100), 2)).quantize(
+                        Decimal("0.01")),
+                    credit_days=rng.choice([0, 15, 30, 30, 45, 60, 90])))
+            by_sales.append((base * (1 + trend) ** 2, customer.id))
+        for start in range(0, len(figures), 500):
+            CustomerYear.insert_many(figures[start:start + 500]).execute()
+
+        # Current tiers follow this year's sales: top 10% A, next 25% B, 40% C, rest D.
+        by_sales.sort(reverse=True)
+        total = len(by_sales) or 1
+        for position, (_sales, customer_id) in enumerate(by_sales):
+            share = position / total
+            code = "A" if share < 0.10 else "B" if share < 0.35 else "C" if share < 0.75 else "D"
+            by_sales[position] = (code, customer_id)
+        for code in tiers:
+            ids = [cid for c, cid in by_sales if c == code]
+            for start in range(0, len(ids), 500):
+                Customer.update(tier=tiers[code].id).where(
+                    Customer.id.in_(ids[start:start + 500])).execute()
+        audit("demo_seeded", actor=admin, object_type="database",
+              after={"seed": seed, "customers": customers, "branches": branches})
+
+
+def demo_logins():
+    """[(username, name, roles, branch)] of the demo users worth trying."""
+    from models.people import ROLES
+    wanted = ["admin", "chair", "member1", "member2", "member3", "director", "gm"]
+    users = {u.username: u for u in User.select().where(
+        (User.username.in_(wanted)) | User.username.startswith("bm_")
+        | User.username.endswith("_1"))}
+    ordered = [users[name] for name in wanted if name in users]
+    ordered += sorted((u for name, u in users.items() if name not in wanted),
+                      key=lambda u: (u.branch_id or 0, u.username))
+    return [(u.username, u.display_name, "、".join(str(ROLES[r]) for r in u.roles),
+             u.branch.name if u.branch_id else "") for u in ordered]

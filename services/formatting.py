@@ -1,0 +1,75 @@
+"""Numbers, money and dates formatted for the user's locale.
+
+Chinese users read amounts in 元, large ones in 万元, and dates as
+2027年3月25日; English users get the same values in their conventions.
+"""
+import datetime
+from decimal import Decimal
+
+from flask_babel import format_date, format_datetime, format_decimal, get_locale
+
+WAN = Decimal(10000)
+
+
+def _is_chinese():
+    locale = get_locale()
+    return locale is None or locale.language == "zh"
+
+
+def number(value, digits=0):
+    if value is None:
+        return "—"
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    return format_decimal(value, format=pattern)
+
+
+def money(value):
+    """An amount of 元: `1,234.50 元`, or `¥1,234.50` in English."""
+    if value is None:
+        return "—"
+    value = Decimal(value)
+    if _is_chinese():
+        return format_decimal(value, format="#,##0.00") + " 元"
+    return "¥" + format_decimal(value, format="#,##0.00")
+
+
+def wan(value):
+    """A large amount in 万元 (ten thousands of 元): `123.46 万元`.
+
+    English has no such unit, so English users read the full amount.
+    """
+    if value is None:
+        return "—"
+    if not _is_chinese():
+        return money(value)
+    return format_decimal(Decimal(value) / WAN, format="#,##0.00") + " 万元"
+
+
+def percent(value, digits=1):
+    if value is None:
+        return "—"
+    return format_decimal(value, format="#,##0." + "0" * digits) + "%"
+
+
+def date(value):
+    """`2027年3月25日` in Chinese, `Mar 25, 2027` in English."""
+    if value is None:
+        return "—"
+    return format_date(value, "long" if _is_chinese() else "medium")
+
+
+def datetime_(value):
+    """A UTC timestamp shown in the company's time zone."""
+    if value is None:
+        return "—"
+    if isinstance(value, datetime.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    if _is_chinese():
+        return format_datetime(value, "y年M月d日 HH:mm")
+    return format_datetime(value, "medium")
+
+
+def register(app):
+    app.jinja_env.filters.update(
+        number=number, money=money, wan=wan, percent=percent, date=date,
+        datetime=datetime_)

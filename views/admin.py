@@ -1,0 +1,80 @@
+"""Administration of users and branches."""
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+
+from forms.admin import BranchForm, UserForm
+from peewee import fn
+
+from models import Branch, Customer, DomainError, User
+from models.people import LANGUAGES, save_branch, save_user
+
+from .access import role_required
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.route("/users")
+@role_required("admin")
+def users():
+    """Every user with roles and branch."""
+    rows = User.select(User, Branch).join(Branch, join_type="LEFT OUTER").order_by(User.username)
+    return render_template("admin/users.html", users=rows, languages=LANGUAGES)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@role_required("admin")
+def user_form(user_id=None):
+    """Create or edit a user; errors re-render the form and save nothing."""
+    user = User.get_or_none(User.id == user_id) if user_id else None
+    if user_id and user is None:
+        abort(404)
+    form = UserForm(obj=user, creating=user is None)
+    if user is not None and not form.is_submitted():
+        form.roles.data = user.roles
+        form.branch.data = user.branch_id or 0
+    if form.validate_on_submit():
+        try:
+            save_user(user, username=form.username.data.strip(),
+                      display_name=form.display_name.data.strip(), roles=form.roles.data,
+                      branch=form.selected_branch(), language=form.language.data,
+                      active=form.active.data, password=form.password.data or None,
+                      sales_cycle_days=form.sales_cycle_days.data)
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("The user was saved."), "success")
+            return redirect(url_for("admin.users"), 303)
+    return render_template("admin/user_form.html", form=form, user=user)
+
+
+@bp.route("/branches")
+@role_required("admin")
+def branches():
+    """Every branch with its number of users."""
+    users = User.select(fn.COUNT(User.id)).where(User.branch == Branch.id)
+    customers = Customer.select(fn.COUNT(Customer.id)).where(Customer.branch == Branch.id)
+    rows = Branch.select(Branch, users.alias("user_count"),
+                         customers.alias("customer_count")).order_by(Branch.code)
+    return render_template("admin/branches.html", branches=rows)
+
+
+@bp.route("/branches/new", methods=["GET", "POST"])
+@bp.route("/branches/<int:branch_id>", methods=["GET", "POST"])
+@role_required("admin")
+def branch_form(branch_id=None):
+    """Create or edit a branch."""
+    branch = Branch.get_or_none(Branch.id == branch_id) if branch_id else None
+    if branch_id and branch is None:
+        abort(404)
+    form = BranchForm(obj=branch)
+    if form.validate_on_submit():
+        try:
+            save_branch(branch, code=form.code.data.strip(), name=form.name.data.strip(),
+                        region=(form.region.data or "").strip())
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("The branch was saved."), "success")
+            return redirect(url_for("admin.branches"), 303)
+    return render_template("admin/branch_form.html", form=form, branch=branch)
