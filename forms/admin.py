@@ -1,8 +1,15 @@
 """Forms an administrator uses for users and branches."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, IntegerField, PasswordField, SelectField,
-                     SelectMultipleField, StringField, widgets)
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    widgets,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from forms import choices

@@ -45,8 +45,7 @@ def init_database(url):
     if url.startswith(("postgres://", "postgresql://")):
         url = url.replace("postgres://", "postgresql://", 1).replace(
             "postgresql://", "postgresql+pool://", 1)
-        database = connect(url, max_connections=32, stale_timeout=300,
-                           autorollback=True)
+        database = connect(url, max_connections=32, stale_timeout=300)
     elif url.startswith("sqlite"):
         database = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10,
                            autoconnect=True)
@@ -54,6 +53,18 @@ def init_database(url):
         database = connect(url)
     db.initialize(database)
     return database
+
+
+def table_exists(name):
+    """Whether `name` exists where this connection looks for tables.
+
+    peewee looks in PostgreSQL's `public` schema unless told otherwise; a
+    DATABASE_URL may set another search_path, so ask for the current one.
+    """
+    if is_sqlite():
+        return db.table_exists(name)
+    schema = db.execute_sql("SELECT current_schema()").fetchone()[0]
+    return db.table_exists(name, schema=schema)
 
 
 def is_sqlite():

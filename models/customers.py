@@ -1,8 +1,15 @@
 """Customers and their yearly figures."""
 from flask_babel import lazy_gettext as _l
+from peewee import (
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    DecimalField,
+    ForeignKeyField,
+    IntegerField,
+)
 from pypinyin import Style, lazy_pinyin
-from peewee import (BooleanField, CharField, DateField, DateTimeField, DecimalField,
-                    ForeignKeyField, IntegerField)
 
 from .base import BaseModel, utcnow
 from .people import Branch, User

@@ -10,7 +10,7 @@ import pkgutil
 
 from peewee import CharField, DateTimeField, IntegerField
 
-from .base import BaseModel, db, utcnow, write_transaction
+from .base import BaseModel, db, table_exists, utcnow, write_transaction
 
 
 class SchemaVersion(BaseModel):
@@ -37,7 +37,7 @@ def latest_version():
 
 def current_version():
     """The version the database is at; 0 for an empty database."""
-    if not db.table_exists(SchemaVersion._meta.table_name):
+    if not table_exists(SchemaVersion._meta.table_name):
         return 0
     row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
     return row.version if row else 0

@@ -2,13 +2,17 @@
 import sys
 
 import click
+from flask_babel import force_locale
 
 from models import Branch, DomainError, db
 from models.people import ROLES, save_user
 
 
 def _fail(message):
-    click.echo(f"Error: {message}", err=True)
+    """Print the error and exit non-zero. The commands speak English, as
+    operators' scripts and logs do; domain messages are rendered in English too."""
+    with force_locale("en"):
+        click.echo(f"Error: {message}", err=True)
     sys.exit(2)
 
 
@@ -93,7 +97,7 @@ def register(app):
             save_user(None, username=username, display_name=name or username, roles=roles,
                       branch=branch, language=language, password=password)
         except DomainError as error:
-            _fail(str(error))
+            _fail(error)
         click.echo(f"User {username} created.")
 
     @app.cli.command("backup")

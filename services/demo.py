@@ -7,11 +7,22 @@ import datetime
 import random
 from decimal import Decimal
 
-from models import (Branch, Criterion, CriterionLevel, Customer, CustomerYear, GradeBand,
-                    ScorecardTemplate, Tier, User, audit, db)
+from models import (
+    Branch,
+    Criterion,
+    CriterionLevel,
+    Customer,
+    CustomerYear,
+    GradeBand,
+    ScorecardTemplate,
+    Tier,
+    User,
+    audit,
+    db,
+)
 from models.customers import pinyin_initials
 
-DEMO_PASSWORD = "demo2027"
+DEMO_PASSWORD = "demo2027"  # noqa: S105 - printed for demo logins
 
 BRANCHES = [
     ("SH", "上海分公司", "华东"), ("BJ", "北京分公司", "华北"), ("GZ", "广州分公司", "华南"),
@@ -37,7 +48,9 @@ DEFAULT_CRITERIA = [
 ]
 DEFAULT_BANDS = [("A", 75), ("B", 60), ("C", 0)]
 
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
+            "余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯"
+            "龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
 GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛",
          "明", "超", "秀英", "霞", "平", "刚", "桂英", "志强", "建华", "晓东", "海燕", "文博",
          "子涵", "雨桐", "浩然", "思远", "嘉怡", "俊杰", "婷婷", "国栋", "建国", "堃", "喆",
@@ -132,7 +145,7 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
 
         admin = user("admin", ["admin"], name="系统管理员")
         user("chair", ["committee_chair"], name="周国栋")
-        for i, label in enumerate(["销售", "财务", "销售"], 1):
+        for i in (1, 2, 3):
             user(f"member{i}", ["committee_member"])
         user("director", ["sales_director", "committee_member"], name="林思远")
         user("gm", ["general_manager"], name="陈建华")

@@ -12,11 +12,12 @@ import pytest
 
 from app import create_app
 from models import ALL_MODELS, Branch, Customer, User, db
+from models.base import table_exists
 from models.schema import upgrade
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
-PG_SCHEMA = "tierdesk_test"
+PG_SCHEMA = f"tierdesk_test_{os.getpid()}"  # two runs at once must not collide
 PASSWORD = "correct-horse-1"
 
 _password_hash = None
@@ -86,11 +87,24 @@ def app(database_url, backend, tmp_path):
     })
     with app.app_context():
         if backend == "postgresql":
-            tables = ", ".join(m._meta.table_name for m in ALL_MODELS)
-            if db.table_exists("schema_version"):
+            tables = ", ".join(f'"{m._meta.table_name}"' for m in ALL_MODELS)
+            if table_exists("schema_version"):
                 db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         upgrade()
         db.close()
+    yield app
+    if not db.is_closed():
+        db.close()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path):
+    """The app on a SQLite file, for what only SQLite has (pragmas, backups)."""
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "WTF_CSRF_ENABLED": False,
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'sqlite-only.db'}"})
+    with app.app_context():
+        upgrade()
+    db.close()
     yield app
     if not db.is_closed():
         db.close()
@@ -131,7 +145,8 @@ class Factory:
         n = self._next()
         if branch is None and set(roles) & {"branch_manager", "sales_rep"}:
             branch = self.branch()
-        user = User(username=username or f"user{n}", display_name=kw.pop("display_name", f"用户{n}"),
+        user = User(username=username or f"user{n}",
+                    display_name=kw.pop("display_name", f"用户{n}"),
                     password_hash=_hash(), branch=branch, **kw)
         user.roles = roles
         user.save()
@@ -139,7 +154,8 @@ class Factory:
 
     def customer(self, branch=None, name=None, **kw):
         n = self._next()
-        return Customer.create(code=kw.pop("code", f"T{n:05d}"), name=name or f"测试客户{n}有限公司",
+        return Customer.create(code=kw.pop("code", f"T{n:05d}"),
+                               name=name or f"测试客户{n}有限公司",
                                branch=branch or self.branch(), **kw)
 
 

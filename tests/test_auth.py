@@ -3,7 +3,7 @@ import time
 
 import itsdangerous.timed
 
-from models import AuditEvent, User, db
+from models import AuditEvent, User
 from models.people import save_user
 from tests.conftest import PASSWORD, login
 

@@ -1,10 +1,9 @@
 """Administration of users and branches."""
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from peewee import JOIN, fn
 
 from forms.admin import BranchForm, UserForm
-from peewee import fn
-
 from models import Branch, Customer, DomainError, User
 from models.people import LANGUAGES, save_branch, save_user
 
@@ -17,7 +16,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @role_required("admin")
 def users():
     """Every user with roles and branch."""
-    rows = User.select(User, Branch).join(Branch, join_type="LEFT OUTER").order_by(User.username)
+    rows = User.select(User, Branch).join(Branch, JOIN.LEFT_OUTER).order_by(User.username)
     return render_template("admin/users.html", users=rows, languages=LANGUAGES)
 
 

@@ -1,0 +1,80 @@
+"""Administrators manage users and branches; every change is audited."""
+from models import AuditEvent, Branch, User
+
+
+def _user_form(**overrides):
+    data = {"username": "newbie", "display_name": "新同事", "password": "long-password-1",
+            "roles": ["sales_rep"], "branch": "0", "language": "zh_CN",
+            "sales_cycle_days": "28", "active": "y"}
+    data.update(overrides)
+    return data
+
+
+def test_admin_creates_a_user(client, login_as, make):
+    """A new user is saved with roles and branch, and the creation is audited."""
+    admin = login_as("admin")
+    branch = make.branch("GZ", "广州分公司")
+    response = client.post("/admin/users/new", data=_user_form(branch=str(branch.id)))
+    assert response.status_code == 303
+    user = User.get(User.username == "newbie")
+    assert user.roles == ["sales_rep"] and user.branch_id == branch.id
+    assert user.check_password("long-password-1")
+    event = AuditEvent.get(AuditEvent.action == "user_created")
+    assert event.actor_id == admin.id and '"newbie"' in event.after
+    assert "long-password-1" not in (event.after or "")
+    assert "新同事" in client.get("/admin/users").get_data(as_text=True)
+
+
+def test_user_form_errors_save_nothing(client, login_as, make):
+    """Bad input re-renders the form with messages in Chinese and writes nothing."""
+    login_as("admin")
+    make.user("taken", roles=("admin",))
+    users, events = User.select().count(), AuditEvent.select().count()
+    cases = [
+        (_user_form(username=""), "必填"),
+        (_user_form(username="bad name!"), "只能使用字母"),
+        (_user_form(roles=[]), "请至少选择一个角色"),
+        (_user_form(password="short"), "8"),
+        (_user_form(), "必须属于一个分公司"),  # a sales rep without a branch
+        (_user_form(username="taken", roles=["admin"]), "已被使用"),
+        (_user_form(roles=["wizard"]), "wizard"),
+    ]
+    for data, message in cases:
+        response = client.post("/admin/users/new", data=data)
+        assert response.status_code == 200, data
+        assert message in response.get_data(as_text=True), (data, message)
+    assert User.select().count() == users
+    assert AuditEvent.select().count() == events
+
+
+def test_editing_audits_before_and_after(client, login_as, make):
+    """An edit records the old and new values; an empty password keeps the old one."""
+    login_as("admin")
+    branch = make.branch("SH", "上海分公司")
+    user = make.user("rep1", roles=("sales_rep",), branch=branch, display_name="旧名字")
+    old_hash = user.password_hash
+    response = client.post(f"/admin/users/{user.id}", data=_user_form(
+        username="rep1", display_name="新名字", password="", branch=str(branch.id)))
+    assert response.status_code == 303
+    user = User.get_by_id(user.id)
+    assert user.display_name == "新名字" and user.password_hash == old_hash
+    event = AuditEvent.get(AuditEvent.action == "user_updated")
+    assert ("display_name", "旧名字", "新名字") in event.changes()
+
+
+def test_branches_are_managed_and_codes_unique(client, login_as, make):
+    """A branch is created once; a second with the same code is refused."""
+    login_as("admin")
+    assert client.post("/admin/branches/new", data={"code": "CD", "name": "成都分公司",
+                                                    "region": "西南"}).status_code == 303
+    response = client.post("/admin/branches/new", data={"code": "CD", "name": "另一个"})
+    assert "已被使用" in response.get_data(as_text=True)
+    assert Branch.select().where(Branch.code == "CD").count() == 1
+    assert "成都分公司" in client.get("/admin/branches").get_data(as_text=True)
+    assert AuditEvent.select().where(AuditEvent.action == "branch_created").count() == 1
+
+
+def test_missing_user_is_404(client, login_as):
+    """Editing a user that does not exist answers 404."""
+    login_as("admin")
+    assert client.get("/admin/users/99999").status_code == 404

@@ -1,0 +1,145 @@
+"""The database layer: pragmas, connections, transactions, migrations."""
+import sqlite3
+import threading
+
+import pytest
+from peewee import IntegerField
+
+from app import create_app
+from models import Branch, db, write_transaction
+from models.schema import SchemaVersion, current_version, latest_version, upgrade
+from tests.conftest import login, make_pg_schema, pg_execute, pg_url
+
+
+def test_sqlite_pragmas_on_every_connection(sqlite_app):
+    """Each SQLite connection runs in WAL with foreign keys and a busy timeout."""
+    for _ in range(2):  # a second connection gets them too
+        db.connect(reuse_if_open=True)
+        assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
+        db.close()
+
+
+def test_foreign_keys_are_enforced(app, make):
+    """A user pointing at a missing branch is refused by the database itself."""
+    from peewee import IntegrityError
+
+    from models import User
+    with pytest.raises(IntegrityError), db.atomic():
+        User.insert(username="ghost", display_name="g", password_hash="x",
+                    branch=987654).execute()
+
+
+def test_connection_closed_after_each_request_even_on_error(app, client, make):
+    """The request's connection is closed in teardown, also when the view raised."""
+    def boom():
+        Branch.select().count()
+        raise RuntimeError("boom")
+
+    app.add_url_rule("/boom", "boom", boom)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    make.user("admin1", roles=("admin",))
+    login(client, "admin1")
+    db.close()
+    response = client.get("/boom")
+    assert response.status_code == 500
+    assert "系统出现错误" in response.get_data(as_text=True)
+    assert "RuntimeError" not in response.get_data(as_text=True)
+    assert db.is_closed()
+    client.get("/")
+    assert db.is_closed()
+
+
+def test_write_transaction_takes_the_lock_up_front(sqlite_app):
+    """On SQLite a read-then-write transaction holds the write lock from its start."""
+    path = db.database
+    started, release = threading.Event(), threading.Event()
+
+    def writer():
+        with write_transaction():
+            Branch.select().count()  # a read first...
+            started.set()
+            release.wait(5)
+            Branch.create(code="W1", name="写入")  # ...then the write
+        db.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    started.wait(5)
+    other = sqlite3.connect(path, timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("BEGIN IMMEDIATE")
+    other.close()
+    release.set()
+    thread.join()
+    assert Branch.select().where(Branch.code == "W1").exists()
+
+
+def _app_on_empty_database(backend, tmp_path):
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'empty.db'}"
+    else:
+        url = pg_url(make_pg_schema())
+    return create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": url}), url
+
+
+def test_upgrade_from_the_first_migration(backend, tmp_path):
+    """A database created at version 1 upgrades to the latest and keeps its rows."""
+    app, url = _app_on_empty_database(backend, tmp_path)
+    try:
+        with app.app_context():
+            assert current_version() == 0
+            assert upgrade(target=1) == [1]
+            Branch.insert(code="OLD", name="老分公司").execute()
+            applied = upgrade()
+            assert current_version() == latest_version()
+            assert applied == list(range(2, latest_version() + 1))
+            assert Branch.get(Branch.code == "OLD").name == "老分公司"
+            assert upgrade() == []  # idempotent
+            assert [v.version for v in SchemaVersion.select().order_by(
+                SchemaVersion.version)] == list(range(1, latest_version() + 1))
+    finally:
+        db.close()
+        if backend == "postgresql":
+            schema = url.rsplit("%3D", 1)[1]
+            pg_execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_a_failing_migration_leaves_the_previous_version(backend, tmp_path, monkeypatch):
+    """A migration that raises is rolled back whole: the version does not move."""
+    import models.schema as schema
+
+    app, url = _app_on_empty_database(backend, tmp_path)
+    real = schema.available_migrations
+
+    class Broken:
+        @staticmethod
+        def migrate(database):
+            from playhouse.migrate import SchemaMigrator, migrate
+            migrator = SchemaMigrator.from_database(database)
+            migrate(migrator.add_column("branch", "half_done", IntegerField(default=0)))
+            raise RuntimeError("half-way")
+
+    known = real()
+    monkeypatch.setattr(schema, "available_migrations",
+                        lambda: [*known, (known[-1][0] + 1, "broken", Broken)])
+    try:
+        with app.app_context():
+            with pytest.raises(RuntimeError, match="half-way"):
+                upgrade()
+            assert current_version() == known[-1][0]
+            columns = [c.name for c in db.get_columns("branch")]
+            assert "half_done" not in columns
+    finally:
+        db.close()
+        if backend == "postgresql":
+            pg_execute(f"DROP SCHEMA {url.rsplit('%3D', 1)[1]} CASCADE")
+
+
+def test_the_url_picks_the_driver(backend, app):
+    """DATABASE_URL=postgresql://… gives pooled PostgreSQL; sqlite:///… gives SQLite."""
+    from peewee import SqliteDatabase
+    from playhouse.pool import PooledPostgresqlDatabase
+    expected = PooledPostgresqlDatabase if backend == "postgresql" else SqliteDatabase
+    assert isinstance(db.obj, expected)

@@ -1,0 +1,77 @@
+"""Chinese by default, English selectable; numbers, money and dates per locale."""
+import datetime
+import re
+from decimal import Decimal
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+from flask_babel import force_locale
+
+from models import User
+from services import formatting
+from tests.conftest import login
+
+CATALOG = Path(__file__).parent.parent / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / \
+    "messages.po"
+
+
+def test_catalog_is_complete():
+    """Every message has a Chinese translation, none fuzzy, placeholders kept."""
+    with CATALOG.open("rb") as f:
+        catalog = read_po(f)
+    for message in catalog:
+        if not message.id:
+            continue
+        msgid = message.id if isinstance(message.id, str) else message.id[0]
+        msgstr = message.string if isinstance(message.string, str) else message.string[0]
+        assert msgstr, f"untranslated: {msgid}"
+        assert "fuzzy" not in message.flags, f"fuzzy: {msgid}"
+        assert set(re.findall(r"%\(\w+\)s", msgid)) == set(re.findall(r"%\(\w+\)s", msgstr)), \
+            msgid
+
+
+def test_formats_in_chinese(app):
+    """Chinese users read 2027年3月25日, 1,234.50 元 and 123.46 万元."""
+    with app.test_request_context(), force_locale("zh_CN"):
+        assert formatting.date(datetime.date(2027, 3, 25)) == "2027年3月25日"
+        assert formatting.money(Decimal("1234.5")) == "1,234.50 元"
+        assert formatting.wan(Decimal("1234567")) == "123.46 万元"
+        assert formatting.number(1234567) == "1,234,567"
+        assert formatting.percent(Decimal("87.26")) == "87.3%"
+        utc = datetime.datetime(2027, 3, 25, 1, 30)
+        assert formatting.datetime_(utc) == "2027年3月25日 09:30"  # Beijing time
+
+
+def test_formats_in_english(app):
+    """English users read Mar 25, 2027 and ¥1,234.50; 万元 becomes the full amount."""
+    with app.test_request_context(), force_locale("en"):
+        assert formatting.date(datetime.date(2027, 3, 25)) == "Mar 25, 2027"
+        assert formatting.money(Decimal("1234.5")) == "¥1,234.50"
+        assert formatting.wan(Decimal("1234567")) == "¥1,234,567.00"
+
+
+def test_language_choice_is_kept_per_user(client, make):
+    """A user who switches to English gets English at the next login too."""
+    make.user("mei", roles=("admin",))
+    login(client, "mei")
+    assert "我的待办" in client.get("/").get_data(as_text=True)
+    client.post("/language", data={"language": "en", "next": "/"})
+    assert "My tasks" in client.get("/").get_data(as_text=True)
+    client.post("/logout")
+    login(client, "mei")
+    assert "My tasks" in client.get("/").get_data(as_text=True)
+    assert User.get(User.username == "mei").language == "en"
+
+
+def test_visitor_language_switch_on_the_login_page(client):
+    """A visitor can read the login page in English before logging in."""
+    client.post("/language", data={"language": "en", "next": "/login"})
+    assert "Log in to Tierdesk" in client.get("/login").get_data(as_text=True)
+
+
+def test_unknown_language_is_ignored(client, make):
+    """A forged language value changes nothing."""
+    make.user("mei", roles=("admin",))
+    login(client, "mei")
+    client.post("/language", data={"language": "klingon"})
+    assert User.get(User.username == "mei").language == "zh_CN"

@@ -1,0 +1,85 @@
+"""Web safety on every response, error pages, and the health check."""
+import pytest
+
+from services.health import harfbuzz_subsetting
+from tests.conftest import login
+
+
+@pytest.mark.parametrize("path", ["/login", "/", "/audit", "/no-such-page"])
+def test_security_headers_on_every_response(client, make, path):
+    """CSP without inline script, nosniff, no framing and a referrer policy, everywhere."""
+    make.user("admin", roles=("admin",))
+    login(client, "admin")
+    headers = client.get(path).headers
+    csp = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_pages_vary_on_hx_request(client, make):
+    """A page that answers htmx with a fragment says so in Vary."""
+    make.user("admin", roles=("admin",))
+    login(client, "admin")
+    full = client.get("/audit")
+    fragment = client.get("/audit", headers={"HX-Request": "true"})
+    assert "HX-Request" in full.headers["Vary"]
+    assert "HX-Request" in fragment.headers["Vary"]
+    assert "<html" in full.get_data(as_text=True)
+    assert "<html" not in fragment.get_data(as_text=True)
+
+
+def test_oversized_request_is_413(client, make):
+    """A body over the limit is refused with 413 and a page in Chinese."""
+    make.user("admin", roles=("admin",))
+    login(client, "admin")
+    response = client.post("/admin/branches/new", data={"code": "X" * (11 * 1024 * 1024)})
+    assert response.status_code == 413
+    assert "上传的文件过大" in response.get_data(as_text=True)
+
+
+def test_error_pages_are_generic_and_in_the_users_language(client, make):
+    """A 404 says nothing technical and speaks the user's language."""
+    make.user("ann", roles=("admin",), language="en")
+    login(client, "ann")
+    response = client.get("/no-such-page")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert "This page does not exist" in page
+    assert "Traceback" not in page and "werkzeug" not in page.lower()
+
+
+def test_healthz_reports_database_schema_and_fonts(client):
+    """/healthz answers JSON without login: database, schema version, PDF subsetting."""
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["database"] is True
+    assert body["schema_version"] == body["schema_latest"]
+    assert body["pdf_font_subsetting"] is harfbuzz_subsetting()
+    assert body["status"] == ("ok" if harfbuzz_subsetting() else "degraded")
+
+
+def test_healthz_warns_when_harfbuzz_subsetting_is_missing(client, monkeypatch):
+    """Without libharfbuzz-subset0 the health check says so and why it matters."""
+    monkeypatch.setattr("views.main.harfbuzz_subsetting", lambda: False)
+    body = client.get("/healthz").get_json()
+    assert body["status"] == "degraded"
+    assert body["pdf_font_subsetting"] is False
+    assert "libharfbuzz-subset0" in body["warnings"][0]
+
+
+def test_this_machine_has_harfbuzz_subsetting():
+    """Setup installs libharfbuzz-subset0, so WeasyPrint subsets fonts natively here."""
+    assert harfbuzz_subsetting() is True
+
+
+def test_htmx_is_vendored_unmodified(client):
+    """The vendored htmx file matches the checksum recorded beside it."""
+    import hashlib
+    from pathlib import Path
+    folder = Path(__file__).parent.parent / "static" / "vendor" / "htmx"
+    recorded = (folder / "VERSION").read_text().split("sha256 ")[1].split()[0]
+    assert hashlib.sha256((folder / "htmx.min.js").read_bytes()).hexdigest() == recorded
+    assert client.get("/static/vendor/htmx/htmx.min.js").status_code == 200
