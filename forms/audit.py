@@ -1,8 +1,11 @@
 """The audit trail's filter form (GET, no CSRF)."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, StringField
+from wtforms import DateField, IntegerField, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional
+
+from forms import choices
+from models.audit import ACTION_LABELS, OBJECT_LABELS
 
 
 class AuditFilterForm(FlaskForm):
@@ -10,8 +13,10 @@ class AuditFilterForm(FlaskForm):
         csrf = False
 
     actor = StringField(_l("Who"), validators=[Optional(), Length(max=64)])
-    action = StringField(_l("Action"), validators=[Optional(), Length(max=64)])
-    object_type = StringField(_l("Record type"), validators=[Optional(), Length(max=64)])
+    action = SelectField(_l("Action"), choices=choices(
+        [("", _l("All"))] + list(ACTION_LABELS.items())), validate_choice=False)
+    object_type = SelectField(_l("Record type"), choices=choices(
+        [("", _l("All"))] + list(OBJECT_LABELS.items())), validate_choice=False)
     object_id = StringField(_l("Record id"), validators=[Optional(), Length(max=64)])
     since = DateField(_l("From"), validators=[Optional()])
     until = DateField(_l("To"), validators=[Optional()])

@@ -1,7 +1,7 @@
 """Peewee models, one module per domain, with the rules that belong to them."""
 from .audit import AuditEvent, audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
-from .customers import Customer, CustomerYear
+from .customers import Activity, Contact, Customer, CustomerYear, ImportBatch, TierHistory
 from .people import Branch, User
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
@@ -9,9 +9,12 @@ from .tiers import Tier
 
 # Every table, in dependency order (tests and tools iterate over it).
 ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, Criterion,
-              CriterionLevel, GradeBand, Customer, CustomerYear]
+              CriterionLevel, GradeBand, Customer, CustomerYear, Contact, Activity, TierHistory,
+              ImportBatch]
 
-__all__ = ["ALL_MODELS", "AuditEvent", "BaseModel", "Branch", "Criterion", "CriterionLevel",
-           "Customer", "CustomerYear", "DomainError", "GradeBand", "NotFound",
-           "ScorecardTemplate", "SchemaVersion", "Tier", "User", "audit", "db", "utcnow",
-           "write_transaction"]
+__all__ = [
+    "ALL_MODELS", "Activity", "AuditEvent", "BaseModel", "Branch", "Contact", "Criterion",
+    "CriterionLevel", "Customer", "CustomerYear", "DomainError", "GradeBand", "ImportBatch",
+    "NotFound", "ScorecardTemplate", "SchemaVersion", "Tier", "TierHistory", "User", "audit",
+    "db", "utcnow", "write_transaction",
+]

@@ -3,11 +3,35 @@ import datetime
 import json
 
 from flask import has_request_context, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from peewee import CharField, DateTimeField, ForeignKeyField, TextField
 
 from .base import BaseModel, utcnow
 from .people import User
+
+# What the trail calls each action and record type; a code without a label
+# shows as the code itself. Domains add theirs here.
+ACTION_LABELS = {
+    "login": _l("Logged in"),
+    "login_failed": _l("Failed login"),
+    "login_throttled": _l("Login refused (too many failures)"),
+    "logout": _l("Logged out"),
+    "access_denied": _l("Access denied"),
+    "user_created": _l("User created"),
+    "user_updated": _l("User changed"),
+    "user_language": _l("Language changed"),
+    "branch_created": _l("Branch created"),
+    "branch_updated": _l("Branch changed"),
+    "demo_seeded": _l("Demo data loaded"),
+}
+OBJECT_LABELS = {
+    "user": _l("User"),
+    "branch": _l("Branch"),
+    "customer": _l("Customer"),
+    "database": _l("Database"),
+    "ip": _l("Address"),
+}
 
 
 class AuditIsAppendOnly(Exception):
@@ -44,6 +68,14 @@ class AuditEvent(BaseModel):
     @classmethod
     def delete(cls, *args, **kwargs):
         raise AuditIsAppendOnly("audit events cannot be deleted")
+
+    @property
+    def action_label(self):
+        return ACTION_LABELS.get(self.action, self.action)
+
+    @property
+    def object_label(self):
+        return OBJECT_LABELS.get(self.object_type, self.object_type)
 
     @property
     def before_data(self):

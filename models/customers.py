@@ -1,6 +1,10 @@
-"""Customers and their yearly figures."""
+"""Customers, their contacts, yearly figures, activities and tier history."""
+import datetime
+import unicodedata
+
 from flask_babel import lazy_gettext as _l
 from peewee import (
+    JOIN,
     BooleanField,
     CharField,
     DateField,
@@ -8,10 +12,11 @@ from peewee import (
     DecimalField,
     ForeignKeyField,
     IntegerField,
+    TextField,
 )
 from pypinyin import Style, lazy_pinyin
 
-from .base import BaseModel, utcnow
+from .base import BaseModel, DomainError, db, utcnow, write_transaction
 from .people import Branch, User
 from .tiers import Tier
 
@@ -94,3 +99,236 @@ class CustomerYear(BaseModel):
 
     class Meta:
         indexes = ((("customer", "year"), True),)
+
+
+class Contact(BaseModel):
+    """A person at the customer the account manager deals with."""
+    customer = ForeignKeyField(Customer, backref="contacts", on_delete="CASCADE")
+    name = CharField(max_length=50)
+    title = CharField(max_length=50, default="")
+    phone = CharField(max_length=50, default="")
+    email = CharField(max_length=100, default="")
+    created_at = DateTimeField(default=utcnow)
+
+    def audit_dict(self):
+        return {"name": self.name, "title": self.title, "phone": self.phone,
+                "email": self.email}
+
+
+ACTIVITY_KINDS = {
+    "call": _l("Phone call"),
+    "visit": _l("Visit"),
+    "email": _l("E-mail"),
+    "holiday_greeting": _l("Holiday greeting"),
+    "sales_analysis": _l("Sales analysis"),
+    "complaint": _l("Complaint"),
+}
+
+
+class Activity(BaseModel):
+    """One logged contact with a customer (客户联系记录)."""
+    customer = ForeignKeyField(Customer, backref="activities", on_delete="CASCADE")
+    kind = CharField(max_length=32)
+    occurred_on = DateField()
+    user = ForeignKeyField(User, null=True, backref="activities", on_delete="SET NULL")
+    notes = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("customer", "occurred_on"), False), (("kind", "occurred_on"), False))
+
+    @property
+    def kind_label(self):
+        return ACTIVITY_KINDS.get(self.kind, self.kind)
+
+    def audit_dict(self):
+        return {"customer": self.customer_id, "kind": self.kind,
+                "occurred_on": self.occurred_on, "notes": self.notes}
+
+
+TIER_SOURCES = {
+    "initial": _l("Initial grading"),
+    "import": _l("Import"),
+    "cycle": _l("Grading cycle"),
+    "approval": _l("Approved tier change"),
+}
+
+
+class TierHistory(BaseModel):
+    """A tier the customer held from `effective_on`, and what set it."""
+    customer = ForeignKeyField(Customer, backref="tier_history", on_delete="CASCADE")
+    tier = ForeignKeyField(Tier, on_delete="RESTRICT")
+    effective_on = DateField()
+    source = CharField(max_length=16, default="initial")
+    # What set it, in words: a cycle's name or a request's number.
+    reference = CharField(max_length=200, default="")
+    created_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("customer", "effective_on"), False),)
+
+    @property
+    def source_label(self):
+        return TIER_SOURCES.get(self.source, self.source)
+
+
+class ImportBatch(BaseModel):
+    """An uploaded customer file between preview and confirmation.
+
+    Held in the database, not on disk, so any worker on any host can
+    confirm what another one previewed.
+    """
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    filename = CharField(max_length=255)
+    # JSON: the parsed rows with their actions and errors.
+    payload = TextField()
+    status = CharField(max_length=16, default="preview")  # preview, applied, discarded
+    created_at = DateTimeField(default=utcnow)
+    applied_at = DateTimeField(null=True)
+
+
+# --- Finding customers -------------------------------------------------------
+
+SORTS = {
+    "code": Customer.code,
+    "name": Customer.name_initials,
+    "branch": Branch.code,
+    "tier": Tier.rank,
+    "kind": Customer.kind,
+    "updated": Customer.updated_at,
+}
+
+
+def normalise_query(text):
+    """What the user typed, as search sees it: NFKC (full-width → half-width),
+    trimmed, lower-case."""
+    return unicodedata.normalize("NFKC", text or "").strip().lower()
+
+
+def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=None,
+                   industry=None, manager_id=None, provisional=None, sort="code",
+                   descending=False):
+    """Customers visible to `user` that match the filters, with branch, tier and
+    account manager joined in (one query for a whole page).
+
+    `q` matches the code, any part of the name, or the pinyin initials
+    ("shpj" finds 上海浦江…). `tier_id=0` means "no tier yet".
+    """
+    Manager = User.alias()
+    query = (Customer.visible_to(user)
+             .select(Customer, Branch, Tier, Manager)
+             .join(Branch, on=(Customer.branch == Branch.id))
+             .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id))
+             .switch(Customer).join(Manager, JOIN.LEFT_OUTER,
+                                    on=(Customer.account_manager == Manager.id),
+                                    attr="account_manager"))
+    q = normalise_query(q)
+    if q:
+        query = query.where(Customer.code.startswith(q) | Customer.name.contains(q)
+                            | Customer.name_initials.startswith(q))
+    if branch_id:
+        query = query.where(Customer.branch == branch_id)
+    if tier_id == 0:
+        query = query.where(Customer.tier.is_null())
+    elif tier_id:
+        query = query.where(Customer.tier == tier_id)
+    for field, value in ((Customer.kind, kind), (Customer.nature, nature),
+                         (Customer.industry, industry), (Customer.account_manager, manager_id)):
+        if value:
+            query = query.where(field == value)
+    if provisional is not None:
+        query = query.where(Customer.provisional == provisional)
+    column = SORTS.get(sort, Customer.code)
+    order = column.desc(nulls="LAST") if descending else column.asc(nulls="LAST")
+    return query.order_by(order, Customer.id)
+
+
+# --- Changing customers ------------------------------------------------------
+
+EDITABLE_FIELDS = ("code", "name", "kind", "nature", "industry", "region", "branch",
+                   "account_manager", "provisional", "cooperation_since")
+
+
+def customer_audit_dict(customer):
+    return {
+        "code": customer.code, "name": customer.name, "kind": customer.kind,
+        "nature": customer.nature, "industry": customer.industry, "region": customer.region,
+        "branch": customer.branch_id, "account_manager": customer.account_manager_id,
+        "provisional": customer.provisional, "cooperation_since": customer.cooperation_since,
+    }
+
+
+def save_customer(customer, user, **values):
+    """Create (`customer` is None) or update a customer from `values`, audited.
+
+    Only EDITABLE_FIELDS are taken: a tier, an id or anything else passed in
+    is ignored. Raises DomainError when the code is taken, the branch lies
+    outside the user's scope, or the account manager is not of that branch.
+    """
+    from .audit import audit
+    values = {k: v for k, v in values.items() if k in EDITABLE_FIELDS}
+    with write_transaction():
+        branch = values.get("branch", customer.branch if customer else None)
+        branch_id = getattr(branch, "id", branch)
+        if branch_id is None or not Branch.select().where(Branch.id == branch_id).exists():
+            raise DomainError(_l("Choose a branch."))
+        if user.is_branch_scoped and branch_id != user.branch_id:
+            raise DomainError(_l("You can only keep customers of your own branch."))
+        manager = values.get("account_manager")
+        manager_id = getattr(manager, "id", manager)
+        if manager_id and not User.select().where(User.id == manager_id,
+                                                  User.branch == branch_id).exists():
+            raise DomainError(_l("The account manager must work in the customer's branch."))
+        code = values.get("code", customer.code if customer else "")
+        clash = Customer.select().where(Customer.code == code)
+        if customer is not None:
+            clash = clash.where(Customer.id != customer.id)
+        if clash.exists():
+            raise DomainError(_l("The customer code %(code)s is taken.", code=code))
+        creating = customer is None
+        before = None if creating else customer_audit_dict(customer)
+        customer = customer or Customer()
+        for key, value in values.items():
+            setattr(customer, key, value)
+        customer.save()
+        after = customer_audit_dict(customer)
+        if not creating and after == before:
+            return customer
+        audit("customer_created" if creating else "customer_updated", customer,
+              before=before, after=after)
+    return customer
+
+
+def log_activity(customer, user, kind, occurred_on, notes=""):
+    """Record a contact with the customer, audited. Raises DomainError for an
+    unknown kind or a date in the future."""
+    from .audit import audit
+    if kind not in ACTIVITY_KINDS:
+        raise DomainError(_l("Unknown kind of contact."))
+    if occurred_on > datetime.date.today():
+        raise DomainError(_l("A contact cannot be logged for a future date."))
+    with db.atomic():
+        activity = Activity.create(customer=customer, user=user, kind=kind,
+                                   occurred_on=occurred_on, notes=notes or "")
+        audit("activity_logged", activity, after=activity.audit_dict())
+    return activity
+
+
+def add_contact(customer, **values):
+    """Add a contact person to the customer, audited."""
+    from .audit import audit
+    with db.atomic():
+        contact = Contact.create(customer=customer, **values)
+        audit("contact_added", contact, after={"customer": customer.id,
+                                               **contact.audit_dict()})
+    return contact
+
+
+def remove_contact(contact):
+    """Remove a contact person, audited with what was removed."""
+    from .audit import audit
+    with db.atomic():
+        audit("contact_removed", contact, before={"customer": contact.customer_id,
+                                                  **contact.audit_dict()})
+        contact.delete_instance()

@@ -8,7 +8,9 @@ import random
 from decimal import Decimal
 
 from models import (
+    Activity,
     Branch,
+    Contact,
     Criterion,
     CriterionLevel,
     Customer,
@@ -16,6 +18,7 @@ from models import (
     GradeBand,
     ScorecardTemplate,
     Tier,
+    TierHistory,
     User,
     audit,
     db,
@@ -218,8 +221,63 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
             for start in range(0, len(ids), 500):
                 Customer.update(tier=tiers[code].id).where(
                     Customer.id.in_(ids[start:start + 500])).execute()
+        _contacts_activities_history(rng, today, tiers, dict((cid, c) for c, cid in by_sales))
         audit("demo_seeded", actor=admin, object_type="database",
               after={"seed": seed, "customers": customers, "branches": branches})
+
+
+TITLES = ["总经理", "副总经理", "采购经理", "采购主管", "财务总监", "行政主管", "项目经理",
+          "技术总监", "董事长助理", "供应链经理"]
+NOTES = {
+    "call": ["电话沟通下季度订单计划", "确认发货时间与数量", "了解对方预算安排",
+             "回访产品使用情况"],
+    "visit": ["上门拜访，与采购部座谈", "陪同技术人员现场调试", "年度互访，双方高层会谈",
+              "参观客户新厂区"],
+    "email": ["发送新产品资料", "邮件确认合同条款", "寄送对账单"],
+    "holiday_greeting": ["春节问候并寄送贺卡", "中秋节送月饼", "国庆节短信问候"],
+    "sales_analysis": ["季度销售分析：同比增长", "半年度回款情况分析", "年度采购结构分析"],
+    "complaint": ["客户反映交货延迟，已协调解决", "产品质量投诉，已安排更换"],
+}
+# How often each tier's account manager gets in touch, in days (roughly the policy).
+CONTACT_EVERY = {"A": 30, "B": 45, "C": 60, "D": 120}
+
+
+def _contacts_activities_history(rng, today, tiers, tier_of):
+    """Contacts, a year of logged activities and the tier history of each customer."""
+    customers = list(Customer.select(Customer.id, Customer.account_manager,
+                                     Customer.cooperation_since, Customer.kind))
+    contacts, activities, history = [], [], []
+    for customer in customers:
+        for _ in range(rng.randint(1, 3)):
+            contacts.append(dict(
+                customer=customer.id, name=_person(rng), title=rng.choice(TITLES),
+                phone=f"1{rng.choice('3589')}{rng.randint(0, 9)}{rng.randint(10000000, 99999999)}",
+                email=""))
+        if customer.kind == "prospect":
+            continue
+        code = tier_of.get(customer.id, "D")
+        every = CONTACT_EVERY[code]
+        day = today - datetime.timedelta(days=rng.randint(0, every * 2))
+        start = today - datetime.timedelta(days=365)
+        while day > start and (customer.cooperation_since is None
+                               or day >= customer.cooperation_since):
+            kind = rng.choices(list(NOTES), weights=[50, 15, 15, 8, 8, 4])[0]
+            activities.append(dict(customer=customer.id, kind=kind, occurred_on=day,
+                                   user=customer.account_manager_id,
+                                   notes=rng.choice(NOTES[kind])))
+            day -= datetime.timedelta(days=max(3, int(rng.gauss(every, every / 3))))
+        since = customer.cooperation_since or today
+        first = max(since, datetime.date(today.year - 2, 4, 1))
+        previous = rng.choice([code, code, chr(min(ord(code) + 1, ord("D")))])
+        history.append(dict(customer=customer.id, tier=tiers[previous].id, effective_on=first,
+                            source="initial", reference=""))
+        if (datetime.date(today.year, 4, 1) > first):
+            history.append(dict(customer=customer.id, tier=tiers[code].id,
+                                effective_on=datetime.date(today.year, 4, 1), source="cycle",
+                                reference=f"{today.year}年度客户分级评定"))
+    for rows, model in ((contacts, Contact), (activities, Activity), (history, TierHistory)):
+        for start in range(0, len(rows), 500):
+            model.insert_many(rows[start:start + 500]).execute()
 
 
 def demo_logins():

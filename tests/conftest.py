@@ -13,7 +13,11 @@ import pytest
 from app import create_app
 from models import ALL_MODELS, Branch, Customer, User, db
 from models.base import table_exists
-from models.schema import upgrade
+from models.schema import SchemaVersion, upgrade
+
+# Browser fixtures (live_server, browser, page, new_page) for every test module.
+pytest.register_assert_rewrite("tests.live")
+pytest_plugins = ["tests.live"]
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
@@ -87,7 +91,9 @@ def app(database_url, backend, tmp_path):
     })
     with app.app_context():
         if backend == "postgresql":
-            tables = ", ".join(f'"{m._meta.table_name}"' for m in ALL_MODELS)
+            # Empty every table but the schema's own record of its migrations.
+            tables = ", ".join(f'"{m._meta.table_name}"' for m in ALL_MODELS
+                               if m is not SchemaVersion)
             if table_exists("schema_version"):
                 db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         upgrade()

@@ -87,6 +87,7 @@ def logout():
     audit("logout", user, actor=user)
     logout_user()
     session.clear()
+    session["language"] = user.language  # the login page keeps speaking their language
     flash(_("You have logged out."), "info")
     return redirect(url_for("auth.login"))
 

@@ -56,6 +56,7 @@ def floor():
 # Later domains add their entries here.
 NAV = [
     ("main.dashboard", _l("My tasks"), None),
+    ("customers.index", _l("Customers"), None),
     ("admin.users", _l("Users"), ("admin",)),
     ("admin.branches", _l("Branches"), ("admin",)),
     ("audit.events", _l("Audit trail"), ("admin",)),
@@ -65,13 +66,13 @@ NAV = [
 @bp.app_context_processor
 def layout_helpers():
     def nav_items():
-        current = request.endpoint or ""
-        return [
-            {"url": url_for(endpoint), "label": label,
-             "active": current.split(".")[0] == endpoint.split(".")[0]}
-            for endpoint, label, roles in NAV
-            if roles is None or current_user.has_role(*roles)
-        ]
+        items = []
+        for endpoint, label, roles in NAV:
+            if roles is None or current_user.has_role(*roles):
+                url = url_for(endpoint)
+                active = request.path == url if url == "/" else request.path.startswith(url)
+                items.append({"url": url, "label": label, "active": active})
+        return items
 
     return {"nav_items": nav_items, "current_locale": get_locale,
             "role_label": lambda role: ROLES.get(role, role), "today": datetime.date.today()}

@@ -1,0 +1,146 @@
+"""Forms of the customer book: filters, the customer itself, contacts, activities, import."""
+import datetime
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
+
+from forms import choices
+from models import Branch, Tier, User
+from models.customers import ACTIVITY_KINDS, INDUSTRIES, KINDS, NATURES, SORTS
+
+ANY = ("", _l("All"))
+
+
+def visible_branches(user):
+    query = Branch.select().order_by(Branch.code)
+    if user.is_branch_scoped:
+        query = query.where(Branch.id == user.branch_id)
+    return query
+
+
+def managers_of(branches):
+    """Users who can be account managers in these branches."""
+    return (User.select().where(User.branch.in_([b.id for b in branches]), User.active)
+            .order_by(User.branch, User.display_name))
+
+
+class CustomerFilterForm(FlaskForm):
+    """The list's search and filters: a GET form, so no CSRF."""
+    class Meta:
+        csrf = False
+
+    q = StringField(_l("Search"), validators=[Optional(), Length(max=100)],
+                    render_kw={"placeholder": _l("Code, name or pinyin initials"),
+                               "autocomplete": "off", "type": "search"})
+    branch = SelectField(_l("Branch"), validators=[Optional()], coerce=str)
+    tier = SelectField(_l("Tier"), validators=[Optional()], coerce=str)
+    kind = SelectField(_l("Kind"), choices=choices([ANY, *KINDS.items()]),
+                       validators=[Optional()])
+    nature = SelectField(_l("Enterprise nature"), choices=choices([ANY, *NATURES.items()]),
+                         validators=[Optional()])
+    industry = SelectField(_l("Industry"), choices=choices([ANY, *INDUSTRIES.items()]),
+                           validators=[Optional()])
+    manager = SelectField(_l("Account manager"), validators=[Optional()], coerce=str)
+    provisional = SelectField(_l("Provisional tier"), choices=choices(
+        [ANY, ("1", _l("Provisional only")), ("0", _l("Not provisional"))]),
+        validators=[Optional()])
+    sort = SelectField(choices=choices([(k, k) for k in SORTS]), default="code",
+                       validators=[Optional()])
+    dir = SelectField(choices=choices([("asc", "asc"), ("desc", "desc")]), default="asc",
+                      validators=[Optional()])
+    page = IntegerField(default=1, validators=[Optional(), NumberRange(min=1, max=100000)])
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        branches = list(visible_branches(user))
+        self.branch.choices = choices([ANY] + [(str(b.id), b.name) for b in branches])
+        self.tier.choices = choices([ANY] + [(str(t.id), t.display_name) for t in Tier.ordered()]
+                                    + [("0", _l("No tier yet"))])
+        self.manager.choices = choices([ANY] + [(str(u.id), u.display_name)
+                                                for u in managers_of(branches)])
+
+    def filters(self):
+        """The valid filters as keyword arguments of find_customers()."""
+        def number(field):
+            return int(field.data) if field.data and not field.errors else None
+        tier = None if not self.tier.data or self.tier.errors else int(self.tier.data)
+        return {
+            "q": (self.q.data or "") if not self.q.errors else "",
+            "branch_id": number(self.branch), "tier_id": tier,
+            "kind": self.kind.data or None if not self.kind.errors else None,
+            "nature": self.nature.data or None if not self.nature.errors else None,
+            "industry": self.industry.data or None if not self.industry.errors else None,
+            "manager_id": number(self.manager),
+            "provisional": None if not self.provisional.data or self.provisional.errors
+            else self.provisional.data == "1",
+            "sort": self.sort.data if self.sort.data in SORTS else "code",
+            "descending": self.dir.data == "desc",
+        }
+
+    def current_page(self):
+        return self.page.data if self.page.data and not self.page.errors else 1
+
+
+class CustomerForm(FlaskForm):
+    code = StringField(_l("Customer code"), validators=[
+        DataRequired(), Length(max=32),
+        Regexp(r"^[A-Za-z0-9_.\-]+$", message=_l("Use letters, digits, '.', '-' and '_'."))])
+    name = StringField(_l("Customer name"), validators=[DataRequired(), Length(max=200)])
+    kind = SelectField(_l("Kind"), choices=choices(KINDS))
+    nature = SelectField(_l("Enterprise nature"), choices=choices(NATURES), default="private")
+    industry = SelectField(_l("Industry"), choices=choices(INDUSTRIES))
+    region = StringField(_l("Region"), validators=[Optional(), Length(max=100)])
+    branch = SelectField(_l("Branch"), coerce=int)
+    account_manager = SelectField(_l("Account manager"), coerce=int)
+    cooperation_since = DateField(_l("Working with us since"), validators=[Optional()])
+    provisional = BooleanField(_l("Provisional tier (new customer, under six months)"))
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        branches = list(visible_branches(user))
+        self.branch.choices = choices([(b.id, b.name) for b in branches])
+        self.account_manager.choices = choices(
+            [(0, _l("— none —"))] + [(u.id, f"{u.display_name}（{u.branch.name}）")
+                                     for u in managers_of(branches).join(Branch)])
+
+    def validate_cooperation_since(self, field):
+        if field.data and field.data > datetime.date.today():
+            from wtforms.validators import ValidationError
+            raise ValidationError(_l("This date lies in the future."))
+
+    def values(self):
+        """The form's data as keyword arguments of save_customer()."""
+        return {
+            "code": self.code.data.strip(), "name": self.name.data.strip(),
+            "kind": self.kind.data, "nature": self.nature.data,
+            "industry": self.industry.data, "region": (self.region.data or "").strip(),
+            "branch": self.branch.data, "account_manager": self.account_manager.data or None,
+            "cooperation_since": self.cooperation_since.data,
+            "provisional": self.provisional.data,
+        }
+
+
+class ActivityForm(FlaskForm):
+    kind = SelectField(_l("Kind of contact"), choices=choices(ACTIVITY_KINDS))
+    occurred_on = DateField(_l("Date"), default=datetime.date.today,
+                            validators=[DataRequired()])
+    notes = TextAreaField(_l("Notes"), validators=[Optional(), Length(max=2000)],
+                          render_kw={"rows": 2})
+
+
+class ContactForm(FlaskForm):
+    name = StringField(_l("Contact name"), validators=[DataRequired(), Length(max=50)])
+    title = StringField(_l("Position"), validators=[Optional(), Length(max=50)])
+    phone = StringField(_l("Phone"), validators=[
+        Optional(), Length(max=50),
+        Regexp(r"^[0-9+()\- ]+$", message=_l("Digits, spaces, +, - and brackets only."))])
+    email = StringField(_l("E-mail"), validators=[Optional(), Length(max=100), Email()])
+
+
+class ImportForm(FlaskForm):
+    file = FileField(_l("Spreadsheet (.xlsx or .csv)"), validators=[
+        FileRequired(_l("Choose a file.")),
+        FileAllowed(["xlsx", "csv"], _l("Only .xlsx and .csv files can be imported."))])

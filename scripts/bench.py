@@ -1,0 +1,759 @@
+"""Tierdesk benchmark rig: the latency of named pages, as ratios to a floor route.
+
+`make bench` builds a large demo company (20,000 customers, ~300 users), serves it
+with gunicorn (2 workers) on 127.0.0.1, and measures p50, p95 and p99 latency of
+the pages in `PAGES` below. The floor route (`GET /floor`: one primary-key lookup
+and a tiny template, on the same stack and behind the same login) is measured in
+the same rounds, interleaved with the pages, so that each page is reported as a
+ratio to it. Ratios travel between machines and survive a noisy neighbour far
+better than milliseconds do.
+
+It is a report, not a test: it exits non-zero only when something breaks (a page
+answers an unexpected status, the server does not start), never because a page is
+slow. Results go to the terminal and to bench-results/latest.json.
+
+    make bench                             # the full run, a few minutes
+    make bench BENCH_ARGS=--quick          # a smoke run: small database, few samples
+    .venv/bin/python scripts/bench.py --page audit --rounds 200
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+
+@dataclass(frozen=True)
+class Page:
+    """One measured request.
+
+    `path` (and `data`, the form of a POST) may be a callable taking a `Context`:
+    it is called once per planned request before measuring starts, so it may
+    query the database (say, for a customer id) without slowing the timed loop.
+    `user` is the demo username to log in as (None: no login). With
+    `concurrency` N, N clients (each its own logged-in session and connection)
+    send their requests at the same time, each `requests` of them per round
+    (default: --requests); keep that low for many clients, or the run grows long.
+    POSTs carry the session's CSRF token in the `X-CSRFToken` header, as htmx does.
+    """
+
+    name: str
+    method: str
+    path: str | Callable[[Context], str]
+    user: str | None
+    concurrency: int = 1
+    data: dict | Callable[[Context], dict] | None = None
+    headers: dict = field(default_factory=dict)  # e.g. {"HX-Request": "true"} for a partial
+    expect: tuple[int, ...] = (200,)  # any other status is an error
+    requests: int | None = None  # per client and round; None: --requests
+
+
+# The pages to measure. Add a line to add a page; `floor` must stay. Examples:
+#   Page("customer detail", "GET",
+#        lambda ctx: f"/customers/{ctx.pick('SELECT id FROM customer')}", "bm_sh"),
+#   Page("search as you type", "GET", "/customers?q=上海", "bm_sh",
+#        headers={"HX-Request": "true"}),
+#   Page("autosave", "POST", lambda ctx: f"/assessments/{ctx.pick(...)}/score", "member1",
+#        concurrency=30, requests=1, expect=(200, 303),
+#        data=lambda ctx: {"criterion": 1, "points": ctx.rng.randint(0, 15)}),
+PAGES = [
+    Page("floor", "GET", "/floor", "admin"),
+    Page("healthz", "GET", "/healthz", None),
+    Page("dashboard (bm_sh)", "GET", "/", "bm_sh"),
+    Page("dashboard (admin)", "GET", "/", "admin"),
+    Page("admin users", "GET", "/admin/users", "admin"),
+    Page("audit", "GET", "/audit", "admin"),
+    # Customers (issue 3): p95 <= 3x the floor at 20,000 customers.
+    Page("customer list (bm_sh)", "GET", "/customers", "bm_sh"),
+    Page("customer list (admin, all)", "GET", "/customers?sort=name", "admin"),
+    Page("customer list filtered", "GET",
+         lambda ctx: f"/customers?tier={ctx.pick('SELECT id FROM tier')}&kind=existing",
+         "admin"),
+    Page("search as you type (bm_sh)", "GET",
+         lambda ctx: "/customers?q=" + ctx.rng.choice(["s", "sh", "shh", "上海", "C00", "h"]),
+         "bm_sh", headers={"HX-Request": "true"}),
+    Page("search as you type (admin)", "GET",
+         lambda ctx: "/customers?q=" + ctx.rng.choice(["b", "bj", "bjh", "科技", "C1", "x"]),
+         "admin", headers={"HX-Request": "true"}),
+    Page("customer detail", "GET",
+         lambda ctx: f"/customers/{ctx.pick('SELECT id FROM customer WHERE branch_id = 1')}",
+         "bm_sh"),
+]
+
+FLOOR = "floor"
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench-results"
+
+# The demo company: build_demo(seed, customers, reps_per_branch, branches).
+SEED = 2027
+BRANCHES = 12
+REPS_PER_BRANCH = 24  # 7 + 12 * (1 + 24) = 307 users
+WORKERS = 2
+
+# Samples: every round runs every page (the floor included) REQUESTS times per client,
+# in a shuffled order. 200 rounds x 5 = 1,000 samples per page: medians stable to a few %
+# on a busy 2-core machine, and p99 rests on ten samples rather than one.
+ROUNDS = 200
+REQUESTS = 5
+WARMUP_ROUNDS = 2
+QUICK = {"customers": 1000, "reps_per_branch": 2, "rounds": 4, "requests": 2}
+
+HX_TOKEN = re.compile(r'"X-CSRFToken":\s*"([^"]+)"')
+FORM_TOKEN = re.compile(r'<input\b[^>]*\bname="csrf_token"[^>]*\bvalue="([^"]*)"')
+TIMEOUT_S = 60
+
+
+class BenchError(Exception):
+    """Something broke: the run cannot give figures worth reading."""
+
+
+# ---------------------------------------------------------------- database
+
+def _load_app(database_url):
+    """The Flask app bound to `database_url`, for building and for `Context` queries."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from app import create_app
+
+    return create_app({"DATABASE_URL": database_url, "SECRET_KEY": "bench"})
+
+
+def _build_prefix(customers, reps_per_branch):
+    return f"tierdesk-c{customers}-b{BRANCHES}-r{reps_per_branch}-s{SEED}-"
+
+
+def _build_key(customers, reps_per_branch):
+    """File name of a cached build: its parameters and a hash of the code that shapes
+    it (demo, models, migrations), so that changing any of them rebuilds."""
+    digest = hashlib.sha256()
+    sources = [ROOT / "services" / "demo.py", *sorted((ROOT / "models").glob("*.py")),
+               *sorted((ROOT / "migrations").glob("*.py"))]
+    for path in sources:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return f"{_build_prefix(customers, reps_per_branch)}{digest.hexdigest()[:12]}.sqlite3"
+
+
+def _build(app, customers, reps_per_branch):
+    """Schema and demo company into the app's (empty) database; returns seconds taken."""
+    from models.schema import upgrade
+    from services.demo import build_demo
+
+    started = time.perf_counter()
+    with app.app_context():
+        upgrade()
+        build_demo(seed=SEED, customers=customers, reps_per_branch=reps_per_branch,
+                   branches=BRANCHES)
+    return time.perf_counter() - started
+
+
+def prepare_sqlite(customers, reps_per_branch, rebuild):
+    """A fresh copy of the cached SQLite build; builds it first when missing.
+
+    Each run serves a copy, so that the logins and writes of one run do not
+    change what the next one measures.
+    """
+    cache = RESULTS / "cache" / _build_key(customers, reps_per_branch)
+    build_seconds = None
+    if rebuild or not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(cache.name + ".partial")
+        _remove_sqlite(partial)
+        print(f"Building the database: {customers} customers ... ", end="", flush=True)
+        try:
+            app = _load_app(f"sqlite:///{partial}")
+            build_seconds = _build(app, customers, reps_per_branch)
+            from models.base import db
+
+            with app.app_context():
+                db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
+            os.replace(partial, cache)
+        finally:
+            _remove_sqlite(partial)
+        for stale in cache.parent.glob(f"{_build_prefix(customers, reps_per_branch)}*.sqlite3"):
+            if stale != cache:  # a build of older code, never to be used again
+                stale.unlink()
+        print(f"{build_seconds:.1f} s -> {cache.relative_to(ROOT)}")
+    else:
+        print(f"Database: cached {cache.relative_to(ROOT)}")
+    served = RESULTS / "run.sqlite3"
+    _remove_sqlite(served)
+    shutil.copyfile(cache, served)
+    return f"sqlite:///{served}", build_seconds
+
+
+def _remove_sqlite(path):
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def prepare_postgres(url, customers, reps_per_branch):
+    """Upgrade the schema at `url` and build the demo company unless it is there.
+
+    A database that already holds a different number of customers is refused
+    rather than measured under the wrong label.
+    """
+    app = _load_app(url)
+    from models import Customer
+    from models.schema import upgrade
+
+    with app.app_context():
+        upgrade()
+        present = Customer.select().count()
+    if present == customers:
+        print(f"Database: {redact(url)} already holds {present} customers")
+        return url, None
+    if present:
+        raise BenchError(f"{redact(url)} holds {present} customers, not {customers}: "
+                         f"use an empty database or --customers {present}")
+    print(f"Building the database: {customers} customers into {redact(url)} ... ",
+          end="", flush=True)
+    seconds = _build(app, customers, reps_per_branch)
+    print(f"{seconds:.1f} s")
+    return url, seconds
+
+
+def redact(url):
+    """The URL without its password, for printing and for the JSON."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+class Context:
+    """What a `Page.path` or `Page.data` callable may use while requests are planned.
+
+    `rng` is seeded, so a run is repeatable; `client` is the client's number
+    (0 .. concurrency-1) and `index` the request's number for that client.
+    `values()` and `pick()` read the benchmark database and cache the answer.
+    """
+
+    def __init__(self, app, seed):
+        self.app = app
+        self.rng = random.Random(seed)
+        self.client = 0
+        self.index = 0
+        self._cache = {}
+
+    def values(self, query):
+        """First column of every row of `query` (SQL text or a peewee query)."""
+        from models.base import db
+
+        sql, params = query.sql() if hasattr(query, "sql") else (query, ())
+        key = (sql, tuple(params))
+        if key not in self._cache:
+            with self.app.app_context():
+                self._cache[key] = [row[0] for row in db.execute_sql(sql, params).fetchall()]
+            if not self._cache[key]:
+                raise BenchError(f"no rows for {sql!r}")
+        return self._cache[key]
+
+    def pick(self, query):
+        """One value of `values(query)`, chosen at random."""
+        return self.rng.choice(self.values(query))
+
+
+def per_round(page, requests):
+    """Requests per client of `page` in each round."""
+    return page.requests or requests
+
+
+def plan_requests(pages, app, rounds, requests):
+    """[(path, body)] per page and client, resolved before any timing starts."""
+    context = Context(app, SEED)
+    plan = {}
+    for page in pages:
+        plan[page.name] = []
+        for client in range(page.concurrency):
+            requests_of_client = []
+            for index in range(rounds * per_round(page, requests)):
+                context.client, context.index = client, index
+                path = page.path(context) if callable(page.path) else page.path
+                data = page.data(context) if callable(page.data) else page.data
+                body = urlencode(data).encode() if data is not None else None
+                requests_of_client.append((path, body))
+            plan[page.name].append(requests_of_client)
+    return plan
+
+
+def database_summary(app):
+    """How big the measured company is."""
+    from models import Customer, User
+
+    with app.app_context():
+        return {"customers": Customer.select().count(), "users": User.select().count()}
+
+
+# ---------------------------------------------------------------- server
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """gunicorn serving the app on 127.0.0.1; always stopped on leaving the `with`."""
+
+    def __init__(self, database_url, port, workers):
+        self.database_url, self.port, self.workers = database_url, port, workers
+        self.log_path = RESULTS / "gunicorn.log"
+        self.process = None
+
+    def __enter__(self):
+        env = dict(os.environ, DATABASE_URL=self.database_url,
+                   SECRET_KEY=secrets.token_hex(32))  # one key, shared by both workers
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
+             "--bind", f"127.0.0.1:{self.port}", "--timeout", str(TIMEOUT_S),
+             "app:create_app()"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    def __exit__(self, *exc):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def log_tail(self, lines=30):
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def wait_ready(self, seconds=60):
+        """Wait until /healthz answers 200; returns its JSON."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise BenchError(f"gunicorn exited:\n{self.log_tail()}")
+            try:
+                status, body, _ = Client(self.port).request("GET", "/healthz")
+            except OSError:
+                time.sleep(0.1)
+                continue
+            if status == 200:
+                return json.loads(body)
+            raise BenchError(f"/healthz answered {status}: {body[:300]!r}")
+        raise BenchError(f"gunicorn did not answer within {seconds} s:\n{self.log_tail()}")
+
+
+# ---------------------------------------------------------------- client
+
+class Client:
+    """One browser: a keep-alive connection, cookies, and the session's CSRF token.
+
+    Uses http.client only, so that the client stays light on a small machine.
+    (gunicorn's sync workers close every connection after the response;
+    http.client then reconnects by itself, the same for every page.)
+    """
+
+    def __init__(self, port, username=None):
+        self.port, self.username = port, username
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
+        self.cookies = {}
+        self.csrf_token = None
+        self.last_location = ""
+
+    def request(self, method, path, body=None, headers=None):
+        """Send one request; returns (status, body, seconds from sending to the last byte)."""
+        headers = dict(headers or {})
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            if self.csrf_token:
+                headers["X-CSRFToken"] = self.csrf_token
+        for attempt in (1, 2):
+            reused = self.connection.sock is not None
+            started = time.perf_counter()
+            try:
+                self.connection.request(method, path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                content = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # A keep-alive connection the server had closed while idle: once more.
+                self.connection.close()
+                if attempt == 2 or not reused:
+                    raise
+                continue
+            elapsed = time.perf_counter() - started
+            break
+        for header in response.headers.get_all("Set-Cookie") or []:
+            for name, morsel in SimpleCookie(header).items():
+                if morsel.value:
+                    self.cookies[name] = morsel.value
+                else:
+                    self.cookies.pop(name, None)
+        self.last_location = response.headers.get("Location", "")
+        return response.status, content, elapsed
+
+    def login(self, password):
+        """Log in as `username` through the form, then read the session's CSRF token."""
+        status, body, _ = self.request("GET", "/login")
+        match = FORM_TOKEN.search(body.decode())
+        if status != 200 or not match:
+            raise BenchError(f"GET /login answered {status} without a csrf_token field")
+        form = {"username": self.username, "password": password, "csrf_token": match[1]}
+        status, body, _ = self.request("POST", "/login", urlencode(form).encode())
+        if status != 302 or urlsplit(self.last_location).path != "/":
+            raise BenchError(f"login as {self.username!r} failed: {status} "
+                             f"{self.last_location or body[:200]!r}")
+        self.fetch_csrf_token()
+
+    def fetch_csrf_token(self):
+        """The token the pages carry; login starts a new session, hence a new token."""
+        status, body, _ = self.request("GET", "/" if self.username else "/login")
+        text = body.decode()
+        match = HX_TOKEN.search(text) or FORM_TOKEN.search(text)
+        if status != 200 or not match:
+            raise BenchError(f"no CSRF token on the page after login as {self.username!r}")
+        self.csrf_token = match[1]
+
+
+def open_sessions(pages, port, parallel):
+    """A logged-in client per (user, client number), shared by the pages that need it.
+
+    Logins run `parallel` at a time: a password check is slow on purpose, and
+    thirty of them one after another would take longer than the measuring.
+    """
+    from services.demo import DEMO_PASSWORD
+
+    clients = {}
+    posting = set()
+    for page in pages:
+        for number in range(page.concurrency):
+            key = (page.user, number)
+            clients.setdefault(key, Client(port, page.user))
+            if page.method != "GET":
+                posting.add(key)
+
+    def start(key):
+        client = clients[key]
+        if client.username:
+            client.login(DEMO_PASSWORD)
+        elif key in posting:
+            client.fetch_csrf_token()
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        list(pool.map(start, clients))  # list() re-raises the first failure
+    return clients
+
+
+# ---------------------------------------------------------------- measuring
+
+class Recorder:
+    """Samples per page, and the errors that disqualify a page."""
+
+    def __init__(self, pages):
+        self.samples = {page.name: [] for page in pages}
+        self.errors = []
+        self.failed = set()
+        self.lock = threading.Lock()
+
+    def error(self, page, message):
+        with self.lock:
+            self.failed.add(page.name)
+            self.errors.append({"page": page.name, "error": message})
+
+
+def run_client(page, client, requests, recorder, record, barrier=None):
+    """Send `requests` one after another on one client; keep the timings if `record`."""
+    timings = []
+    if barrier is not None:
+        barrier.wait()
+    for path, body in requests:
+        try:
+            status, content, elapsed = client.request(page.method, path, body, page.headers)
+        except OSError as error:
+            recorder.error(page, f"{page.method} {path}: {error!r}")
+            return
+        if status not in page.expect:
+            recorder.error(page, f"{page.method} {path} as {page.user}: status {status}: "
+                                 f"{content[:300].decode(errors='replace')!r}")
+            return
+        timings.append(elapsed * 1000)
+    if record:
+        with recorder.lock:
+            recorder.samples[page.name].extend(timings)
+
+
+def run_turn(page, clients, requests_by_client, recorder, record):
+    """One page's turn in a round: its clients at once, each with its requests."""
+    if page.concurrency == 1:
+        run_client(page, clients[(page.user, 0)], requests_by_client[0], recorder, record)
+        return
+    barrier = threading.Barrier(page.concurrency)
+    threads = [threading.Thread(target=run_client, args=(
+        page, clients[(page.user, n)], requests_by_client[n], recorder, record, barrier))
+        for n in range(page.concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def measure(pages, clients, plan, rounds, requests, server):
+    """Warm up, then `rounds` rounds of every page in a shuffled order."""
+    recorder = Recorder(pages)
+    order_rng = random.Random(SEED)
+    total = WARMUP_ROUNDS + rounds
+    for round_number in range(total):
+        record = round_number >= WARMUP_ROUNDS
+        slot = (round_number - WARMUP_ROUNDS) % rounds if record else 0
+        order = list(pages)
+        order_rng.shuffle(order)
+        for page in order:
+            if page.name in recorder.failed:
+                continue
+            count = per_round(page, requests)
+            batch = [planned[slot * count:(slot + 1) * count] for planned in plan[page.name]]
+            run_turn(page, clients, batch, recorder, record)
+            if not server.alive():
+                raise BenchError(f"gunicorn exited during the run:\n{server.log_tail()}")
+        if FLOOR in recorder.failed:
+            break  # without a floor there is nothing to compare with
+        done = round_number + 1
+        if sys.stdout.isatty():
+            print(f"\r  round {done}/{total}", end="", flush=True)
+        elif done % max(1, total // 4) == 0 or done == total:
+            print(f"  round {done}/{total}", flush=True)
+    if sys.stdout.isatty():
+        print()
+    return recorder
+
+
+def percentile(values, q):
+    """The q-th percentile (0..100) of sorted `values`, interpolating between ranks."""
+    if not values:
+        return None
+    position = (len(values) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
+def summarise(pages, recorder):
+    """A row per page: n, p50/p95/p99 in ms and each as a ratio to the floor's."""
+    stats = {}
+    for page in pages:
+        values = sorted(recorder.samples[page.name])
+        stats[page.name] = {q: percentile(values, q) for q in (50, 95, 99)}
+    floor = stats.get(FLOOR)
+    rows = []
+    for page in pages:
+        values = recorder.samples[page.name]
+        ms = stats[page.name]
+        row = {
+            "page": page.name, "method": page.method,
+            "path": page.path if isinstance(page.path, str) else "(chosen per request)",
+            "user": page.user, "concurrency": page.concurrency, "n": len(values),
+            "failed": page.name in recorder.failed,
+            "p50_ms": ms[50], "p95_ms": ms[95], "p99_ms": ms[99],
+            "mean_ms": sum(values) / len(values) if values else None,
+            "max_ms": max(values) if values else None,
+        }
+        for q in (50, 95, 99):
+            usable = floor and floor[q] and ms[q] is not None and FLOOR not in recorder.failed
+            row[f"p{q}_ratio"] = ms[q] / floor[q] if usable else None
+        rows.append(row)
+    return rows
+
+
+def print_table(rows):
+    def fmt(value, digits):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    header = ("page", "n", "p50 ms", "p95 ms", "p99 ms", "p50/floor", "p95/floor", "p99/floor")
+    lines = []
+    for row in rows:
+        name = row["page"] + (f" x{row['concurrency']}" if row["concurrency"] > 1 else "")
+        name += " FAILED" if row["failed"] else ""
+        lines.append((name, str(row["n"]), fmt(row["p50_ms"], 1), fmt(row["p95_ms"], 1),
+                      fmt(row["p99_ms"], 1), fmt(row["p50_ratio"], 2),
+                      fmt(row["p95_ratio"], 2), fmt(row["p99_ratio"], 2)))
+    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
+    for cells in [header, tuple("-" * w for w in widths), *lines]:
+        print("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
+                        for i, cell in enumerate(cells)))
+
+
+def git_revision():
+    """The commit measured, with `+dirty` when the tree has changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", help="default: a cached SQLite build under "
+                        "bench-results/; a postgresql:// URL is built into unless already built")
+    parser.add_argument("--customers", type=int, help="customers in the demo company "
+                        "(default 20000)")
+    parser.add_argument("--rounds", type=int, help=f"measured rounds (default {ROUNDS})")
+    parser.add_argument("--requests", type=int,
+                        help=f"requests per page and client in each round (default {REQUESTS})")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: small database, few samples, writes quick.json")
+    parser.add_argument("--page", action="append", metavar="NAME",
+                        help="measure only this page (repeatable); the floor always runs")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers")
+    parser.add_argument("--port", type=int, help="default: a free port on 127.0.0.1")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached database")
+    parser.add_argument("--output", type=Path, help="JSON results "
+                        "(default bench-results/latest.json, quick.json with --quick)")
+    args = parser.parse_args(argv)
+    preset = QUICK if args.quick else {}
+    args.customers = args.customers or preset.get("customers", 20000)
+    args.reps_per_branch = preset.get("reps_per_branch", REPS_PER_BRANCH)
+    args.rounds = args.rounds or preset.get("rounds", ROUNDS)
+    args.requests = args.requests or preset.get("requests", REQUESTS)
+    args.output = args.output or RESULTS / ("quick.json" if args.quick else "latest.json")
+    for name in ("customers", "rounds", "requests", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    return args
+
+
+def select_pages(names):
+    """The registry, or the named pages plus the floor; checks the registry's shape."""
+    seen = [page.name for page in PAGES]
+    if len(set(seen)) != len(seen) or FLOOR not in seen:
+        raise BenchError("page names must be unique and include the floor")
+    if any(page.concurrency < 1 or (page.requests or 1) < 1 for page in PAGES):
+        raise BenchError("concurrency and requests must be at least 1")
+    if not names:
+        return list(PAGES)
+    unknown = set(names) - set(seen)
+    if unknown:
+        raise BenchError(f"unknown page(s) {sorted(unknown)}; known: {seen}")
+    return [page for page in PAGES if page.name == FLOOR or page.name in names]
+
+
+def run(args):
+    started = time.perf_counter()
+    started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    pages = select_pages(args.page)
+    RESULTS.mkdir(exist_ok=True)
+    url = args.database_url
+    if url and url.startswith(("postgres://", "postgresql://")):
+        url, build_seconds = prepare_postgres(url, args.customers, args.reps_per_branch)
+    elif url:
+        raise BenchError("--database-url takes a postgresql:// URL; SQLite is the default")
+    else:
+        url, build_seconds = prepare_sqlite(args.customers, args.reps_per_branch,
+                                            args.rebuild)
+    app = _load_app(url)
+    company = database_summary(app)
+    plan = plan_requests(pages, app, args.rounds, args.requests)
+    from models.base import db
+
+    db.close()  # the bench process does not touch the database while measuring
+
+    port = args.port or free_port()
+    load_before = os.getloadavg()
+    print(f"Serving {company['customers']} customers, {company['users']} users with gunicorn "
+          f"({args.workers} workers) on 127.0.0.1:{port}; {args.rounds} rounds x "
+          f"{args.requests} requests per page and client; load average "
+          f"{load_before[0]:.1f} on {os.cpu_count()} CPUs")
+    with Server(url, port, args.workers) as server:
+        phase = time.perf_counter()
+        health = server.wait_ready()
+        print(f"  gunicorn ready in {time.perf_counter() - phase:.1f} s")
+        if health.get("status") != "ok":
+            print(f"  note: /healthz says {health.get('status')}: {health.get('warnings', '')}")
+        phase = time.perf_counter()
+        clients = open_sessions(pages, port, args.workers)
+        print(f"  {len(clients)} sessions opened in {time.perf_counter() - phase:.1f} s")
+        measure_started = time.perf_counter()
+        recorder = measure(pages, clients, plan, args.rounds, args.requests, server)
+        measure_seconds = time.perf_counter() - measure_started
+    rows = summarise(pages, recorder)
+    print()
+    print_table(rows)
+    result = {
+        "started_at": started_at, "revision": git_revision(),
+        "database": {"url": redact(url), **company, "build_seconds": build_seconds},
+        "server": {"workers": args.workers, "worker_class": "sync"},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "rounds": args.rounds, "requests": args.requests, "warmup_rounds": WARMUP_ROUNDS,
+        "measure_seconds": round(measure_seconds, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "pages": rows, "errors": recorder.errors,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    print(f"\nRatios are to the floor ({FLOOR}, same run). Measuring took "
+          f"{measure_seconds:.0f} s, all {result['total_seconds']:.0f} s. "
+          f"Written to {_shown(args.output)}")
+    if recorder.errors:
+        print(f"\n{len(recorder.errors)} error(s):", file=sys.stderr)
+        for error in recorder.errors[:20]:
+            print(f"  {error['page']}: {error['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _shown(path):
+    path = Path(path).resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # unwinds through the `with Server`, which stops gunicorn
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return run(args)
+    except BenchError as error:
+        print(f"\nbench: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

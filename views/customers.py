@@ -1,0 +1,300 @@
+"""The customer book: list, detail, create and edit, contacts, activities,
+import and export."""
+import io
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from peewee import JOIN
+
+from extensions import htmx
+from forms.customers import ActivityForm, ContactForm, CustomerFilterForm, CustomerForm, ImportForm
+from models import (
+    Activity,
+    Contact,
+    Customer,
+    CustomerYear,
+    DomainError,
+    ImportBatch,
+    Tier,
+    TierHistory,
+    User,
+    audit,
+)
+from models.customers import (
+    INDUSTRIES,
+    KINDS,
+    NATURES,
+    add_contact,
+    find_customers,
+    log_activity,
+    remove_contact,
+    save_customer,
+)
+from services.customer_io import (
+    apply_import,
+    discard_import,
+    export_customers,
+    load_preview,
+    preview_import,
+    save_preview,
+)
+
+from .access import get_visible_or_404, role_required
+
+bp = Blueprint("customers", __name__, url_prefix="/customers")
+
+# How the import preview names what each row will do.
+IMPORT_ACTIONS = {"create": _l("New"), "update": _l("Update"), "unchanged": _l("Unchanged"),
+                  "error": _l("Error")}
+
+# Who keeps the customer book; branch-scoped roles keep only their branch.
+EDIT_ROLES = ("admin", "branch_manager", "sales_rep", "sales_director")
+
+
+@bp.context_processor
+def labels():
+    return {"kinds": KINDS, "natures": NATURES, "industries": INDUSTRIES,
+            "action_labels": IMPORT_ACTIONS}
+
+
+def _filtered(form):
+    return find_customers(current_user, **form.filters())
+
+
+@bp.route("")
+def index():
+    """Search, filter, sort and page the customers the user may see.
+
+    htmx requests get only the results; the URL carries the whole state.
+    """
+    form = CustomerFilterForm(request.args, user=current_user)
+    form.validate()
+    query = _filtered(form)
+    size = current_app.config["PAGE_SIZE"]
+    page = form.current_page()
+    total = query.count()
+    customers = list(query.paginate(page, size))
+    # The state worth keeping in links and the URL: filters that are set.
+    args = {k: v for k, v in request.args.items()
+            if v and k != "page" and (k, v) not in (("sort", "code"), ("dir", "asc"))}
+    context = dict(form=form, customers=customers, total=total, page=page, size=size,
+                   args=args, can_edit=current_user.has_role(*EDIT_ROLES))
+    if htmx:
+        # Push the URL without the empty filters the form sent along.
+        response = make_response(render_template("customers/_results.html", **context))
+        response.headers["HX-Push-Url"] = url_for("customers.index", page=page if page > 1
+                                                  else None, **args)
+        return response
+    return render_template("customers/index.html", **context)
+
+
+@bp.route("/<int:customer_id>")
+def detail(customer_id):
+    """One customer: particulars, contacts, tier history, figures, activities."""
+    customer = get_visible_or_404(Customer, customer_id)
+    return render_template("customers/detail.html", **_detail_context(customer))
+
+
+def _detail_context(customer, activity_form=None, contact_form=None):
+    return dict(
+        customer=customer,
+        contacts=list(customer.contacts.order_by(Contact.id)),
+        history=list(TierHistory.select(TierHistory, Tier).join(Tier)
+                     .where(TierHistory.customer == customer)
+                     .order_by(TierHistory.effective_on.desc(), TierHistory.id.desc())),
+        years=list(customer.years.order_by(CustomerYear.year)),
+        activities=_activities(customer),
+        activity_form=activity_form or ActivityForm(),
+        contact_form=contact_form or ContactForm(),
+        can_edit=current_user.has_role(*EDIT_ROLES),
+    )
+
+
+def _activities(customer, limit=50):
+    return list(Activity.select(Activity, User)
+                .join(User, JOIN.LEFT_OUTER, on=(Activity.user == User.id))
+                .where(Activity.customer == customer)
+                .order_by(Activity.occurred_on.desc(), Activity.id.desc()).limit(limit))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required(*EDIT_ROLES)
+def create():
+    """A new customer in one of the user's branches."""
+    form = CustomerForm(user=current_user)
+    if form.validate_on_submit():
+        try:
+            customer = save_customer(None, current_user, **form.values())
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("Customer %(name)s was created.", name=customer.name), "success")
+            return redirect(url_for("customers.detail", customer_id=customer.id), 303)
+    return render_template("customers/form.html", form=form, customer=None)
+
+
+@bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])
+@role_required(*EDIT_ROLES)
+def edit(customer_id):
+    """Change a customer's particulars; the tier is not one of them."""
+    customer = get_visible_or_404(Customer, customer_id)
+    form = CustomerForm(obj=customer, user=current_user)
+    if not form.is_submitted():
+        form.branch.data = customer.branch_id
+        form.account_manager.data = customer.account_manager_id or 0
+    if form.validate_on_submit():
+        try:
+            save_customer(customer, current_user, **form.values())
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("The changes were saved."), "success")
+            return redirect(url_for("customers.detail", customer_id=customer.id), 303)
+    return render_template("customers/form.html", form=form, customer=customer)
+
+
+@bp.route("/<int:customer_id>/activities", methods=["POST"])
+@role_required(*EDIT_ROLES)
+def add_activity(customer_id):
+    """Log a call, visit, e-mail… in one step; htmx gets the refreshed timeline."""
+    customer = get_visible_or_404(Customer, customer_id)
+    form = ActivityForm()
+    if form.validate_on_submit():
+        try:
+            log_activity(customer, current_user, form.kind.data, form.occurred_on.data,
+                         form.notes.data)
+        except DomainError as error:
+            form.occurred_on.errors.append(str(error))
+        else:
+            if not htmx:
+                flash(_("The contact was logged."), "success")
+                return redirect(url_for("customers.detail", customer_id=customer.id), 303)
+            form = ActivityForm(formdata=None)
+    if htmx:
+        return render_template("customers/_activities.html", customer=customer,
+                               activities=_activities(customer), activity_form=form,
+                               can_edit=True)
+    return render_template("customers/detail.html",
+                           **_detail_context(customer, activity_form=form))
+
+
+@bp.route("/<int:customer_id>/contacts", methods=["POST"])
+@role_required(*EDIT_ROLES)
+def add_contact_person(customer_id):
+    """Add a contact person; htmx gets the refreshed contact list."""
+    customer = get_visible_or_404(Customer, customer_id)
+    form = ContactForm()
+    if form.validate_on_submit():
+        add_contact(customer, name=form.name.data.strip(), title=form.title.data or "",
+                    phone=form.phone.data or "", email=form.email.data or "")
+        if not htmx:
+            return redirect(url_for("customers.detail", customer_id=customer.id), 303)
+        form = ContactForm(formdata=None)
+    return _contacts_response(customer, form)
+
+
+@bp.route("/<int:customer_id>/contacts/<int:contact_id>/delete", methods=["POST"])
+@role_required(*EDIT_ROLES)
+def delete_contact(customer_id, contact_id):
+    """Remove a contact person of a customer the user may edit."""
+    customer = get_visible_or_404(Customer, customer_id)
+    contact = Contact.get_or_none(Contact.id == contact_id, Contact.customer == customer)
+    if contact is None:
+        abort(404)
+    remove_contact(contact)
+    if not htmx:
+        return redirect(url_for("customers.detail", customer_id=customer.id), 303)
+    return _contacts_response(customer, ContactForm(formdata=None))
+
+
+def _contacts_response(customer, form):
+    if htmx:
+        return render_template("customers/_contacts.html", customer=customer,
+                               contacts=list(customer.contacts.order_by(Contact.id)),
+                               contact_form=form, can_edit=True)
+    return render_template("customers/detail.html",
+                           **_detail_context(customer, contact_form=form))
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@role_required(*EDIT_ROLES)
+def import_upload():
+    """Upload a spreadsheet and see what it would do; nothing is written yet."""
+    form = ImportForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        try:
+            preview = preview_import(upload.filename, upload.read(), current_user)
+        except DomainError as error:
+            form.file.errors.append(str(error))
+        else:
+            batch = save_preview(preview, current_user)
+            return redirect(url_for("customers.import_preview", batch_id=batch.id), 303)
+    return render_template("customers/import.html", form=form)
+
+
+@bp.route("/import/<int:batch_id>", methods=["GET", "POST"])
+@role_required(*EDIT_ROLES)
+def import_preview(batch_id):
+    """GET shows the preview of an upload; POST confirms it (all or nothing)."""
+    batch = _own_batch(batch_id)
+    if request.method == "POST":
+        try:
+            counts = apply_import(batch, current_user)
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("Import finished: %(created)s created, %(updated)s updated, "
+                    "%(unchanged)s unchanged.", created=counts["create"],
+                    updated=counts["update"], unchanged=counts["unchanged"]), "success")
+            return redirect(url_for("customers.index"), 303)
+    return render_template("customers/import_preview.html", batch=batch,
+                           preview=load_preview(batch))
+
+
+@bp.route("/import/<int:batch_id>/discard", methods=["POST"])
+@role_required(*EDIT_ROLES)
+def import_discard(batch_id):
+    """Drop a previewed upload without importing it."""
+    batch = _own_batch(batch_id)
+    try:
+        discard_import(batch, current_user)
+    except DomainError as error:
+        flash(str(error), "error")
+    else:
+        flash(_("The upload was discarded; nothing was imported."), "info")
+    return redirect(url_for("customers.import_upload"), 303)
+
+
+def _own_batch(batch_id):
+    batch = ImportBatch.get_or_none(ImportBatch.id == batch_id,
+                                    ImportBatch.user == current_user.id)
+    if batch is None:
+        abort(404)
+    return batch
+
+
+@bp.route("/export.<any(xlsx, csv):fmt>")
+def export(fmt):
+    """The current filtered list as a spreadsheet, within the user's scope."""
+    form = CustomerFilterForm(request.args, user=current_user)
+    form.validate()
+    query = _filtered(form)
+    data, mimetype, filename = export_customers(query, fmt)
+    audit("customer_export", object_type="customer", after={
+        "format": fmt, "rows": query.count(), "filters": request.args.to_dict()})
+    return send_file(io.BytesIO(data), mimetype=mimetype, as_attachment=True,
+                     download_name=filename)
