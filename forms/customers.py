@@ -1,5 +1,6 @@
 """Forms of the customer book: filters, the customer itself, contacts, activities, import."""
 import datetime
+import unicodedata
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -59,8 +60,13 @@ class CustomerFilterForm(FlaskForm):
         self.branch.choices = choices([ANY] + [(str(b.id), b.name) for b in branches])
         self.tier.choices = choices([ANY] + [(str(t.id), t.display_name) for t in Tier.ordered()]
                                     + [("0", _l("No tier yet"))])
-        self.manager.choices = choices([ANY] + [(str(u.id), u.display_name)
-                                                for u in managers_of(branches)])
+        # Account managers of one branch: the scoped user's, or the one chosen.
+        # (A company-wide list would be hundreds of options on every keystroke.)
+        chosen = [b for b in branches if str(b.id) == (self.branch.data or "")]
+        manager_branches = branches if user.is_branch_scoped else chosen
+        self.manager.choices = choices([ANY] + [
+            (str(u.id), u.display_name) for u in managers_of(manager_branches).select(
+                User.id, User.display_name)])
 
     def filters(self):
         """The valid filters as keyword arguments of find_customers()."""
@@ -76,16 +82,23 @@ class CustomerFilterForm(FlaskForm):
             "manager_id": number(self.manager),
             "provisional": None if not self.provisional.data or self.provisional.errors
             else self.provisional.data == "1",
-            "sort": self.sort.data if self.sort.data in SORTS else "code",
-            "descending": self.dir.data == "desc",
         }
+
+    def ordering(self):
+        """(sort key, descending) as customer_page() takes them."""
+        return (self.sort.data if self.sort.data in SORTS else "code"), self.dir.data == "desc"
 
     def current_page(self):
         return self.page.data if self.page.data and not self.page.errors else 1
 
 
+def _nfkc(text):
+    """Full-width to half-width and trimmed, as the import reads codes."""
+    return unicodedata.normalize("NFKC", text).strip() if text else text
+
+
 class CustomerForm(FlaskForm):
-    code = StringField(_l("Customer code"), validators=[
+    code = StringField(_l("Customer code"), filters=[_nfkc], validators=[
         DataRequired(), Length(max=32),
         Regexp(r"^[A-Za-z0-9_.\-]+$", message=_l("Use letters, digits, '.', '-' and '_'."))])
     name = StringField(_l("Customer name"), validators=[DataRequired(), Length(max=200)])

@@ -2,6 +2,7 @@
 from .audit import AuditEvent, audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
 from .customers import Activity, Contact, Customer, CustomerYear, ImportBatch, TierHistory
+from .cycles import Assessment, CommitteeMember, GradingCycle, Score
 from .people import Branch, User
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
@@ -10,10 +11,11 @@ from .tiers import Tier
 # Every table, in dependency order (tests and tools iterate over it).
 ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, Criterion,
               CriterionLevel, GradeBand, Customer, CustomerYear, Contact, Activity, TierHistory,
-              ImportBatch]
+              ImportBatch, GradingCycle, CommitteeMember, Assessment, Score]
 
 __all__ = [
-    "ALL_MODELS", "Activity", "AuditEvent", "BaseModel", "Branch", "Contact", "Criterion",
+    "ALL_MODELS", "Activity", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
+    "Score", "BaseModel", "Branch", "Contact", "Criterion",
     "CriterionLevel", "Customer", "CustomerYear", "DomainError", "GradeBand", "ImportBatch",
     "NotFound", "ScorecardTemplate", "SchemaVersion", "Tier", "TierHistory", "User", "audit",
     "db", "utcnow", "write_transaction",

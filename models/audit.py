@@ -24,12 +24,22 @@ ACTION_LABELS = {
     "branch_created": _l("Branch created"),
     "branch_updated": _l("Branch changed"),
     "demo_seeded": _l("Demo data loaded"),
+    "customer_created": _l("Customer created"),
+    "customer_updated": _l("Customer changed"),
+    "customer_import": _l("Customers imported"),
+    "customer_export": _l("Customers exported"),
+    "activity_logged": _l("Contact logged"),
+    "contact_added": _l("Contact person added"),
+    "contact_removed": _l("Contact person removed"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),
     "branch": _l("Branch"),
     "customer": _l("Customer"),
     "database": _l("Database"),
+    "activity": _l("Contact log"),
+    "contact": _l("Contact person"),
+    "import_batch": _l("Import"),
     "ip": _l("Address"),
 }
 

@@ -207,22 +207,13 @@ def normalise_query(text):
 
 
 def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=None,
-                   industry=None, manager_id=None, provisional=None, sort="code",
-                   descending=False):
-    """Customers visible to `user` that match the filters, with branch, tier and
-    account manager joined in (one query for a whole page).
+                   industry=None, manager_id=None, provisional=None):
+    """Customers visible to `user` that match the filters.
 
     `q` matches the code, any part of the name, or the pinyin initials
     ("shpj" finds 上海浦江…). `tier_id=0` means "no tier yet".
     """
-    Manager = User.alias()
-    query = (Customer.visible_to(user)
-             .select(Customer, Branch, Tier, Manager)
-             .join(Branch, on=(Customer.branch == Branch.id))
-             .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id))
-             .switch(Customer).join(Manager, JOIN.LEFT_OUTER,
-                                    on=(Customer.account_manager == Manager.id),
-                                    attr="account_manager"))
+    query = Customer.visible_to(user)
     q = normalise_query(q)
     if q:
         query = query.where(Customer.code.startswith(q) | Customer.name.contains(q)
@@ -239,9 +230,27 @@ def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=N
             query = query.where(field == value)
     if provisional is not None:
         query = query.where(Customer.provisional == provisional)
+    return query
+
+
+def customer_page(query, sort="code", descending=False):
+    """The rows of a find_customers() query, sorted, with branch, tier and account
+    manager joined in: one query for a whole page. (Counting uses the query
+    itself, without the joins.)"""
+    Manager = User.alias()
     column = SORTS.get(sort, Customer.code)
     order = column.desc(nulls="LAST") if descending else column.asc(nulls="LAST")
-    return query.order_by(order, Customer.id)
+    return (query.select(Customer.id, Customer.code, Customer.name, Customer.kind,
+                         Customer.nature, Customer.industry, Customer.branch, Customer.tier,
+                         Customer.account_manager, Customer.provisional, Branch.id, Branch.name,
+                         Tier.id, Tier.code, Tier.name_zh, Tier.name_en, Tier.colour,
+                         Manager.id, Manager.display_name)
+            .join(Branch, on=(Customer.branch == Branch.id))
+            .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id))
+            .switch(Customer).join(Manager, JOIN.LEFT_OUTER,
+                                   on=(Customer.account_manager == Manager.id),
+                                   attr="account_manager")
+            .order_by(order, Customer.id))
 
 
 # --- Changing customers ------------------------------------------------------
@@ -268,6 +277,8 @@ def save_customer(customer, user, **values):
     """
     from .audit import audit
     values = {k: v for k, v in values.items() if k in EDITABLE_FIELDS}
+    if "code" in values:  # as the import reads codes: Ｃ００１ is C001
+        values["code"] = unicodedata.normalize("NFKC", values["code"]).strip()
     with write_transaction():
         branch = values.get("branch", customer.branch if customer else None)
         branch_id = getattr(branch, "id", branch)

@@ -222,6 +222,7 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
                 Customer.update(tier=tiers[code].id).where(
                     Customer.id.in_(ids[start:start + 500])).execute()
         _contacts_activities_history(rng, today, tiers, dict((cid, c) for c, cid in by_sales))
+        _grading_cycle(today, admin)
         audit("demo_seeded", actor=admin, object_type="database",
               after={"seed": seed, "customers": customers, "branches": branches})
 
@@ -278,6 +279,21 @@ def _contacts_activities_history(rng, today, tiers, tier_of):
     for rows, model in ((contacts, Contact), (activities, Activity), (history, TierHistory)):
         for start in range(0, len(rows), 500):
             model.insert_many(rows[start:start + 500]).execute()
+
+
+def _grading_cycle(today, admin):
+    """Next year's grading, started: branch managers have preliminary sheets to fill."""
+    from models.cycles import advance, save_cycle
+    chair = User.get(User.username == "chair")
+    members = list(User.select().where(User.username.in_(["member1", "member2", "member3",
+                                                           "director"])))
+    template = ScorecardTemplate.get(ScorecardTemplate.kind == "existing")
+    cycle = save_cycle(None, admin, name=f"{today.year + 1}年度客户分级评定", year=today.year + 1,
+                       template_existing=template, template_prospect=None,
+                       scope={"kinds": ["existing"]}, chair=chair, members=members,
+                       meeting_from=datetime.date(today.year + 1, 3, 25),
+                       meeting_to=datetime.date(today.year + 1, 3, 26))
+    advance(cycle, chair)
 
 
 def demo_logins():

@@ -117,8 +117,7 @@ def imported(data, user, filename="客户名单.xlsx"):
 # --- reading the lists branches keep ------------------------------------------
 
 def test_title_row_chinese_headers_and_messy_values(company):
-    """A title row, Chinese headers, full-width digits, 万元, separators, Excel serials,
-    text dates, stray spaces and blank rows all read as the customer meant them."""
+    """Title row, Chinese headers, full-width, 万元, serial and text dates, blank rows all read."""
     data = xlsx(
         ["2026年上海分公司客户名单"],
         [],
@@ -182,8 +181,7 @@ def test_title_row_chinese_headers_and_messy_values(company):
 
 
 def test_english_headers_years_in_any_place_and_two_row_headers(company):
-    """English headers, the year before or after the figure, and a merged year above
-    its figures (2026年 over 销售额 | 利润) are all understood."""
+    """English headers, years before or after the figure, and a merged year row are understood."""
     english = csv_file(
         ["Customer code", "Customer name", "Branch", "Account manager", "2026 Sales",
          "Sales 2025", "Collection rate (2026)", "credit_days_2026", "Notes"],
@@ -214,16 +212,14 @@ def test_english_headers_years_in_any_place_and_two_row_headers(company):
     ([], "No header row"),
 ])
 def test_files_that_are_no_customer_list_are_refused(company, rows, message):
-    """A file without a code column, with a yearless figure, a column twice, or
-    nothing below the header is refused as a whole with a clear message."""
+    """A file that is no customer list is refused as a whole, with a clear message."""
     with pytest.raises(SpreadsheetError) as refused:
         preview_import("list.xlsx", xlsx(*rows), company["admin"])
     assert message in str(refused.value)
 
 
 def test_every_row_error_names_its_row_and_column(company):
-    """Each kind of bad row is reported with its Excel row number, the column as
-    headed in the file, and a message; nothing is written, and it cannot be applied."""
+    """Every kind of bad row is reported with its row number and column; nothing is written."""
     def row(**values):
         cells = {**dict.fromkeys(HEADERS), "所属分公司": "上海分公司", "客户名称": "某公司",
                  **values}
@@ -284,8 +280,7 @@ def test_every_row_error_names_its_row_and_column(company):
 
 
 def test_numbers_and_dates_in_their_many_spellings(company):
-    """Amounts with 元, 万元, 亿, ¥, separators, brackets and full-width digits, and
-    dates as serials, 8 digits or text, all read to the same values."""
+    """Amounts and dates in their many spellings all read to the same values."""
     amounts = ["1234.5", "1,234.50", "１２３４.５", "¥1,234.5", "1234.5元", "0.12345万元",
                "0.12345万", " 1 234.5 ", "+1234.50", 1234.5, "RMB1234.5"]
     dates = [MARCH_25, datetime.datetime(2026, 3, 25, 0, 0), 46106, "46106", "20260325",
@@ -315,8 +310,7 @@ def test_csv_in_gb18030_and_utf8(company):
 # --- updates, scope and the write ----------------------------------------------
 
 def test_update_lists_changes_and_unchanged_rows(company, make):
-    """A known code updates only what differs, listing each change; a row equal to
-    the database is unchanged and untouched; an empty cell keeps the value."""
+    """A known code updates only what differs and lists it; an equal row is left untouched."""
     changed = make.customer(code="U001", name="旧名称", branch=company["sh"], region="华东",
                             account_manager=company["wangwei"])
     same = make.customer(code="U002", name="原样公司", branch=company["sh"], region="华东")
@@ -342,8 +336,7 @@ def test_update_lists_changes_and_unchanged_rows(company, make):
 
 
 def test_branch_scoped_user_imports_only_their_branch(company, make):
-    """A branch manager's rows go to their branch; another branch, or the code of
-    another branch's customer, is a row error that reveals nothing about it."""
+    """A branch-scoped user imports only their branch and learns nothing about others."""
     make.customer(code="B001", name="北京秘密客户", branch=company["bj"])
     manager = company["bm_sh"]
     data = xlsx(["客户编号", "客户名称", "所属分公司", "2026年销售额"],
@@ -363,8 +356,7 @@ def test_branch_scoped_user_imports_only_their_branch(company, make):
 
 
 def test_apply_is_all_or_nothing(company, monkeypatch):
-    """When anything fails while writing, no customer, figure or audit event is
-    written and the batch stays a preview that can be confirmed later."""
+    """A failure while writing leaves no customer, figure or audit event; the preview stays."""
     admin = company["admin"]
     data = xlsx(["客户编号", "客户名称", "所属分公司", "2026年销售额"],
                 ["A001", "甲公司", "SH", "1"], ["A002", "乙公司", "SH", "2"])
@@ -387,8 +379,7 @@ def test_apply_is_all_or_nothing(company, monkeypatch):
 
 
 def test_a_clash_while_writing_rolls_everything_back(company, make, monkeypatch):
-    """A customer inserted by someone else between the check and the write (the
-    database refuses the duplicate code) undoes the whole import, with a message."""
+    """A duplicate code slipped in by someone else undoes the whole import, with a message."""
     admin = company["admin"]
     data = xlsx(["客户编号", "客户名称", "所属分公司"], ["K001", "甲", "SH"], ["K002", "乙", "SH"])
     batch = save_preview(preview_import("k.xlsx", data, admin), admin)
@@ -401,8 +392,7 @@ def test_a_clash_while_writing_rolls_everything_back(company, make, monkeypatch)
 
 
 def test_confirm_checks_again_against_the_database(company, make):
-    """A code created since the preview becomes an update, not a duplicate; a row
-    that no longer fits (its manager moved branch) stops the whole import."""
+    """Confirming re-checks each row: a code new meanwhile is an update; a misfit stops all."""
     admin = company["admin"]
     data = xlsx(["客户编号", "客户名称", "所属分公司", "客户经理"],
                 ["M001", "后来者公司", "SH", "王伟"], ["M002", "另一家", "SH", "李娜"])
@@ -422,8 +412,7 @@ def test_confirm_checks_again_against_the_database(company, make):
 
 
 def test_confirm_only_own_fresh_previews_and_audit_once(company):
-    """Only the uploader confirms, only once; the import is one audit event with its
-    counts, and a discarded preview cannot be confirmed."""
+    """Only the uploader confirms, only once; the import is one audit event with its counts."""
     admin, other = company["admin"], company["bm_sh"]
     data = xlsx(["客户编号", "客户名称", "所属分公司"], ["X001", "某公司", "SH"])
     batch = save_preview(preview_import("x.xlsx", data, admin), admin)
@@ -507,8 +496,7 @@ def test_export_in_chinese_round_trips_too(company, book, app):
 
 
 def test_export_neutralises_formulas_and_keeps_numbers(company, book):
-    """Text that would start a formula is exported as text with a leading quote;
-    numbers and dates stay numbers and dates."""
+    """Exported text that would start a formula gets a quote; numbers and dates stay as such."""
     data, _mimetype, _filename = export_customers(Customer.select().order_by(Customer.code),
                                                   "xlsx")
     sheet = openpyxl.load_workbook(io.BytesIO(data)).active
@@ -531,8 +519,7 @@ def test_export_neutralises_formulas_and_keeps_numbers(company, book):
 
 
 def test_write_neutralises_every_trigger_and_reads_back_exactly(en):
-    """= + - @ tab CR LF at the start of text are neutralised in both formats, and
-    reading the file gives the original text back."""
+    """= + - @ tab CR LF are neutralised in both formats and read back as written."""
     values = ["=1+1", "+1", "-1", "@x", "\tx", "\rx", "\nx", "'=q", "'plain", "", "a=b"]
     data = write_xlsx(["h"] * len(values), [values + [-5, Decimal("-1.5")]], "t")
     cells = list(openpyxl.load_workbook(io.BytesIO(data)).active.iter_rows(min_row=2))[0]
@@ -555,8 +542,7 @@ def test_neutralise_round_trips_any_text(text):
 
 
 def test_export_takes_the_scoped_query_and_fetches_in_few_queries(company, book):
-    """Only the customers of the query are exported (the caller scopes it), with
-    yearly figures fetched per chunk rather than per customer."""
+    """The export holds only the scoped query's customers, in a few queries rather than N."""
     from models.base import db
 
     query = Customer.visible_to(company["bm_sh"]).order_by(Customer.code)
@@ -580,8 +566,7 @@ def test_export_takes_the_scoped_query_and_fetches_in_few_queries(company, book)
 # --- hostile files -------------------------------------------------------------
 
 def test_zip_bombs_are_refused_before_inflating(en):
-    """An archive that inflates far beyond a customer list, or at a bomb's ratio, is
-    refused from its directory alone."""
+    """Zip bombs (by total size or by ratio) are refused from the archive's directory alone."""
     parts = {"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<workbook/>"}
     ratio_bomb = zip_of({**parts, "xl/worksheets/sheet1.xml": b"\0" * (20 * 1024 * 1024)})
     refused_quickly("bomb.xlsx", ratio_bomb, "unpacks to far more data")
@@ -591,8 +576,7 @@ def test_zip_bombs_are_refused_before_inflating(en):
 
 
 def test_a_member_that_understates_its_size_is_cut_off(en):
-    """A zip whose directory declares a small sheet that inflates to 20 MB is read
-    no further than declared, and refused as damaged."""
+    """A zip member that understates its size is read no further and refused as damaged."""
     source = zipfile.ZipFile(io.BytesIO(xlsx(["客户编号"], ["C1"])))
     members = {name: source.read(name) for name in source.namelist()}
     sheet = "xl/worksheets/sheet1.xml"
@@ -642,8 +626,7 @@ PNG = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\
     ("huge.csv", b"a,b\r\n" * (3 * 1024 * 1024), "larger than 10 MB"),
 ])
 def test_hostile_or_wrong_files_are_refused(en, filename, data, message):
-    """Renamed binaries, NUL bytes, old .xls, damaged zips and oversized files are
-    refused quickly with a clear message."""
+    """Renamed binaries, NUL bytes, .xls, damaged zips, oversized files are refused quickly."""
     refused_quickly(filename, data, message)
 
 
@@ -685,8 +668,7 @@ def _printable(value):
 @given(header=st.lists(st.sampled_from(KNOWN_HEADERS), min_size=1, max_size=16),
        rows=ROWS, as_csv=st.booleans())
 def test_fuzzed_files_never_raise_anything_unexpected(company, header, rows, as_csv):
-    """Whatever the cells hold, preview_import answers with a preview or a
-    SpreadsheetError, never another exception, and writes nothing."""
+    """Whatever the cells hold, preview_import gives a preview or a SpreadsheetError only."""
     header = ["客户编号", *header]
     if as_csv:
         data, name = csv_file(header, *[[str(c) if c is not None else "" for c in row]
@@ -710,8 +692,7 @@ def test_fuzzed_files_never_raise_anything_unexpected(company, header, rows, as_
        seed=st.integers(min_value=0, max_value=2**32), flips=st.integers(0, 20))
 def test_fuzzed_bytes_and_damaged_workbooks_raise_only_spreadsheet_errors(en, data, name, seed,
                                                                           flips):
-    """Random bytes, and real workbooks with random bytes changed, are either read
-    or refused with a SpreadsheetError."""
+    """Random bytes and damaged workbooks are read or refused with a SpreadsheetError only."""
     import random
 
     workbook = bytearray(xlsx(["客户编号", "客户名称"], ["C1", "某公司"]))

@@ -453,3 +453,12 @@ def test_fuzzed_import_never_breaks(client, make, cells, raw):
         assert response.status_code in (200, 303), (name, response.status_code)
         if response.status_code == 303:
             assert client.get(response.headers["Location"]).status_code == 200
+
+
+def test_full_width_code_is_read_as_half_width(client, make):
+    """Ｃ００７ typed in the form is saved as C007, the way the import reads it."""
+    east, _, _, _, _ = _book(make)
+    login(client, "bm_e")
+    response = client.post("/customers/new", data=_form(east, code="Ｃ００７"))
+    assert response.status_code == 303
+    assert Customer.select().where(Customer.code == "C007").exists()

@@ -38,6 +38,7 @@ from models.customers import (
     KINDS,
     NATURES,
     add_contact,
+    customer_page,
     find_customers,
     log_activity,
     remove_contact,
@@ -66,8 +67,11 @@ EDIT_ROLES = ("admin", "branch_manager", "sales_rep", "sales_director")
 
 @bp.context_processor
 def labels():
-    return {"kinds": KINDS, "natures": NATURES, "industries": INDUSTRIES,
-            "action_labels": IMPORT_ACTIONS}
+    """The label tables, translated once per request rather than once per row."""
+    def translated(table):
+        return {key: str(label) for key, label in table.items()}
+    return {"kinds": translated(KINDS), "natures": translated(NATURES),
+            "industries": translated(INDUSTRIES), "action_labels": translated(IMPORT_ACTIONS)}
 
 
 def _filtered(form):
@@ -86,7 +90,7 @@ def index():
     size = current_app.config["PAGE_SIZE"]
     page = form.current_page()
     total = query.count()
-    customers = list(query.paginate(page, size))
+    customers = list(customer_page(query, *form.ordering()).paginate(page, size))
     # The state worth keeping in links and the URL: filters that are set.
     args = {k: v for k, v in request.args.items()
             if v and k != "page" and (k, v) not in (("sort", "code"), ("dir", "asc"))}
@@ -293,7 +297,7 @@ def export(fmt):
     form = CustomerFilterForm(request.args, user=current_user)
     form.validate()
     query = _filtered(form)
-    data, mimetype, filename = export_customers(query, fmt)
+    data, mimetype, filename = export_customers(customer_page(query, *form.ordering()), fmt)
     audit("customer_export", object_type="customer", after={
         "format": fmt, "rows": query.count(), "filters": request.args.to_dict()})
     return send_file(io.BytesIO(data), mimetype=mimetype, as_attachment=True,

@@ -57,6 +57,8 @@ def floor():
 NAV = [
     ("main.dashboard", _l("My tasks"), None),
     ("customers.index", _l("Customers"), None),
+    ("cycles.index", _l("Grading cycles"), None),
+    ("scorecards.index", _l("Scorecards"), None),
     ("admin.users", _l("Users"), ("admin",)),
     ("admin.branches", _l("Branches"), ("admin",)),
     ("audit.events", _l("Audit trail"), ("admin",)),

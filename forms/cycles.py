@@ -1,0 +1,85 @@
+"""Forms of the grading cycle: setup, one criterion's score, submission."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from forms import choices
+from forms.admin import MultiCheckboxField
+from models import Branch, ScorecardTemplate, User
+from models.customers import KINDS
+
+
+class CycleForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)],
+                       render_kw={"placeholder": "2027年度客户分级评定"})
+    year = IntegerField(_l("Year"), validators=[DataRequired(), NumberRange(2000, 2100)])
+    template_existing = SelectField(_l("Scorecard for existing customers"), coerce=int)
+    template_prospect = SelectField(_l("Scorecard for prospects"), coerce=int)
+    branches = MultiCheckboxField(_l("Branches in scope (none: all)"), coerce=int)
+    kinds = MultiCheckboxField(_l("Customer kinds in scope (none: all)"), choices=choices(KINDS))
+    chair = SelectField(_l("Committee chair"), coerce=int)
+    members = MultiCheckboxField(_l("Committee members"), coerce=int)
+    meeting_from = DateField(_l("Meeting from"), validators=[Optional()])
+    meeting_to = DateField(_l("Meeting to"), validators=[Optional()])
+    disagreement_points = IntegerField(
+        _l("Flag disagreement above (points)"), default=10,
+        validators=[DataRequired(), NumberRange(1, 1000)])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        templates = ScorecardTemplate.select().order_by(ScorecardTemplate.name,
+                                                        ScorecardTemplate.version.desc())
+        self.template_existing.choices = choices(
+            [(t.id, f"{t.name} v{t.version}") for t in templates if t.kind == "existing"])
+        self.template_prospect.choices = choices(
+            [(0, _l("— prospects are not graded —"))]
+            + [(t.id, f"{t.name} v{t.version}") for t in templates if t.kind == "prospect"])
+        self.branches.choices = choices([(b.id, b.name) for b in Branch.select().order_by(
+            Branch.code)])
+        committee = (User.select().where(User.active).order_by(User.display_name))
+        self.chair.choices = choices([(u.id, u.display_name) for u in committee
+                                      if u.has_role("committee_chair")])
+        self.members.choices = choices([(u.id, u.display_name) for u in committee
+                                        if u.has_role("committee_member", "committee_chair")])
+
+    def validate_meeting_to(self, field):
+        if field.data and self.meeting_from.data and field.data < self.meeting_from.data:
+            from wtforms.validators import ValidationError
+            raise ValidationError(_l("The meeting cannot end before it starts."))
+
+
+class ScoreForm(FlaskForm):
+    """One criterion of one sheet, saved as the user changes it."""
+    criterion = IntegerField(validators=[DataRequired()])
+    level = IntegerField(validators=[Optional()])
+    points = IntegerField(_l("Points"), validators=[Optional(), NumberRange(0, 10000)])
+    comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=1000)])
+    revision = IntegerField(default=0, validators=[Optional()])
+    stage = SelectField(choices=choices([("preliminary", "preliminary"),
+                                         ("committee", "committee")]))
+
+
+class SubmitForm(FlaskForm):
+    comment = TextAreaField(_l("Overall comment"), validators=[Optional(), Length(max=2000)])
+    confirm = HiddenField(default="1")
+
+
+
+
+class FinaliseForm(FlaskForm):
+    """The chair's decision on the current customer."""
+    tier = SelectField(_l("Final grade"), coerce=int, validate_choice=False)
+    rationale = TextAreaField(_l("Rationale (needed when the grade differs from the mean's)"),
+                              validators=[Optional(), Length(max=2000)])
+    special_policy = BooleanField(_l("Special policy"))
+    credit_review = BooleanField(_l("Credit-rating review"))
+    reopen = BooleanField()

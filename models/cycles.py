@@ -1,0 +1,542 @@
+"""Grading cycles (评级周期), their committee, and one assessment per customer.
+
+A cycle moves draft → preliminary → committee → signing → published. Each
+move is guarded: `missing_for_next_phase()` says what still stands in the way,
+and `advance()` refuses until nothing does. Starting a cycle (draft →
+preliminary) freezes its templates and creates the assessments.
+"""
+import json
+
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from peewee import (
+    JOIN,
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    DecimalField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+    fn,
+)
+
+from .audit import audit
+from .base import BaseModel, DomainError, utcnow, write_transaction
+from .customers import Customer
+from .people import Branch, User
+from .scorecards import ScorecardTemplate
+from .tiers import Tier
+
+PHASES = {
+    "draft": _l("Draft"),
+    "preliminary": _l("Preliminary grading"),
+    "committee": _l("Committee review"),
+    "signing": _l("Signing"),
+    "published": _l("Published"),
+}
+PHASE_ORDER = list(PHASES)
+
+
+class GradingCycle(BaseModel):
+    name = CharField(max_length=100)
+    year = IntegerField()
+    template_existing = ForeignKeyField(ScorecardTemplate, on_delete="RESTRICT")
+    template_prospect = ForeignKeyField(ScorecardTemplate, null=True, on_delete="RESTRICT")
+    # The filters that choose the customers, as JSON: {"branches": [...], "kinds": [...]}.
+    # Resolved to a frozen list of assessments when the cycle starts.
+    scope = TextField(default="{}")
+    chair = ForeignKeyField(User, on_delete="RESTRICT")
+    meeting_from = DateField(null=True)
+    meeting_to = DateField(null=True)
+    # Members' totals further apart than this are flagged at the meeting.
+    disagreement_points = IntegerField(default=10)
+    # The customer the chair has the committee looking at (an Assessment id).
+    current_assessment = IntegerField(null=True)
+    phase = CharField(max_length=16, default="draft")
+    created_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+    started_at = DateTimeField(null=True)
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def phase_label(self):
+        return PHASES[self.phase]
+
+    @property
+    def scope_filters(self):
+        return json.loads(self.scope or "{}")
+
+    def members(self):
+        """The committee's members (the chair is not one of them)."""
+        return (User.select().join(CommitteeMember, on=(CommitteeMember.user == User.id))
+                .where(CommitteeMember.cycle == self).order_by(User.display_name))
+
+    def is_on_committee(self, user):
+        return user.id == self.chair_id or CommitteeMember.select().where(
+            CommitteeMember.cycle == self, CommitteeMember.user == user.id).exists()
+
+    def scoped_customers(self):
+        """The customers the scope names, as they are now."""
+        filters = self.scope_filters
+        query = Customer.select()
+        if filters.get("branches"):
+            query = query.where(Customer.branch.in_(filters["branches"]))
+        if filters.get("kinds"):
+            query = query.where(Customer.kind.in_(filters["kinds"]))
+        if not self.template_prospect_id:
+            query = query.where(Customer.kind == "existing")
+        return query
+
+    def audit_dict(self):
+        return {"name": self.name, "year": self.year, "phase": self.phase,
+                "template_existing": self.template_existing_id,
+                "template_prospect": self.template_prospect_id, "scope": self.scope_filters,
+                "chair": self.chair_id, "members": [m.id for m in self.members()],
+                "meeting_from": self.meeting_from, "meeting_to": self.meeting_to,
+                "disagreement_points": self.disagreement_points}
+
+    @classmethod
+    def visible_to(cls, user):
+        """Every cycle: what a branch-scoped user sees inside it is scoped per assessment."""
+        return cls.select()
+
+
+class CommitteeMember(BaseModel):
+    cycle = ForeignKeyField(GradingCycle, backref="committee", on_delete="CASCADE")
+    user = ForeignKeyField(User, on_delete="RESTRICT")
+
+    class Meta:
+        indexes = ((("cycle", "user"), True),)
+
+
+class Assessment(BaseModel):
+    """One customer's assessment sheet (评估表) in one cycle."""
+    cycle = ForeignKeyField(GradingCycle, backref="assessments", on_delete="CASCADE")
+    customer = ForeignKeyField(Customer, backref="assessments", on_delete="RESTRICT")
+    template = ForeignKeyField(ScorecardTemplate, on_delete="RESTRICT")
+    # Copied when the cycle starts: the sheet keeps its branch and the tier it
+    # started from even if the customer changes later.
+    branch = ForeignKeyField(Branch, on_delete="RESTRICT")
+    tier_before = ForeignKeyField(Tier, null=True, on_delete="RESTRICT")
+    provisional = BooleanField(default=False)
+    agenda_position = IntegerField(default=0)
+    preliminary_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    preliminary_comment = TextField(default="")
+    preliminary_submitted_at = DateTimeField(null=True)
+    final_tier = ForeignKeyField(Tier, null=True, on_delete="RESTRICT")
+    final_total = DecimalField(max_digits=7, decimal_places=2, null=True)
+    rationale = TextField(default="")
+    special_policy = BooleanField(default=False)
+    credit_review = BooleanField(default=False)
+    finalised_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    finalised_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("cycle", "customer"), True), (("cycle", "branch"), False))
+
+    @classmethod
+    def visible_to(cls, user):
+        """Assessments the user may open: a branch-scoped user sees the branch's."""
+        query = cls.select()
+        if user.is_branch_scoped:
+            query = query.where(cls.branch == user.branch_id)
+        return query
+
+    @property
+    def is_final(self):
+        return self.finalised_at is not None
+
+
+STAGES = ("preliminary", "committee")
+
+
+class Score(BaseModel):
+    """One person's points for one criterion of one assessment.
+
+    Preliminary scores have the branch manager as `member`; committee scores
+    one row per member. Each row is its own record, so members saving at the
+    same moment never touch each other's rows; `revision` detects one member's
+    two tabs overwriting each other.
+    """
+    assessment = ForeignKeyField(Assessment, backref="scores", on_delete="CASCADE")
+    criterion = IntegerField()  # the template's Criterion id
+    stage = CharField(max_length=16)
+    member = ForeignKeyField(User, on_delete="RESTRICT")
+    level = IntegerField(null=True)  # the chosen CriterionLevel id
+    points = IntegerField(null=True)
+    comment = TextField(default="")
+    revision = IntegerField(default=1)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("assessment", "stage", "member", "criterion"), True),)
+
+
+# --- Rules ---------------------------------------------------------------------
+
+def save_cycle(cycle, user, *, name, year, template_existing, template_prospect, scope, chair,
+               members, meeting_from=None, meeting_to=None, disagreement_points=10):
+    """Create (`cycle` is None) or change a cycle while it is a draft, audited.
+
+    Raises DomainError when the cycle has started, a template is of the wrong
+    kind, or the chair also sits among the members.
+    """
+    if cycle is not None and cycle.phase != "draft":
+        raise DomainError(_l("A cycle's setup is fixed once it has started."))
+    if template_existing.kind != "existing":
+        raise DomainError(_l("The template for existing customers must be one for existing "
+                             "customers."))
+    if template_prospect is not None and template_prospect.kind != "prospect":
+        raise DomainError(_l("The template for prospects must be one for prospects."))
+    member_ids = sorted({getattr(m, "id", m) for m in members})
+    if chair.id in member_ids:
+        raise DomainError(_l("The chair chairs the committee; do not list them as a member."))
+    with write_transaction():
+        creating = cycle is None
+        before = None if creating else cycle.audit_dict()
+        cycle = cycle or GradingCycle(created_by=user)
+        cycle.name, cycle.year = name, year
+        cycle.template_existing, cycle.template_prospect = template_existing, template_prospect
+        cycle.scope = json.dumps(scope, sort_keys=True)
+        cycle.chair = chair
+        cycle.meeting_from, cycle.meeting_to = meeting_from, meeting_to
+        cycle.disagreement_points = disagreement_points
+        cycle.save()
+        CommitteeMember.delete().where(CommitteeMember.cycle == cycle).execute()
+        CommitteeMember.insert_many([{"cycle": cycle.id, "user": m} for m in member_ids]
+                                    ).execute() if member_ids else None
+        audit("cycle_created" if creating else "cycle_updated", cycle, before=before,
+              after=cycle.audit_dict())
+    return cycle
+
+
+def missing_for_next_phase(cycle):
+    """What must happen before the cycle may move on: a list of sentences."""
+    missing = []
+    if cycle.phase == "draft":
+        if not cycle.members().exists():
+            missing.append(_l("Name at least one committee member besides the chair."))
+        if not cycle.scoped_customers().exists():
+            missing.append(_l("The scope holds no customer."))
+    elif cycle.phase == "preliminary":
+        open_sheets = (Assessment.select(Branch.name, fn.COUNT(Assessment.id).alias("n"))
+                       .join(Branch, on=(Assessment.branch == Branch.id))
+                       .where(Assessment.cycle == cycle,
+                              Assessment.preliminary_submitted_at.is_null())
+                       .group_by(Branch.name).order_by(Branch.name).tuples())
+        for branch, count in open_sheets:
+            missing.append(ngettext("%(branch)s: %(num)s preliminary sheet not submitted.",
+                                    "%(branch)s: %(num)s preliminary sheets not submitted.",
+                                    count, branch=branch))
+    elif cycle.phase == "committee":
+        count = Assessment.select().where(Assessment.cycle == cycle,
+                                          Assessment.finalised_at.is_null()).count()
+        if count:
+            missing.append(ngettext("%(num)s assessment has no final grade yet.",
+                                    "%(num)s assessments have no final grade yet.", count))
+    elif cycle.phase == "signing":
+        missing.append(_l("Every committee member must sign the report first."))
+    else:
+        missing.append(_l("The cycle is published; it has no further phase."))
+    return missing
+
+
+def advance(cycle, user):
+    """Move the cycle to its next phase; only the chair or an admin may.
+
+    Raises DomainError with what is missing. Starting the cycle (draft →
+    preliminary) freezes its templates and creates one assessment per
+    customer in scope, in the same transaction.
+    """
+    from .scorecards import freeze
+
+    if not (user.id == cycle.chair_id or user.has_role("admin")):
+        raise DomainError(_l("Only the committee chair or an administrator moves the cycle on."))
+    with write_transaction():
+        cycle = GradingCycle.get_by_id(cycle.id)  # re-read inside the lock
+        missing = missing_for_next_phase(cycle)
+        if missing:
+            raise DomainError(" ".join(str(m) for m in missing))
+        before = cycle.phase
+        cycle.phase = PHASE_ORDER[PHASE_ORDER.index(before) + 1]
+        if before == "draft":
+            freeze(cycle.template_existing)
+            if cycle.template_prospect_id:
+                freeze(cycle.template_prospect)
+            _create_assessments(cycle)
+            cycle.started_at = utcnow()
+        cycle.save()
+        audit("cycle_phase", cycle, before={"phase": before}, after={"phase": cycle.phase})
+    return cycle
+
+
+def _create_assessments(cycle):
+    rows = []
+    customers = cycle.scoped_customers().order_by(Customer.branch, Customer.code)
+    for position, customer in enumerate(customers, 1):
+        template = cycle.template_prospect_id if customer.kind == "prospect" else \
+            cycle.template_existing_id
+        rows.append({"cycle": cycle.id, "customer": customer.id, "template": template,
+                     "branch": customer.branch_id, "tier_before": customer.tier_id,
+                     "provisional": customer.provisional, "agenda_position": position})
+    for start in range(0, len(rows), 500):
+        Assessment.insert_many(rows[start:start + 500]).execute()
+
+
+class StaleScore(DomainError):
+    """The score changed since this screen last saw it (another tab or person).
+
+    `current` is the Score row as it is now, for the screen to show.
+    """
+
+    def __init__(self, message, current):
+        super().__init__(message)
+        self.current = current
+
+
+def _locked(assessment):
+    """Re-read the assessment, locking its row on PostgreSQL so that a save and a
+    finalisation of the same sheet never interleave (SQLite's IMMEDIATE
+    transaction already serialises writers)."""
+    from .base import is_sqlite
+    query = Assessment.select().where(Assessment.id == assessment.id)
+    return query.get() if is_sqlite() else query.for_update().get()
+
+
+def may_score(assessment, user, stage):
+    """Whether `user` may score `stage` of the assessment now; None or the reason why not."""
+    cycle = assessment.cycle
+    if stage == "preliminary":
+        if cycle.phase != "preliminary":
+            return _l("Preliminary sheets can be filled only while the cycle is in "
+                      "preliminary grading.")
+        if not (user.has_role("admin") or (user.has_role("branch_manager")
+                                           and user.branch_id == assessment.branch_id)):
+            return _l("Only the branch's manager fills its preliminary sheets.")
+        if assessment.preliminary_submitted_at:
+            return _l("This preliminary sheet has been submitted.")
+        return None
+    if cycle.phase != "committee":
+        return _l("Committee scores can be given only during the committee review.")
+    if not cycle.is_on_committee(user):
+        return _l("Only committee members score in the meeting.")
+    if assessment.is_final:
+        return _l("The final grade of this customer is set; scores can no longer change.")
+    return None
+
+
+def save_score(assessment, user, stage, criterion_id, level_id, points, comment, revision):
+    """Save one criterion's level, points and comment for `user` at `stage`.
+
+    `revision` is the revision of the score the screen showed (0 for none).
+    Raises DomainError when scoring is not open to the user, the level is not
+    one of the criterion's or the points lie outside it; StaleScore when the
+    score changed since (another tab). Returns the saved Score.
+    """
+    from .scorecards import Criterion, CriterionLevel
+
+    criterion = Criterion.get_or_none(Criterion.id == criterion_id,
+                                      Criterion.template == assessment.template_id)
+    if criterion is None:
+        raise DomainError(_l("This criterion is not on the assessment's scorecard."))
+    level = None
+    if level_id:
+        level = CriterionLevel.get_or_none(CriterionLevel.id == level_id,
+                                           CriterionLevel.criterion == criterion.id)
+        if level is None:
+            raise DomainError(_l("Choose one of the criterion's levels."))
+    if points is not None:
+        low, high = (level.min_points, level.max_points) if level else (0, criterion.max_points)
+        if not low <= points <= high:
+            raise DomainError(_l("Points for %(level)s lie between %(low)s and %(high)s.",
+                                 level=level.name if level else criterion.name,
+                                 low=low, high=high))
+    elif level is not None and level.min_points == level.max_points:
+        points = level.min_points  # a fixed-points level needs no typing
+    with write_transaction():
+        assessment = _locked(assessment)
+        reason = may_score(assessment, user, stage)
+        if reason:
+            raise DomainError(reason)
+        # The preliminary sheet is one sheet whoever fills it; in committee
+        # each member has a sheet of their own.
+        key = [Score.assessment == assessment.id, Score.stage == stage,
+               Score.criterion == criterion.id]
+        if stage == "committee":
+            key.append(Score.member == user.id)
+        current = Score.get_or_none(*key)
+        if (current.revision if current else 0) != (revision or 0):
+            raise StaleScore(_l("This score was changed elsewhere (another tab?) and now "
+                                "shows the newer value. Check it and save again."),
+                             current)
+        values = {"level": level.id if level else None, "points": points,
+                  "comment": comment or "", "updated_at": utcnow(), "member": user.id}
+        if current is None:
+            current = Score.create(assessment=assessment.id, stage=stage,
+                                   criterion=criterion.id, revision=1, **values)
+        else:
+            Score.update(revision=Score.revision + 1, **values).where(
+                Score.id == current.id).execute()
+            current = Score.get_by_id(current.id)
+    return current
+
+
+def submit_preliminary(assessment, user, comment=""):
+    """Submit a filled preliminary sheet; every criterion needs points. Audited."""
+    from .scorecards import Criterion
+    with write_transaction():
+        assessment = _locked(assessment)
+        reason = may_score(assessment, user, "preliminary")
+        if reason:
+            raise DomainError(reason)
+        criteria = Criterion.select().where(Criterion.template == assessment.template_id).count()
+        scored = Score.select().where(Score.assessment == assessment.id,
+                                      Score.stage == "preliminary",
+                                      Score.points.is_null(False)).count()
+        if scored < criteria:
+            raise DomainError(_l("Give points for every criterion before submitting."))
+        Assessment.update(preliminary_submitted_at=utcnow(), preliminary_by=user.id,
+                          preliminary_comment=comment or "").where(
+            Assessment.id == assessment.id).execute()
+        audit("preliminary_submitted", assessment, after={
+            "customer": assessment.customer_id, "total": preliminary_total(assessment)})
+
+
+def preliminary_total(assessment):
+    """The preliminary sheet's total so far."""
+    return (Score.select(fn.COALESCE(fn.SUM(Score.points), 0))
+            .where(Score.assessment == assessment.id, Score.stage == "preliminary").scalar())
+
+
+# --- The committee's view of one assessment -------------------------------------
+
+def committee_summary(assessment, template=None):
+    """What the chair sees for one customer: each member's total and grade, the
+    spread and mean per criterion, the committee mean and its grade, and
+    whether the members disagree (totals further apart than the cycle allows,
+    or on different sides of a band boundary)."""
+    template = template or assessment.template
+    cycle = assessment.cycle
+    scores = list(Score.select().where(Score.assessment == assessment.id,
+                                       Score.stage == "committee"))
+    by_member, by_criterion = {}, {}
+    for score in scores:
+        if score.points is None:
+            continue
+        by_member[score.member_id] = by_member.get(score.member_id, 0) + score.points
+        by_criterion.setdefault(score.criterion, []).append(score.points)
+    totals = sorted(by_member.values())
+    mean = round(sum(totals) / len(totals), 2) if totals else None
+    grades = {member: template.grade_for(total) for member, total in by_member.items()}
+    spread = (totals[-1] - totals[0]) if totals else 0
+    return {
+        "points": {(s.member_id, s.criterion): s.points for s in scores},
+        "member_totals": by_member,
+        "member_grades": grades,
+        "criteria": {cid: {"min": min(p), "max": max(p), "spread": max(p) - min(p),
+                           "mean": round(sum(p) / len(p), 2)}
+                     for cid, p in by_criterion.items()},
+        "mean": mean,
+        "mean_grade": template.grade_for(mean) if mean is not None else None,
+        "spread": spread,
+        "disagree": bool(totals) and (spread > cycle.disagreement_points
+                                      or len({g.id for g in grades.values() if g}) > 1),
+    }
+
+
+def finalise(assessment, user, tier, rationale="", special_policy=False, credit_review=False):
+    """The chair sets the final grade and locks the sheet, audited.
+
+    The grade defaults to the band of the committee mean; any other grade
+    needs a written rationale. Raises DomainError otherwise, when the user is
+    not the chair, or when the cycle is not in committee review.
+    """
+    with write_transaction():
+        assessment = _locked(assessment)
+        cycle = assessment.cycle
+        if user.id != cycle.chair_id:
+            raise DomainError(_l("Only the committee chair sets final grades."))
+        if cycle.phase != "committee":
+            raise DomainError(_l("Final grades are set during the committee review."))
+        if assessment.is_final:
+            raise DomainError(_l("This customer's final grade is set already."))
+        summary = committee_summary(assessment)
+        if summary["mean"] is None:
+            raise DomainError(_l("No committee member has scored this customer yet."))
+        computed = summary["mean_grade"]
+        if (computed is None or tier.id != computed.id) and not (rationale or "").strip():
+            raise DomainError(_l("A grade other than the committee mean's (%(grade)s) needs "
+                                 "a written rationale.",
+                                 grade=computed.display_name if computed else "—"))
+        Assessment.update(final_tier=tier.id, final_total=summary["mean"],
+                          rationale=(rationale or "").strip(), special_policy=special_policy,
+                          credit_review=credit_review, finalised_by=user.id,
+                          finalised_at=utcnow()).where(Assessment.id == assessment.id).execute()
+        audit("assessment_finalised", assessment, after={
+            "customer": assessment.customer_id, "final_tier": tier.code,
+            "computed": computed.code if computed else None, "mean": summary["mean"],
+            "rationale": rationale, "special_policy": special_policy,
+            "credit_review": credit_review})
+
+
+def reopen(assessment, user, reason=""):
+    """The chair reopens a finalised sheet during the committee review, audited."""
+    with write_transaction():
+        assessment = _locked(assessment)
+        if user.id != assessment.cycle.chair_id:
+            raise DomainError(_l("Only the committee chair reopens a final grade."))
+        if assessment.cycle.phase != "committee":
+            raise DomainError(_l("Final grades can be reopened only during the committee "
+                                 "review."))
+        if not assessment.is_final:
+            raise DomainError(_l("This customer has no final grade to reopen."))
+        before = {"final_tier": assessment.final_tier_id, "rationale": assessment.rationale}
+        Assessment.update(final_tier=None, final_total=None, finalised_at=None,
+                          finalised_by=None).where(Assessment.id == assessment.id).execute()
+        audit("assessment_reopened", assessment, before=before, after={"reason": reason})
+
+
+def set_current(cycle, user, assessment):
+    """The chair moves the whole committee to `assessment`, audited."""
+    if user.id != cycle.chair_id:
+        raise DomainError(_l("Only the committee chair leads the meeting."))
+    if cycle.phase != "committee" or assessment.cycle_id != cycle.id:
+        raise DomainError(_l("The meeting runs during the committee review."))
+    GradingCycle.update(current_assessment=assessment.id).where(
+        GradingCycle.id == cycle.id).execute()
+    audit("meeting_moved", cycle, after={"assessment": assessment.id,
+                                         "customer": assessment.customer_id})
+
+
+def agenda(cycle, branch_id=None, order="agenda"):
+    """The meeting's customers with their preliminary totals.
+
+    `order` is "agenda" (the sheets' order), "grade" (best preliminary total
+    first) or "borderline" (closest to a band boundary first).
+    """
+    totals = (Score.select(Score.assessment, fn.SUM(Score.points).alias("total"))
+              .where(Score.stage == "preliminary").group_by(Score.assessment))
+    query = (Assessment.select(Assessment, Customer, Branch,
+                               fn.COALESCE(totals.c.total, 0).alias("preliminary"))
+             .join(Customer, on=(Assessment.customer == Customer.id))
+             .switch(Assessment).join(Branch, on=(Assessment.branch == Branch.id))
+             .switch(Assessment).join(totals, JOIN.LEFT_OUTER,
+                                      on=(totals.c.assessment_id == Assessment.id))
+             .where(Assessment.cycle == cycle))
+    if branch_id:
+        query = query.where(Assessment.branch == branch_id)
+    rows = list(query.order_by(Assessment.agenda_position))
+    template = cycle.template_existing
+    minima = [band.min_total for band in template.bands_desc() if band.min_total > 0]
+    for row in rows:
+        row.preliminary_grade = template.grade_for(row.preliminary)
+        row.distance = min((abs(row.preliminary - m) for m in minima), default=0)
+    if order == "grade":
+        rows.sort(key=lambda r: -r.preliminary)
+    elif order == "borderline":
+        rows.sort(key=lambda r: r.distance)
+    return rows

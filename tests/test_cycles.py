@@ -1,0 +1,327 @@
+"""Grading cycles: setup, guarded phases, preliminary sheets and committee scores."""
+import pytest
+
+from models import (
+    Assessment,
+    AuditEvent,
+    Criterion,
+    CriterionLevel,
+    DomainError,
+    Score,
+    ScorecardTemplate,
+)
+from models.cycles import (
+    StaleScore,
+    advance,
+    missing_for_next_phase,
+    preliminary_total,
+    save_cycle,
+    save_score,
+    submit_preliminary,
+)
+from services.demo import ensure_reference_data
+
+
+@pytest.fixture
+def setup(app, make):
+    """Two branches of customers, the default scorecard, a chair and two members."""
+    return make_setup(app, make)
+
+
+def make_setup(app, make):
+    with app.test_request_context():
+        template = ensure_reference_data()
+        east, west = make.branch("E", "华东分公司"), make.branch("W", "西南分公司")
+        customers = [make.customer(east, f"华东客户{n}") for n in range(3)]
+        customers += [make.customer(west, f"西南客户{n}") for n in range(2)]
+        chair = make.user("chair", roles=("committee_chair",))
+        members = [make.user(f"m{n}", roles=("committee_member",)) for n in (1, 2)]
+        bm_east = make.user("bm_e", roles=("branch_manager",), branch=east)
+        bm_west = make.user("bm_w", roles=("branch_manager",), branch=west)
+        admin = make.user("admin", roles=("admin",))
+    return dict(template=template, east=east, west=west, customers=customers, chair=chair,
+                members=members, bm_east=bm_east, bm_west=bm_west, admin=admin)
+
+
+def _cycle(app, s, **overrides):
+    values = dict(name="2027年度客户分级评定", year=2027, template_existing=s["template"],
+                  template_prospect=None, scope={}, chair=s["chair"], members=s["members"])
+    values.update(overrides)
+    with app.test_request_context():
+        return save_cycle(None, s["admin"], **values)
+
+
+def _criteria(template):
+    return list(Criterion.select().where(Criterion.template == template)
+                .order_by(Criterion.position))
+
+
+def _level(criterion, name):
+    return CriterionLevel.get(CriterionLevel.criterion == criterion, CriterionLevel.name == name)
+
+
+def test_setup_rules(app, setup):
+    """The chair is not also a member; templates must fit the customer kind."""
+    with app.test_request_context(), pytest.raises(DomainError):
+        save_cycle(None, setup["admin"], name="x", year=2027,
+                   template_existing=setup["template"], template_prospect=None, scope={},
+                   chair=setup["chair"], members=[setup["chair"]])
+    prospect = ScorecardTemplate.create(name="潜在客户评估表", kind="prospect")
+    with app.test_request_context(), pytest.raises(DomainError):
+        save_cycle(None, setup["admin"], name="x", year=2027, template_existing=prospect,
+                   template_prospect=None, scope={}, chair=setup["chair"], members=[])
+    cycle = _cycle(app, setup)
+    assert sorted(m.username for m in cycle.members()) == ["m1", "m2"]
+    assert AuditEvent.get(AuditEvent.action == "cycle_created").after_data["members"]
+
+
+def test_only_the_chair_or_an_admin_starts_it_and_it_says_what_is_missing(app, setup):
+    """A draft without members cannot start; a member cannot start it; the chair can."""
+    cycle = _cycle(app, setup, members=[])
+    with app.test_request_context():
+        assert missing_for_next_phase(cycle)
+        with pytest.raises(DomainError, match="委员会委员"):
+            advance(cycle, setup["chair"])
+    cycle = _cycle(app, setup, scope={"branches": [setup["east"].id]})
+    with app.test_request_context():
+        with pytest.raises(DomainError):
+            advance(cycle, setup["members"][0])
+        cycle = advance(cycle, setup["chair"])
+    assert cycle.phase == "preliminary"
+    sheets = list(Assessment.select().where(Assessment.cycle == cycle))
+    assert len(sheets) == 3 and {a.branch_id for a in sheets} == {setup["east"].id}
+    assert ScorecardTemplate.get_by_id(setup["template"].id).frozen_at is not None
+
+
+def _started(app, setup):
+    cycle = _cycle(app, setup)
+    with app.test_request_context():
+        return advance(cycle, setup["chair"])
+
+
+def test_preliminary_scores_stay_in_their_ranges(app, setup):
+    """A level's points range holds; a fixed level fills its points by itself."""
+    cycle = _started(app, setup)
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.branch == setup["east"])
+    nature, strength = _criteria(setup["template"])[:2]
+    with app.test_request_context():
+        score = save_score(sheet, setup["bm_east"], "preliminary", nature.id,
+                           _level(nature, "股份公司").id, None, "", 0)
+        assert score.points == 10 and score.revision == 1
+        with pytest.raises(DomainError, match="10 到 15"):
+            save_score(sheet, setup["bm_east"], "preliminary", strength.id,
+                       _level(strength, "强大").id, 3, "", 0)
+        save_score(sheet, setup["bm_east"], "preliminary", strength.id,
+                   _level(strength, "强大").id, 13, "规模大", 0)
+    assert preliminary_total(sheet) == 23
+
+
+def test_another_branchs_manager_cannot_fill_the_sheet(app, setup):
+    """Only the branch's own manager fills its preliminary sheets."""
+    cycle = _started(app, setup)
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.branch == setup["east"])
+    nature = _criteria(setup["template"])[0]
+    with app.test_request_context(), pytest.raises(DomainError):
+        save_score(sheet, setup["bm_west"], "preliminary", nature.id, None, 5, "", 0)
+    assert Score.select().count() == 0
+
+
+def _fill(sheet, user, template, points=10):
+    for criterion in _criteria(template):
+        level = CriterionLevel.select().where(
+            CriterionLevel.criterion == criterion, CriterionLevel.min_points <= points,
+            CriterionLevel.max_points >= points).first()
+        save_score(sheet, user, "preliminary", criterion.id, level.id if level else None,
+                   points if level else None, "", 0)
+
+
+def test_submission_needs_every_criterion_and_then_locks(app, setup):
+    """A sheet with a criterion unscored is refused; a submitted sheet no longer changes."""
+    cycle = _started(app, setup)
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.branch == setup["east"])
+    with app.test_request_context():
+        with pytest.raises(DomainError, match="每个评分项"):
+            submit_preliminary(sheet, setup["bm_east"])
+        _fill(sheet, setup["bm_east"], setup["template"])
+        submit_preliminary(sheet, setup["bm_east"], "整体良好")
+        with pytest.raises(DomainError, match="已提交"):
+            save_score(sheet, setup["bm_east"], "preliminary",
+                       _criteria(setup["template"])[0].id, None, 5, "", 1)
+
+
+def test_phase_guard_counts_open_sheets_per_branch(app, setup):
+    """Moving to the committee lists each branch's unsubmitted sheets, and then allows it."""
+    cycle = _started(app, setup)
+    with app.test_request_context():
+        missing = [str(m) for m in missing_for_next_phase(cycle)]
+        assert any("华东分公司" in m and "3" in m for m in missing)
+        assert any("西南分公司" in m and "2" in m for m in missing)
+        for sheet in Assessment.select().where(Assessment.cycle == cycle):
+            user = setup["bm_east"] if sheet.branch_id == setup["east"].id else setup["bm_west"]
+            _fill(sheet, user, setup["template"])
+            submit_preliminary(sheet, user)
+        assert missing_for_next_phase(cycle) == []
+        assert advance(cycle, setup["admin"]).phase == "committee"
+
+
+def _in_committee(app, setup):
+    cycle = _started(app, setup)
+    with app.test_request_context():
+        for sheet in Assessment.select().where(Assessment.cycle == cycle):
+            user = setup["bm_east"] if sheet.branch_id == setup["east"].id else setup["bm_west"]
+            _fill(sheet, user, setup["template"])
+            submit_preliminary(sheet, user)
+        return advance(cycle, setup["chair"])
+
+
+def test_members_score_separately_and_stale_tabs_are_caught(app, setup):
+    """Two members' scores live side by side; a stale revision is refused, not overwritten."""
+    cycle = _in_committee(app, setup)
+    sheet = Assessment.select().where(Assessment.cycle == cycle).first()
+    growth = _criteria(setup["template"])[2]
+    m1, m2 = setup["members"]
+    with app.test_request_context():
+        a = save_score(sheet, m1, "committee", growth.id, None, 12, "", 0)
+        b = save_score(sheet, m2, "committee", growth.id, None, 4, "", 0)
+        assert (a.points, b.points) == (12, 4)
+        save_score(sheet, m1, "committee", growth.id, None, 13, "", a.revision)
+        with pytest.raises(StaleScore) as stale:  # the second tab still shows revision 1
+            save_score(sheet, m1, "committee", growth.id, None, 2, "", a.revision)
+        assert stale.value.current.points == 13
+        with pytest.raises(DomainError):  # a branch manager is not on the committee
+            save_score(sheet, setup["bm_east"], "committee", growth.id, None, 5, "", 0)
+    points = {s.member_id: s.points for s in Score.select().where(
+        Score.assessment == sheet, Score.stage == "committee")}
+    assert points == {m1.id: 13, m2.id: 4}
+
+
+def test_final_grade_defaults_to_the_mean_and_locks(app, setup):
+    """The mean's band needs no words; another grade needs a rationale; then saves stop."""
+    from models import Tier
+    from models.cycles import committee_summary, finalise, reopen
+    cycle = _in_committee(app, setup)
+    sheet = Assessment.select().where(Assessment.cycle == cycle).first()
+    m1, m2 = setup["members"]
+    criteria = _criteria(setup["template"])
+    with app.test_request_context():
+        # m1 gives 80 in all, m2 gives 70 in all (maxima 15, 15, 15, 15, 20, 20).
+        for criterion, p1, p2 in zip(criteria, (12, 12, 12, 12, 16, 16),
+                                     (10, 10, 10, 10, 15, 15)):
+            save_score(sheet, m1, "committee", criterion.id, None, p1, "", 0)
+            save_score(sheet, m2, "committee", criterion.id, None, p2, "", 0)
+        summary = committee_summary(sheet)
+        assert summary["member_totals"] == {m1.id: 80, m2.id: 70}
+        assert summary["mean"] == 75 and summary["mean_grade"].code == "A"
+        assert summary["disagree"]  # 80 (A) and 70 (B) lie on two sides of 75
+        tier_b = Tier.get(Tier.code == "B")
+        with pytest.raises(DomainError, match="理由"):
+            finalise(sheet, setup["chair"], tier_b)
+        with pytest.raises(DomainError, match="主任"):
+            finalise(sheet, m1, Tier.get(Tier.code == "A"))
+        finalise(sheet, setup["chair"], tier_b, rationale="回款率偏低，暂定B级")
+        with pytest.raises(DomainError, match="最终等级"):
+            save_score(sheet, m1, "committee", criteria[0].id, None, 1, "", 1)
+        reopen(sheet, setup["chair"], "补充材料")
+        assert Assessment.get_by_id(sheet.id).final_tier_id is None
+    actions = [e.action for e in AuditEvent.select().order_by(AuditEvent.id)]
+    assert "assessment_finalised" in actions and "assessment_reopened" in actions
+
+
+# --- Over HTTP ------------------------------------------------------------------
+
+def test_setup_and_start_through_the_pages(app, client, setup):
+    """An admin sets a cycle up; a member may not start it; the chair starts it."""
+    from tests.conftest import login
+    login(client, "admin")
+    response = client.post("/cycles/new", data={
+        "name": "2027年度客户分级评定", "year": "2027",
+        "template_existing": str(setup["template"].id), "template_prospect": "0",
+        "chair": str(setup["chair"].id), "members": [str(m.id) for m in setup["members"]],
+        "branches": [str(setup["east"].id)], "disagreement_points": "10"})
+    assert response.status_code == 303
+    detail = response.headers["Location"]
+    page = client.get(detail).get_data(as_text=True)
+    assert "2027年度客户分级评定" in page and "草稿" in page
+    client.post("/logout")
+    login(client, "m1")
+    assert client.post(detail + "/advance").status_code == 403
+    client.post("/logout")
+    login(client, "chair")
+    client.post(detail + "/advance")
+    page = client.get(detail).get_data(as_text=True)
+    assert "华东分公司：3 份初评表尚未提交" in page
+    assert Assessment.select().count() == 3
+
+
+def test_branch_manager_fills_the_sheet_with_autosave(app, client, setup):
+    """Each field saves as it changes; the total updates; a stale tab is told, not obeyed."""
+    from tests.conftest import login
+    cycle = _started(app, setup)
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.branch == setup["east"])
+    theirs = Assessment.get(Assessment.cycle == cycle, Assessment.branch == setup["west"])
+    nature, strength = _criteria(setup["template"])[:2]
+    login(client, "bm_e")
+    assert client.get(f"/assessments/{theirs.id}").status_code == 404
+    assert client.post(f"/assessments/{theirs.id}/scores", data={
+        "criterion": nature.id, "points": 5, "stage": "preliminary"}).status_code == 404
+    page = client.get(f"/assessments/{sheet.id}").get_data(as_text=True)
+    assert "客户质量等级评估表" in page and sheet.customer.name in page
+    hx = {"HX-Request": "true"}
+    row = client.post(f"/assessments/{sheet.id}/scores", headers=hx, data={
+        "criterion": nature.id, "level": _level(nature, "国有企业").id if CriterionLevel.select()
+        .where(CriterionLevel.name == "国有企业").exists() else _level(nature, "股份公司").id,
+        "points": "", "comment": "", "revision": 0, "stage": "preliminary"}
+    ).get_data(as_text=True)
+    assert "已保存" in row and 'hx-swap-oob="true"' in row
+    row = client.post(f"/assessments/{sheet.id}/scores", headers=hx, data={
+        "criterion": strength.id, "level": _level(strength, "强大").id, "points": 20,
+        "revision": 0, "stage": "preliminary"}).get_data(as_text=True)
+    assert "10" in row and "15" in row and "state-error" in row
+    client.post(f"/assessments/{sheet.id}/scores", headers=hx, data={
+        "criterion": strength.id, "level": _level(strength, "强大").id, "points": 12,
+        "revision": 0, "stage": "preliminary"})
+    stale = client.post(f"/assessments/{sheet.id}/scores", headers=hx, data={
+        "criterion": strength.id, "level": _level(strength, "一般").id, "points": 6,
+        "revision": 0, "stage": "preliminary"}).get_data(as_text=True)
+    assert "state-stale" in stale and 'value="12"' in stale
+    assert Score.get(Score.criterion == strength.id).points == 12
+    assert preliminary_total(sheet) == 22
+
+
+def test_meeting_board_from_agenda_to_final_grade(app, client, setup):
+    """The chair opens a customer, members score it, the chair sees it and sets the grade."""
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)
+    sheet = Assessment.select().where(Assessment.cycle == cycle).order_by(
+        Assessment.agenda_position).first()
+    criteria = _criteria(setup["template"])
+    login(client, "bm_e")
+    assert client.get(f"/cycles/{cycle.id}/meeting").status_code == 404  # not on the committee
+    client.post("/logout")
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "议程" in page and sheet.customer.name in page
+    client.post(f"/cycles/{cycle.id}/meeting/current", data={"assessment": sheet.id})
+    state = client.get(f"/cycles/{cycle.id}/meeting/state?seen=")
+    assert state.headers.get("HX-Refresh") == "true"
+    assert client.get(f"/cycles/{cycle.id}/meeting/state?seen={sheet.id}").status_code == 204
+    for username, points in (("m1", (12, 12, 12, 12, 16, 16)), ("m2", (3, 3, 3, 3, 4, 4))):
+        client.post("/logout")
+        login(client, username)
+        page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+        assert sheet.customer.name in page and 'name="stage" value="committee"' in page
+        for criterion, p in zip(criteria, points):
+            row = client.post(f"/assessments/{sheet.id}/scores", headers={"HX-Request": "true"},
+                              data={"criterion": criterion.id, "points": p, "revision": 0,
+                                    "stage": "committee"}).get_data(as_text=True)
+            assert "已保存" in row, row
+    client.post("/logout")
+    login(client, "chair")
+    board = client.get(f"/cycles/{cycle.id}/meeting/board?assessment={sheet.id}",
+                       headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<b>80</b>" in board and "<b>20</b>" in board and "<b>50.0</b>" in board
+    assert 'data-testid="disagree"' in board
+    tier_c = next(t for t in __import__("models").Tier.select() if t.code == "C")
+    client.post(f"/assessments/{sheet.id}/finalise", data={"tier": tier_c.id})
+    final = Assessment.get_by_id(sheet.id)
+    assert final.final_tier_id == tier_c.id and final.final_total == 50

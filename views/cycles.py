@@ -1,0 +1,337 @@
+"""Grading cycles: setup, phases, and the preliminary sheets branch managers fill."""
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from peewee import fn
+
+from extensions import htmx
+from forms.cycles import CycleForm, FinaliseForm, ScoreForm, SubmitForm
+from models import (
+    Assessment,
+    Branch,
+    Customer,
+    CustomerYear,
+    DomainError,
+    GradingCycle,
+    Score,
+    ScorecardTemplate,
+    Tier,
+    User,
+)
+from models.cycles import (
+    PHASES,
+    StaleScore,
+    advance,
+    agenda,
+    committee_summary,
+    finalise,
+    may_score,
+    missing_for_next_phase,
+    reopen,
+    save_cycle,
+    save_score,
+    set_current,
+    submit_preliminary,
+)
+
+from .access import get_visible_or_404, role_required
+
+bp = Blueprint("cycles", __name__)
+
+SETUP_ROLES = ("admin", "committee_chair")
+
+
+@bp.route("/cycles")
+def index():
+    """Every cycle, newest first, with its phase and progress."""
+    counts = (Assessment.select(Assessment.cycle, fn.COUNT(Assessment.id),
+                                fn.COUNT(Assessment.preliminary_submitted_at),
+                                fn.COUNT(Assessment.finalised_at))
+              .group_by(Assessment.cycle).tuples())
+    progress = {cycle: (total, submitted, final) for cycle, total, submitted, final in counts}
+    cycles = GradingCycle.select().order_by(GradingCycle.year.desc(), GradingCycle.id.desc())
+    return render_template("cycles/index.html", cycles=cycles, progress=progress,
+                           can_setup=current_user.has_role(*SETUP_ROLES))
+
+
+def _cycle_or_404(cycle_id):
+    cycle = GradingCycle.get_or_none(GradingCycle.id == cycle_id)
+    if cycle is None:
+        abort(404)
+    return cycle
+
+
+@bp.route("/cycles/new", methods=["GET", "POST"])
+@bp.route("/cycles/<int:cycle_id>/edit", methods=["GET", "POST"])
+@role_required(*SETUP_ROLES)
+def setup(cycle_id=None):
+    """Set up a cycle, or change it while it is a draft."""
+    cycle = _cycle_or_404(cycle_id) if cycle_id else None
+    form = CycleForm(obj=cycle)
+    if cycle and not form.is_submitted():
+        scope = cycle.scope_filters
+        form.template_existing.data = cycle.template_existing_id
+        form.template_prospect.data = cycle.template_prospect_id or 0
+        form.branches.data, form.kinds.data = scope.get("branches", []), scope.get("kinds", [])
+        form.chair.data = cycle.chair_id
+        form.members.data = [m.id for m in cycle.members()]
+    if form.validate_on_submit():
+        try:
+            cycle = save_cycle(
+                cycle, current_user, name=form.name.data.strip(), year=form.year.data,
+                template_existing=ScorecardTemplate.get_by_id(form.template_existing.data),
+                template_prospect=ScorecardTemplate.get_or_none(
+                    ScorecardTemplate.id == form.template_prospect.data),
+                scope={"branches": form.branches.data, "kinds": form.kinds.data},
+                chair=User.get_by_id(form.chair.data), members=form.members.data,
+                meeting_from=form.meeting_from.data, meeting_to=form.meeting_to.data,
+                disagreement_points=form.disagreement_points.data)
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("The cycle was saved."), "success")
+            return redirect(url_for("cycles.detail", cycle_id=cycle.id), 303)
+    return render_template("cycles/form.html", form=form, cycle=cycle)
+
+
+@bp.route("/cycles/<int:cycle_id>")
+def detail(cycle_id):
+    """The cycle's state: its phase, what the next phase still needs, each branch's
+    progress on the preliminary sheets."""
+    cycle = _cycle_or_404(cycle_id)
+    rows = (Assessment.visible_to(current_user)
+            .select(Branch.id, Branch.name, fn.COUNT(Assessment.id),
+                    fn.COUNT(Assessment.preliminary_submitted_at),
+                    fn.COUNT(Assessment.finalised_at))
+            .join(Branch, on=(Assessment.branch == Branch.id))
+            .where(Assessment.cycle == cycle).group_by(Branch.id, Branch.name)
+            .order_by(Branch.name).tuples())
+    can_advance = current_user.id == cycle.chair_id or current_user.has_role("admin")
+    return render_template("cycles/detail.html", cycle=cycle, branches=list(rows),
+                           missing=missing_for_next_phase(cycle), phases=PHASES,
+                           can_advance=can_advance,
+                           can_edit=cycle.phase == "draft" and current_user.has_role(
+                               *SETUP_ROLES))
+
+
+@bp.route("/cycles/<int:cycle_id>/advance", methods=["POST"])
+@role_required(*SETUP_ROLES)
+def move_on(cycle_id):
+    """Move the cycle to its next phase, or say what is missing."""
+    cycle = _cycle_or_404(cycle_id)
+    try:
+        cycle = advance(cycle, current_user)
+    except DomainError as error:
+        flash(str(error), "error")
+    else:
+        flash(_("The cycle is now in the phase “%(phase)s”.", phase=cycle.phase_label),
+              "success")
+    return redirect(url_for("cycles.detail", cycle_id=cycle.id), 303)
+
+
+@bp.route("/cycles/<int:cycle_id>/sheets")
+def sheets(cycle_id):
+    """The assessment sheets the user may open, by branch and state."""
+    cycle = _cycle_or_404(cycle_id)
+    query = (Assessment.visible_to(current_user)
+             .select(Assessment, Customer, Branch)
+             .join(Customer, on=(Assessment.customer == Customer.id))
+             .switch(Assessment).join(Branch, on=(Assessment.branch == Branch.id))
+             .where(Assessment.cycle == cycle))
+    state = request.args.get("state", "")
+    if state == "open":
+        query = query.where(Assessment.preliminary_submitted_at.is_null())
+    elif state == "submitted":
+        query = query.where(Assessment.preliminary_submitted_at.is_null(False))
+    branch = request.args.get("branch", type=int)
+    if branch:
+        query = query.where(Assessment.branch == branch)
+    size = current_app.config["PAGE_SIZE"]
+    page = max(request.args.get("page", 1, type=int), 1)
+    total = query.count()
+    rows = list(query.order_by(Branch.name, Customer.code).paginate(page, size))
+    args = {k: v for k, v in request.args.items() if v and k != "page"}
+    return render_template("cycles/sheets.html", cycle=cycle, sheets=rows, total=total,
+                           page=page, size=size, args=args, state=state)
+
+
+# --- One assessment sheet --------------------------------------------------------
+
+def _sheet_context(assessment, stage, user, errors=None):
+    """What a sheet shows: the preliminary scores, or in committee the user's own."""
+    template = assessment.template
+    query = Score.select().where(Score.assessment == assessment.id, Score.stage == stage)
+    if stage == "committee":
+        query = query.where(Score.member == user.id)
+    scores = {s.criterion: s for s in query}
+    years = list(CustomerYear.select().where(CustomerYear.customer == assessment.customer_id)
+                 .order_by(CustomerYear.year))
+    total = sum(s.points for s in scores.values() if s.points is not None)
+    return dict(assessment=assessment, cycle=assessment.cycle, customer=assessment.customer,
+                template=template, criteria=template.criteria_with_levels(), scores=scores,
+                years=years, total=total, grade=template.grade_for(total),
+                can_fill=may_score(assessment, user, stage) is None, stage=stage,
+                submit_form=SubmitForm(), errors=errors or {})
+
+
+@bp.route("/assessments/<int:assessment_id>")
+def assessment(assessment_id):
+    """The customer's assessment sheet: preliminary scores, filled in place."""
+    sheet = get_visible_or_404(Assessment, assessment_id)
+    return render_template("cycles/sheet.html",
+                           **_sheet_context(sheet, "preliminary", current_user))
+
+
+@bp.route("/assessments/<int:assessment_id>/scores", methods=["POST"])
+def save(assessment_id):
+    """Autosave one criterion; htmx gets the row back (and the new total out of band).
+
+    A stale revision (another tab saved meanwhile) answers the row as it now is,
+    with a warning; nothing is overwritten.
+    """
+    sheet = get_visible_or_404(Assessment, assessment_id)
+    form = ScoreForm()
+    message, level = None, "saved"
+    if not form.validate_on_submit():
+        message, level = _("The points must be a whole number."), "error"
+    else:
+        try:
+            save_score(sheet, current_user, form.stage.data, form.criterion.data,
+                       form.level.data, form.points.data, form.comment.data, form.revision.data)
+        except StaleScore as error:
+            message, level = str(error), "stale"
+        except DomainError as error:
+            message, level = str(error), "error"
+    if not htmx:
+        if level != "saved":
+            flash(message, "error")
+        return redirect(url_for("cycles.assessment", assessment_id=sheet.id), 303)
+    context = _sheet_context(sheet, form.stage.data or "preliminary", current_user)
+    criterion = next((c for c in context["criteria"] if c.id == form.criterion.data), None)
+    if criterion is None:
+        abort(404)
+    return render_template("cycles/_criterion.html", criterion=criterion, message=message,
+                           state=level, oob_total=True, **context)
+
+
+@bp.route("/assessments/<int:assessment_id>/submit", methods=["POST"])
+def submit(assessment_id):
+    """Submit the preliminary sheet to the committee."""
+    sheet = get_visible_or_404(Assessment, assessment_id)
+    form = SubmitForm()
+    if form.validate_on_submit():
+        try:
+            submit_preliminary(sheet, current_user, form.comment.data)
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("The preliminary sheet of %(customer)s was submitted.",
+                    customer=sheet.customer.name), "success")
+    return redirect(url_for("cycles.assessment", assessment_id=sheet.id), 303)
+
+
+# --- The meeting board ----------------------------------------------------------
+
+def _committee_cycle_or_404(cycle_id):
+    """The cycle, for its committee only: anyone else gets 404."""
+    cycle = _cycle_or_404(cycle_id)
+    if not cycle.is_on_committee(current_user):
+        abort(404)
+    return cycle
+
+
+def _meeting_context(cycle):
+    branch = request.args.get("branch", type=int)
+    order = request.args.get("order", "agenda")
+    rows = agenda(cycle, branch_id=branch, order=order)
+    current = next((r for r in rows if r.id == cycle.current_assessment), None) or (
+        Assessment.get_or_none(Assessment.id == cycle.current_assessment)
+        if cycle.current_assessment else None)
+    context = dict(cycle=cycle, agenda=rows, current=current, order=order, branch=branch,
+                   branches=Branch.select().order_by(Branch.code),
+                   is_chair=current_user.id == cycle.chair_id)
+    if current is not None:
+        context.update(_sheet_context(current, "committee", current_user))
+        context["preliminary"] = {s.criterion: s for s in Score.select().where(
+            Score.assessment == current.id, Score.stage == "preliminary")}
+        if context["is_chair"]:
+            context.update(_board_context(cycle, current))
+    return context
+
+
+@bp.route("/cycles/<int:cycle_id>/meeting")
+def meeting(cycle_id):
+    """The meeting board: the agenda, the current customer to score, and for the
+    chair the committee's scores as they arrive."""
+    cycle = _committee_cycle_or_404(cycle_id)
+    return render_template("cycles/meeting.html", **_meeting_context(cycle))
+
+
+@bp.route("/cycles/<int:cycle_id>/meeting/state")
+def meeting_state(cycle_id):
+    """Polled by every screen: when the chair has moved on, the page reloads."""
+    cycle = _committee_cycle_or_404(cycle_id)
+    seen = request.args.get("seen", type=int)
+    if seen != cycle.current_assessment:
+        return "", 200, {"HX-Refresh": "true"}
+    return "", 204
+
+
+@bp.route("/cycles/<int:cycle_id>/meeting/board")
+def meeting_board(cycle_id):
+    """The chair's live panel for the current customer (polled)."""
+    cycle = _committee_cycle_or_404(cycle_id)
+    if current_user.id != cycle.chair_id:
+        abort(404)
+    sheet = Assessment.get_or_none(Assessment.id == request.args.get("assessment", type=int),
+                                   Assessment.cycle == cycle)
+    if sheet is None:
+        abort(404)
+    return render_template("cycles/_board.html", **_board_context(cycle, sheet))
+
+
+def _board_context(cycle, sheet):
+    template = sheet.template
+    members = [cycle.chair, *cycle.members()]
+    return dict(cycle=cycle, current=sheet, template=template,
+                criteria=template.criteria_with_levels(), members=members,
+                summary=committee_summary(sheet, template), tiers=Tier.ordered(),
+                finalise_form=FinaliseForm())
+
+
+@bp.route("/cycles/<int:cycle_id>/meeting/current", methods=["POST"])
+def move_meeting(cycle_id):
+    """The chair moves everyone to another customer."""
+    cycle = _committee_cycle_or_404(cycle_id)
+    sheet = Assessment.get_or_none(Assessment.id == request.form.get("assessment", type=int),
+                                   Assessment.cycle == cycle)
+    if sheet is None:
+        abort(404)
+    try:
+        set_current(cycle, current_user, sheet)
+    except DomainError as error:
+        flash(str(error), "error")
+    return redirect(url_for("cycles.meeting", cycle_id=cycle.id, **request.args), 303)
+
+
+@bp.route("/assessments/<int:assessment_id>/finalise", methods=["POST"])
+def finalise_sheet(assessment_id):
+    """The chair sets the final grade (or reopens it)."""
+    sheet = get_visible_or_404(Assessment, assessment_id)
+    cycle = sheet.cycle
+    if not cycle.is_on_committee(current_user):
+        abort(404)
+    form = FinaliseForm()
+    if form.validate_on_submit():
+        try:
+            if form.reopen.data:
+                reopen(sheet, current_user, form.rationale.data)
+            else:
+                finalise(sheet, current_user, Tier.get_by_id(form.tier.data),
+                         form.rationale.data, form.special_policy.data,
+                         form.credit_review.data)
+        except DomainError as error:
+            flash(str(error), "error")
+    else:
+        flash(_("Choose the final grade."), "error")
+    return redirect(url_for("cycles.meeting", cycle_id=cycle.id), 303)
