@@ -38,7 +38,7 @@ POINTS_BOX = {"inputmode": "numeric", "size": 5, "autocomplete": "off"}
 
 
 class LevelForm(Form):
-    name = StringField(_l("Level name"), render_kw={"maxlength": LEVEL_NAME_MAX})
+    name = StringField(_l("Level name"), render_kw={"maxlength": LEVEL_NAME_MAX, "size": 32})
     min_points = IntegerField(_l("Points from"), render_kw=POINTS_BOX, **POINTS)
     max_points = IntegerField(_l("Points to"), render_kw=POINTS_BOX, **POINTS)
 
@@ -75,6 +75,9 @@ class TemplateForm(FlaskForm):
             entry.form.tier.choices = self.tier_choices
         # Errors about a list as a whole ("add at least one criterion"), by list name.
         self.list_errors = {}
+        # After a row action: the id of the part that changed, and of the new row's
+        # first field (autofocus: the browser, or htmx, brings it into view).
+        self.changed = self.focus = None
 
     # --- rows -----------------------------------------------------------
     def apply_row_action(self):
@@ -89,17 +92,24 @@ class TemplateForm(FlaskForm):
         if verb == "add_criterion":
             entry = self.criteria.append_entry()
             entry.form.levels.append_entry()
+            self.changed, self.focus = f"criterion-{len(criteria) - 1}", entry.form.name.id
         elif verb == "remove_criterion" and len(index) == 1 and index[0] < len(criteria):
             criteria.pop(index[0])
+            self.changed = f"criterion-{index[0] - 1}" if index[0] else "criteria-card"
         elif verb == "add_level" and len(index) == 1 and index[0] < len(criteria):
-            criteria[index[0]].form.levels.append_entry()
+            entry = criteria[index[0]].form.levels.append_entry()
+            self.changed, self.focus = f"criterion-{index[0]}", entry.form.name.id
         elif verb == "remove_level" and len(index) == 2 and index[0] < len(criteria) \
                 and index[1] < len(criteria[index[0]].form.levels.entries):
             criteria[index[0]].form.levels.entries.pop(index[1])
+            self.changed = f"criterion-{index[0]}"
         elif verb == "add_band":
-            self.bands.append_entry().form.tier.choices = self.tier_choices
+            entry = self.bands.append_entry()
+            entry.form.tier.choices = self.tier_choices
+            self.changed, self.focus = "bands-card", entry.form.tier.id
         elif verb == "remove_band" and len(index) == 1 and index[0] < len(self.bands.entries):
             self.bands.entries.pop(index[0])
+            self.changed = "bands-card"
         else:
             return verb != "save"
         return True

@@ -375,7 +375,9 @@ def test_row_buttons_add_and_remove_rows_without_saving(client, admin):
         return (html.count('data-testid="criterion"'), html.count('data-testid="level"'),
                 html.count('data-testid="band"'), html)
 
-    assert rows("add_level:1")[:3] == (6, 19, 3)
+    criteria, levels, bands, html = rows("add_level:1")
+    assert (criteria, levels, bands) == (6, 19, 3)
+    assert re.search(r'<input[^>]*autofocus[^>]*id="criteria-1-levels-3-name"', html)
     assert rows("remove_level:1:0")[:3] == (6, 17, 3)
     assert rows("add_criterion")[:3] == (7, 19, 3)
     assert rows("remove_criterion:5")[:3] == (5, 15, 3)
@@ -417,6 +419,12 @@ def test_htmx_gets_the_form_alone_and_a_redirect_after_saving(client, admin):
     html = response.get_data(as_text=True)
     assert "<html" not in html and html.count('data-testid="band"') == 4
     assert "HX-Request" in response.headers["Vary"]
+    # The swap brings the changed part into view; a failed save shows the summary.
+    assert response.headers["HX-Reswap"] == "outerHTML show:#bands-card:top"
+    failed = client.post("/scorecards/new", data=_form(_data(name="")),
+                         headers={"HX-Request": "true"})
+    assert failed.headers["HX-Reswap"] == "outerHTML show:top"
+    assert 'data-testid="error-summary"' in failed.get_data(as_text=True)
     response = client.post("/scorecards/new", data=_form(_data()),
                            headers={"HX-Request": "true"})
     assert response.headers["HX-Redirect"] == f"/scorecards/{ScorecardTemplate.get().id}"
@@ -455,8 +463,9 @@ def test_the_blank_sheet_has_criteria_levels_and_lines_to_fill(client, admin):
         for level, low, high in levels:
             assert level in html
             assert (f"{low} points" if low == high else f"{low}–{high} points") in html
-    for text in ("Customer name", "Customer code", "Branch", "Assessment date", "Assessor",
-                 "Reviewer", "Comments", "total ≥ 75", "60 ≤ total &lt; 75", "total &lt; 60"):
+    for text in ("Customer name", "Customer code", "Customer's branch", "Assessment date",
+                 "Assessor", "Reviewer", "Comments", "total ≥ 75", "60 ≤ total &lt; 75",
+                 "total &lt; 60"):
         assert text in html, text
     assert html.count('<td class="score"></td>') == len(DEFAULT_CRITERIA) + 1
     assert "css/sheet.css" in html and "css/app.css" not in html

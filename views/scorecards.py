@@ -102,7 +102,12 @@ def _editor(template):
                 return _saved(template, saved)
     context = dict(form=form, template=template, errors=form.error_summary())
     if htmx:
-        return render_template("scorecards/_form.html", **context)
+        response = make_response(render_template("scorecards/_form.html", **context))
+        # Bring into view what changed: the row's criterion, or the error summary.
+        show = f"#{form.changed}:top" if form.changed else "top" if form.is_submitted() else None
+        if show:
+            response.headers["HX-Reswap"] = f"outerHTML show:{show}"
+        return response
     return render_template("scorecards/form.html", **context)
 
 
