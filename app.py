@@ -36,6 +36,9 @@ def create_app(test_config=None):
         BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
         BABEL_TRANSLATION_DIRECTORIES=str(BASE_DIR / "translations"),
         PAGE_SIZE=50,
+        # How often meeting screens ask whether the chair moved on / new scores arrived.
+        MEETING_POLL_SECONDS=3,
+        BOARD_POLL_SECONDS=2,
     )
     for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_COOKIE_SECURE",
                 "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE"):

@@ -31,6 +31,17 @@ ACTION_LABELS = {
     "activity_logged": _l("Contact logged"),
     "contact_added": _l("Contact person added"),
     "contact_removed": _l("Contact person removed"),
+    "scorecard_created": _l("Scorecard template created"),
+    "scorecard_updated": _l("Scorecard template changed"),
+    "scorecard_versioned": _l("Scorecard template: new version"),
+    "scorecard_frozen": _l("Scorecard template frozen"),
+    "cycle_created": _l("Grading cycle created"),
+    "cycle_updated": _l("Grading cycle changed"),
+    "cycle_phase": _l("Grading cycle moved on"),
+    "preliminary_submitted": _l("Preliminary sheet submitted"),
+    "meeting_moved": _l("Meeting moved to a customer"),
+    "assessment_finalised": _l("Final grade set"),
+    "assessment_reopened": _l("Final grade reopened"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),
@@ -40,6 +51,9 @@ OBJECT_LABELS = {
     "activity": _l("Contact log"),
     "contact": _l("Contact person"),
     "import_batch": _l("Import"),
+    "scorecard_template": _l("Scorecard template"),
+    "grading_cycle": _l("Grading cycle"),
+    "assessment": _l("Assessment sheet"),
     "ip": _l("Address"),
 }
 

@@ -234,23 +234,23 @@ def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=N
 
 
 def customer_page(query, sort="code", descending=False):
-    """The rows of a find_customers() query, sorted, with branch, tier and account
-    manager joined in: one query for a whole page. (Counting uses the query
-    itself, without the joins.)"""
+    """The rows of a find_customers() query, sorted, as light named tuples with
+    the branch's and account manager's names: one query for a whole page.
+    (Counting uses the query itself, without the joins.) `tier` is the tier's
+    id; look it up in Tier.by_id()."""
     Manager = User.alias()
     column = SORTS.get(sort, Customer.code)
     order = column.desc(nulls="LAST") if descending else column.asc(nulls="LAST")
     return (query.select(Customer.id, Customer.code, Customer.name, Customer.kind,
-                         Customer.nature, Customer.industry, Customer.branch, Customer.tier,
-                         Customer.account_manager, Customer.provisional, Branch.id, Branch.name,
-                         Tier.id, Tier.code, Tier.name_zh, Tier.name_en, Tier.colour,
-                         Manager.id, Manager.display_name)
+                         Customer.nature, Customer.industry, Customer.tier,
+                         Customer.provisional, Branch.name.alias("branch_name"),
+                         Manager.display_name.alias("manager_name"))
             .join(Branch, on=(Customer.branch == Branch.id))
             .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id))
             .switch(Customer).join(Manager, JOIN.LEFT_OUTER,
-                                   on=(Customer.account_manager == Manager.id),
-                                   attr="account_manager")
-            .order_by(order, Customer.id))
+                                   on=(Customer.account_manager == Manager.id))
+            .order_by(order, Customer.id)
+            .namedtuples())
 
 
 # --- Changing customers ------------------------------------------------------

@@ -540,3 +540,107 @@ def agenda(cycle, branch_id=None, order="agenda"):
     elif order == "borderline":
         rows.sort(key=lambda r: r.distance)
     return rows
+
+
+# --- The cycle's summary ---------------------------------------------------------
+
+def _band_grade(bands, total):
+    """The tier of the highest band minimum `total` reaches; bands = [(min, tier)] desc."""
+    for minimum, tier in bands:
+        if total >= minimum:
+            return tier
+    return None
+
+
+def cycle_summary(cycle, thresholds=None):
+    """The results of a cycle, for the summary page and the report.
+
+    Each assessment's result is its final grade when set, otherwise the grade
+    its total would get (the committee mean, or the preliminary total before
+    the committee scored). `thresholds` ({tier id: minimum total}) re-grades
+    every total with other band minima — the "what if" — without saving
+    anything. Returns the distribution now and before the cycle per tier, the
+    movements against the tier each customer held, and the lists the
+    committee signs: the top tier, special policies, credit review,
+    provisional customers.
+    """
+    template = cycle.template_existing
+    tiers = list(Tier.ordered())
+    bands = [(b.min_total, b.tier) for b in template.bands_desc()]
+    if thresholds:
+        by_id = {t.id: t for t in tiers}
+        bands = sorted(((minimum, by_id[tier_id]) for tier_id, minimum in thresholds.items()
+                        if tier_id in by_id), key=lambda b: -b[0])
+    committee = dict(Score.select(Score.assessment, fn.SUM(Score.points) * 1.0 / fn.COUNT(
+        fn.DISTINCT(Score.member))).join(Assessment).where(
+        Assessment.cycle == cycle, Score.stage == "committee").group_by(Score.assessment)
+        .tuples())
+    preliminary = dict(Score.select(Score.assessment, fn.SUM(Score.points)).join(Assessment)
+                       .where(Assessment.cycle == cycle, Score.stage == "preliminary")
+                       .group_by(Score.assessment).tuples())
+    rows = list(Assessment.select(Assessment, Customer, Branch)
+                .join(Customer, on=(Assessment.customer == Customer.id))
+                .switch(Assessment).join(Branch, on=(Assessment.branch == Branch.id))
+                .where(Assessment.cycle == cycle).order_by(Customer.code))
+    rank = {t.id: t.rank for t in tiers}
+    by_id = {t.id: t for t in tiers}
+    now = {t.id: 0 for t in tiers}
+    before = {t.id: 0 for t in tiers}
+    movements = {"up": [], "down": [], "same": [], "new": []}
+    for row in rows:
+        total = row.final_total if row.final_total is not None else committee.get(
+            row.id, preliminary.get(row.id))
+        row.total = round(float(total), 2) if total is not None else None
+        if row.final_tier_id and not thresholds:
+            row.result = by_id.get(row.final_tier_id)
+        else:
+            row.result = _band_grade(bands, row.total) if row.total is not None else None
+        if row.result:
+            now[row.result.id] += 1
+        if row.tier_before_id:
+            before[row.tier_before_id] += 1
+        if row.result is None:
+            continue
+        if not row.tier_before_id:
+            movements["new"].append(row)
+        elif rank[row.result.id] < rank[row.tier_before_id]:
+            movements["up"].append(row)
+        elif rank[row.result.id] > rank[row.tier_before_id]:
+            movements["down"].append(row)
+        else:
+            movements["same"].append(row)
+    top = tiers[0] if tiers else None
+    return {
+        "tiers": tiers,
+        "bands": bands,
+        "distribution": [(t, now[t.id], before[t.id]) for t in tiers],
+        "movements": movements,
+        "top_list": [r for r in rows if top and r.result and r.result.id == top.id],
+        "special_policy": [r for r in rows if r.special_policy],
+        "credit_review": [r for r in rows if r.credit_review],
+        "provisional": [r for r in rows if r.provisional],
+        "graded": sum(now.values()),
+        "total": len(rows),
+    }
+
+
+def tasks_for(user):
+    """The grading work waiting for `user`: [(cycle, kind, count)] where kind is
+    "fill" (open preliminary sheets of the user's branch) or "meeting" (a
+    committee review the user sits on)."""
+    tasks = []
+    if user.has_role("branch_manager") and user.branch_id:
+        open_sheets = (Assessment.select(Assessment.cycle, fn.COUNT(Assessment.id))
+                       .join(GradingCycle)
+                       .where(GradingCycle.phase == "preliminary",
+                              Assessment.branch == user.branch_id,
+                              Assessment.preliminary_submitted_at.is_null())
+                       .group_by(Assessment.cycle).tuples())
+        for cycle_id, count in open_sheets:
+            tasks.append((GradingCycle.get_by_id(cycle_id), "fill", count))
+    for cycle in GradingCycle.select().where(GradingCycle.phase == "committee"):
+        if cycle.is_on_committee(user):
+            left = Assessment.select().where(Assessment.cycle == cycle,
+                                             Assessment.finalised_at.is_null()).count()
+            tasks.append((cycle, "meeting", left))
+    return tasks

@@ -30,7 +30,7 @@ from peewee import (
     prefetch,
 )
 
-from .audit import ACTION_LABELS, OBJECT_LABELS, audit
+from .audit import audit
 from .base import BaseModel, DomainError, is_sqlite, utcnow, write_transaction
 from .people import User
 from .tiers import Tier
@@ -38,14 +38,6 @@ from .tiers import Tier
 TEMPLATE_KINDS = {"existing": _l("Existing customers"), "prospect": _l("Prospects")}
 CUSTOMER_KINDS = tuple(TEMPLATE_KINDS)
 
-# How the audit trail names this domain's events.
-ACTION_LABELS.update({
-    "scorecard_created": _l("Scorecard template created"),
-    "scorecard_updated": _l("Scorecard template changed"),
-    "scorecard_versioned": _l("Scorecard template: new version"),
-    "scorecard_frozen": _l("Scorecard template frozen"),
-})
-OBJECT_LABELS["scorecard_template"] = _l("Scorecard template")
 
 NAME_MAX, LEVEL_NAME_MAX, DESCRIPTION_MAX, GUIDANCE_MAX = 100, 100, 1000, 2000
 # Generous bounds that keep totals within an ordinary integer.

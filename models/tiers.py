@@ -29,5 +29,10 @@ class Tier(BaseModel):
         return cls.select().order_by(cls.rank)
 
     @classmethod
+    def by_id(cls):
+        """{id: tier} of every tier (a handful of rows), for pages that show many."""
+        return {tier.id: tier for tier in cls.select()}
+
+    @classmethod
     def top(cls):
         return cls.ordered().first()

@@ -11,11 +11,8 @@ from models import (
     Activity,
     Branch,
     Contact,
-    Criterion,
-    CriterionLevel,
     Customer,
     CustomerYear,
-    GradeBand,
     ScorecardTemplate,
     Tier,
     TierHistory,
@@ -50,6 +47,17 @@ DEFAULT_CRITERIA = [
     ("战略重要性", 20, [("非常重要", 15, 20), ("一般重要", 10, 15), ("不重要", 0, 10)]),
 ]
 DEFAULT_BANDS = [("A", 75), ("B", 60), ("C", 0)]
+# Prospects are graded on their potential (DESIGN.md): nature, assets, revenue,
+# growth, and how much they may need from us.
+PROSPECT_CRITERIA = [
+    ("企业性质", 20, [("政府/国有企业", 20, 20), ("股份公司/外资企业", 15, 15),
+                      ("民营企业", 10, 10), ("个人", 5, 5)]),
+    ("资产规模", 20, [("大型", 15, 20), ("中型", 8, 15), ("小型", 0, 8)]),
+    ("营业收入", 20, [("一亿元以上", 15, 20), ("一千万至一亿元", 8, 15), ("一千万元以下", 0, 8)]),
+    ("发展速度", 20, [("快速", 15, 20), ("稳定", 8, 15), ("缓慢", 0, 8)]),
+    ("潜在需求", 20, [("大", 15, 20), ("一般", 8, 15), ("小", 0, 8)]),
+]
+PROSPECT_BANDS = [("A", 80), ("B", 60), ("C", 40), ("D", 0)]
 
 SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
             "余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯"
@@ -102,22 +110,17 @@ def _customer_name(rng, city, nature, industry):
 
 
 def ensure_reference_data():
-    """Tiers A–D and the default scorecard, when missing. Returns the template."""
+    """Tiers A–D, the default scorecard and the prospects' scorecard, when missing.
+    Returns the default (existing customers') template."""
+    from models.scorecards import create_template
     if not Tier.select().exists():
         Tier.insert_many([dict(code=c, name_zh=z, name_en=e, rank=r, colour=col)
                           for c, z, e, r, col in TIERS]).execute()
     template = ScorecardTemplate.get_or_none(ScorecardTemplate.name == "客户质量等级评估表")
     if template is None:
-        template = ScorecardTemplate.create(name="客户质量等级评估表", version=1, kind="existing")
-        for position, (name, maximum, levels) in enumerate(DEFAULT_CRITERIA, 1):
-            criterion = Criterion.create(template=template, position=position, name=name,
-                                         max_points=maximum)
-            for lp, (level, low, high) in enumerate(levels, 1):
-                CriterionLevel.create(criterion=criterion, position=lp, name=level,
-                                      min_points=low, max_points=high)
-        tiers = {t.code: t for t in Tier.select()}
-        for code, minimum in DEFAULT_BANDS:
-            GradeBand.create(template=template, tier=tiers[code], min_total=minimum)
+        template = create_template("客户质量等级评估表", "existing", DEFAULT_CRITERIA,
+                                   DEFAULT_BANDS)
+        create_template("潜在客户评估表", "prospect", PROSPECT_CRITERIA, PROSPECT_BANDS)
     return template
 
 

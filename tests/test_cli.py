@@ -2,7 +2,7 @@
 import sqlite3
 import threading
 
-from models import AuditEvent, Branch, Customer, CustomerYear, GradeBand, Tier, User, db
+from models import AuditEvent, Branch, Customer, CustomerYear, ScorecardTemplate, Tier, User, db
 from models.schema import latest_version
 
 
@@ -63,7 +63,9 @@ def test_seed_demo_builds_a_believable_company(runner):
         assert User.with_role(role).exists(), role
     assert Customer.select().count() == 600
     assert [t.code for t in Tier.ordered()] == ["A", "B", "C", "D"]
-    assert sorted(b.min_total for b in GradeBand.select()) == [0, 60, 75]
+    default = ScorecardTemplate.get(ScorecardTemplate.name == "客户质量等级评估表")
+    assert sorted(b.min_total for b in default.bands) == [0, 60, 75]
+    assert ScorecardTemplate.select().where(ScorecardTemplate.kind == "prospect").exists()
     years = {y.year for y in CustomerYear.select(CustomerYear.year).distinct()}
     assert len(years) == 3
     names = [c.name for c in Customer.select()]

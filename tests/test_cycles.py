@@ -325,3 +325,54 @@ def test_meeting_board_from_agenda_to_final_grade(app, client, setup):
     client.post(f"/assessments/{sheet.id}/finalise", data={"tier": tier_c.id})
     final = Assessment.get_by_id(sheet.id)
     assert final.final_tier_id == tier_c.id and final.final_total == 50
+
+
+def test_summary_lists_movements_and_what_if(app, client, setup):
+    """The summary counts results per tier against before, lists movements, and re-grades
+    for a what-if without saving anything."""
+    from models import Tier
+    from models.cycles import cycle_summary, finalise
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)  # every preliminary sheet is 10 points x 6 = 60: a B
+    sheets = list(Assessment.select().where(Assessment.cycle == cycle))
+    tiers = {t.code: t for t in Tier.select()}
+    with app.test_request_context():
+        for criterion in _criteria(setup["template"]):
+            save_score(sheets[0], setup["members"][0], "committee", criterion.id, None,
+                       criterion.max_points, "", 0)
+        finalise(sheets[0], setup["chair"], tiers["A"])  # 100 points: an A
+        summary = cycle_summary(cycle)
+        counts = {tier.code: now for tier, now, _before in summary["distribution"]}
+        assert counts == {"A": 1, "B": 4, "C": 0, "D": 0}
+        assert [r.id for r in summary["top_list"]] == [sheets[0].id]
+        assert len(summary["movements"]["new"]) == 5  # the test customers had no tier yet
+        what_if = cycle_summary(cycle, {tiers["A"].id: 95, tiers["B"].id: 61,
+                                        tiers["C"].id: 0})
+        counts = {tier.code: now for tier, now, _before in what_if["distribution"]}
+        assert counts == {"A": 1, "B": 0, "C": 4, "D": 0}
+    assert Assessment.get_by_id(sheets[1].id).final_tier_id is None  # nothing saved
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
+    assert "<svg" in page and "等级分布" in page
+    fragment = client.get(f"/cycles/{cycle.id}?band_{tiers['A'].id}=95&band_{tiers['B'].id}=61"
+                          f"&band_{tiers['C'].id}=0", headers={"HX-Request": "true"})
+    assert "<html" not in fragment.get_data(as_text=True)
+
+
+def test_dashboard_shows_the_grading_work_waiting(app, client, setup):
+    """A branch manager sees the branch's open sheets; a member sees the meeting."""
+    from tests.conftest import login
+    cycle = _started(app, setup)
+    login(client, "bm_e")
+    page = client.get("/").get_data(as_text=True)
+    assert cycle.name in page and 'class="big">3<' in page and "待填写" in page
+    client.post("/logout")
+    with app.test_request_context():
+        for sheet in Assessment.select().where(Assessment.cycle == cycle):
+            user = setup["bm_east"] if sheet.branch_id == setup["east"].id else setup["bm_west"]
+            _fill(sheet, user, setup["template"])
+            submit_preliminary(sheet, user)
+        advance(cycle, setup["chair"])
+    login(client, "m1")
+    page = client.get("/").get_data(as_text=True)
+    assert f"/cycles/{cycle.id}/meeting" in page

@@ -24,6 +24,7 @@ from models.cycles import (
     advance,
     agenda,
     committee_summary,
+    cycle_summary,
     finalise,
     may_score,
     missing_for_next_phase,
@@ -107,11 +108,29 @@ def detail(cycle_id):
             .where(Assessment.cycle == cycle).group_by(Branch.id, Branch.name)
             .order_by(Branch.name).tuples())
     can_advance = current_user.id == cycle.chair_id or current_user.has_role("admin")
+    thresholds = _what_if(request.args)
+    summary = cycle_summary(cycle, thresholds) if cycle.phase != "draft" else None
+    if htmx and summary is not None:
+        return render_template("cycles/_summary.html", cycle=cycle, summary=summary,
+                               what_if=bool(thresholds))
     return render_template("cycles/detail.html", cycle=cycle, branches=list(rows),
+                           summary=summary, what_if=bool(thresholds),
                            missing=missing_for_next_phase(cycle), phases=PHASES,
                            can_advance=can_advance,
                            can_edit=cycle.phase == "draft" and current_user.has_role(
                                *SETUP_ROLES))
+
+
+def _what_if(args):
+    """{tier id: minimum total} from `band_<tier id>` query arguments, or None."""
+    thresholds = {}
+    for key, value in args.items():
+        if key.startswith("band_") and key[5:].isdigit():
+            try:
+                thresholds[int(key[5:])] = float(value)
+            except ValueError:
+                continue
+    return thresholds or None
 
 
 @bp.route("/cycles/<int:cycle_id>/advance", methods=["POST"])

@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from models import Branch, Customer, db
+from models.cycles import tasks_for
 from models.people import ROLES
 from models.schema import current_version, latest_version
 from services.health import harfbuzz_subsetting
@@ -18,7 +19,8 @@ bp = Blueprint("main", __name__)
 def dashboard():
     """My tasks; each later domain adds its own panel."""
     customers = Customer.visible_to(current_user).count()
-    return render_template("main/dashboard.html", customer_count=customers)
+    return render_template("main/dashboard.html", customer_count=customers,
+                           grading_tasks=tasks_for(current_user))
 
 
 @bp.route("/healthz")
