@@ -39,6 +39,9 @@ def create_app(test_config=None):
         # How often meeting screens ask whether the chair moved on / new scores arrived.
         MEETING_POLL_SECONDS=3,
         BOARD_POLL_SECONDS=2,
+        # Where the customer pyramid's layers end, in % of customers from the top
+        # (platinum, gold, iron; lead is the rest): a hint beside each assessment.
+        PYRAMID_CUTS=(1, 5, 20),
     )
     for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_COOKIE_SECURE",
                 "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE"):

@@ -644,3 +644,33 @@ def tasks_for(user):
                                              Assessment.finalised_at.is_null()).count()
             tasks.append((cycle, "meeting", left))
     return tasks
+
+
+# --- Data-driven hints ------------------------------------------------------------
+
+# The customer pyramid, from the top: 白金 platinum, 黄金 gold, 铁 iron, 铅 lead.
+# PYRAMID_CUTS (app config) says where each layer ends, as a share of customers
+# from the top in %: by default the top 1%, the next 4%, the next 15%, the rest.
+PYRAMID_LAYERS = (_l("Platinum"), _l("Gold"), _l("Iron"), _l("Lead"))
+PYRAMID_CUTS = (1, 5, 20)
+
+
+def sales_hint(customer_id, year, cuts=PYRAMID_CUTS):
+    """Where the customer's sales of `year` stand among all customers' that year.
+
+    Returns {"year", "sales", "top_percent" (the share of customers selling as
+    much or more, 0–100), "layer" (the pyramid layer that share falls in)}, or
+    None without figures. A hint for the committee, never a grade.
+    """
+    from .customers import CustomerYear
+    own = CustomerYear.get_or_none(CustomerYear.customer == customer_id,
+                                   CustomerYear.year == year)
+    if own is None:
+        return None
+    same_year = CustomerYear.select().where(CustomerYear.year == year)
+    total = same_year.count()
+    at_least = same_year.where(CustomerYear.sales >= own.sales).count()
+    top_percent = round(100.0 * at_least / total, 1) if total else 100.0
+    layer = next((name for cut, name in zip(cuts, PYRAMID_LAYERS) if top_percent <= cut),
+                 PYRAMID_LAYERS[-1])
+    return {"year": year, "sales": own.sales, "top_percent": top_percent, "layer": layer}

@@ -376,3 +376,26 @@ def test_dashboard_shows_the_grading_work_waiting(app, client, setup):
     login(client, "m1")
     page = client.get("/").get_data(as_text=True)
     assert f"/cycles/{cycle.id}/meeting" in page
+
+
+def test_sales_hint_places_the_customer_in_the_pyramid(app, client, setup, make):
+    """Top 1% of sales is platinum, the next 4% gold; the sheet shows it as a hint only."""
+    from models import CustomerYear
+    from models.cycles import sales_hint
+    customers = [make.customer(setup["east"], f"金字塔客户{n}") for n in range(100)]
+    for n, customer in enumerate(customers):
+        CustomerYear.create(customer=customer, year=2026, sales=(100 - n) * 10000)
+    with app.test_request_context():
+        assert str(sales_hint(customers[0].id, 2026)["layer"]) == "白金"
+        assert sales_hint(customers[3].id, 2026)["top_percent"] == 4.0
+        assert str(sales_hint(customers[3].id, 2026)["layer"]) == "黄金"
+        assert str(sales_hint(customers[10].id, 2026)["layer"]) == "铁"
+        assert str(sales_hint(customers[50].id, 2026)["layer"]) == "铅"
+        assert str(sales_hint(customers[3].id, 2026, cuts=(5, 10, 30))["layer"]) == "白金"
+        assert sales_hint(setup["customers"][0].id, 2026) is None
+    cycle = _started(app, setup)
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.customer == customers[0])
+    from tests.conftest import login
+    login(client, "bm_e")
+    page = client.get(f"/assessments/{sheet.id}").get_data(as_text=True)
+    assert 'data-testid="hint"' in page and "白金" in page and "仅供参考" in page

@@ -29,6 +29,7 @@ from models.cycles import (
     may_score,
     missing_for_next_phase,
     reopen,
+    sales_hint,
     save_cycle,
     save_score,
     set_current,
@@ -186,10 +187,12 @@ def _sheet_context(assessment, stage, user, errors=None):
     years = list(CustomerYear.select().where(CustomerYear.customer == assessment.customer_id)
                  .order_by(CustomerYear.year))
     total = sum(s.points for s in scores.values() if s.points is not None)
+    hint = sales_hint(assessment.customer_id, assessment.cycle.year - 1,
+                      current_app.config["PYRAMID_CUTS"])
     return dict(assessment=assessment, cycle=assessment.cycle, customer=assessment.customer,
                 template=template, criteria=template.criteria_with_levels(), scores=scores,
                 years=years, total=total, grade=template.grade_for(total),
-                can_fill=may_score(assessment, user, stage) is None, stage=stage,
+                can_fill=may_score(assessment, user, stage) is None, stage=stage, hint=hint,
                 submit_form=SubmitForm(), errors=errors or {})
 
 
