@@ -87,6 +87,8 @@ class GradingCycle(BaseModel):
             query = query.where(Customer.branch.in_(filters["branches"]))
         if filters.get("kinds"):
             query = query.where(Customer.kind.in_(filters["kinds"]))
+        if filters.get("customers"):  # a hand-picked list
+            query = query.where(Customer.id.in_(filters["customers"]))
         if not self.template_prospect_id:
             query = query.where(Customer.kind == "existing")
         return query

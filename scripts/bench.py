@@ -98,7 +98,45 @@ PAGES = [
     Page("customer detail", "GET",
          lambda ctx: f"/customers/{ctx.pick('SELECT id FROM customer WHERE branch_id = 1')}",
          "bm_sh"),
+    # The grading meeting (issue 4): chair's live view and member's scoring partial
+    # p95 <= 2x, autosave under 30 concurrent members p99 <= 3x the floor's p99,
+    # the summary p95 <= 4x.
+    Page("meeting: chair's live view", "GET", lambda ctx: _board(ctx), "chair",
+         headers={"HX-Request": "true"}),
+    Page("meeting: member's scoring partial", "POST", lambda ctx: _score_slot(ctx)[0],
+         "member2", headers={"HX-Request": "true"}, data=lambda ctx: _score_slot(ctx)[1]),
+    # The same stack under the same 30-client load, for the autosave's comparison.
+    Page("floor x30", "GET", "/floor", "admin", concurrency=30, requests=1),
+    Page("meeting: autosave x30 members", "POST", lambda ctx: _score_slot(ctx)[0],
+         "member1", concurrency=30, requests=1, headers={"HX-Request": "true"},
+         data=lambda ctx: _score_slot(ctx)[1]),
+    Page("cycle summary", "GET", lambda ctx: f"/cycles/{ctx.pick(MEETING)}", "chair"),
 ]
+
+
+def _board(ctx):
+    """The chair's polled panel of the bench meeting's current customer."""
+    cycle = ctx.values(MEETING)[0]
+    current = ctx.values("SELECT current_assessment FROM grading_cycle "
+                         "WHERE phase = 'committee'")[0]
+    return f"/cycles/{cycle}/meeting/board?assessment={current}"
+
+
+def _score_slot(ctx):
+    """A committee save to a (sheet, criterion) this client has not saved yet, so that
+    nearly every request writes (revision 0) rather than being told it is stale.
+    Scores are per member, so two users never meet; each client of one user keeps
+    to its own block of sheets."""
+    sheets = ctx.values("SELECT a.id FROM assessment a JOIN grading_cycle c ON c.id = a.cycle_id "
+                        "WHERE c.phase = 'committee' ORDER BY a.id")[1:]  # [0] is on the board
+    criteria = ctx.values("SELECT cr.id FROM criterion cr JOIN grading_cycle c "
+                          "ON c.template_existing_id = cr.template_id "
+                          "WHERE c.phase = 'committee' ORDER BY cr.position")
+    block = len(sheets) // 30
+    sheet = sheets[ctx.client * block + (ctx.index // len(criteria)) % block]
+    data = {"criterion": criteria[ctx.index % len(criteria)], "points": ctx.rng.randint(0, 10),
+            "revision": 0, "stage": "committee", "comment": ""}
+    return f"/assessments/{sheet}/scores", data
 
 FLOOR = "floor"
 
@@ -110,6 +148,10 @@ SEED = 2027
 BRANCHES = 12
 REPS_PER_BRANCH = 24  # 7 + 12 * (1 + 24) = 307 users
 WORKERS = 2
+# The grading issue's meeting: a 1,000-customer cycle with a 9-person committee.
+MEETING_SIZE = 1000
+COMMITTEE = 9
+MEETING = "SELECT id FROM grading_cycle WHERE phase = 'committee'"
 
 # Samples: every round runs every page (the floor included) REQUESTS times per client,
 # in a shuffled order. 200 rounds x 5 = 1,000 samples per page: medians stable to a few %
@@ -157,13 +199,14 @@ def _build_key(customers, reps_per_branch):
 def _build(app, customers, reps_per_branch):
     """Schema and demo company into the app's (empty) database; returns seconds taken."""
     from models.schema import upgrade
-    from services.demo import build_demo
+    from services.demo import build_demo, build_meeting
 
     started = time.perf_counter()
     with app.app_context():
         upgrade()
         build_demo(seed=SEED, customers=customers, reps_per_branch=reps_per_branch,
                    branches=BRANCHES)
+        build_meeting(size=min(MEETING_SIZE, customers // 2), committee=COMMITTEE)
     return time.perf_counter() - started
 
 

@@ -299,6 +299,55 @@ def _grading_cycle(today, admin):
     advance(cycle, chair)
 
 
+def build_meeting(size=1000, committee=9, seed=2027):
+    """A committee review under way: `size` customers with submitted preliminary
+    sheets, a chair and `committee - 1` members, the first customer on the
+    board with every member's scores in. Used by the benchmark. Returns the cycle."""
+    from models import Assessment, GradingCycle, Score
+    from models.cycles import advance, save_cycle
+    rng = random.Random(seed)
+    admin = User.get(User.username == "admin")
+    chair = User.get(User.username == "chair")
+    members = list(User.with_role("committee_member").order_by(User.id))
+    probe = User(display_name="")
+    probe.set_password(DEMO_PASSWORD)
+    for n in range(len(members) + 1, committee):
+        extra = User(username=f"member{n}", display_name=_person(rng),
+                     password_hash=probe.password_hash)
+        extra.roles = ["committee_member"]
+        extra.save()
+        members.append(extra)
+    members = members[:committee - 1]
+    template = ScorecardTemplate.get(ScorecardTemplate.kind == "existing")
+    picked = [c.id for c in Customer.select(Customer.id).where(Customer.kind == "existing")
+              .order_by(Customer.code).limit(size)]
+    with db.atomic():
+        cycle = save_cycle(None, admin, name="评审会（基准测试）", year=2027,
+                           template_existing=template, template_prospect=None,
+                           scope={"customers": picked}, chair=chair, members=members)
+        cycle = advance(cycle, chair)
+        criteria = template.criteria_with_levels()
+        sheets = list(Assessment.select(Assessment.id, Assessment.branch)
+                      .where(Assessment.cycle == cycle))
+        managers = {u.branch_id: u.id for u in User.with_role("branch_manager")}
+        rows = [dict(assessment=sheet.id, criterion=c.id, stage="preliminary",
+                     member=managers[sheet.branch_id],
+                     points=rng.randint(0, c.max_points), revision=1)
+                for sheet in sheets for c in criteria]
+        for start in range(0, len(rows), 500):
+            Score.insert_many(rows[start:start + 500]).execute()
+        Assessment.update(preliminary_submitted_at=datetime.datetime(2027, 3, 20),
+                          preliminary_by=admin.id).where(Assessment.cycle == cycle).execute()
+        cycle = advance(cycle, chair)
+        first = sheets[0]
+        Score.insert_many([dict(assessment=first.id, criterion=c.id, stage="committee",
+                                member=m.id, points=rng.randint(0, c.max_points), revision=1)
+                           for m in members for c in criteria]).execute()
+        GradingCycle.update(current_assessment=first.id).where(
+            GradingCycle.id == cycle.id).execute()
+    return cycle
+
+
 def demo_logins():
     """[(username, name, roles, branch)] of the demo users worth trying."""
     from models.people import ROLES
