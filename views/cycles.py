@@ -184,6 +184,10 @@ def _sheet_context(assessment, stage, user, errors=None):
     if stage == "committee":
         query = query.where(Score.member == user.id)
     scores = {s.criterion: s for s in query}
+    # In committee, each row shows the preliminary points beside the member's own.
+    preliminary = {s.criterion: s for s in Score.select().where(
+        Score.assessment == assessment.id, Score.stage == "preliminary")
+    } if stage == "committee" else {}
     years = list(CustomerYear.select().where(CustomerYear.customer == assessment.customer_id)
                  .order_by(CustomerYear.year))
     total = sum(s.points for s in scores.values() if s.points is not None)
@@ -193,6 +197,7 @@ def _sheet_context(assessment, stage, user, errors=None):
                 template=template, criteria=template.criteria_with_levels(), scores=scores,
                 years=years, total=total, grade=template.grade_for(total),
                 can_fill=may_score(assessment, user, stage) is None, stage=stage, hint=hint,
+                preliminary=preliminary,
                 submit_form=SubmitForm(), errors=errors or {})
 
 
@@ -274,8 +279,6 @@ def _meeting_context(cycle):
                    is_chair=current_user.id == cycle.chair_id)
     if current is not None:
         context.update(_sheet_context(current, "committee", current_user))
-        context["preliminary"] = {s.criterion: s for s in Score.select().where(
-            Score.assessment == current.id, Score.stage == "preliminary")}
         if context["is_chair"]:
             context.update(_board_context(cycle, current))
     return context

@@ -1,0 +1,271 @@
+"""The grading committee's meeting in real browsers: a chair and three members, each in a
+session of their own, grade ten customers from the first one to the last final grade."""
+from playwright.sync_api import expect
+
+from models import Assessment, CriterionLevel, CustomerYear, Score, Tier, User
+from models.cycles import advance, save_cycle, set_current, submit_preliminary
+from tests.conftest import PASSWORD
+from tests.live import log_in, screenshot
+from tests.test_cycles import _criteria, _fill, _in_committee, make_setup
+
+MEMBERS = ("m1", "m2", "m3")
+# Each member's total (m1, m2, m3) per customer, in agenda order: within one band and at
+# most 10 points apart, except on DISAGREE, where m1 and m2 lie 50 points apart.
+TOTALS = [(86, 90, 84), (70, 72, 66), (50, 55, 48), (90, 40, 65), (62, 64, 60),
+          (76, 80, 78), (40, 44, 38), (74, 70, 68), (58, 55, 52), (95, 98, 92)]
+DISAGREE = 3
+OVERRIDE, OVERRIDE_TIER = 3, "C"  # the mean of 65.0 is a B; the chair settles on C
+LATE = 0  # a member tries to change this customer's scores after its grade is set
+MAXIMA = (15, 15, 15, 15, 20, 20)  # the default scorecard's criteria, in order
+REFUSED = "该客户的最终等级已确定，分数不能再修改。"
+
+
+def _band(total):
+    """The default scorecard's bands (DESIGN.md): A from 75, B from 60, C below."""
+    return "A" if total >= 75 else "B" if total >= 60 else "C"
+
+
+def _split(total):
+    """Points per criterion adding up to `total`; 客户性质 has fixed levels of 15, 10 or 5."""
+    nature = 15 if total >= 75 else 10 if total >= 45 else 5
+    rest = total - nature
+    points = [rest * top // sum(MAXIMA[1:]) for top in MAXIMA[1:]]
+    for i in range(rest - sum(points)):
+        points[i] += 1
+    return [nature, *points]
+
+
+def _meeting_setup(app, make):
+    """A cycle in committee review: ten customers with yearly figures and submitted
+    preliminary sheets, a chair and three members."""
+    setup = make_setup(app, make)
+    with app.test_request_context():
+        setup["customers"] += [make.customer(setup["east"], f"华东客户{n}") for n in (3, 4, 5)]
+        setup["customers"] += [make.customer(setup["west"], f"西南客户{n}") for n in (2, 3)]
+        members = [*setup["members"], make.user("m3", roles=("committee_member",))]
+        for user, name in zip([setup["chair"], *members], ("周主任", "委员甲", "委员乙", "委员丙")):
+            User.update(display_name=name).where(User.id == user.id).execute()
+        cycle = save_cycle(None, setup["admin"], name="2027年度客户分级评定", year=2027,
+                           template_existing=setup["template"], template_prospect=None,
+                           scope={}, chair=setup["chair"], members=members)
+        cycle = advance(cycle, setup["chair"])
+        sheets = list(Assessment.select().where(Assessment.cycle == cycle)
+                      .order_by(Assessment.agenda_position))
+        for n, sheet in enumerate(sheets):
+            CustomerYear.create(customer=sheet.customer_id, year=2026, sales=1_000_000 * (n + 1),
+                                profit=100_000 * (n + 1), collection_rate=90 + n, credit_days=30)
+            manager = setup["bm_east"] if sheet.branch_id == setup["east"].id else \
+                setup["bm_west"]
+            _fill(sheet, manager, setup["template"], points=(10, 15, 5)[n % 3])
+            submit_preliminary(sheet, manager)
+        cycle = advance(cycle, setup["chair"])
+    return cycle, sheets, setup
+
+
+def _log_in_together(pages, usernames):
+    """Each user logs in through the login form; all at once, since checking a password
+    is slow on purpose."""
+    for page, username in zip(pages, usernames):
+        page.goto("/login")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", PASSWORD)
+    for page in pages:
+        page.click("main form button[type=submit]", no_wait_after=True)
+    for page in pages:
+        page.wait_for_url("/")
+
+
+def _row(page, criterion):
+    return page.locator(f"#criterion-{criterion.id}")
+
+
+def _type_row(page, criterion, points):
+    """Keyboard only, from the row's level: Tab to the points, type them, Tab to save."""
+    page.keyboard.press("Tab")
+    expect(_row(page, criterion).locator("input[name=points]")).to_be_focused()
+    page.keyboard.type(str(points))
+    page.keyboard.press("Tab")
+
+
+def _choose_level(page, criterion, level):
+    _row(page, criterion).locator("select[name=level]").select_option(str(level.id))
+
+
+def _fill_points(page, criterion, level, points):
+    """After the level has saved (the row came back at revision 1), fill in the points."""
+    if level.is_fixed:
+        return
+    row = _row(page, criterion)
+    row.locator("input[name=revision][value='1']").wait_for(state="attached")
+    row.locator("input[name=points]").fill(str(points))
+    row.locator("input[name=points]").press("Tab")
+
+
+def _saved(page, criterion, points):
+    """Wait until the row has come back saved, with these points."""
+    page.locator(f"#criterion-{criterion.id}:has(.points:text-is('{points}'))"
+                 ":has(.save-state:text('已保存'))").wait_for()
+
+
+def _expect_board(chair, totals):
+    """The chair's board shows each member's total and grade, the mean and the spread."""
+    board = chair.locator("#board")
+    board.locator("[data-testid=scored]:text-is('3 位委员中已有 3 位打分。')").wait_for()
+    mean = round(sum(totals) / 3, 2)
+    cells = {"周主任": "—", "平均分": f"{mean} {_band(mean)}级",
+             "分差": str(max(totals) - min(totals))}
+    for who, total in zip(("委员甲", "委员乙", "委员丙"), totals):
+        cells[who] = f"{total} {_band(total)}级"
+    # The members' columns come in the database's order of names.
+    headings = [h.split()[0] for h in board.locator("thead th").all_inner_texts()[1:]]
+    expect(board.locator("tfoot td")).to_have_text([cells[h] for h in headings],
+                                                    use_inner_text=True)
+
+
+def test_committee_grades_ten_customers_in_a_meeting(app, make, live_server, new_page):
+    """Members follow the chair, autosave their scores, the chair sees them and sets grades."""
+    cycle, sheets, setup = _meeting_setup(app, make)
+    live_server.app.config.update(MEETING_POLL_SECONDS=1, BOARD_POLL_SECONDS=1)
+    criteria = _criteria(setup["template"])
+    tiers = {tier.code: tier for tier in Tier.select()}
+    levels = {c.id: list(CriterionLevel.select().where(CriterionLevel.criterion == c)
+                         .order_by(CriterionLevel.position)) for c in criteria}
+
+    def level_for(criterion, points):
+        return next(lv for lv in levels[criterion.id] if lv.min_points <= points <= lv.max_points)
+
+    pages = [new_page() for _ in range(4)]
+    chair, members = pages[0], pages[1:]
+    _log_in_together(pages, ("chair", *MEMBERS))
+    for page in pages:
+        page.goto(f"/cycles/{cycle.id}/meeting")
+    expect(members[0].locator(".current-sheet")).to_contain_text("自动跟随主任")
+
+    for n, sheet in enumerate(sheets):
+        name, totals = sheet.customer.name, TOTALS[n]
+        points = [_split(total) for total in totals]
+        with chair.expect_navigation():
+            chair.locator(".agenda-list li").filter(has_text=name).get_by_role(
+                "button", name="现在讨论").click()
+        expect(chair.locator("h1")).to_have_text(name)
+        # Every member's screen follows by itself, with the figures and preliminary scores.
+        for page in members:
+            page.locator(f"h1:text-is('{name}')").wait_for()
+            page.wait_for_load_state()
+        expect(members[0].locator(".current-sheet")).to_contain_text(f"{100 * (n + 1):,}.00 万元")
+        expect(members[0].locator(".current-sheet")).to_contain_text(f"{90 + n}.0%")
+        expect(_row(members[1], criteria[1]).locator("td.muted")).to_have_text(
+            str((10, 15, 5)[n % 3]))
+
+        # m2 and m3 choose each level, then type the points where the level is a range;
+        # meanwhile m1 scores the whole sheet without the mouse. Every change saves itself.
+        keyboard, *choosers = members
+        chosen = [[level_for(c, p[i]) for i, c in enumerate(criteria)] for p in points[1:]]
+        for page, page_levels in zip(choosers, chosen):
+            for criterion, level in zip(criteria, page_levels):
+                _choose_level(page, criterion, level)
+        keyboard.locator(f"#criterion-{criteria[0].id} select[name=level]").focus()
+        for criterion, p in zip(criteria, points[0]):
+            _type_row(keyboard, criterion, p)
+            _saved(keyboard, criterion, p)
+            keyboard.keyboard.press("Tab")  # on to the next criterion's level
+        for page, page_levels, page_points in zip(choosers, chosen, points[1:]):
+            for criterion, level, p in zip(criteria, page_levels, page_points):
+                _fill_points(page, criterion, level, p)
+        for page, page_points in zip(choosers, points[1:]):
+            for criterion, p in zip(criteria, page_points):
+                _saved(page, criterion, p)
+        for page, total in zip(members, totals):
+            expect(page.locator("#sheet-total")).to_contain_text(f"{total} / 100")
+
+        # The chair's board fills in by itself.
+        _expect_board(chair, totals)
+        board, mean = chair.locator("#board"), round(sum(totals) / 3, 2)
+        expect(board.get_by_test_id("disagree")).to_have_count(1 if n == DISAGREE else 0)
+        choice = chair.locator("#final-tier-choice select")
+        expect(choice).to_have_value(str(tiers[_band(mean)].id))  # the mean's band, preselected
+        if n == DISAGREE:
+            screenshot(keyboard, "meeting-member")
+            screenshot(chair, "meeting-chair")
+
+        if n == OVERRIDE:
+            choice.select_option(str(tiers[OVERRIDE_TIER].id))
+            with chair.expect_navigation():
+                chair.get_by_role("button", name="确定最终等级").click()
+            expect(chair.locator(".flash-error")).to_contain_text("必须填写理由")
+            choice.select_option(str(tiers[OVERRIDE_TIER].id))
+            chair.locator("textarea[name=rationale]").fill("两位委员分歧大，回款风险未消除，按C级服务。")
+        with chair.expect_navigation():
+            chair.get_by_role("button", name="确定最终等级").click()
+        grade = OVERRIDE_TIER if n == OVERRIDE else _band(mean)
+        expect(chair.locator(".final-grade")).to_contain_text(f"{grade}级")
+
+        if n == LATE:  # m2 still has the sheet open: a late change is refused in the row
+            late = _row(members[1], criteria[0]).locator("input[name=comment]")
+            late.fill("会后补充：客户性质待核实")
+            late.press("Tab")
+            expect(_row(members[1], criteria[0]).locator(".save-state")).to_have_text(REFUSED)
+
+    expect(chair.locator(".agenda-list li.final")).to_have_count(len(sheets))
+    finals = {a.id: a for a in Assessment.select().where(Assessment.cycle == cycle)}
+    for n, sheet in enumerate(sheets):
+        final, mean = finals[sheet.id], round(sum(TOTALS[n]) / 3, 2)
+        grade = OVERRIDE_TIER if n == OVERRIDE else _band(mean)
+        assert (final.final_tier_id, float(final.final_total)) == (tiers[grade].id, mean)
+        assert bool(final.rationale) == (n == OVERRIDE), final.rationale
+    assert "回款风险" in finals[sheets[OVERRIDE].id].rationale
+    committee = Score.select().where(Score.stage == "committee")
+    assert committee.count() == len(MEMBERS) * len(sheets) * len(criteria)
+    for n, sheet in enumerate(sheets):
+        for username, total in zip(MEMBERS, TOTALS[n]):
+            assert sum(s.points for s in committee.join(User, on=(Score.member == User.id))
+                       .where(Score.assessment == sheet.id, User.username == username)) == total
+    assert not committee.where(Score.comment != "").exists()  # the late comment was refused
+
+
+def _member_on_first_customer(app, make, page):
+    """m1's meeting screen, the chair having opened the first customer (preliminary 10 each)."""
+    setup = make_setup(app, make)
+    cycle = _in_committee(app, setup)
+    sheet = Assessment.select().where(Assessment.cycle == cycle).order_by(
+        Assessment.agenda_position).first()
+    with app.test_request_context():
+        set_current(cycle, setup["chair"], sheet)
+    log_in(page, "m1")
+    page.goto(f"/cycles/{cycle.id}/meeting")
+    return sheet, _criteria(setup["template"])
+
+
+def test_a_member_scores_a_row_with_level_points_and_comment_by_keyboard(
+        app, make, live_server, page):
+    """Level, points and comment go in by keyboard alone: autosave keeps the focus in place."""
+    sheet, criteria = _member_on_first_customer(app, make, page)
+    strength, row = criteria[1], _row(page, criteria[1])
+    row.locator("select[name=level]").focus()
+    for key in ("Alt+ArrowDown", "ArrowDown", "Enter"):  # the list's first level: 强大（10–15）
+        page.keyboard.press(key)
+    row.locator("input[name=revision][value='1']").wait_for(state="attached")
+    expect(row.locator("select[name=level]")).to_be_focused(timeout=1000)
+    page.keyboard.press("Tab")
+    page.keyboard.type("13")
+    page.keyboard.press("Tab")
+    _saved(page, strength, 13)
+    expect(row.locator("input[name=comment]")).to_be_focused(timeout=1000)
+    page.keyboard.type("规模大，回款及时")
+    page.keyboard.press("Tab")
+    row.locator("input[name=revision][value='3']").wait_for(state="attached")
+    score = Score.get(Score.assessment == sheet.id, Score.criterion == strength.id,
+                      Score.stage == "committee")
+    assert (CriterionLevel.get_by_id(score.level).name, score.points, score.comment) == (
+        "强大", 13, "规模大，回款及时")
+
+
+def test_a_saved_row_still_shows_the_preliminary_score(app, make, live_server, page):
+    """After autosave a member's row still shows the preliminary points beside their own."""
+    _, criteria = _member_on_first_customer(app, make, page)
+    row = _row(page, criteria[1])
+    expect(row.locator("td.muted")).to_have_text("10")
+    row.locator("input[name=points]").fill("12")
+    row.locator("input[name=points]").press("Tab")
+    _saved(page, criteria[1], 12)
+    expect(row.locator("td.muted")).to_have_text("10", timeout=1000)
