@@ -435,7 +435,14 @@ def committee_summary(assessment, template=None):
     mean = round(sum(totals) / len(totals), 2) if totals else None
     grades = {member: template.grade_for(total) for member, total in by_member.items()}
     spread = (totals[-1] - totals[0]) if totals else 0
+    # Members (not the chair, who may score too) who have scored every criterion.
+    criteria_count = len(template.criteria_with_levels())
+    per_member = {}
+    for score in scores:
+        if score.points is not None and score.member_id != cycle.chair_id:
+            per_member[score.member_id] = per_member.get(score.member_id, 0) + 1
     return {
+        "complete_members": sum(1 for n in per_member.values() if n == criteria_count),
         "points": {(s.member_id, s.criterion): s.points for s in scores},
         "member_totals": by_member,
         "member_grades": grades,
