@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD
@@ -29,7 +29,10 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-TIMEOUT_MS = 5_000
+# Generous: a 2-core CI machine running gunicorn tests beside the browser is slow at
+# times, and a wait that ends early is a flaky test, not a finding.
+TIMEOUT_MS = 15_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 # Duplicates what the response listener reports, with less detail.
 _RESOURCE_NOISE = re.compile(r"^Failed to load resource\b")
