@@ -53,7 +53,7 @@ translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po |
 # Create or upgrade the database under instance/, with the demo company when it is new.
 db: setup
 	@$(FLASK) db-upgrade
-	@$(FLASK) seed-demo --if-empty
+	@$(FLASK) seed-demo --if-empty > /dev/null  # make run prints the logins next
 
 # For developers: refresh the catalog after changing user-facing strings.
 extract-messages: $(VENV)/.stamp-run
