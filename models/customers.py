@@ -17,7 +17,7 @@ from peewee import (
 from pypinyin import Style, lazy_pinyin
 
 from .base import BaseModel, DomainError, db, utcnow, write_transaction
-from .people import Branch, User
+from .people import Branch, User, scoped_to_branch
 from .tiers import Tier
 
 KINDS = {"existing": _l("Existing customer"), "prospect": _l("Prospect")}
@@ -81,10 +81,7 @@ class Customer(BaseModel):
     @classmethod
     def visible_to(cls, user):
         """Customers the user may see: a branch-scoped user sees only the branch."""
-        query = cls.select()
-        if user.is_branch_scoped:
-            query = query.where(cls.branch == user.branch_id)
-        return query
+        return scoped_to_branch(cls.select(), cls.branch, user)
 
 
 class CustomerYear(BaseModel):

@@ -25,7 +25,7 @@ from peewee import (
 from .audit import audit
 from .base import BaseModel, DomainError, utcnow, write_transaction
 from .customers import Customer
-from .people import Branch, User
+from .people import Branch, User, scoped_to_branch
 from .scorecards import ScorecardTemplate
 from .tiers import Tier
 
@@ -143,10 +143,7 @@ class Assessment(BaseModel):
     @classmethod
     def visible_to(cls, user):
         """Assessments the user may open: a branch-scoped user sees the branch's."""
-        query = cls.select()
-        if user.is_branch_scoped:
-            query = query.where(cls.branch == user.branch_id)
-        return query
+        return scoped_to_branch(cls.select(), cls.branch, user)
 
     @property
     def is_final(self):

@@ -143,6 +143,14 @@ class User(BaseModel):
         }
 
 
+def scoped_to_branch(query, branch_field, user):
+    """`query` narrowed to the user's branch when the user is branch-scoped: the one
+    branch-scope rule every domain's `visible_to()` applies."""
+    if user.is_branch_scoped:
+        query = query.where(branch_field == user.branch_id)
+    return query
+
+
 class DummyPasswordCheck:
     """Spends the time of a real hash check for unknown usernames, so that
     the response time does not tell which usernames exist."""

@@ -191,13 +191,19 @@ def test_login_without_csrf_token_is_refused(csrf_app, make):
     assert client.get("/").status_code == 302
 
 
-def test_post_without_token_changes_nothing(csrf_app, make):
-    """A forged admin POST (no token) is refused and no user is created."""
+def _logged_in_with_token(csrf_app, make):
+    """A client logged in as an admin through the real form, token and all."""
     client = csrf_app.test_client()
     make.user("li", roles=("admin",))
     page = client.get("/login").get_data(as_text=True)
     client.post("/login", data={"username": "li", "password": "correct-horse-1",
                                 "csrf_token": csrf_token_from(page)})
+    return client
+
+
+def test_post_without_token_changes_nothing(csrf_app, make):
+    """A forged admin POST (no token) is refused and no user is created."""
+    client = _logged_in_with_token(csrf_app, make)
     data = {"username": "mallory", "display_name": "M", "password": "long-enough-1",
             "roles": "admin", "branch": "0", "language": "zh_CN", "sales_cycle_days": "28",
             "active": "y"}
@@ -215,11 +221,7 @@ def test_post_without_token_changes_nothing(csrf_app, make):
 
 def test_htmx_post_carries_the_token_as_a_header(csrf_app, make):
     """The layout's hx-headers token is accepted for htmx POSTs; without it, 400."""
-    client = csrf_app.test_client()
-    make.user("li", roles=("admin",))
-    page = client.get("/login").get_data(as_text=True)
-    client.post("/login", data={"username": "li", "password": "correct-horse-1",
-                                "csrf_token": csrf_token_from(page)})
+    client = _logged_in_with_token(csrf_app, make)
     dashboard = client.get("/").get_data(as_text=True)
     token = re.search(r'"X-CSRFToken": "([^"]+)"', dashboard).group(1)
     refused = client.post("/language", data={"language": "en"}, headers={"HX-Request": "true"})
@@ -233,10 +235,6 @@ def test_htmx_post_carries_the_token_as_a_header(csrf_app, make):
 
 def test_logout_needs_the_token(csrf_app, make):
     """A cross-site POST to /logout without the token does not end the session."""
-    client = csrf_app.test_client()
-    make.user("li", roles=("admin",))
-    page = client.get("/login").get_data(as_text=True)
-    client.post("/login", data={"username": "li", "password": "correct-horse-1",
-                                "csrf_token": csrf_token_from(page)})
+    client = _logged_in_with_token(csrf_app, make)
     assert client.post("/logout").status_code == 400
     assert client.get("/").status_code == 200
