@@ -1,9 +1,11 @@
 """Tierdesk: customer grading and tier management (客户分级管理)."""
 import datetime
+import functools
 import os
 import secrets
 from pathlib import Path
 
+from babel import Locale
 from flask import Flask, has_request_context, request, session
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -92,8 +94,15 @@ def _select_locale():
     if not has_request_context():
         return None  # CLI and jobs: the default locale
     if current_user and current_user.is_authenticated:
-        return current_user.language
-    return session.get("language") or None
+        return _locale(current_user.language)
+    return _locale(session.get("language"))
+
+
+@functools.lru_cache(maxsize=16)
+def _locale(identifier):
+    """A parsed Locale, once per process: Flask-Babel would parse the identifier on
+    every request, and Babel's parse scans its whole locale list each time."""
+    return Locale.parse(identifier) if identifier else None
 
 
 @login_manager.user_loader

@@ -44,6 +44,12 @@ NAME_MAX, LEVEL_NAME_MAX, DESCRIPTION_MAX, GUIDANCE_MAX = 100, 100, 1000, 2000
 POINTS_LIMIT = 100000
 
 
+# Criteria of frozen template versions by (family, version); the family is a random
+# key, so two databases never share an entry. Read-only once stored.
+_FROZEN_CRITERIA = {}
+_FROZEN_CACHE_SIZE = 64
+
+
 def _new_family():
     return uuid.uuid4().hex
 
@@ -85,13 +91,23 @@ class ScorecardTemplate(BaseModel):
 
     # --- reading ---------------------------------------------------------
     def criteria_with_levels(self):
-        """The criteria in order, each with `.levels` as a list in order (two queries)."""
+        """The criteria in order, each with `.levels` as a list in order (two queries,
+        none for a frozen version seen before: it never changes, so the process keeps
+        it — a meeting reads the same scorecard thousands of times)."""
         if getattr(self, "_criteria", None) is None:
-            criteria = Criterion.select().where(Criterion.template == self).order_by(
-                Criterion.position, Criterion.id)
-            levels = CriterionLevel.select().order_by(CriterionLevel.position,
-                                                      CriterionLevel.id)
-            self._criteria = list(prefetch(criteria, levels))
+            key = (self.family, self.version)
+            cached = _FROZEN_CRITERIA.get(key) if self.is_frozen else None
+            if cached is None:
+                criteria = Criterion.select().where(Criterion.template == self).order_by(
+                    Criterion.position, Criterion.id)
+                levels = CriterionLevel.select().order_by(CriterionLevel.position,
+                                                          CriterionLevel.id)
+                cached = list(prefetch(criteria, levels))
+                if self.is_frozen:
+                    if len(_FROZEN_CRITERIA) >= _FROZEN_CACHE_SIZE:
+                        _FROZEN_CRITERIA.clear()
+                    _FROZEN_CRITERIA[key] = cached
+            self._criteria = cached
         return self._criteria
 
     def bands_desc(self):

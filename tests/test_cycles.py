@@ -399,3 +399,55 @@ def test_sales_hint_places_the_customer_in_the_pyramid(app, client, setup, make)
     login(client, "bm_e")
     page = client.get(f"/assessments/{sheet.id}").get_data(as_text=True)
     assert 'data-testid="hint"' in page and "白金" in page and "仅供参考" in page
+
+
+def test_summary_grades_each_sheet_on_its_own_non_default_scorecard(app, client, setup, make):
+    """A company with seven criteria and A ≥ 150, B ≥ 100, C ≥ 80, and a prospects' card of
+    its own, gets exactly those grades, counts and movements in the summary and agenda."""
+    from models import Customer, Tier
+    from models.cycles import agenda, cycle_summary
+    from models.scorecards import create_template
+    from tests.conftest import login
+    tiers = {t.code: t for t in Tier.select()}
+    seven = [(f"评分项{n}", 30 if n < 7 else 20,
+              [("高", 20, 30 if n < 7 else 20), ("中", 10, 19), ("低", 0, 9)])
+             for n in range(1, 8)]
+    with app.test_request_context():
+        existing = create_template("七项评分表", "existing", seven,
+                                   [("A", 150), ("B", 100), ("C", 80), ("D", 0)])
+        prospect = create_template("潜在客户评分表", "prospect",
+                                   [("需求", 50, [("大", 30, 50), ("小", 0, 29)])],
+                                   [("B", 40), ("D", 0)])
+    for customer, tier in zip(setup["customers"], "ABCD"):
+        Customer.update(tier=tiers[tier].id).where(Customer.id == customer.id).execute()
+    newcomer = make.customer(setup["east"], "潜在客户堃喆有限公司", kind="prospect")
+    names = [c.name for c in setup["customers"]]
+    cycle = _cycle(app, setup, template_existing=existing, template_prospect=prospect)
+    with app.test_request_context():
+        cycle = advance(cycle, setup["chair"])
+        sheets = {s.customer_id: s for s in Assessment.select().where(Assessment.cycle == cycle)}
+        # Existing customers (tiers before A, B, C, D, none), points per criterion ->
+        # totals 150 (A, on the boundary), 84 (C: down), 105 (B: up), 70 (D), 140 (B: new).
+        # The prospect: 45 on its own card, a B there (it would be a D on the seven's).
+        for customer, points in zip(setup["customers"], (25, 12, 15, 10, 20)):
+            sheet = sheets[customer.id]
+            user = setup["bm_east"] if sheet.branch_id == setup["east"].id else setup["bm_west"]
+            _fill(sheet, user, existing, points)
+        _fill(sheets[newcomer.id], setup["bm_east"], prospect, 45)
+        summary = cycle_summary(cycle)
+        counts = {tier.code: (now, before) for tier, now, before in summary["distribution"]}
+        assert counts == {"A": (1, 1), "B": (3, 1), "C": (1, 1), "D": (1, 1)}
+        assert [r.customer_name for r in summary["top_list"]] == [names[0]]
+        assert [r.total for r in summary["top_list"]] == [150]
+        moved = {key: sorted(r.customer_name for r in rows)
+                 for key, rows in summary["movements"].items()}
+        assert moved == {"up": [names[2]], "down": [names[1]],
+                         "same": sorted([names[0], names[3]]),
+                         "new": sorted([names[4], "潜在客户堃喆有限公司"])}
+        grades = {row.customer_id: row.preliminary_grade.code for row in agenda(cycle)}
+        assert grades[newcomer.id] == "B"
+        assert grades[setup["customers"][3].id] == "D"
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
+    for name, line in ((names[0], "A级"), (names[2], "C级 → B级"), (names[1], "B级 → C级")):
+        assert name in page and line in page

@@ -177,28 +177,37 @@ def sheets(cycle_id):
 
 # --- One assessment sheet --------------------------------------------------------
 
-def _sheet_context(assessment, stage, user, errors=None):
-    """What a sheet shows: the preliminary scores, or in committee the user's own."""
+def _scores_context(assessment, stage, user, can_fill=None):
+    """What a row and the total need: the scorecard, the user's scores at `stage`
+    (in committee the member's own, beside the preliminary ones), total and grade.
+    `can_fill` may be given when known (right after a save)."""
     template = assessment.template
     query = Score.select().where(Score.assessment == assessment.id, Score.stage == stage)
     if stage == "committee":
         query = query.where(Score.member == user.id)
     scores = {s.criterion: s for s in query}
-    # In committee, each row shows the preliminary points beside the member's own.
     preliminary = {s.criterion: s for s in Score.select().where(
         Score.assessment == assessment.id, Score.stage == "preliminary")
     } if stage == "committee" else {}
+    total = sum(s.points for s in scores.values() if s.points is not None)
+    if can_fill is None:
+        can_fill = may_score(assessment, user, stage) is None
+    return dict(assessment=assessment, template=template,
+                criteria=template.criteria_with_levels(), scores=scores,
+                preliminary=preliminary, total=total, grade=template.grade_for(total),
+                can_fill=can_fill, stage=stage)
+
+
+def _sheet_context(assessment, stage, user):
+    """The whole sheet: the scores, plus the customer, its yearly figures and the
+    data hint."""
     years = list(CustomerYear.select().where(CustomerYear.customer == assessment.customer_id)
                  .order_by(CustomerYear.year))
-    total = sum(s.points for s in scores.values() if s.points is not None)
     hint = sales_hint(assessment.customer_id, assessment.cycle.year - 1,
                       current_app.config["PYRAMID_CUTS"])
-    return dict(assessment=assessment, cycle=assessment.cycle, customer=assessment.customer,
-                template=template, criteria=template.criteria_with_levels(), scores=scores,
-                years=years, total=total, grade=template.grade_for(total),
-                can_fill=may_score(assessment, user, stage) is None, stage=stage, hint=hint,
-                preliminary=preliminary,
-                submit_form=SubmitForm(), errors=errors or {})
+    return dict(_scores_context(assessment, stage, user), cycle=assessment.cycle,
+                customer=assessment.customer, years=years, hint=hint,
+                submit_form=SubmitForm())
 
 
 @bp.route("/assessments/<int:assessment_id>")
@@ -233,7 +242,8 @@ def save(assessment_id):
         if level != "saved":
             flash(message, "error")
         return redirect(url_for("cycles.assessment", assessment_id=sheet.id), 303)
-    context = _sheet_context(sheet, form.stage.data or "preliminary", current_user)
+    context = _scores_context(sheet, form.stage.data or "preliminary", current_user,
+                              can_fill=True if level == "saved" else None)
     criterion = next((c for c in context["criteria"] if c.id == form.criterion.data), None)
     if criterion is None:
         abort(404)
@@ -305,22 +315,21 @@ def meeting_state(cycle_id):
 @bp.route("/cycles/<int:cycle_id>/meeting/board")
 def meeting_board(cycle_id):
     """The chair's live panel for the current customer (polled)."""
-    cycle = _committee_cycle_or_404(cycle_id)
-    if current_user.id != cycle.chair_id:
+    # Polled every few seconds: the sheet, its cycle and its scorecard in one query.
+    sheet = (Assessment.select(Assessment, GradingCycle, ScorecardTemplate)
+             .join(GradingCycle).switch(Assessment).join(ScorecardTemplate)
+             .where(Assessment.id == request.args.get("assessment", type=int),
+                    Assessment.cycle == cycle_id).get_or_none())
+    if sheet is None or current_user.id != sheet.cycle.chair_id:
         abort(404)
-    sheet = Assessment.get_or_none(Assessment.id == request.args.get("assessment", type=int),
-                                   Assessment.cycle == cycle)
-    if sheet is None:
-        abort(404)
-    return render_template("cycles/_board.html", **_board_context(cycle, sheet))
+    return render_template("cycles/_board.html", **_board_context(sheet.cycle, sheet))
 
 
 def _board_context(cycle, sheet):
     template = sheet.template
-    members = [cycle.chair, *cycle.members()]
     return dict(cycle=cycle, current=sheet, template=template,
-                criteria=template.criteria_with_levels(), members=members,
-                summary=committee_summary(sheet, template), tiers=Tier.ordered(),
+                criteria=template.criteria_with_levels(), members=cycle.committee_people(),
+                summary=committee_summary(sheet, template, cycle), tiers=Tier.ordered(),
                 finalise_form=FinaliseForm())
 
 
