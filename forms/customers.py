@@ -58,7 +58,8 @@ class CustomerFilterForm(FlaskForm):
         super().__init__(*args, **kwargs)
         branches = list(visible_branches(user))
         self.branch.choices = choices([ANY] + [(str(b.id), b.name) for b in branches])
-        self.tier.choices = choices([ANY] + [(str(t.id), t.display_name) for t in Tier.ordered()]
+        self.tiers = list(Tier.ordered())  # the page shows them too
+        self.tier.choices = choices([ANY] + [(str(t.id), t.display_name) for t in self.tiers]
                                     + [("0", _l("No tier yet"))])
         # Account managers of one branch: the scoped user's, or the one chosen.
         # (A company-wide list would be hundreds of options on every keystroke.)

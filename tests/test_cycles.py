@@ -273,10 +273,14 @@ def test_branch_manager_fills_the_sheet_with_autosave(app, client, setup):
         "points": "", "comment": "", "revision": 0, "stage": "preliminary"}
     ).get_data(as_text=True)
     assert "已保存" in row and 'hx-swap-oob="true"' in row
-    row = client.post(f"/assessments/{sheet.id}/scores", headers=hx, data={
+    # A save answers with what changed, never the controls the user may be typing in.
+    assert "<select" not in row and f'id="revision-{nature.id}" value="1"' in row
+    refused = client.post(f"/assessments/{sheet.id}/scores", headers=hx, data={
         "criterion": strength.id, "level": _level(strength, "强大").id, "points": 20,
-        "revision": 0, "stage": "preliminary"}).get_data(as_text=True)
+        "revision": 0, "stage": "preliminary"})
+    row = refused.get_data(as_text=True)
     assert "10" in row and "15" in row and "state-error" in row
+    assert refused.headers["HX-Retarget"] == f"#criterion-{strength.id}"
     client.post(f"/assessments/{sheet.id}/scores", headers=hx, data={
         "criterion": strength.id, "level": _level(strength, "强大").id, "points": 12,
         "revision": 0, "stage": "preliminary"})
@@ -325,6 +329,22 @@ def test_meeting_board_from_agenda_to_final_grade(app, client, setup):
     client.post(f"/assessments/{sheet.id}/finalise", data={"tier": tier_c.id})
     final = Assessment.get_by_id(sheet.id)
     assert final.final_tier_id == tier_c.id and final.final_total == 50
+    # A member's screen, drawn before the grade was set, learns of it at its next poll.
+    client.post("/logout")
+    login(client, "m1")
+    state = client.get(f"/cycles/{cycle.id}/meeting/state?seen={sheet.id}&final=0")
+    assert state.headers.get("HX-Refresh") == "true"
+    late = client.post(f"/assessments/{sheet.id}/scores", headers={"HX-Request": "true"},
+                       data={"criterion": criteria[0].id, "points": 1, "revision": 1,
+                             "stage": "committee"})  # a save already on its way: refused
+    assert "该客户的最终等级已确定，分数不能再修改。" in late.get_data(as_text=True)
+    assert late.headers["HX-Retarget"] == f"#criterion-{criteria[0].id}"
+    assert Score.get(Score.assessment == sheet.id, Score.member == setup["members"][0].id,
+                     Score.criterion == criteria[0].id).points == 12
+    assert client.get(f"/cycles/{cycle.id}/meeting/state?seen={sheet.id}&final=1"
+                      ).status_code == 204
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "主任已确定最终等级" in page and "C级" in page
 
 
 def test_summary_lists_movements_and_what_if(app, client, setup):

@@ -36,9 +36,10 @@ TIMEOUT_S = 30
 
 FORM_TOKEN = re.compile(r'<input\b[^>]*\bname="csrf_token"[^>]*\bvalue="([^"]*)"')
 HX_TOKEN = re.compile(r'"X-CSRFToken":\s*"([^"]+)"')
-ROW_STATE = re.compile(r'<tbody id="criterion-\d+" class="criterion state-(\w+)"')
-ROW_REVISION = re.compile(r'<input type="hidden" name="revision" value="(\d+)">')
-ROW_POINTS = re.compile(r'<input type="number" name="points"[^>]*\bvalue="(\d*)"')
+# A save answers with the row's changed parts (or the whole row when refused).
+ROW_STATE = re.compile(r'class="save-state state-(\w+)"')
+ROW_REVISION = re.compile(r'<input type="hidden" name="revision" id="revision-\d+" value="(\d+)"')
+ROW_POINTS = re.compile(r'<td class="num points" id="points-\d+"[^>]*>(\d*)')
 # What gunicorn's log must never show: a traceback, a worker killed, SQLite's lock error.
 LOG_TROUBLE = re.compile(r"Traceback|database is locked|WORKER TIMEOUT|\[ERROR\]|\[CRITICAL\]")
 

@@ -95,7 +95,7 @@ def index():
     args = {k: v for k, v in request.args.items()
             if v and k != "page" and (k, v) not in (("sort", "code"), ("dir", "asc"))}
     context = dict(form=form, customers=customers, total=total, page=page, size=size,
-                   tiers=Tier.by_id(),
+                   tiers={tier.id: tier for tier in form.tiers},
                    args=args, can_edit=current_user.has_role(*EDIT_ROLES))
     if htmx:
         # Push the URL without the empty filters the form sent along.

@@ -1,5 +1,15 @@
 """Grading cycles: setup, phases, and the preliminary sheets branch managers fill."""
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 from peewee import fn
@@ -227,13 +237,14 @@ def save(assessment_id):
     """
     sheet = get_visible_or_404(Assessment, assessment_id)
     form = ScoreForm()
-    message, level = None, "saved"
+    message, level, score = None, "saved", None
     if not form.validate_on_submit():
         message, level = _("The points must be a whole number."), "error"
     else:
         try:
-            save_score(sheet, current_user, form.stage.data, form.criterion.data,
-                       form.level.data, form.points.data, form.comment.data, form.revision.data)
+            score = save_score(sheet, current_user, form.stage.data, form.criterion.data,
+                               form.level.data, form.points.data, form.comment.data,
+                               form.revision.data)
         except StaleScore as error:
             message, level = str(error), "stale"
         except DomainError as error:
@@ -243,12 +254,20 @@ def save(assessment_id):
             flash(message, "error")
         return redirect(url_for("cycles.assessment", assessment_id=sheet.id), 303)
     context = _scores_context(sheet, form.stage.data or "preliminary", current_user,
-                              can_fill=True if level == "saved" else None)
+                              can_fill=True if score else None)
     criterion = next((c for c in context["criteria"] if c.id == form.criterion.data), None)
     if criterion is None:
         abort(404)
-    return render_template("cycles/_criterion.html", criterion=criterion, message=message,
-                           state=level, oob_total=True, **context)
+    if score:
+        return render_template("cycles/_saved.html", criterion=criterion, score=score,
+                               filled_points=score.points != form.points.data, **context)
+    # Refused or stale: the whole row as it now is, with the reason.
+    response = make_response(render_template("cycles/_criterion.html", criterion=criterion,
+                                             message=message, state=level, oob_total=True,
+                                             **context))
+    response.headers.update({"HX-Retarget": f"#criterion-{criterion.id}",
+                             "HX-Reswap": "outerHTML"})
+    return response
 
 
 @bp.route("/assessments/<int:assessment_id>/submit", methods=["POST"])
@@ -304,11 +323,17 @@ def meeting(cycle_id):
 
 @bp.route("/cycles/<int:cycle_id>/meeting/state")
 def meeting_state(cycle_id):
-    """Polled by every screen: when the chair has moved on, the page reloads."""
+    """Polled by every screen: when the chair has moved on, or set or reopened the
+    current customer's grade, the page reloads."""
     cycle = _committee_cycle_or_404(cycle_id)
     seen = request.args.get("seen", type=int)
     if seen != cycle.current_assessment:
         return "", 200, {"HX-Refresh": "true"}
+    if seen is not None:  # the chair set (or reopened) the grade on screen: show it
+        final = Assessment.select().where(Assessment.id == seen,
+                                          Assessment.finalised_at.is_null(False)).exists()
+        if final != (request.args.get("final") == "1"):
+            return "", 200, {"HX-Refresh": "true"}
     return "", 204
 
 
