@@ -656,12 +656,13 @@ def cycle_summary(cycle, thresholds=None):
             before[before_id] += 1
         if result is None:
             continue
-        now[result.id] += 1
+        result_id = result.id
+        now[result_id] += 1
         if not before_id:
             movements["new"].append(row)
-        elif rank[result.id] < rank[before_id]:
+        elif rank[result_id] < rank[before_id]:
             movements["up"].append(row)
-        elif rank[result.id] > rank[before_id]:
+        elif rank[result_id] > rank[before_id]:
             movements["down"].append(row)
         else:
             movements["same"].append(row)
