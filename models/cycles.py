@@ -421,6 +421,16 @@ def preliminary_total(assessment):
             .where(Score.assessment == assessment.id, Score.stage == "preliminary").scalar())
 
 
+def sheet_total(assessment, stage, user):
+    """(total points, criteria scored) of the sheet `user` fills at `stage`: the
+    preliminary sheet, or in committee the member's own (one query)."""
+    query = (Score.select(fn.COALESCE(fn.SUM(Score.points), 0), fn.COUNT(Score.points))
+             .where(Score.assessment == assessment.id, Score.stage == stage))
+    if stage == "committee":
+        query = query.where(Score.member == user.id)
+    return query.tuples().get()
+
+
 # --- The committee's view of one assessment -------------------------------------
 
 def committee_summary(assessment, template=None, cycle=None):

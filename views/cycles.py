@@ -43,6 +43,7 @@ from models.cycles import (
     save_cycle,
     save_score,
     set_current,
+    sheet_total,
     submit_preliminary,
 )
 
@@ -187,10 +188,9 @@ def sheets(cycle_id):
 
 # --- One assessment sheet --------------------------------------------------------
 
-def _scores_context(assessment, stage, user, can_fill=None):
+def _scores_context(assessment, stage, user):
     """What a row and the total need: the scorecard, the user's scores at `stage`
-    (in committee the member's own, beside the preliminary ones), total and grade.
-    `can_fill` may be given when known (right after a save)."""
+    (in committee the member's own, beside the preliminary ones), total and grade."""
     template = assessment.template
     query = Score.select().where(Score.assessment == assessment.id, Score.stage == stage)
     if stage == "committee":
@@ -200,12 +200,12 @@ def _scores_context(assessment, stage, user, can_fill=None):
         Score.assessment == assessment.id, Score.stage == "preliminary")
     } if stage == "committee" else {}
     total = sum(s.points for s in scores.values() if s.points is not None)
-    if can_fill is None:
-        can_fill = may_score(assessment, user, stage) is None
+    scored = sum(1 for s in scores.values() if s.points is not None)
     return dict(assessment=assessment, template=template,
                 criteria=template.criteria_with_levels(), scores=scores,
-                preliminary=preliminary, total=total, grade=template.grade_for(total),
-                can_fill=can_fill, stage=stage)
+                preliminary=preliminary, total=total, scored=scored,
+                grade=template.grade_for(total),
+                can_fill=may_score(assessment, user, stage) is None, stage=stage)
 
 
 def _sheet_context(assessment, stage, user):
@@ -253,15 +253,19 @@ def save(assessment_id):
         if level != "saved":
             flash(message, "error")
         return redirect(url_for("cycles.assessment", assessment_id=sheet.id), 303)
-    context = _scores_context(sheet, form.stage.data or "preliminary", current_user,
-                              can_fill=True if score else None)
-    criterion = next((c for c in context["criteria"] if c.id == form.criterion.data), None)
+    template = sheet.template
+    criterion = next((c for c in template.criteria_with_levels()
+                      if c.id == form.criterion.data), None)
     if criterion is None:
         abort(404)
     if score:
+        total, scored = sheet_total(sheet, score.stage, current_user)
         return render_template("cycles/_saved.html", criterion=criterion, score=score,
-                               filled_points=score.points != form.points.data, **context)
+                               filled_points=score.points != form.points.data,
+                               template=template, total=total, scored=scored,
+                               grade=template.grade_for(total))
     # Refused or stale: the whole row as it now is, with the reason.
+    context = _scores_context(sheet, form.stage.data or "preliminary", current_user)
     response = make_response(render_template("cycles/_criterion.html", criterion=criterion,
                                              message=message, state=level, oob_total=True,
                                              **context))
@@ -309,7 +313,7 @@ def _meeting_context(cycle):
     if current is not None:
         context.update(_sheet_context(current, "committee", current_user))
         if context["is_chair"]:
-            context.update(_board_context(cycle, current))
+            context.update(_board_context(cycle, current), finalise_form=FinaliseForm())
     return context
 
 
@@ -354,8 +358,7 @@ def _board_context(cycle, sheet):
     template = sheet.template
     return dict(cycle=cycle, current=sheet, template=template,
                 criteria=template.criteria_with_levels(), members=cycle.committee_people(),
-                summary=committee_summary(sheet, template, cycle), tiers=Tier.ordered(),
-                finalise_form=FinaliseForm())
+                summary=committee_summary(sheet, template, cycle), tiers=Tier.ordered())
 
 
 @bp.route("/cycles/<int:cycle_id>/meeting/current", methods=["POST"])
