@@ -1,8 +1,33 @@
-"""Tiers: the ordered, configurable grades a customer can hold."""
-from flask_babel import get_locale
-from peewee import CharField, IntegerField
+"""Tiers (等级), their versioned service policies (服务政策), and service compliance:
+which customers are overdue for the contact, visit or sales analysis their tier's
+policy promises."""
+import datetime
+import functools
+import operator
+import re
 
-from .base import BaseModel
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from peewee import (
+    JOIN,
+    SQL,
+    BooleanField,
+    Case,
+    CharField,
+    DateField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+    fn,
+)
+
+from .base import BaseModel, DomainError, is_sqlite, utcnow, write_transaction
+from .people import User
+
+COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+# Tier codes appear in URLs (/tiers/<code>): letters, digits, '-' and '_'.
+CODE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 
 
 class Tier(BaseModel):
@@ -36,3 +61,353 @@ class Tier(BaseModel):
     @classmethod
     def top(cls):
         return cls.ordered().first()
+
+    @classmethod
+    def by_code(cls, code):
+        """The tier with this code; raises DomainError for an unknown one."""
+        tier = cls.get_or_none(cls.code == code)
+        if tier is None:
+            raise DomainError(_l("There is no tier %(code)s.", code=code))
+        return tier
+
+    def audit_dict(self):
+        return {"code": self.code, "name_zh": self.name_zh, "name_en": self.name_en,
+                "rank": self.rank, "colour": self.colour}
+
+
+def save_tier(tier, user, *, code, name_zh, name_en, colour):
+    """Create (`tier` is None; it goes to the bottom of the list) or change a tier,
+    audited. Raises DomainError for a malformed or taken code or a bad colour."""
+    from .audit import audit
+    code = (code or "").strip()
+    if not CODE.match(code):
+        raise DomainError(_l("A tier code is 1 to 16 letters, digits, '-' or '_'."))
+    if not COLOUR.match(colour or ""):
+        raise DomainError(_l("Give the colour as #rrggbb."))
+    with write_transaction():
+        clash = Tier.select().where(Tier.code == code)
+        if tier is not None:
+            clash = clash.where(Tier.id != tier.id)
+        if clash.exists():
+            raise DomainError(_l("The tier code %(code)s is taken.", code=code))
+        creating = tier is None
+        before = None if creating else tier.audit_dict()
+        if creating:
+            tier = Tier(rank=(Tier.select(fn.MAX(Tier.rank)).scalar() or 0) + 1)
+        tier.code, tier.name_zh, tier.name_en, tier.colour = code, name_zh, name_en, colour
+        tier.save()
+        audit("tier_created" if creating else "tier_updated", tier, before=before,
+              after=tier.audit_dict())
+    return tier
+
+
+def move_tier(tier, user, step):
+    """Swap the tier with its neighbour above (`step` -1) or below (+1), audited.
+    Raises DomainError when it is already at that end."""
+    from .audit import audit
+    with write_transaction():
+        tier = Tier.get_by_id(tier.id)
+        query = Tier.select()
+        query = (query.where(Tier.rank < tier.rank).order_by(Tier.rank.desc()) if step < 0
+                 else query.where(Tier.rank > tier.rank).order_by(Tier.rank))
+        other = query.first()
+        if other is None:
+            raise DomainError(_l("The tier is already at that end of the list."))
+        mine, theirs = tier.rank, other.rank
+        # Ranks are unique: park one while the other moves.
+        Tier.update(rank=-mine).where(Tier.id == tier.id).execute()
+        Tier.update(rank=mine).where(Tier.id == other.id).execute()
+        Tier.update(rank=theirs).where(Tier.id == tier.id).execute()
+        audit("tier_moved", tier, before={"rank": mine}, after={"rank": theirs})
+
+
+# --- Service policies ---------------------------------------------------------
+
+PRIORITIES = {"first": _l("First"), "normal": _l("Normal"), "spare": _l("When capacity allows")}
+# The fields a policy version holds, in the order the page shows them.
+POLICY_FIELDS = ("contact_days", "visit_days", "analysis_days", "response_hours",
+                 "holiday_greetings", "dedicated_manager", "production_priority",
+                 "credit_terms", "notes")
+POLICY_LABELS = {
+    "effective_on": _l("Effective from"),
+    "contact_days": _l("Contact every (days)"),
+    "visit_days": _l("Visit every (days)"),
+    "analysis_days": _l("Sales analysis every (days)"),
+    "response_hours": _l("Response time (hours)"),
+    "holiday_greetings": _l("Holiday greetings"),
+    "dedicated_manager": _l("Served by"),
+    "production_priority": _l("Production priority"),
+    "credit_terms": _l("Credit terms"),
+    "notes": _l("Further terms"),
+}
+
+
+class TierPolicy(BaseModel):
+    """One version of a tier's service policy, in force from `effective_on`."""
+    tier = ForeignKeyField(Tier, backref="policies", on_delete="CASCADE")
+    version = IntegerField()
+    effective_on = DateField()
+    # Intervals in days; None: not promised for this tier.
+    contact_days = IntegerField(null=True)
+    visit_days = IntegerField(null=True)
+    analysis_days = IntegerField(null=True)
+    response_hours = IntegerField(null=True)
+    holiday_greetings = BooleanField(default=False)
+    dedicated_manager = BooleanField(default=False)
+    production_priority = CharField(max_length=16, default="normal")
+    credit_terms = CharField(max_length=200, default="")
+    # Markdown, sanitised when shown.
+    notes = TextField(default="")
+    created_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("tier", "version"), True), (("tier", "effective_on"), False))
+
+    def values(self):
+        return {name: getattr(self, name) for name in POLICY_FIELDS}
+
+    def audit_dict(self):
+        return {"tier": self.tier_id, "version": self.version,
+                "effective_on": self.effective_on, **self.values()}
+
+
+def current_policies(today=None):
+    """{tier id: the policy version in force on `today`} (a handful of rows)."""
+    today = today or datetime.date.today()
+    found = {}
+    for policy in (TierPolicy.select().where(TierPolicy.effective_on <= today)
+                   .order_by(TierPolicy.effective_on, TierPolicy.version)):
+        found[policy.tier_id] = policy
+    return found
+
+
+def current_policy(tier, today=None):
+    """The version of `tier`'s policy in force on `today`, or None."""
+    today = today or datetime.date.today()
+    return (TierPolicy.select().where(TierPolicy.tier == tier, TierPolicy.effective_on <= today)
+            .order_by(TierPolicy.effective_on.desc(), TierPolicy.version.desc()).first())
+
+
+def policy_history(tier):
+    """[(version, [(field, before, after)])] newest first: each version with what it
+    changed against the version before it (the first one: everything it set)."""
+    versions = list(TierPolicy.select(TierPolicy, User)
+                    .join(User, JOIN.LEFT_OUTER, on=(TierPolicy.created_by == User.id))
+                    .where(TierPolicy.tier == tier).order_by(TierPolicy.version))
+    history, previous = [], None
+    for version in versions:
+        changes = []
+        for name in ("effective_on", *POLICY_FIELDS):
+            after = getattr(version, name)
+            before = getattr(previous, name) if previous else None
+            if previous is None or before != after:
+                changes.append((name, before, after))
+        history.append((version, changes))
+        previous = version
+    return list(reversed(history))
+
+
+def save_policy(tier, user, *, effective_on, **values):
+    """A new version of the tier's policy from `effective_on`, audited.
+
+    Raises DomainError when nothing differs from the latest version, for a
+    negative interval, or an unknown production priority.
+    """
+    from .audit import audit
+    values = {name: values.get(name) for name in POLICY_FIELDS}
+    values["notes"] = (values["notes"] or "").strip()
+    values["credit_terms"] = (values["credit_terms"] or "").strip()
+    values["holiday_greetings"] = bool(values["holiday_greetings"])
+    values["dedicated_manager"] = bool(values["dedicated_manager"])
+    for name in ("contact_days", "visit_days", "analysis_days", "response_hours"):
+        if values[name] is not None and values[name] <= 0:
+            raise DomainError(_l("Intervals and response times are whole numbers above zero, "
+                                 "or left empty."))
+    if values["production_priority"] not in PRIORITIES:
+        raise DomainError(_l("Unknown production priority."))
+    if effective_on is None:
+        raise DomainError(_l("Give the date the policy takes effect."))
+    with write_transaction():
+        latest = (TierPolicy.select().where(TierPolicy.tier == tier)
+                  .order_by(TierPolicy.version.desc()).first())
+        if latest is not None and latest.values() == values \
+                and latest.effective_on == effective_on:
+            raise DomainError(_l("Nothing changed: the policy is as it was."))
+        policy = TierPolicy.create(tier=tier, version=(latest.version + 1) if latest else 1,
+                                   effective_on=effective_on, created_by=user, **values)
+        audit("tier_policy_saved", tier, before=latest.audit_dict() if latest else None,
+              after=policy.audit_dict())
+    return policy
+
+
+# --- Service compliance -------------------------------------------------------
+
+# What keeps each promise: any of these activity kinds.
+CONTACT_KINDS = ("call", "visit", "email")
+SERVICE_KINDS = {
+    # kind: (label, policy field, ServiceStatus column, activity kinds)
+    "contact": (_l("Contact"), "contact_days", "last_contact_on", CONTACT_KINDS),
+    "visit": (_l("Visit"), "visit_days", "last_visit_on", ("visit",)),
+    "analysis": (_l("Sales analysis"), "analysis_days", "last_analysis_on",
+                 ("sales_analysis",)),
+}
+
+
+class ServiceStatus(BaseModel):
+    """Each customer's last contact, visit and sales analysis. Kept by database
+    triggers on `activity` (migration 6), so every way of logging one counts."""
+    # The customer's id (customers.py imports this module, so no ForeignKeyField).
+    customer = IntegerField(primary_key=True, column_name="customer_id")
+    last_contact_on = DateField(null=True)
+    last_visit_on = DateField(null=True)
+    last_analysis_on = DateField(null=True)
+
+
+def _intervals(kind, policies):
+    """{tier id: days} of the tiers whose policy promises `kind`."""
+    field = SERVICE_KINDS[kind][1]
+    return {tier_id: getattr(p, field) for tier_id, p in policies.items() if getattr(p, field)}
+
+
+def _overdue_condition(kind, today, policies):
+    """SQL condition: the customer's tier promises `kind` and the last one is older
+    than the interval (or there never was one)."""
+    from .customers import Customer
+    last = getattr(ServiceStatus, SERVICE_KINDS[kind][2])
+    parts = [(Customer.tier == tier_id)
+             & (last.is_null() | (last < today - datetime.timedelta(days=days)))
+             for tier_id, days in _intervals(kind, policies).items()]
+    return functools.reduce(operator.or_, parts) if parts else SQL("1 = 0")
+
+
+def _with_status(query):
+    from .customers import Customer
+    return query.join(ServiceStatus, JOIN.LEFT_OUTER,
+                      on=(ServiceStatus.customer == Customer.id))
+
+
+def overdue(user, kind, today=None, branch_id=None, manager_id=None, policies=None):
+    """Customers visible to `user` overdue for `kind` ("contact", "visit",
+    "analysis"), most overdue first (never served at the top)."""
+    from .customers import Customer
+    today = today or datetime.date.today()
+    policies = current_policies(today) if policies is None else policies
+    query = _with_status(Customer.visible_to(user)).where(
+        _overdue_condition(kind, today, policies))
+    if branch_id:
+        query = query.where(Customer.branch == branch_id)
+    if manager_id:
+        query = query.where(Customer.account_manager == manager_id)
+    return query
+
+
+def due_expression(kind, policies):
+    """SQL for the date a customer's next `kind` falls due (a number of days on SQLite)."""
+    from .customers import Customer
+    last = getattr(ServiceStatus, SERVICE_KINDS[kind][2])
+    intervals = _intervals(kind, policies)
+    if not intervals:  # nobody can be overdue: any order will do
+        return Customer.id
+    interval = Case(Customer.tier, list(intervals.items()), 0)
+    if is_sqlite():
+        return fn.julianday(last) + interval
+    return last + interval  # date + integer is a date in PostgreSQL
+
+
+def overdue_rows(query, kind, today, policies, page=1, size=50):
+    """One page of an overdue() query as rows with `days_overdue` and the `last`
+    activity (date, kind, notes) of that kind."""
+    from .customers import Activity, Customer
+    from .people import Branch
+    Manager = User.alias()
+    last = getattr(ServiceStatus, SERVICE_KINDS[kind][2])
+    due = due_expression(kind, policies)
+    rows = list(query.select(Customer.id, Customer.code, Customer.name, Customer.tier,
+                             Branch.name.alias("branch_name"),
+                             Manager.display_name.alias("manager_name"),
+                             last.alias("last_on"))
+                .join(Branch, on=(Customer.branch == Branch.id))
+                .switch(Customer).join(Manager, JOIN.LEFT_OUTER,
+                                       on=(Customer.account_manager == Manager.id))
+                .order_by(due.asc(nulls="FIRST"), Customer.code)
+                .paginate(page, size).dicts())
+    intervals = _intervals(kind, policies)
+    latest = {}
+    if rows:
+        for activity in (Activity.select(Activity.customer, Activity.kind, Activity.occurred_on,
+                                         Activity.notes)
+                         .where(Activity.customer.in_([r["id"] for r in rows]),
+                                Activity.kind.in_(SERVICE_KINDS[kind][3]))
+                         .order_by(Activity.occurred_on, Activity.id)):
+            latest[activity.customer_id] = activity
+    for row in rows:
+        row["last"] = latest.get(row["id"])
+        row["days_overdue"] = ((today - row["last_on"]).days - intervals[row["tier"]]
+                               if row["last_on"] else None)
+    return rows
+
+
+def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=None,
+                   manager_id=None):
+    """{kind: count} of the customers visible to `user` overdue for each kind, in one
+    pass. With `group_by` (a Customer field) {group value: {kind: count}}."""
+    from .customers import Customer
+    today = today or datetime.date.today()
+    policies = current_policies(today) if policies is None else policies
+    sums = [fn.SUM(Case(None, [(_overdue_condition(kind, today, policies), 1)], 0)).alias(kind)
+            for kind in SERVICE_KINDS]
+    columns = ([group_by.alias("key")] if group_by is not None else []) + sums
+    query = _with_status(Customer.visible_to(user)).select(*columns).where(
+        Customer.tier.is_null(False))
+    if branch_id:
+        query = query.where(Customer.branch == branch_id)
+    if manager_id:
+        query = query.where(Customer.account_manager == manager_id)
+    if group_by is None:
+        row = query.dicts().get()
+        return {kind: row[kind] or 0 for kind in SERVICE_KINDS}
+    return {row.pop("key"): {k: v or 0 for k, v in row.items()}
+            for row in query.group_by(group_by).dicts()}
+
+
+def tier_counts(user, today=None):
+    """{tier id: (customers holding it, how many of them are overdue for anything)}
+    among the customers visible to `user`."""
+    from .customers import Customer
+    today = today or datetime.date.today()
+    policies = current_policies(today)
+    late = functools.reduce(operator.or_, [_overdue_condition(k, today, policies)
+                                           for k in SERVICE_KINDS])
+    query = (_with_status(Customer.visible_to(user))
+             .select(Customer.tier, fn.COUNT(Customer.id).alias("holders"),
+                     fn.SUM(Case(None, [(late, 1)], 0)).alias("late"))
+             .where(Customer.tier.is_null(False)).group_by(Customer.tier))
+    return {row["tier"]: (row["holders"], row["late"] or 0) for row in query.dicts()}
+
+
+def due_soon(user, today=None, days=7):
+    """The account manager's own customers whose contact, visit or sales analysis
+    falls due within `days` (not overdue yet): [(due date, kind, customer row)]
+    soonest first."""
+    from .customers import Customer
+    today = today or datetime.date.today()
+    policies = current_policies(today)
+    found = []
+    for kind, (_label, _field, column, _kinds) in SERVICE_KINDS.items():
+        last = getattr(ServiceStatus, column)
+        intervals = _intervals(kind, policies)
+        parts = [(Customer.tier == tier_id)
+                 & (last >= today - datetime.timedelta(days=interval))
+                 & (last < today - datetime.timedelta(days=interval - days))
+                 for tier_id, interval in intervals.items()]
+        if not parts:
+            continue
+        query = (_with_status(Customer.select(Customer.id, Customer.code, Customer.name,
+                                              Customer.tier, last.alias("last_on")))
+                 .where(Customer.account_manager == user.id,
+                        functools.reduce(operator.or_, parts)))
+        for row in query.dicts():
+            due = row["last_on"] + datetime.timedelta(days=intervals[row["tier"]])
+            found.append((due, kind, row))
+    return sorted(found, key=lambda item: (item[0], item[2]["code"]))
