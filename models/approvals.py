@@ -10,6 +10,7 @@ from.
 """
 import datetime
 
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from peewee import (
     JOIN,
@@ -413,13 +414,20 @@ def _decide(step_id, user, decision, comment):
                              "it, or let the requester withdraw it and file a new one."))
     TierHistory.create(customer=customer.id, tier=request.to_tier_id,
                        effective_on=request.effective_on, source="approval",
-                       reference=str(_l("Tier change request no. %(id)s", id=request.id)),
-                       created_by=user.id)
+                       reference=_reference(request), created_by=user.id)
     _close(request, "approved", comment, now)
     audit("tier_change_approved", request, actor=user, after={
         **after, "from_tier": request.from_tier_id, "to_tier": request.to_tier_id,
         "effective_on": request.effective_on})
     return request
+
+
+def _reference(request):
+    """How the tier history names the request: in the company's language (like a cycle's
+    name there), whoever's screen approved it."""
+    from flask import current_app
+    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_CN")):
+        return str(_l("Tier change request no. %(id)s", id=request.id))
 
 
 def _close(request, status, comment, now):

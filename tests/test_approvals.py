@@ -1,5 +1,6 @@
 """Tier change requests: rules, filing, the steps in order, refusals, the queue, bulk."""
 import datetime
+import re
 import threading
 
 import pytest
@@ -395,6 +396,8 @@ def test_request_filed_and_decided_through_the_pages(app, client, world):
         headers={"HX-Request": "true"})
     assert "Approved" in response.get_data(as_text=True)
     assert response.headers["HX-Trigger"] == "approvals-changed"
+    assert re.search(r'id="badge-approvals-queue_page"[^>]*hx-swap-oob="true" hidden>0<',
+                     response.get_data(as_text=True))  # the count follows the decision
     assert _fresh(customer).tier_id == t["C"].id
     detail = client.get(f"/customers/{customer.id}").get_data(as_text=True)
     assert f"Tier change request no. {request.id}" in detail or str(request.id) in detail

@@ -31,6 +31,7 @@ from models.approvals import (
     file_request,
     may_decide,
     may_file,
+    pending_count,
     queue,
     queue_rows,
     requests_of,
@@ -159,8 +160,10 @@ def decide_one(request_id):
         flash(_("Approve or reject."), "error")
     change = TierChangeRequest.get_by_id(change.id)
     if htmx:
+        # The navigation's count follows the decision (out of band).
         response = make_response(render_template(
-            "approvals/_request.html", inline=True, **_detail_context(change)))
+            "approvals/_request.html", inline=True, badge=pending_count(current_user),
+            **_detail_context(change)))
         if ok:
             response.headers["HX-Trigger"] = "approvals-changed"
         return response

@@ -86,7 +86,9 @@ def layout_helpers():
                 url = url_for(endpoint)
                 active = request.path == url if url == "/" else request.path.startswith(url)
                 badge = NAV_BADGES[endpoint](current_user) if endpoint in NAV_BADGES else 0
-                items.append({"url": url, "label": label, "active": active, "badge": badge})
+                items.append({"url": url, "label": label, "active": active, "badge": badge,
+                              "badge_id": f"badge-{endpoint.replace('.', '-')}"
+                              if endpoint in NAV_BADGES else None})
         return items
 
     return {"nav_items": nav_items, "current_locale": get_locale,
