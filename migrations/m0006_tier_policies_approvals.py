@@ -1,8 +1,11 @@
 """Tier service policies, approval rules, tier change requests with their steps,
-and each customer's last service dates kept by triggers for the compliance lists."""
+and each customer's last service dates (with its tier, branch and account manager)
+kept by triggers on activity and customer, for the compliance lists."""
 import peewee as pw
 
 from models.base import is_sqlite, utcnow
+
+NEVER = pw.SQL("DEFAULT '0001-01-01'")
 
 
 def migrate(db):
@@ -16,6 +19,9 @@ def migrate(db):
         pass
 
     class Tier(Base):
+        pass
+
+    class Branch(Base):
         pass
 
     class Customer(Base):
@@ -68,9 +74,18 @@ def migrate(db):
         created_at = pw.DateTimeField(default=utcnow)
         closed_at = pw.DateTimeField(null=True)
         closing_comment = pw.TextField(default="")
+        # Copied from the customer when filed: the branch whose manager decides.
+        branch = pw.ForeignKeyField(Branch, on_delete="RESTRICT")
+        # The pending step and its role while the request is open (None once closed),
+        # so that a queue is one indexed table.
+        waiting_step = pw.IntegerField(null=True)
+        waiting_role = pw.CharField(max_length=32, null=True)
+        step_count = pw.IntegerField(default=1)
 
         class Meta:
-            indexes = ((("status", "created_at"), False),)
+            indexes = ((("status", "created_at"), False),
+                       (("waiting_role", "branch", "created_at"), False),
+                       (("waiting_role", "created_at"), False))
 
     class ApprovalStep(Base):
         request = pw.ForeignKeyField(TierChangeRequest, on_delete="CASCADE")
@@ -88,9 +103,26 @@ def migrate(db):
 
     class ServiceStatus(Base):
         customer = pw.ForeignKeyField(Customer, primary_key=True, on_delete="CASCADE")
-        last_contact_on = pw.DateField(null=True)
-        last_visit_on = pw.DateField(null=True)
-        last_analysis_on = pw.DateField(null=True)
+        # Mirrors of the customer's columns, kept by triggers, so that the lists need
+        # no join to scope and filter.
+        tier = pw.IntegerField(null=True, column_name="tier_id")
+        branch = pw.IntegerField(null=True, column_name="branch_id")
+        account_manager = pw.IntegerField(null=True, column_name="account_manager_id")
+        # 0001-01-01 when none was logged: older than any due date, and indexable.
+        last_contact_on = pw.DateField(constraints=[NEVER])
+        last_visit_on = pw.DateField(constraints=[NEVER])
+        last_analysis_on = pw.DateField(constraints=[NEVER])
+
+        class Meta:
+            indexes = (
+                (("tier", "last_contact_on", "branch", "account_manager"), False),
+                (("tier", "last_visit_on", "branch", "account_manager"), False),
+                (("tier", "last_analysis_on", "branch", "account_manager"), False),
+                (("branch", "tier", "last_contact_on"), False),
+                (("branch", "tier", "last_visit_on"), False),
+                (("branch", "tier", "last_analysis_on"), False),
+                (("account_manager",), False),
+            )
 
     db.create_tables([TierPolicy, ApprovalRule, TierChangeRequest, ApprovalStep, ServiceStatus])
     # One open request per customer, held by the database as well as the model.
@@ -99,54 +131,77 @@ def migrate(db):
     db.execute_sql("CREATE INDEX activity_customer_kind_date "
                    "ON activity (customer_id, kind, occurred_on)")
 
+    never = "'0001-01-01'"
     recompute = """
         UPDATE service_status SET
-          last_contact_on = (SELECT MAX(occurred_on) FROM activity
-                             WHERE customer_id = {c} AND kind IN ('call', 'visit', 'email')),
-          last_visit_on = (SELECT MAX(occurred_on) FROM activity
-                           WHERE customer_id = {c} AND kind = 'visit'),
-          last_analysis_on = (SELECT MAX(occurred_on) FROM activity
-                              WHERE customer_id = {c} AND kind = 'sales_analysis')
+          last_contact_on = COALESCE((SELECT MAX(occurred_on) FROM activity
+              WHERE customer_id = {c} AND kind IN ('call', 'visit', 'email')), {never}),
+          last_visit_on = COALESCE((SELECT MAX(occurred_on) FROM activity
+              WHERE customer_id = {c} AND kind = 'visit'), {never}),
+          last_analysis_on = COALESCE((SELECT MAX(occurred_on) FROM activity
+              WHERE customer_id = {c} AND kind = 'sales_analysis'), {never})
         WHERE customer_id = {c}"""
-    upsert = ("INSERT INTO service_status (customer_id) VALUES ({c}) "
-              "ON CONFLICT (customer_id) DO NOTHING")
+    mirror = """
+        UPDATE service_status SET tier_id = {r}.tier_id, branch_id = {r}.branch_id,
+          account_manager_id = {r}.account_manager_id WHERE customer_id = {r}.id"""
+    add = """
+        INSERT INTO service_status (customer_id, tier_id, branch_id, account_manager_id)
+        VALUES ({r}.id, {r}.tier_id, {r}.branch_id, {r}.account_manager_id)"""
     if is_sqlite():
-        upsert = "INSERT OR IGNORE INTO service_status (customer_id) VALUES ({c})"
         for event, ref in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
             extra = ""
             if event == "UPDATE":  # an activity moved to another customer
-                extra = recompute.format(c="OLD.customer_id") + ";"
+                extra = recompute.format(c="OLD.customer_id", never=never) + ";"
             db.execute_sql(f"""
                 CREATE TRIGGER activity_service_{event.lower()} AFTER {event} ON activity
                 BEGIN
-                  {upsert.format(c=f"{ref}.customer_id")};
-                  {recompute.format(c=f"{ref}.customer_id")};
+                  {recompute.format(c=f"{ref}.customer_id", never=never)};
                   {extra}
                 END""")
+        db.execute_sql(f"""
+            CREATE TRIGGER customer_service_insert AFTER INSERT ON customer
+            BEGIN {add.format(r="NEW")}; END""")
+        db.execute_sql(f"""
+            CREATE TRIGGER customer_service_update
+            AFTER UPDATE OF tier_id, branch_id, account_manager_id ON customer
+            BEGIN {mirror.format(r="NEW")}; END""")
     else:
         db.execute_sql(f"""
             CREATE FUNCTION activity_service_status() RETURNS trigger AS $$
             BEGIN
               IF TG_OP IN ('UPDATE', 'DELETE') THEN
-                {upsert.format(c="OLD.customer_id")};
-                {recompute.format(c="OLD.customer_id")};
+                {recompute.format(c="OLD.customer_id", never=never)};
               END IF;
               IF TG_OP IN ('INSERT', 'UPDATE') THEN
-                {upsert.format(c="NEW.customer_id")};
-                {recompute.format(c="NEW.customer_id")};
+                {recompute.format(c="NEW.customer_id", never=never)};
               END IF;
               RETURN NULL;
             END $$ LANGUAGE plpgsql""")
         db.execute_sql("CREATE TRIGGER activity_service_status AFTER INSERT OR UPDATE OR DELETE "
                        "ON activity FOR EACH ROW EXECUTE FUNCTION activity_service_status()")
+        db.execute_sql(f"""
+            CREATE FUNCTION customer_service_status() RETURNS trigger AS $$
+            BEGIN
+              IF TG_OP = 'INSERT' THEN
+                {add.format(r="NEW")};
+              ELSIF NEW.tier_id IS DISTINCT FROM OLD.tier_id
+                  OR NEW.branch_id IS DISTINCT FROM OLD.branch_id
+                  OR NEW.account_manager_id IS DISTINCT FROM OLD.account_manager_id THEN
+                {mirror.format(r="NEW")};
+              END IF;
+              RETURN NULL;
+            END $$ LANGUAGE plpgsql""")
+        db.execute_sql("CREATE TRIGGER customer_service_status AFTER INSERT OR UPDATE "
+                       "ON customer FOR EACH ROW EXECUTE FUNCTION customer_service_status()")
     # The customers there are now.
     db.execute_sql("""
-        INSERT INTO service_status (customer_id, last_contact_on, last_visit_on, last_analysis_on)
-        SELECT c.id,
-          (SELECT MAX(occurred_on) FROM activity a WHERE a.customer_id = c.id
-             AND a.kind IN ('call', 'visit', 'email')),
-          (SELECT MAX(occurred_on) FROM activity a WHERE a.customer_id = c.id
-             AND a.kind = 'visit'),
-          (SELECT MAX(occurred_on) FROM activity a WHERE a.customer_id = c.id
-             AND a.kind = 'sales_analysis')
+        INSERT INTO service_status (customer_id, tier_id, branch_id, account_manager_id,
+                                    last_contact_on, last_visit_on, last_analysis_on)
+        SELECT c.id, c.tier_id, c.branch_id, c.account_manager_id,
+          COALESCE((SELECT MAX(occurred_on) FROM activity a WHERE a.customer_id = c.id
+             AND a.kind IN ('call', 'visit', 'email')), '0001-01-01'),
+          COALESCE((SELECT MAX(occurred_on) FROM activity a WHERE a.customer_id = c.id
+             AND a.kind = 'visit'), '0001-01-01'),
+          COALESCE((SELECT MAX(occurred_on) FROM activity a WHERE a.customer_id = c.id
+             AND a.kind = 'sales_analysis'), '0001-01-01')
         FROM customer c""")

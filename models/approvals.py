@@ -9,6 +9,8 @@ moves the customer's tier, provided the tier is still the one the request starte
 from.
 """
 import datetime
+import functools
+import operator
 
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
@@ -93,9 +95,18 @@ class TierChangeRequest(BaseModel):
     created_at = DateTimeField(default=utcnow)
     closed_at = DateTimeField(null=True)
     closing_comment = TextField(default="")
+    # Copied from the customer when filed: the branch whose manager decides.
+    branch = ForeignKeyField(Branch, on_delete="RESTRICT")
+    # The pending step (an ApprovalStep id) and its role while the request is open, None
+    # once closed: a queue reads this one indexed table.
+    waiting_step = IntegerField(null=True)
+    waiting_role = CharField(max_length=32, null=True)
+    step_count = IntegerField(default=1)
 
     class Meta:
-        indexes = ((("status", "created_at"), False),)
+        indexes = ((("status", "created_at"), False),
+                   (("waiting_role", "branch", "created_at"), False),
+                   (("waiting_role", "created_at"), False))
 
     def __str__(self):
         return str(_l("Tier change request no. %(id)s", id=self.id))
@@ -114,9 +125,8 @@ class TierChangeRequest(BaseModel):
 
     @classmethod
     def visible_to(cls, user):
-        """Requests about customers the user may see."""
-        return scoped_to_branch(cls.select().join(Customer, on=(cls.customer == Customer.id)),
-                                Customer.branch, user)
+        """Requests of the user's branch when the user is branch-scoped."""
+        return scoped_to_branch(cls.select(), cls.branch, user)
 
     def steps(self):
         return list(ApprovalStep.select(ApprovalStep, User)
@@ -262,14 +272,19 @@ def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, ass
             request = TierChangeRequest.create(
                 customer=customer.id, from_tier=customer.tier_id, to_tier=to_tier.id,
                 source=source, reason=reason, cycle=cycle, assessment=assessment,
-                effective_on=effective_on, requested_by=user)
+                effective_on=effective_on, requested_by=user, branch=customer.branch_id,
+                waiting_role=roles[0], step_count=len(roles))
     except IntegrityError as error:  # the one-open-request index: a request filed meanwhile
         raise DomainError(_l("%(customer)s has an open tier change request already: decide or "
                              "withdraw that one first.", customer=customer.name)) from error
-    ApprovalStep.insert_many([
-        dict(request=request.id, position=n, role=role,
-             status="pending" if n == 1 else "waiting")
-        for n, role in enumerate(roles, start=1)]).execute()
+    first = ApprovalStep.create(request=request.id, position=1, role=roles[0], status="pending")
+    if len(roles) > 1:
+        ApprovalStep.insert_many([dict(request=request.id, position=n, role=role,
+                                       status="waiting")
+                                  for n, role in enumerate(roles[1:], start=2)]).execute()
+    TierChangeRequest.update(waiting_step=first.id).where(
+        TierChangeRequest.id == request.id).execute()
+    request.waiting_step = first.id
     request.from_tier, request.to_tier = from_tier, to_tier
     audit("tier_change_filed", request, actor=user,
           after={**request.audit_dict(), "rule": key, "steps": roles})
@@ -337,14 +352,14 @@ def file_cycle_requests(cycle, user, effective_on=None):
 
 # --- Deciding -----------------------------------------------------------------
 
-def may_decide(step, user, customer):
-    """Whether `user` holds the step's role for this customer: a branch manager step
-    is the customer's own branch's manager's."""
+def may_decide(step, user, request):
+    """Whether `user` holds the step's role for this request: a branch manager step is
+    the manager's of the branch the request was filed in."""
     if not user.has_role(step.role):
         return False
     if step.role == "branch_manager":
-        return user.branch_id == customer.branch_id
-    return not user.is_branch_scoped or user.branch_id == customer.branch_id
+        return user.branch_id == request.branch_id
+    return not user.is_branch_scoped or user.branch_id == request.branch_id
 
 
 def _decide(step_id, user, decision, comment):
@@ -355,7 +370,7 @@ def _decide(step_id, user, decision, comment):
         raise NotFound(_l("There is no such approval step."))
     request = TierChangeRequest.get_by_id(step.request_id)
     customer = Customer.get_by_id(request.customer_id)
-    if user.is_branch_scoped and customer.branch_id != user.branch_id:
+    if user.is_branch_scoped and request.branch_id != user.branch_id:
         raise NotFound(_l("There is no such approval step."))
     if step.status in ("approved", "rejected"):
         raise AlreadyDecided(_l("%(name)s decided this step already: nothing was saved.",
@@ -368,7 +383,7 @@ def _decide(step_id, user, decision, comment):
         raise DomainError(_l("An earlier step has to be decided first."))
     if request.requested_by_id == user.id:
         raise DomainError(_l("Nobody decides their own request."))
-    if not may_decide(step, user, customer):
+    if not may_decide(step, user, request):
         raise DomainError(_l("This step is for a %(role)s of the customer's branch.",
                              role=step.role_label))
     if ApprovalStep.select().where(ApprovalStep.request == request.id,
@@ -402,6 +417,8 @@ def _decide(step_id, user, decision, comment):
                  .order_by(ApprovalStep.position).first())
     if following is not None:
         ApprovalStep.update(status="pending").where(ApprovalStep.id == following.id).execute()
+        TierChangeRequest.update(waiting_step=following.id, waiting_role=following.role).where(
+            TierChangeRequest.id == request.id).execute()
         audit("tier_change_step_approved", request, actor=user, after=after)
         return request
     # The last step: the customer's tier moves, if it is still the one we started from.
@@ -431,7 +448,8 @@ def _reference(request):
 
 
 def _close(request, status, comment, now):
-    TierChangeRequest.update(status=status, closed_at=now, closing_comment=comment).where(
+    TierChangeRequest.update(status=status, closed_at=now, closing_comment=comment,
+                             waiting_step=None, waiting_role=None).where(
         TierChangeRequest.id == request.id).execute()
     ApprovalStep.update(status="cancelled").where(
         ApprovalStep.request == request.id, ApprovalStep.status.in_(("waiting", "pending"))
@@ -484,57 +502,67 @@ def withdraw(request, user, comment=""):
 # --- The queue ----------------------------------------------------------------
 
 def queue(user, branch_id=None, to_tier_id=None, source=None, q=None):
-    """The pending steps `user` may decide: a branch manager's of their own branch,
-    other roles' of every branch they see; never of their own requests. A query of
-    ApprovalStep joined to its request and customer."""
-    base = (ApprovalStep.select()
-            .join(TierChangeRequest, on=(ApprovalStep.request == TierChangeRequest.id))
-            .join(Customer, on=(TierChangeRequest.customer == Customer.id)))
+    """The open requests waiting for `user`'s decision: at a branch manager step of their
+    own branch, or at a step of another role they hold (in every branch they see); never
+    their own requests. A TierChangeRequest query."""
     roles = [r for r in user.roles if r in APPROVER_ROLES]
     wide = [r for r in roles if r != "branch_manager"]
-    mine = (ApprovalStep.role.in_(wide)) if wide else None
+    parts = [TierChangeRequest.waiting_role.in_(wide)] if wide else []
     if "branch_manager" in roles and user.branch_id:
-        by_branch = (ApprovalStep.role == "branch_manager") & (Customer.branch == user.branch_id)
-        mine = by_branch if mine is None else (mine | by_branch)
-    if mine is None:
-        return base.where(SQL("1 = 0"))
-    Decided = ApprovalStep.alias()
-    query = base.where(
-        ApprovalStep.status == "pending", mine,
+        parts.append((TierChangeRequest.waiting_role == "branch_manager")
+                     & (TierChangeRequest.branch == user.branch_id))
+    if not parts:
+        return TierChangeRequest.select().where(SQL("1 = 0"))
+    query = TierChangeRequest.select().where(
+        functools.reduce(operator.or_, parts),
         TierChangeRequest.requested_by.is_null()
-        | (TierChangeRequest.requested_by != user.id),
-        ~fn.EXISTS(Decided.select(Decided.id).where(
-            Decided.request == TierChangeRequest.id, Decided.decided_by == user.id)))
-    query = scoped_to_branch(query, Customer.branch, user)
+        | (TierChangeRequest.requested_by != user.id))
+    if len(roles) > 1:  # only someone holding two roles can have decided an earlier step
+        query = query.where(~fn.EXISTS(ApprovalStep.select(ApprovalStep.id).where(
+            ApprovalStep.request == TierChangeRequest.id, ApprovalStep.decided_by == user.id)))
+    query = scoped_to_branch(query, TierChangeRequest.branch, user)
     if branch_id:
-        query = query.where(Customer.branch == branch_id)
+        query = query.where(TierChangeRequest.branch == branch_id)
     if to_tier_id:
         query = query.where(TierChangeRequest.to_tier == to_tier_id)
     if source:
         query = query.where(TierChangeRequest.source == source)
     if q:
-        query = query.where(Customer.code.startswith(q) | Customer.name.contains(q)
-                            | Customer.name_initials.startswith(q))
+        query = query.join(Customer, on=(TierChangeRequest.customer == Customer.id)).where(
+            Customer.code.startswith(q) | Customer.name.contains(q)
+            | Customer.name_initials.startswith(q))
     return query
 
 
 def queue_rows(query, page=1, size=50):
     """One page of a queue() query as rows for the table, oldest request first."""
     Requester = User.alias()
-    return list(query.select(
-        ApprovalStep.id.alias("step_id"), ApprovalStep.position, ApprovalStep.role,
-        TierChangeRequest.id.alias("request_id"), TierChangeRequest.from_tier,
+    rows = list(query.select(
+        TierChangeRequest.id.alias("request_id"), TierChangeRequest.waiting_step.alias(
+            "step_id"), TierChangeRequest.waiting_role.alias("role"),
+        TierChangeRequest.step_count.alias("steps"), TierChangeRequest.from_tier,
         TierChangeRequest.to_tier, TierChangeRequest.source, TierChangeRequest.created_at,
-        TierChangeRequest.effective_on, Customer.id.alias("customer_id"),
-        Customer.code, Customer.name, Branch.name.alias("branch_name"),
-        Requester.display_name.alias("requester"),
-        ApprovalStep.select(fn.COUNT(ApprovalStep.id)).where(
-            ApprovalStep.request == TierChangeRequest.id).alias("steps"))
-        .join(Branch, on=(Customer.branch == Branch.id))
-        .switch(TierChangeRequest)
-        .join(Requester, JOIN.LEFT_OUTER, on=(TierChangeRequest.requested_by == Requester.id))
+        TierChangeRequest.effective_on, TierChangeRequest.customer.alias("customer_id"),
+        TierChangeRequest.branch.alias("branch_id"),
+        TierChangeRequest.requested_by.alias("requester_id"))
         .order_by(TierChangeRequest.created_at, TierChangeRequest.id)
         .paginate(page, size).dicts())
+    if not rows:
+        return rows
+    customers = {c.id: c for c in Customer.select(Customer.id, Customer.code, Customer.name)
+                 .where(Customer.id.in_([r["customer_id"] for r in rows]))}
+    positions = dict(ApprovalStep.select(ApprovalStep.id, ApprovalStep.position)
+                     .where(ApprovalStep.id.in_([r["step_id"] for r in rows])).tuples())
+    branches = dict(Branch.select(Branch.id, Branch.name).tuples())
+    people = dict(Requester.select(Requester.id, Requester.display_name).where(
+        Requester.id.in_({r["requester_id"] for r in rows if r["requester_id"]})).tuples())
+    for row in rows:
+        customer = customers[row["customer_id"]]
+        row.update(code=customer.code, name=customer.name,
+                   branch_name=branches.get(row["branch_id"], ""),
+                   requester=people.get(row["requester_id"]),
+                   position=positions.get(row["step_id"]))
+    return rows
 
 
 def pending_count(user):

@@ -12,18 +12,18 @@ from peewee import (
     JOIN,
     SQL,
     BooleanField,
-    Case,
     CharField,
     DateField,
     DateTimeField,
     ForeignKeyField,
     IntegerField,
     TextField,
+    Value,
     fn,
 )
 
-from .base import BaseModel, DomainError, is_sqlite, utcnow, write_transaction
-from .people import User
+from .base import BaseModel, DomainError, utcnow, write_transaction
+from .people import User, scoped_to_branch
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Tier codes appear in URLs (/tiers/<code>): letters, digits, '-' and '_'.
@@ -252,16 +252,23 @@ SERVICE_KINDS = {
     "analysis": (_l("Sales analysis"), "analysis_days", "last_analysis_on",
                  ("sales_analysis",)),
 }
+# The last date of a service never given: older than any due date, and indexable.
+NEVER = datetime.date(1, 1, 1)
 
 
 class ServiceStatus(BaseModel):
-    """Each customer's last contact, visit and sales analysis. Kept by database
-    triggers on `activity` (migration 6), so every way of logging one counts."""
+    """Each customer's last contact, visit and sales analysis (NEVER when none), with
+    mirrors of its tier, branch and account manager. Kept by database triggers on
+    `activity` and `customer` (migration 6), so every way of logging an activity or
+    moving a customer counts, and the compliance lists read one narrow, indexed table."""
     # The customer's id (customers.py imports this module, so no ForeignKeyField).
     customer = IntegerField(primary_key=True, column_name="customer_id")
-    last_contact_on = DateField(null=True)
-    last_visit_on = DateField(null=True)
-    last_analysis_on = DateField(null=True)
+    tier = IntegerField(null=True, column_name="tier_id")
+    branch = IntegerField(null=True, column_name="branch_id")
+    account_manager = IntegerField(null=True, column_name="account_manager_id")
+    last_contact_on = DateField(default=NEVER)
+    last_visit_on = DateField(default=NEVER)
+    last_analysis_on = DateField(default=NEVER)
 
 
 def _intervals(kind, policies):
@@ -270,126 +277,155 @@ def _intervals(kind, policies):
     return {tier_id: getattr(p, field) for tier_id, p in policies.items() if getattr(p, field)}
 
 
-def _overdue_condition(kind, today, policies):
-    """SQL condition: the customer's tier promises `kind` and the last one is older
-    than the interval (or there never was one)."""
-    from .customers import Customer
-    last = getattr(ServiceStatus, SERVICE_KINDS[kind][2])
-    parts = [(Customer.tier == tier_id)
-             & (last.is_null() | (last < today - datetime.timedelta(days=days)))
-             for tier_id, days in _intervals(kind, policies).items()]
-    return functools.reduce(operator.or_, parts) if parts else SQL("1 = 0")
+def _cutoffs(kind, today, policies):
+    """{tier id: date}: a customer of that tier whose last `kind` is before the date is
+    overdue."""
+    return {tier_id: today - datetime.timedelta(days=days)
+            for tier_id, days in _intervals(kind, policies).items()}
 
 
-def _with_status(query):
-    from .customers import Customer
-    return query.join(ServiceStatus, JOIN.LEFT_OUTER,
-                      on=(ServiceStatus.customer == Customer.id))
-
-
-def overdue(user, kind, today=None, branch_id=None, manager_id=None, policies=None):
-    """Customers visible to `user` overdue for `kind` ("contact", "visit",
-    "analysis"), most overdue first (never served at the top)."""
-    from .customers import Customer
-    today = today or datetime.date.today()
-    policies = current_policies(today) if policies is None else policies
-    query = _with_status(Customer.visible_to(user)).where(
-        _overdue_condition(kind, today, policies))
+def _scoped(query, user, branch_id=None, manager_id=None):
+    query = scoped_to_branch(query, ServiceStatus.branch, user)
     if branch_id:
-        query = query.where(Customer.branch == branch_id)
+        query = query.where(ServiceStatus.branch == branch_id)
     if manager_id:
-        query = query.where(Customer.account_manager == manager_id)
+        query = query.where(ServiceStatus.account_manager == manager_id)
     return query
 
 
-def due_expression(kind, policies):
-    """SQL for the date a customer's next `kind` falls due (a number of days on SQLite)."""
-    from .customers import Customer
+def _overdue_parts(kind, today, policies):
+    """[(tier id, SQL condition)]: one range of one index per tier."""
     last = getattr(ServiceStatus, SERVICE_KINDS[kind][2])
-    intervals = _intervals(kind, policies)
-    if not intervals:  # nobody can be overdue: any order will do
-        return Customer.id
-    interval = Case(Customer.tier, list(intervals.items()), 0)
-    if is_sqlite():
-        return fn.julianday(last) + interval
-    return last + interval  # date + integer is a date in PostgreSQL
+    return [(tier_id, (ServiceStatus.tier == tier_id) & (last < cutoff))
+            for tier_id, cutoff in _cutoffs(kind, today, policies).items()]
 
 
-def overdue_rows(query, kind, today, policies, page=1, size=50):
-    """One page of an overdue() query as rows with `days_overdue` and the `last`
-    activity (date, kind, notes) of that kind."""
+def overdue(user, kind, today=None, branch_id=None, manager_id=None, policies=None):
+    """ServiceStatus rows of the customers visible to `user` overdue for `kind`
+    ("contact", "visit", "analysis"): their tier's policy promises it, and the last one
+    is older than the interval (or there never was one)."""
+    today = today or datetime.date.today()
+    policies = current_policies(today) if policies is None else policies
+    parts = [condition for _tier, condition in _overdue_parts(kind, today, policies)]
+    condition = functools.reduce(operator.or_, parts) if parts else SQL("1 = 0")
+    return _scoped(ServiceStatus.select().where(condition), user, branch_id, manager_id)
+
+
+def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, policies=None,
+                 page=1, size=50):
+    """(total, rows) of one page of the overdue list, most overdue first (never served at
+    the top). Each row has the customer's particulars, `last_on` (None: never),
+    `days_overdue` (None: never) and `last`, the last activity of that kind.
+
+    Each tier's overdue customers come out of their own index already in date order; the
+    page is merged from the first page*size of each, so no sort runs over them all."""
     from .customers import Activity, Customer
     from .people import Branch
-    Manager = User.alias()
-    last = getattr(ServiceStatus, SERVICE_KINDS[kind][2])
-    due = due_expression(kind, policies)
-    rows = list(query.select(Customer.id, Customer.code, Customer.name, Customer.tier,
-                             Branch.name.alias("branch_name"),
-                             Manager.display_name.alias("manager_name"),
-                             last.alias("last_on"))
-                .join(Branch, on=(Customer.branch == Branch.id))
-                .switch(Customer).join(Manager, JOIN.LEFT_OUTER,
-                                       on=(Customer.account_manager == Manager.id))
-                .order_by(due.asc(nulls="FIRST"), Customer.code)
-                .paginate(page, size).dicts())
+    today = today or datetime.date.today()
+    policies = current_policies(today) if policies is None else policies
     intervals = _intervals(kind, policies)
+    column = SERVICE_KINDS[kind][2]
+    last = getattr(ServiceStatus, column)
+    candidates = []
+    total = overdue_counts(user, today, policies, branch_id=branch_id,
+                           manager_id=manager_id, kinds=(kind,))[kind]
+    for tier_id, condition in _overdue_parts(kind, today, policies):
+        query = _scoped(ServiceStatus.select(ServiceStatus.customer, ServiceStatus.tier, last)
+                        .where(condition), user, branch_id, manager_id)
+        for row in query.order_by(last, ServiceStatus.customer).limit(page * size).tuples():
+            due = row[2] + datetime.timedelta(days=intervals[tier_id]) if row[2] > NEVER \
+                else NEVER
+            candidates.append((due, row[0], tier_id, row[2]))
+    candidates.sort()
+    chosen = candidates[(page - 1) * size:page * size]
+    if not chosen:
+        return total, []
+    Manager = User.alias()
+    details = {r["id"]: r for r in (
+        Customer.select(Customer.id, Customer.code, Customer.name, Customer.tier,
+                        Branch.name.alias("branch_name"),
+                        Manager.display_name.alias("manager_name"))
+        .join(Branch, on=(Customer.branch == Branch.id))
+        .switch(Customer).join(Manager, JOIN.LEFT_OUTER,
+                               on=(Customer.account_manager == Manager.id))
+        .where(Customer.id.in_([c[1] for c in chosen])).dicts())}
     latest = {}
-    if rows:
-        for activity in (Activity.select(Activity.customer, Activity.kind, Activity.occurred_on,
-                                         Activity.notes)
-                         .where(Activity.customer.in_([r["id"] for r in rows]),
-                                Activity.kind.in_(SERVICE_KINDS[kind][3]))
-                         .order_by(Activity.occurred_on, Activity.id)):
-            latest[activity.customer_id] = activity
-    for row in rows:
-        row["last"] = latest.get(row["id"])
-        row["days_overdue"] = ((today - row["last_on"]).days - intervals[row["tier"]]
-                               if row["last_on"] else None)
-    return rows
+    for activity in (Activity.select(Activity.customer, Activity.kind, Activity.occurred_on,
+                                     Activity.notes)
+                     .where(Activity.customer.in_(list(details)),
+                            Activity.kind.in_(SERVICE_KINDS[kind][3]))
+                     .order_by(Activity.occurred_on, Activity.id)):
+        latest[activity.customer_id] = activity
+    rows = []
+    for _due, customer_id, tier_id, last_on in chosen:
+        row = dict(details[customer_id])
+        never = last_on <= NEVER
+        row.update(tier=tier_id, last_on=None if never else last_on,
+                   last=latest.get(customer_id),
+                   days_overdue=None if never else (today - last_on).days - intervals[tier_id])
+        rows.append(row)
+    return total, rows
+
+
+def _union(queries):
+    """The queries as one UNION ALL statement: one round trip, each part its own index."""
+    return functools.reduce(operator.add, queries) if queries else None
 
 
 def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=None,
-                   manager_id=None):
-    """{kind: count} of the customers visible to `user` overdue for each kind, in one
-    pass. With `group_by` (a Customer field) {group value: {kind: count}}."""
-    from .customers import Customer
+                   manager_id=None, kinds=tuple(SERVICE_KINDS)):
+    """{kind: count} of the customers visible to `user` overdue for each kind. With
+    `group_by` ("branch" or "account_manager") {group value: {kind: count}}. One
+    statement: a count per kind and tier, each over one index range."""
     today = today or datetime.date.today()
     policies = current_policies(today) if policies is None else policies
-    sums = [fn.SUM(Case(None, [(_overdue_condition(kind, today, policies), 1)], 0)).alias(kind)
-            for kind in SERVICE_KINDS]
-    columns = ([group_by.alias("key")] if group_by is not None else []) + sums
-    query = _with_status(Customer.visible_to(user)).select(*columns).where(
-        Customer.tier.is_null(False))
-    if branch_id:
-        query = query.where(Customer.branch == branch_id)
-    if manager_id:
-        query = query.where(Customer.account_manager == manager_id)
-    if group_by is None:
-        row = query.dicts().get()
-        return {kind: row[kind] or 0 for kind in SERVICE_KINDS}
-    return {row.pop("key"): {k: v or 0 for k, v in row.items()}
-            for row in query.group_by(group_by).dicts()}
+    column = getattr(ServiceStatus, group_by) if group_by else Value(None)
+    parts = []
+    for kind in kinds:
+        for _tier, condition in _overdue_parts(kind, today, policies):
+            query = _scoped(ServiceStatus.select(Value(kind), column, fn.COUNT(SQL("*")))
+                            .where(condition), user, branch_id, manager_id)
+            parts.append(query.group_by(column) if group_by else query)
+    totals = {} if group_by else dict.fromkeys(SERVICE_KINDS, 0)
+    union = _union(parts)
+    for kind, key, count in (union.tuples() if union is not None else []):
+        if group_by:
+            totals.setdefault(key, dict.fromkeys(SERVICE_KINDS, 0))[kind] += count
+        else:
+            totals[kind] += count
+    return totals
 
 
-def tier_counts(user, today=None):
+def tier_counts(user, today=None, tier_id=None):
     """{tier id: (customers holding it, how many of them are overdue for anything)}
-    among the customers visible to `user`."""
-    from .customers import Customer
+    among the customers visible to `user` (of one tier with `tier_id`)."""
     today = today or datetime.date.today()
     policies = current_policies(today)
-    late = functools.reduce(operator.or_, [_overdue_condition(k, today, policies)
-                                           for k in SERVICE_KINDS])
-    query = (_with_status(Customer.visible_to(user))
-             .select(Customer.tier, fn.COUNT(Customer.id).alias("holders"),
-                     fn.SUM(Case(None, [(late, 1)], 0)).alias("late"))
-             .where(Customer.tier.is_null(False)).group_by(Customer.tier))
-    return {row["tier"]: (row["holders"], row["late"] or 0) for row in query.dicts()}
+    if tier_id:
+        policies = {tier_id: policies[tier_id]} if tier_id in policies else {}
+    holders = ServiceStatus.tier == tier_id if tier_id else ServiceStatus.tier.is_null(False)
+    parts = [_scoped(ServiceStatus.select(Value("holders"), ServiceStatus.tier,
+                                          fn.COUNT(SQL("*"))).where(holders), user)
+             .group_by(ServiceStatus.tier)]
+    cutoffs = {kind: _cutoffs(kind, today, policies) for kind in SERVICE_KINDS}
+    for promised in {t for cut in cutoffs.values() for t in cut}:
+        late = [getattr(ServiceStatus, SERVICE_KINDS[kind][2]) < cut[promised]
+                for kind, cut in cutoffs.items() if promised in cut]
+        parts.append(_scoped(ServiceStatus.select(Value("late"), ServiceStatus.tier,
+                                                  fn.COUNT(SQL("*")))
+                             .where(ServiceStatus.tier == promised,
+                                    functools.reduce(operator.or_, late)), user)
+                     .group_by(ServiceStatus.tier))
+    found = {"holders": {}, "late": {}}
+    for what, tier_id, count in _union(parts).tuples():
+        found[what][tier_id] = count
+    return {tier_id: (count, found["late"].get(tier_id, 0))
+            for tier_id, count in found["holders"].items()}
 
 
 def due_soon(user, today=None, days=7):
-    """The account manager's own customers whose contact, visit or sales analysis
-    falls due within `days` (not overdue yet): [(due date, kind, customer row)]
-    soonest first."""
+    """The account manager's own customers whose contact, visit or sales analysis falls
+    due within `days` (not overdue yet): [(due date, kind, customer row)] soonest first."""
     from .customers import Customer
     today = today or datetime.date.today()
     policies = current_policies(today)
@@ -397,15 +433,16 @@ def due_soon(user, today=None, days=7):
     for kind, (_label, _field, column, _kinds) in SERVICE_KINDS.items():
         last = getattr(ServiceStatus, column)
         intervals = _intervals(kind, policies)
-        parts = [(Customer.tier == tier_id)
+        parts = [(ServiceStatus.tier == tier_id)
                  & (last >= today - datetime.timedelta(days=interval))
                  & (last < today - datetime.timedelta(days=interval - days))
                  for tier_id, interval in intervals.items()]
         if not parts:
             continue
-        query = (_with_status(Customer.select(Customer.id, Customer.code, Customer.name,
-                                              Customer.tier, last.alias("last_on")))
-                 .where(Customer.account_manager == user.id,
+        query = (ServiceStatus.select(Customer.id, Customer.code, Customer.name,
+                                      ServiceStatus.tier, last.alias("last_on"))
+                 .join(Customer, on=(ServiceStatus.customer == Customer.id))
+                 .where(ServiceStatus.account_manager == user.id,
                         functools.reduce(operator.or_, parts)))
         for row in query.dicts():
             due = row["last_on"] + datetime.timedelta(days=intervals[row["tier"]])

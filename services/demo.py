@@ -367,35 +367,50 @@ def _tier_change_requests(rng, today, per_branch=2):
 
 
 def build_approvals(size=5000, seed=2027):
-    """`size` open tier change requests spread over the branches, each waiting at its
-    first step, for the benchmark of the approval queue. Returns how many were filed."""
+    """`size` open tier change requests spread over the branches, for the benchmark of
+    the approval queue. Two in five ask for the top tier, and half of those have passed
+    their branch manager already, so the sales director has a queue of their own.
+    Returns how many were filed."""
     from models.approvals import ApprovalStep, TierChangeRequest, roles_for
     rng = random.Random(seed)
     tiers = list(Tier.ordered())
+    top = tiers[0]
     busy = {r.customer_id for r in TierChangeRequest.select(TierChangeRequest.customer)
             .where(TierChangeRequest.status == "open")}
-    reps = {}
-    for rep in User.with_role("sales_rep"):
+    reps, managers = {}, {}
+    for rep in User.with_role("sales_rep").order_by(User.id):
         reps.setdefault(rep.branch_id, rep.id)
+    for manager in User.with_role("branch_manager"):
+        managers[manager.branch_id] = manager.id
     picked = [c for c in Customer.select(Customer.id, Customer.tier, Customer.branch)
               .where(Customer.tier.is_null(False)).order_by(Customer.id)
               if c.id not in busy][:size]
-    created = 0
+    filed = datetime.datetime(2026, 11, 1, 9, 0)
     with db.atomic():
-        for customer in picked:
+        for n, customer in enumerate(picked):
             current = next(t for t in tiers if t.id == customer.tier_id)
-            target = rng.choice([t for t in tiers if t.id != current.id])
+            others = [t for t in tiers if t.id != current.id]
+            target = top if current.id != top.id and rng.random() < 0.4 else rng.choice(others)
             _key, roles = roles_for(current, target)
+            passed_first = len(roles) > 1 and rng.random() < 0.5
             request = TierChangeRequest.create(
                 customer=customer.id, from_tier=current.id, to_tier=target.id,
                 source=rng.choice(["mid_year", "cycle"]), reason="基准测试",
                 effective_on=datetime.date(2026, 11, 25),
-                requested_by=reps.get(customer.branch_id))
-            ApprovalStep.insert_many([dict(request=request.id, position=n, role=role,
-                                           status="pending" if n == 1 else "waiting")
-                                      for n, role in enumerate(roles, start=1)]).execute()
-            created += 1
-    return created
+                requested_by=reps.get(customer.branch_id), branch=customer.branch_id,
+                step_count=len(roles), created_at=filed + datetime.timedelta(minutes=n))
+            waiting = 2 if passed_first else 1
+            for position, role in enumerate(roles, start=1):
+                step = ApprovalStep.create(
+                    request=request.id, position=position, role=role,
+                    status="approved" if position < waiting else
+                    "pending" if position == waiting else "waiting",
+                    decided_by=managers.get(customer.branch_id) if position < waiting else None,
+                    decided_at=filed + datetime.timedelta(days=1) if position < waiting else None)
+                if position == waiting:
+                    TierChangeRequest.update(waiting_step=step.id, waiting_role=role).where(
+                        TierChangeRequest.id == request.id).execute()
+    return len(picked)
 
 
 def build_meeting(size=1000, committee=9, seed=2027):

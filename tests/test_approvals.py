@@ -300,16 +300,16 @@ def test_queue_is_mine_and_my_branchs(app, world):
         top = file_request(c["C"], world["rep"], t["A"], "战略客户")
         west = file_request(world["west_customer"], world["rep_w"], t["D"], "下滑")
         own = file_request(c["D"], world["bm"], t["C"], "增长")
-        mine = {s.request_id for s in queue(world["bm"])}
+        mine = {r.id for r in queue(world["bm"])}
         assert mine == {down.id, top.id}
-        assert {s.request_id for s in queue(world["bm_w"])} == {west.id}
+        assert {r.id for r in queue(world["bm_w"])} == {west.id}
         assert list(queue(world["director"])) == []
         decide(top.pending_step(), world["bm"], "approve")
-        assert {s.request_id for s in queue(world["director"])} == {top.id}
-        assert {s.request_id for s in queue(world["bm"])} == {down.id}
+        assert {r.id for r in queue(world["director"])} == {top.id}
+        assert {r.id for r in queue(world["bm"])} == {down.id}
         assert pending_count(world["rep"]) == 0 and pending_count(world["bm"]) == 1
-        assert {s.request_id for s in queue(world["bm"], to_tier_id=t["A"].id)} == set()
-        assert {s.request_id for s in queue(world["bm"], q="华东B")} == {down.id}
+        assert {r.id for r in queue(world["bm"], to_tier_id=t["A"].id)} == set()
+        assert {r.id for r in queue(world["bm"], q="华东B")} == {down.id}
     assert own.id not in mine
 
 

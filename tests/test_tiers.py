@@ -12,7 +12,7 @@ from models.tiers import (
     due_soon,
     overdue,
     overdue_counts,
-    overdue_rows,
+    overdue_page,
     policy_history,
     save_policy,
     tier_counts,
@@ -178,9 +178,8 @@ def test_overdue_lists_show_days_and_the_last_activity(app, world, make):
     _activity(world["customers"]["C"], "call", days_ago(65))  # C: 60 days, 5 overdue
     _activity(world["customers"]["D"], "call", days_ago(900))  # D promises nothing
     with app.test_request_context():
-        from models.tiers import current_policies
-        policies = current_policies()
-        rows = overdue_rows(overdue(world["bm"], "contact"), "contact", TODAY, policies)
+        total, rows = overdue_page(world["bm"], "contact")
+    assert total == len(rows)
     names = [r["name"] for r in rows]
     never_served = [r["name"] for r in rows if r["last_on"] is None]
     assert "从未联系" in never_served and names[:len(never_served)] == never_served
@@ -192,9 +191,13 @@ def test_overdue_lists_show_days_and_the_last_activity(app, world, make):
     assert by_name[world["customers"]["C"].name]["days_overdue"] == 5
     assert by_name["从未联系"]["days_overdue"] is None
     # Scope: another branch's manager sees none of these; the manager filter narrows.
-    assert not {r.name for r in overdue(world["bm_w"], "contact")} & set(names)
-    assert {r.name for r in overdue(world["director"], "contact",
-                                    manager_id=world["other_rep"].id)} == set()
+    ids = {r["id"] for r in rows}
+    assert not {r.customer for r in overdue(world["bm_w"], "contact")} & ids
+    assert {r.customer for r in overdue(world["director"], "contact")} >= ids
+    assert list(overdue(world["director"], "contact", manager_id=world["other_rep"].id)) == []
+    with app.test_request_context():  # a second page holds the rest, in the same order
+        second = overdue_page(world["bm"], "contact", size=2, page=2)[1]
+    assert [r["id"] for r in second] == [r["id"] for r in rows[2:4]]
     counts = overdue_counts(world["bm"])
     assert counts["contact"] == len(rows) and counts["visit"] == 3  # A visits: none logged
 

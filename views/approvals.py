@@ -124,7 +124,7 @@ def _detail_context(change, form=None):
     pending = change.pending_step()
     customer = Customer.get_by_id(change.customer_id)
     can_decide = (pending is not None and change.requested_by_id != current_user.id
-                  and may_decide(pending, current_user, customer))
+                  and may_decide(pending, current_user, change))
     if form is None and pending is not None:
         form = DecisionForm(step=pending.id)
     return dict(change=change, customer=customer, steps=change.steps(), pending=pending,

@@ -26,9 +26,8 @@ from models.tiers import (
     current_policy,
     due_soon,
     move_tier,
-    overdue,
     overdue_counts,
-    overdue_rows,
+    overdue_page,
     policy_history,
     save_policy,
     save_tier,
@@ -74,7 +73,7 @@ def detail(code):
     hold the tier and are overdue. Prints as a one-tier handbook page."""
     tier = _tier_or_404(code)
     policies = current_policies()
-    holders, late = tier_counts(current_user).get(tier.id, (0, 0))
+    holders, late = tier_counts(current_user, tier_id=tier.id).get(tier.id, (0, 0))
     return render_template("tiers/detail.html", tier=tier, policy=current_policy(tier),
                            history=policy_history(tier), holders=holders, late=late,
                            late_by_kind=_late_by_kind(tier, policies),
@@ -160,11 +159,9 @@ def compliance():
     branch_id, manager_id = form.number(form.branch), form.number(form.manager)
     today = datetime.date.today()
     policies = current_policies(today)
-    query = overdue(current_user, kind, today, branch_id=branch_id, manager_id=manager_id,
-                    policies=policies)
     size, page = current_app.config["PAGE_SIZE"], form.current_page()
-    total = query.count()
-    rows = overdue_rows(query, kind, today, policies, page, size)
+    total, rows = overdue_page(current_user, kind, today, branch_id=branch_id,
+                               manager_id=manager_id, policies=policies, page=page, size=size)
     args = {k: v for k, v in request.args.items() if v and k != "page"}
     context = dict(form=form, kind=kind, rows=rows, total=total, page=page, size=size,
                    args=args, tiers=Tier.by_id(), counts=None, groups=None)
@@ -181,11 +178,10 @@ def compliance():
 def _compliance_summary(branch_id, today, policies):
     """Counts per kind, and per branch (company-wide users) or per account manager
     (within one branch)."""
-    from models import Customer
     counts = overdue_counts(current_user, today, policies, branch_id=branch_id)
     by_manager = current_user.is_branch_scoped or branch_id
-    field = Customer.account_manager if by_manager else Customer.branch
-    grouped = overdue_counts(current_user, today, policies, group_by=field, branch_id=branch_id)
+    grouped = overdue_counts(current_user, today, policies, branch_id=branch_id,
+                             group_by="account_manager" if by_manager else "branch")
     model = User if by_manager else Branch
     names = {r.id: (r.display_name if by_manager else r.name)
              for r in model.select().where(model.id.in_([k for k in grouped if k]))}
