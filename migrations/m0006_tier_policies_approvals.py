@@ -84,8 +84,8 @@ def migrate(db):
 
         class Meta:
             indexes = ((("status", "created_at"), False),
-                       (("waiting_role", "branch", "created_at"), False),
-                       (("waiting_role", "created_at"), False))
+                       (("waiting_role", "branch", "created_at", "requested_by"), False),
+                       (("waiting_role", "created_at", "requested_by"), False))
 
     class ApprovalStep(Base):
         request = pw.ForeignKeyField(TierChangeRequest, on_delete="CASCADE")

@@ -105,8 +105,8 @@ class TierChangeRequest(BaseModel):
 
     class Meta:
         indexes = ((("status", "created_at"), False),
-                   (("waiting_role", "branch", "created_at"), False),
-                   (("waiting_role", "created_at"), False))
+                   (("waiting_role", "branch", "created_at", "requested_by"), False),
+                   (("waiting_role", "created_at", "requested_by"), False))
 
     def __str__(self):
         return str(_l("Tier change request no. %(id)s", id=self.id))

@@ -22,7 +22,7 @@ from peewee import (
     fn,
 )
 
-from .base import BaseModel, DomainError, utcnow, write_transaction
+from .base import BaseModel, DomainError, db, is_sqlite, utcnow, write_transaction
 from .people import User, scoped_to_branch
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -312,7 +312,7 @@ def overdue(user, kind, today=None, branch_id=None, manager_id=None, policies=No
 
 
 def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, policies=None,
-                 page=1, size=50):
+                 page=1, size=50, total=None):
     """(total, rows) of one page of the overdue list, most overdue first (never served at
     the top). Each row has the customer's particulars, `last_on` (None: never),
     `days_overdue` (None: never) and `last`, the last activity of that kind.
@@ -325,17 +325,26 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
     policies = current_policies(today) if policies is None else policies
     intervals = _intervals(kind, policies)
     column = SERVICE_KINDS[kind][2]
-    last = getattr(ServiceStatus, column)
+    if total is None:
+        total = overdue_counts(user, today, policies, branch_id=branch_id,
+                               manager_id=manager_id, kinds=(kind,))[kind]
+    # Only constants (column names) are written into the text; values are parameters.
+    scope, scope_params = _scope_sql(user, branch_id, manager_id)
+    parts, params = [], []
+    for n, (tier_id, cutoff) in enumerate(_cutoffs(kind, today, policies).items()):
+        parts.append(f"SELECT * FROM (SELECT customer_id, tier_id, {column} FROM service_status "  # noqa: S608
+                     f"WHERE tier_id = {{p}} AND {column} < {{p}}{scope} "
+                     f"ORDER BY {column}, customer_id LIMIT {{p}}) AS part{n}")
+        params += [tier_id, cutoff.isoformat(), *scope_params, page * size]
     candidates = []
-    total = overdue_counts(user, today, policies, branch_id=branch_id,
-                           manager_id=manager_id, kinds=(kind,))[kind]
-    for tier_id, condition in _overdue_parts(kind, today, policies):
-        query = _scoped(ServiceStatus.select(ServiceStatus.customer, ServiceStatus.tier, last)
-                        .where(condition), user, branch_id, manager_id)
-        for row in query.order_by(last, ServiceStatus.customer).limit(page * size).tuples():
-            due = row[2] + datetime.timedelta(days=intervals[tier_id]) if row[2] > NEVER \
-                else NEVER
-            candidates.append((due, row[0], tier_id, row[2]))
+    rows = db.execute_sql(" UNION ALL ".join(parts).replace("{p}", _param()),
+                          params).fetchall() if parts else []
+    for customer_id, tier_id, last_on in rows:
+        if isinstance(last_on, str):  # SQLite hands dates back as text
+            last_on = datetime.date.fromisoformat(last_on)
+        due = last_on + datetime.timedelta(days=intervals[tier_id]) if last_on > NEVER \
+            else NEVER
+        candidates.append((due, customer_id, tier_id, last_on))
     candidates.sort()
     chosen = candidates[(page - 1) * size:page * size]
     if not chosen:
@@ -350,11 +359,13 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
                                on=(Customer.account_manager == Manager.id))
         .where(Customer.id.in_([c[1] for c in chosen])).dicts())}
     latest = {}
-    for activity in (Activity.select(Activity.customer, Activity.kind, Activity.occurred_on,
-                                     Activity.notes)
-                     .where(Activity.customer.in_(list(details)),
-                            Activity.kind.in_(SERVICE_KINDS[kind][3]))
-                     .order_by(Activity.occurred_on, Activity.id)):
+    # Sorted here: an ORDER BY makes SQLite walk the (kind, date) index over every
+    # activity of the kind instead of the fifty customers' own.
+    found = (Activity.select(Activity.id, Activity.customer, Activity.kind, Activity.occurred_on,
+                             Activity.notes)
+             .where(Activity.customer.in_(list(details)),
+                    Activity.kind.in_(SERVICE_KINDS[kind][3])))
+    for activity in sorted(found, key=lambda a: (a.occurred_on, a.id)):
         latest[activity.customer_id] = activity
     rows = []
     for _due, customer_id, tier_id, last_on in chosen:
@@ -367,6 +378,19 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
     return total, rows
 
 
+def _scope_sql(user, branch_id=None, manager_id=None):
+    """(SQL, params) narrowing service_status as _scoped() does."""
+    clauses, params = [], []
+    for wanted, value in ((user.is_branch_scoped, user.branch_id), (branch_id, branch_id)):
+        if wanted:
+            clauses.append("branch_id = {p}")
+            params.append(value)
+    if manager_id:
+        clauses.append("account_manager_id = {p}")
+        params.append(manager_id)
+    return "".join(f" AND {c}" for c in clauses), params
+
+
 def _union(queries):
     """The queries as one UNION ALL statement: one round trip, each part its own index."""
     return functools.reduce(operator.add, queries) if queries else None
@@ -375,25 +399,37 @@ def _union(queries):
 def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=None,
                    manager_id=None, kinds=tuple(SERVICE_KINDS)):
     """{kind: count} of the customers visible to `user` overdue for each kind. With
-    `group_by` ("branch" or "account_manager") {group value: {kind: count}}. One
-    statement: a count per kind and tier, each over one index range."""
+    `group_by` ("branch" or "account_manager") {group value: {kind: count}}.
+
+    One UNION ALL statement of a count per kind and tier, each over one (tier, last
+    date) index range. Written as SQL text: it runs on every dashboard, and building
+    it through the query builder cost more than running it."""
     today = today or datetime.date.today()
     policies = current_policies(today) if policies is None else policies
-    column = getattr(ServiceStatus, group_by) if group_by else Value(None)
-    parts = []
-    for kind in kinds:
-        for _tier, condition in _overdue_parts(kind, today, policies):
-            query = _scoped(ServiceStatus.select(Value(kind), column, fn.COUNT(SQL("*")))
-                            .where(condition), user, branch_id, manager_id)
-            parts.append(query.group_by(column) if group_by else query)
+    scope, scope_params = _scope_sql(user, branch_id, manager_id)
+    key = {"branch": "branch_id", "account_manager": "account_manager_id"}.get(group_by)
+    parts, params = [], []
+    for kind in kinds:  # only constants are written into the text; values are parameters
+        column = SERVICE_KINDS[kind][2]
+        for tier_id, cutoff in _cutoffs(kind, today, policies).items():
+            parts.append(f"SELECT '{kind}', {key or 'NULL'}, COUNT(*) FROM service_status "  # noqa: S608
+                         f"WHERE tier_id = {{p}} AND {column} < {{p}}{scope}"
+                         + (f" GROUP BY {key}" if key else ""))
+            params += [tier_id, cutoff.isoformat(), *scope_params]
     totals = {} if group_by else dict.fromkeys(SERVICE_KINDS, 0)
-    union = _union(parts)
-    for kind, key, count in (union.tuples() if union is not None else []):
+    if not parts:
+        return totals
+    sql = " UNION ALL ".join(parts).replace("{p}", _param())
+    for kind, group, count in db.execute_sql(sql, params).fetchall():
         if group_by:
-            totals.setdefault(key, dict.fromkeys(SERVICE_KINDS, 0))[kind] += count
+            totals.setdefault(group, dict.fromkeys(SERVICE_KINDS, 0))[kind] += count
         else:
             totals[kind] += count
     return totals
+
+
+def _param():
+    return "?" if is_sqlite() else "%s"
 
 
 def tier_counts(user, today=None, tier_id=None):

@@ -160,13 +160,16 @@ def compliance():
     today = datetime.date.today()
     policies = current_policies(today)
     size, page = current_app.config["PAGE_SIZE"], form.current_page()
-    total, rows = overdue_page(current_user, kind, today, branch_id=branch_id,
-                               manager_id=manager_id, policies=policies, page=page, size=size)
     args = {k: v for k, v in request.args.items() if v and k != "page"}
-    context = dict(form=form, kind=kind, rows=rows, total=total, page=page, size=size,
-                   args=args, tiers=Tier.by_id(), counts=None, groups=None)
-    if not htmx:
+    context = dict(form=form, kind=kind, page=page, size=size, args=args, tiers=Tier.by_id())
+    total = None
+    if not htmx:  # the whole page: its summary's counts give the list's total too
         context.update(_compliance_summary(branch_id, today, policies))
+        total = (context["by_group"].get(manager_id, {}).get(kind, 0) if manager_id
+                 else context["counts"][kind])
+    context["total"], context["rows"] = overdue_page(
+        current_user, kind, today, branch_id=branch_id, manager_id=manager_id,
+        policies=policies, page=page, size=size, total=total)
     if htmx:
         response = make_response(render_template("tiers/_overdue.html", **context))
         response.headers["HX-Push-Url"] = url_for(
@@ -177,17 +180,17 @@ def compliance():
 
 def _compliance_summary(branch_id, today, policies):
     """Counts per kind, and per branch (company-wide users) or per account manager
-    (within one branch)."""
-    counts = overdue_counts(current_user, today, policies, branch_id=branch_id)
-    by_manager = current_user.is_branch_scoped or branch_id
+    (within one branch), from one grouped count."""
+    by_manager = bool(current_user.is_branch_scoped or branch_id)
     grouped = overdue_counts(current_user, today, policies, branch_id=branch_id,
                              group_by="account_manager" if by_manager else "branch")
+    counts = {kind: sum(g[kind] for g in grouped.values()) for kind in SERVICE_KINDS}
     model = User if by_manager else Branch
     names = {r.id: (r.display_name if by_manager else r.name)
              for r in model.select().where(model.id.in_([k for k in grouped if k]))}
     groups = sorted(((names.get(key, "—"), key, values) for key, values in grouped.items()),
                     key=lambda g: (-sum(g[2].values()), g[0]))
-    return {"counts": counts, "groups": groups, "by_manager": bool(by_manager)}
+    return {"counts": counts, "groups": groups, "by_group": grouped, "by_manager": by_manager}
 
 
 @bp.route("/compliance/due")
