@@ -33,10 +33,15 @@ class RequestForm(FlaskForm):
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=2000)],
                            render_kw={"rows": 4})
 
-    def __init__(self, *args, customer, **kwargs):
+    source = SelectField(_l("Source"), default="mid_year")
+
+    def __init__(self, *args, customer, provisional_due=False, **kwargs):
         super().__init__(*args, **kwargs)
+        # A provisional customer due may keep its tier: the approval confirms it.
         self.to_tier.choices = choices([(t.id, t.display_name) for t in Tier.ordered()
-                                        if t.id != customer.tier_id])
+                                        if provisional_due or t.id != customer.tier_id])
+        self.source.choices = choices([(k, SOURCES[k]) for k in (
+            ("provisional", "mid_year") if provisional_due else ("mid_year",))])
 
 
 class DecisionForm(FlaskForm):

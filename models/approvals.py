@@ -59,6 +59,8 @@ APPROVER_ROLES = ("branch_manager", "sales_director", "general_manager", "commit
                   "admin")
 # Who files a mid-year adjustment: the account manager or the branch manager.
 FILER_ROLES = ("branch_manager", "sales_rep")
+# A provisional (new) customer is graded for good after six months of cooperation.
+PROVISIONAL_DAYS = 183
 
 
 class AlreadyDecided(DomainError):
@@ -258,7 +260,7 @@ def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, ass
     """File one request inside the caller's transaction; returns it."""
     if to_tier is None:
         raise DomainError(_l("Choose the tier to change to."))
-    if customer.tier_id == to_tier.id:
+    if customer.tier_id == to_tier.id and source != "provisional":
         raise DomainError(_l("The customer holds %(tier)s already: a change needs another tier.",
                              tier=to_tier.display_name))
     if TierChangeRequest.select().where(TierChangeRequest.customer == customer.id,
@@ -291,13 +293,30 @@ def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, ass
     return request
 
 
+def provisional_due(customer, today=None):
+    """Whether a provisional customer has worked with us six months: its provisional
+    tier is due to be confirmed or changed."""
+    today = today or datetime.date.today()
+    return bool(customer.provisional and customer.cooperation_since
+                and customer.cooperation_since <= today - datetime.timedelta(
+                    days=PROVISIONAL_DAYS))
+
+
 def file_request(customer, user, to_tier, reason, effective_on=None, source="mid_year"):
-    """File a mid-year tier change for `customer`, audited; returns the request.
+    """File a tier change for `customer`, audited; returns the request. The source is a
+    mid-year adjustment, or a provisional customer due (which may keep its tier: the
+    approval then confirms it and ends the provisional status).
 
     Raises DomainError when the user may not file it, no reason is given, the
-    tier is the customer's own, the customer has an open request already, or the
-    effective date lies before the customer's latest tier.
+    tier is the customer's own (mid-year), the customer is not a provisional one due,
+    the customer has an open request already, or the effective date lies before the
+    customer's latest tier.
     """
+    if source not in ("mid_year", "provisional"):
+        raise DomainError(_l("Unknown source of a tier change."))
+    if source == "provisional" and not provisional_due(customer):
+        raise DomainError(_l("Only a provisional customer with six months of cooperation is "
+                             "due for its tier."))
     if not may_file(customer, user):
         raise DomainError(_l("A tier change is filed by the customer's account manager or the "
                              "branch manager."))
@@ -424,8 +443,10 @@ def _decide(step_id, user, decision, comment):
     # The last step: the customer's tier moves, if it is still the one we started from.
     same_tier = (Customer.tier.is_null() if request.from_tier_id is None
                  else Customer.tier == request.from_tier_id)
-    moved = (Customer.update(tier=request.to_tier_id, updated_at=now)
-             .where(Customer.id == customer.id, same_tier).execute())
+    changes = {"tier": request.to_tier_id, "updated_at": now}
+    if request.source == "provisional":  # the grade is confirmed: no longer provisional
+        changes["provisional"] = False
+    moved = Customer.update(**changes).where(Customer.id == customer.id, same_tier).execute()
     if not moved:
         raise DomainError(_l("The customer's tier changed since this request was filed: reject "
                              "it, or let the requester withdraw it and file a new one."))

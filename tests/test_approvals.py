@@ -453,3 +453,27 @@ def test_admin_edits_rules_through_the_page(app, client, world):
     client.post("/logout")
     login(client, "bm_e")
     assert client.post("/approvals/rules/any", data={"any-role_1": "admin"}).status_code == 403
+
+
+def test_provisional_customer_due_is_confirmed_through_a_request(app, world, make):
+    """After six months a provisional customer's tier is filed for (the same tier allowed);
+    the approval ends the provisional status. Before six months it is refused."""
+    t = world["tiers"]
+    due = make.customer(world["east"], "新客户已满半年", tier=t["C"], provisional=True,
+                        account_manager=world["rep"],
+                        cooperation_since=datetime.date.today() - datetime.timedelta(days=200))
+    early = make.customer(world["east"], "新客户未满半年", tier=t["C"], provisional=True,
+                          account_manager=world["rep"],
+                          cooperation_since=datetime.date.today() - datetime.timedelta(days=90))
+    _refused(app, file_request, "six months", early, world["rep"], t["C"], "确认",
+             source="provisional")
+    _refused(app, file_request, "Unknown source", due, world["rep"], t["C"], "x",
+             source="cycle")
+    with app.test_request_context():
+        request = file_request(due, world["rep"], t["C"], "合作满半年，维持C级",
+                               source="provisional")
+        decide(request.pending_step(), world["bm"], "approve")
+    confirmed = _fresh(due)
+    assert (confirmed.tier_id, confirmed.provisional) == (t["C"].id, False)
+    assert TierHistory.select().where(TierHistory.customer == due.id).count() == 1
+    assert _fresh(early).provisional

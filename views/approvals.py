@@ -32,6 +32,7 @@ from models.approvals import (
     may_decide,
     may_file,
     pending_count,
+    provisional_due,
     queue,
     queue_rows,
     requests_of,
@@ -191,17 +192,20 @@ def file(customer_id):
     """A mid-year tier change for the customer, with a reason, by its account manager
     or branch manager."""
     customer = get_visible_or_404(Customer, customer_id)
-    form = RequestForm(customer=customer)
+    due = provisional_due(customer)
+    form = RequestForm(customer=customer, provisional_due=due)
     if form.validate_on_submit():
         try:
             change = file_request(customer, current_user, Tier.get_or_none(
-                Tier.id == form.to_tier.data), form.reason.data, form.effective_on.data)
+                Tier.id == form.to_tier.data), form.reason.data, form.effective_on.data,
+                source=form.source.data)
         except DomainError as error:
             flash(str(error), "error")
         else:
             flash(_("The request was filed; it now waits for approval."), "success")
             return redirect(url_for("approvals.detail", request_id=change.id), 303)
-    return render_template("approvals/file.html", form=form, customer=customer)
+    return render_template("approvals/file.html", form=form, customer=customer,
+                           provisional_due=due)
 
 
 # --- Rules --------------------------------------------------------------------
