@@ -117,8 +117,7 @@ PAGES = [
     Page("approval queue (director)", "GET", "/approvals", "director"),
     Page("approval queue filtered (director)", "GET",
          lambda ctx: f"/approvals?to_tier={ctx.pick('SELECT id FROM tier')}&page="
-                     f"{ctx.rng.randint(1, 5)}", "director", headers={
-             "HX-Request": "true", "HX-Target": "queue-results"}),
+                     f"{ctx.rng.randint(1, 5)}", "director", headers={"HX-Request": "true"}),
     Page("tier change inline", "GET",
          lambda ctx: "/tier-changes/" + str(ctx.pick(
              "SELECT r.id FROM tier_change_request r JOIN customer c ON c.id = r.customer_id "

@@ -73,7 +73,7 @@ def queue_page():
     args = {k: v for k, v in request.args.items() if v and k != "page"}
     context = dict(form=form, rows=queue_rows(query, page, size), total=total, page=page,
                    size=size, args=args, tiers=Tier.by_id(), bulk=BulkDecisionForm())
-    if htmx and request.headers.get("HX-Target") == "queue-results":
+    if htmx:
         response = make_response(render_template("approvals/_queue.html", **context))
         response.headers["HX-Push-Url"] = url_for(
             "approvals.queue_page", page=page if page > 1 else None, **args)
