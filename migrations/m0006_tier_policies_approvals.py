@@ -115,7 +115,8 @@ def migrate(db):
 
         class Meta:
             indexes = (
-                (("tier", "last_contact_on", "branch", "account_manager"), False),
+                (("tier", "last_contact_on", "branch", "account_manager", "last_visit_on",
+                  "last_analysis_on"), False),
                 (("tier", "last_visit_on", "branch", "account_manager"), False),
                 (("tier", "last_analysis_on", "branch", "account_manager"), False),
                 (("branch", "tier", "last_contact_on"), False),

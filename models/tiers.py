@@ -18,7 +18,6 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     TextField,
-    Value,
     fn,
 )
 
@@ -391,11 +390,6 @@ def _scope_sql(user, branch_id=None, manager_id=None):
     return "".join(f" AND {c}" for c in clauses), params
 
 
-def _union(queries):
-    """The queries as one UNION ALL statement: one round trip, each part its own index."""
-    return functools.reduce(operator.add, queries) if queries else None
-
-
 def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=None,
                    manager_id=None, kinds=tuple(SERVICE_KINDS)):
     """{kind: count} of the customers visible to `user` overdue for each kind. With
@@ -434,29 +428,29 @@ def _param():
 
 def tier_counts(user, today=None, tier_id=None):
     """{tier id: (customers holding it, how many of them are overdue for anything)}
-    among the customers visible to `user` (of one tier with `tier_id`)."""
+    among the customers visible to `user` (of one tier with `tier_id`).
+
+    One pass over the (tier, last contact, branch, manager, last visit, last analysis)
+    index, which covers it: no table row is read."""
     today = today or datetime.date.today()
     policies = current_policies(today)
-    if tier_id:
-        policies = {tier_id: policies[tier_id]} if tier_id in policies else {}
-    holders = ServiceStatus.tier == tier_id if tier_id else ServiceStatus.tier.is_null(False)
-    parts = [_scoped(ServiceStatus.select(Value("holders"), ServiceStatus.tier,
-                                          fn.COUNT(SQL("*"))).where(holders), user)
-             .group_by(ServiceStatus.tier)]
     cutoffs = {kind: _cutoffs(kind, today, policies) for kind in SERVICE_KINDS}
-    for promised in {t for cut in cutoffs.values() for t in cut}:
-        late = [getattr(ServiceStatus, SERVICE_KINDS[kind][2]) < cut[promised]
-                for kind, cut in cutoffs.items() if promised in cut]
-        parts.append(_scoped(ServiceStatus.select(Value("late"), ServiceStatus.tier,
-                                                  fn.COUNT(SQL("*")))
-                             .where(ServiceStatus.tier == promised,
-                                    functools.reduce(operator.or_, late)), user)
-                     .group_by(ServiceStatus.tier))
-    found = {"holders": {}, "late": {}}
-    for what, tier_id, count in _union(parts).tuples():
-        found[what][tier_id] = count
-    return {tier_id: (count, found["late"].get(tier_id, 0))
-            for tier_id, count in found["holders"].items()}
+    cases, params = [], []
+    for tier in {t for cut in cutoffs.values() for t in cut}:
+        late = [(SERVICE_KINDS[kind][2], cut[tier]) for kind, cut in cutoffs.items()
+                if tier in cut]
+        cases.append("WHEN {p} THEN CASE WHEN "
+                     + " OR ".join(f"{column} < {{p}}" for column, _cut in late)
+                     + " THEN 1 ELSE 0 END")
+        params += [tier, *(cut.isoformat() for _column, cut in late)]
+    late_sql = f"CASE tier_id {' '.join(cases)} ELSE 0 END" if cases else "0"
+    scope, scope_params = _scope_sql(user)
+    where = "tier_id = {p}" if tier_id else "tier_id IS NOT NULL"
+    sql = (f"SELECT tier_id, COUNT(*), SUM({late_sql}) FROM service_status "  # noqa: S608
+           f"WHERE {where}{scope} GROUP BY tier_id")  # constants only; values are params
+    params += ([tier_id] if tier_id else []) + scope_params
+    rows = db.execute_sql(sql.replace("{p}", _param()), params).fetchall()
+    return {tier: (count, late or 0) for tier, count, late in rows}
 
 
 def due_soon(user, today=None, days=7):
