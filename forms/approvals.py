@@ -103,6 +103,8 @@ class RuleForm(FlaskForm):
     role_3 = SelectField(_l("Step 3"), default="")
     role_4 = SelectField(_l("Step 4"), default="")
     role_5 = SelectField(_l("Step 5"), default="")
+    action = SelectField(choices=choices([("save", "save"), ("reset", "reset")]),
+                         default="save")
 
     def __init__(self, *args, roles=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -29,6 +29,12 @@ class TierForm(FlaskForm):
                 "name_en": self.name_en.data, "colour": self.colour.data}
 
 
+class MoveTierForm(FlaskForm):
+    """One step up or down the tier list."""
+    to = SelectField(choices=choices([("up", _l("Move up")), ("down", _l("Move down"))]),
+                     validators=[DataRequired()])
+
+
 class PolicyForm(FlaskForm):
     effective_on = DateField(_l("Effective from"), validators=[DataRequired()],
                              default=datetime.date.today)

@@ -446,6 +446,10 @@ def test_admin_edits_rules_through_the_page(app, client, world):
         "action": "save"})
     assert ApprovalRule.get(ApprovalRule.key == f"tier-{top}").roles == [
         "branch_manager", "general_manager"]
+    page = client.get("/approvals/rules").get_data(as_text=True)
+    assert f'name="tier-{top}-action" value="reset"' in page  # the reset button is there
+    client.post(f"/approvals/rules/tier-{top}", data={f"tier-{top}-action": "reset"})
+    assert not ApprovalRule.select().where(ApprovalRule.key == f"tier-{top}").exists()
     response = client.post("/approvals/rules/any", data={"action": "save"},
                            follow_redirects=True)
     assert "at least one approval step" in response.get_data(as_text=True)

@@ -228,7 +228,7 @@ def save_rule_view(key):
     form = RuleForm(prefix=key)
     if form.validate_on_submit():
         try:
-            if request.form.get("action") == "reset":
+            if form.action.data == "reset":
                 reset_rule(key, current_user)
                 flash(_("The rule is back to its default."), "success")
             else:

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from extensions import htmx
-from forms.tiers import ComplianceFilterForm, PolicyForm, TierForm
+from forms.tiers import ComplianceFilterForm, MoveTierForm, PolicyForm, TierForm
 from models import Branch, DomainError, Tier, User
 from models.tiers import (
     POLICY_LABELS,
@@ -119,10 +119,12 @@ def _tier_form(tier):
 def move(code):
     """Move a tier one place up or down the list."""
     tier = _tier_or_404(code)
-    try:
-        move_tier(tier, current_user, -1 if request.form.get("to") == "up" else 1)
-    except DomainError as error:
-        flash(str(error), "error")
+    form = MoveTierForm()
+    if form.validate_on_submit():
+        try:
+            move_tier(tier, current_user, -1 if form.to.data == "up" else 1)
+        except DomainError as error:
+            flash(str(error), "error")
     return redirect(url_for("tiers.index"), 303)
 
 
