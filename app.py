@@ -72,8 +72,20 @@ def create_app(test_config=None):
     from services import formatting
     formatting.register(app)
 
-    from views import admin, audit, auth, customers, cycles, errors, main, scorecards
-    for module in (auth, main, customers, scorecards, cycles, admin, audit, errors):
+    from views import (
+        admin,
+        approvals,
+        audit,
+        auth,
+        customers,
+        cycles,
+        errors,
+        main,
+        scorecards,
+        tiers,
+    )
+    for module in (auth, main, customers, scorecards, cycles, tiers, approvals, admin, audit,
+                   errors):
         app.register_blueprint(module.bp)
 
     _register_request_hooks(app)

@@ -1,4 +1,5 @@
 """Peewee models, one module per domain, with the rules that belong to them."""
+from .approvals import ApprovalRule, ApprovalStep, TierChangeRequest
 from .audit import AuditEvent, audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
 from .customers import Activity, Contact, Customer, CustomerYear, ImportBatch, TierHistory
@@ -6,15 +7,17 @@ from .cycles import Assessment, CommitteeMember, GradingCycle, Score
 from .people import Branch, User
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
-from .tiers import Tier
+from .tiers import ServiceStatus, Tier, TierPolicy
 
 # Every table, in dependency order (tests and tools iterate over it).
 ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, Criterion,
               CriterionLevel, GradeBand, Customer, CustomerYear, Contact, Activity, TierHistory,
-              ImportBatch, GradingCycle, CommitteeMember, Assessment, Score]
+              ImportBatch, GradingCycle, CommitteeMember, Assessment, Score,
+              TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep]
 
 __all__ = [
-    "ALL_MODELS", "Activity", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
+    "ALL_MODELS", "Activity", "ApprovalRule", "ApprovalStep", "ServiceStatus", "TierPolicy",
+    "TierChangeRequest", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
     "Score", "BaseModel", "Branch", "Contact", "Criterion",
     "CriterionLevel", "Customer", "CustomerYear", "DomainError", "GradeBand", "ImportBatch",
     "NotFound", "ScorecardTemplate", "SchemaVersion", "Tier", "TierHistory", "User", "audit",

@@ -42,6 +42,17 @@ ACTION_LABELS = {
     "meeting_moved": _l("Meeting moved to a customer"),
     "assessment_finalised": _l("Final grade set"),
     "assessment_reopened": _l("Final grade reopened"),
+    "tier_created": _l("Tier created"),
+    "tier_updated": _l("Tier changed"),
+    "tier_moved": _l("Tier moved in the order"),
+    "tier_policy_saved": _l("Service policy: new version"),
+    "approval_rule_saved": _l("Approval rule set"),
+    "approval_rule_reset": _l("Approval rule back to default"),
+    "tier_change_filed": _l("Tier change requested"),
+    "tier_change_step_approved": _l("Tier change step approved"),
+    "tier_change_approved": _l("Tier change approved"),
+    "tier_change_rejected": _l("Tier change rejected"),
+    "tier_change_withdrawn": _l("Tier change withdrawn"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),
@@ -54,6 +65,9 @@ OBJECT_LABELS = {
     "scorecard_template": _l("Scorecard template"),
     "grading_cycle": _l("Grading cycle"),
     "assessment": _l("Assessment sheet"),
+    "tier": _l("Tier"),
+    "approval_rule": _l("Approval rule"),
+    "tier_change_request": _l("Tier change request"),
     "ip": _l("Address"),
 }
 

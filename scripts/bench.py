@@ -111,6 +111,27 @@ PAGES = [
          "member1", concurrency=30, requests=1, headers={"HX-Request": "true"},
          data=lambda ctx: _score_slot(ctx)[1]),
     Page("cycle summary", "GET", lambda ctx: f"/cycles/{ctx.pick(MEETING)}", "chair"),
+    # Tiers (issue 6): the approval queue with 5,000 open requests and the compliance
+    # lists at 20,000 customers, p95 <= 3x the floor.
+    Page("approval queue (bm_sh)", "GET", "/approvals", "bm_sh"),
+    Page("approval queue (director)", "GET", "/approvals", "director"),
+    Page("approval queue filtered (director)", "GET",
+         lambda ctx: f"/approvals?to_tier={ctx.pick('SELECT id FROM tier')}&page="
+                     f"{ctx.rng.randint(1, 5)}", "director", headers={"HX-Request": "true"}),
+    Page("tier change inline", "GET",
+         lambda ctx: "/tier-changes/" + str(ctx.pick(
+             "SELECT r.id FROM tier_change_request r JOIN customer c ON c.id = r.customer_id "
+             "WHERE c.branch_id = 1 AND r.status = 'open'")), "bm_sh",
+         headers={"HX-Request": "true"}),
+    Page("tiers", "GET", "/tiers", "admin"),
+    Page("tier policy page", "GET", "/tiers/A", "admin"),
+    Page("compliance (bm_sh)", "GET", "/compliance", "bm_sh"),
+    Page("compliance (admin, all)", "GET", "/compliance?kind=contact", "admin"),
+    Page("compliance list (admin)", "GET",
+         lambda ctx: "/compliance?kind=" + ctx.rng.choice(["contact", "visit", "analysis"])
+         + f"&page={ctx.rng.randint(1, 20)}", "admin",
+         headers={"HX-Request": "true"}),
+    Page("due this week (rep)", "GET", "/compliance/due", "rep_sh_1"),
 ]
 
 
@@ -152,6 +173,8 @@ WORKERS = 2
 MEETING_SIZE = 1000
 COMMITTEE = 9
 MEETING = "SELECT id FROM grading_cycle WHERE phase = 'committee'"
+# The tiers issue's approval queue: 5,000 open tier change requests.
+APPROVALS = 5000
 
 # Samples: every round runs every page (the floor included) REQUESTS times per client,
 # in a shuffled order. 200 rounds x 5 = 1,000 samples per page: medians stable to a few %
@@ -199,7 +222,7 @@ def _build_key(customers, reps_per_branch):
 def _build(app, customers, reps_per_branch):
     """Schema and demo company into the app's (empty) database; returns seconds taken."""
     from models.schema import upgrade
-    from services.demo import build_demo, build_meeting
+    from services.demo import build_approvals, build_demo, build_meeting
 
     started = time.perf_counter()
     with app.app_context():
@@ -207,6 +230,7 @@ def _build(app, customers, reps_per_branch):
         build_demo(seed=SEED, customers=customers, reps_per_branch=reps_per_branch,
                    branches=BRANCHES)
         build_meeting(size=min(MEETING_SIZE, customers // 2), committee=COMMITTEE)
+        build_approvals(size=min(APPROVALS, customers // 4))
     return time.perf_counter() - started
 
 

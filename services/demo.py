@@ -226,6 +226,8 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
                     Customer.id.in_(ids[start:start + 500])).execute()
         _contacts_activities_history(rng, today, tiers, dict((cid, c) for c, cid in by_sales))
         _grading_cycle(today, admin)
+        _policies(today, admin)
+        _tier_change_requests(rng, today)
         audit("demo_seeded", actor=admin, object_type="database",
               after={"seed": seed, "customers": customers, "branches": branches})
 
@@ -297,6 +299,118 @@ def _grading_cycle(today, admin):
                        meeting_from=datetime.date(today.year + 1, 3, 25),
                        meeting_to=datetime.date(today.year + 1, 3, 26))
     advance(cycle, chair)
+
+
+# Believable service policies (服务政策), per tier code: (contact, visit, analysis,
+# response hours, holiday greetings, dedicated manager, production priority, credit terms).
+POLICIES = {
+    "A": (30, 365, 90, 24, True, True, "first", "月结60天，授信额度每年评审一次"),
+    "B": (45, None, 120, 48, True, True, "normal", "月结30天"),
+    "C": (60, None, 180, 72, True, False, "normal", "月结30天，超出信用额度须经财务审批"),
+    "D": (120, None, 180, 72, False, False, "spare", "款到发货"),
+}
+POLICY_NOTES = {
+    "A": "**专属客户经理**全程跟进，重大事项由分公司经理亲自对接。\n\n"
+         "- 每月至少一次电话或上门沟通\n- 每年一次高层互访\n- 每季度提交一份销售分析报告\n"
+         "- 投诉 24 小时内答复\n- 春节、中秋寄送礼品与贺卡",
+    "B": "由客户经理定期维护，每季度末回顾合作情况。\n\n- 节日问候\n- 生产排期正常安排",
+    "C": "由销售团队统一服务，**每两个月**至少联系一次。",
+    "D": "由销售团队统一服务，每半年做一次销售分析，评估是否继续合作。",
+}
+
+
+def _policies(today, admin):
+    """One policy version per tier from April 1st; tier A had a slower response time
+    until July, so its history shows a change."""
+    from models.tiers import TierPolicy
+    start = datetime.date(today.year, 4, 1)
+    for tier in Tier.ordered():
+        if tier.code not in POLICIES:
+            continue
+        contact, visit, analysis, hours, greetings, dedicated, priority, credit = \
+            POLICIES[tier.code]
+        values = dict(contact_days=contact, visit_days=visit, analysis_days=analysis,
+                      response_hours=hours, holiday_greetings=greetings,
+                      dedicated_manager=dedicated, production_priority=priority,
+                      credit_terms=credit, notes=POLICY_NOTES[tier.code], created_by=admin)
+        if tier.code == "A":
+            TierPolicy.create(tier=tier, version=1, effective_on=start,
+                              **{**values, "response_hours": 48})
+            TierPolicy.create(tier=tier, version=2,
+                              effective_on=datetime.date(today.year, 7, 1), **values)
+        else:
+            TierPolicy.create(tier=tier, version=1, effective_on=start, **values)
+
+
+REASONS_UP = ["本年度采购额大幅增长，合作关系稳定", "回款及时，新增两条产品线合作，拟提升服务等级"]
+REASONS_DOWN = ["连续两个季度订单下滑，回款周期延长", "客户业务收缩，采购量明显减少"]
+
+
+def _tier_change_requests(rng, today, per_branch=2):
+    """A few mid-year adjustments filed by account managers, waiting for the branch
+    manager (and, for a promotion to A, the later steps)."""
+    from models.approvals import file_request
+    tiers = {t.code: t for t in Tier.select()}
+    order = list(tiers)
+    for branch in Branch.select().order_by(Branch.id):
+        customers = list(Customer.select().where(Customer.branch == branch,
+                                                 Customer.tier.is_null(False),
+                                                 Customer.account_manager.is_null(False))
+                         .order_by(Customer.id).limit(per_branch * 5))
+        for customer in rng.sample(customers, min(per_branch, len(customers))):
+            current = Tier.get_by_id(customer.tier_id).code
+            up = (rng.random() < 0.5 and current != order[0]) or current == order[-1]
+            target = order[order.index(current) + (-1 if up else 1)]
+            reason = rng.choice(REASONS_UP if up else REASONS_DOWN)
+            file_request(customer, customer.account_manager, tiers[target], reason,
+                         effective_on=today)
+
+
+def build_approvals(size=5000, seed=2027):
+    """`size` open tier change requests spread over the branches, for the benchmark of
+    the approval queue. Two in five ask for the top tier, and half of those have passed
+    their branch manager already, so the sales director has a queue of their own.
+    Returns how many were filed."""
+    from models.approvals import ApprovalStep, TierChangeRequest, roles_for
+    rng = random.Random(seed)
+    tiers = list(Tier.ordered())
+    top = tiers[0]
+    busy = {r.customer_id for r in TierChangeRequest.select(TierChangeRequest.customer)
+            .where(TierChangeRequest.status == "open")}
+    reps, managers = {}, {}
+    for rep in User.with_role("sales_rep").order_by(User.id):
+        reps.setdefault(rep.branch_id, rep.id)
+    for manager in User.with_role("branch_manager"):
+        managers[manager.branch_id] = manager.id
+    picked = [c for c in Customer.select(Customer.id, Customer.tier, Customer.branch)
+              .where(Customer.tier.is_null(False)).order_by(Customer.id)
+              if c.id not in busy][:size]
+    filed = datetime.datetime(2026, 11, 1, 9, 0)
+    with db.atomic():
+        for n, customer in enumerate(picked):
+            current = next(t for t in tiers if t.id == customer.tier_id)
+            others = [t for t in tiers if t.id != current.id]
+            target = top if current.id != top.id and rng.random() < 0.4 else rng.choice(others)
+            _key, roles = roles_for(current, target)
+            passed_first = len(roles) > 1 and rng.random() < 0.5
+            request = TierChangeRequest.create(
+                customer=customer.id, from_tier=current.id, to_tier=target.id,
+                source=rng.choice(["mid_year", "cycle"]), reason="基准测试",
+                effective_on=datetime.date(2026, 11, 25),
+                requested_by=reps.get(customer.branch_id), branch=customer.branch_id,
+                step_count=len(roles), created_at=filed + datetime.timedelta(minutes=n))
+            waiting = 2 if passed_first else 1
+            for position, role in enumerate(roles, start=1):
+                step = ApprovalStep.create(
+                    request=request.id, position=position, role=role,
+                    status="approved" if position < waiting else
+                    "pending" if position == waiting else "waiting",
+                    decided_by=managers.get(customer.branch_id) if position < waiting else None,
+                    decided_at=filed + datetime.timedelta(days=1) if position < waiting else None)
+                if position == waiting:
+                    TierChangeRequest.update(waiting_step=step.id, waiting_role=role).where(
+                        TierChangeRequest.id == request.id).execute()
+    return len(picked)
 
 
 def build_meeting(size=1000, committee=9, seed=2027):

@@ -7,9 +7,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from models import Branch, Customer, db
+from models.approvals import pending_count
 from models.cycles import tasks_for
 from models.people import ROLES
 from models.schema import current_version, latest_version
+from models.tiers import due_soon, overdue_counts
 from services.health import harfbuzz_subsetting
 
 bp = Blueprint("main", __name__)
@@ -20,7 +22,11 @@ def dashboard():
     """My tasks; each later domain adds its own panel."""
     customers = Customer.visible_to(current_user).count()
     return render_template("main/dashboard.html", customer_count=customers,
-                           grading_tasks=tasks_for(current_user))
+                           grading_tasks=tasks_for(current_user),
+                           approvals_waiting=pending_count(current_user),
+                           overdue=overdue_counts(current_user),
+                           due_this_week=len(due_soon(current_user))
+                           if current_user.has_role("sales_rep") else None)
 
 
 @bp.route("/healthz")
@@ -56,11 +62,15 @@ def floor():
 
 # The navigation: (endpoint, label, roles that see it; None = everyone).
 # Later domains add their entries here.
+# A count beside an entry: endpoint -> function(user) -> number (0 shows none).
+NAV_BADGES = {"approvals.queue_page": pending_count}
 NAV = [
     ("main.dashboard", _l("My tasks"), None),
     ("customers.index", _l("Customers"), None),
     ("cycles.index", _l("Grading cycles"), None),
     ("scorecards.index", _l("Scorecards"), None),
+    ("tiers.index", _l("Tiers"), None),
+    ("approvals.queue_page", _l("Approvals"), None),
     ("admin.users", _l("Users"), ("admin",)),
     ("admin.branches", _l("Branches"), ("admin",)),
     ("audit.events", _l("Audit trail"), ("admin",)),
@@ -75,7 +85,10 @@ def layout_helpers():
             if roles is None or current_user.has_role(*roles):
                 url = url_for(endpoint)
                 active = request.path == url if url == "/" else request.path.startswith(url)
-                items.append({"url": url, "label": label, "active": active})
+                badge = NAV_BADGES[endpoint](current_user) if endpoint in NAV_BADGES else 0
+                items.append({"url": url, "label": label, "active": active, "badge": badge,
+                              "badge_id": f"badge-{endpoint.replace('.', '-')}"
+                              if endpoint in NAV_BADGES else None})
         return items
 
     return {"nav_items": nav_items, "current_locale": get_locale,

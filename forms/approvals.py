@@ -1,0 +1,122 @@
+"""Forms of tier change requests: filing, deciding, the queue and the rules."""
+import datetime
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from forms import choices
+from models import Tier
+from models.approvals import APPROVER_ROLES, SOURCES
+from models.people import ROLES
+
+from .customers import ANY, visible_branches
+
+DECISIONS = {"approve": _l("Approve"), "reject": _l("Reject")}
+# Enough for any real chain of approvers.
+MAX_STEPS = 5
+
+
+class RequestForm(FlaskForm):
+    to_tier = SelectField(_l("Change to"), coerce=int)
+    effective_on = DateField(_l("Effective from"), validators=[DataRequired()],
+                             default=datetime.date.today)
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=2000)],
+                           render_kw={"rows": 4})
+
+    source = SelectField(_l("Source"), default="mid_year")
+
+    def __init__(self, *args, customer, provisional_due=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A provisional customer due may keep its tier: the approval confirms it.
+        self.to_tier.choices = choices([(t.id, t.display_name) for t in Tier.ordered()
+                                        if provisional_due or t.id != customer.tier_id])
+        self.source.choices = choices([(k, SOURCES[k]) for k in (
+            ("provisional", "mid_year") if provisional_due else ("mid_year",))])
+
+
+class DecisionForm(FlaskForm):
+    step = HiddenField(validators=[DataRequired()])
+    decision = SelectField(choices=choices(DECISIONS), validators=[DataRequired()])
+    comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=2000)],
+                            render_kw={"rows": 2})
+
+
+class WithdrawForm(FlaskForm):
+    comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=2000)])
+
+
+class BulkDecisionForm(FlaskForm):
+    steps = SelectMultipleField(coerce=int, validate_choice=False,
+                                validators=[DataRequired(message=_l("Tick the requests to "
+                                                                    "decide."))])
+    decision = SelectField(choices=choices(DECISIONS), validators=[DataRequired()])
+    comment = TextAreaField(_l("One comment for all of them"),
+                            validators=[Optional(), Length(max=2000)], render_kw={"rows": 2})
+
+
+class QueueFilterForm(FlaskForm):
+    """The queue's filters: a GET form, so no CSRF."""
+    class Meta:
+        csrf = False
+
+    q = StringField(_l("Customer"), validators=[Optional(), Length(max=100)],
+                    render_kw={"placeholder": _l("Code, name or pinyin initials"),
+                               "type": "search", "autocomplete": "off"})
+    branch = SelectField(_l("Branch"), validators=[Optional()], coerce=str)
+    to_tier = SelectField(_l("Change to"), validators=[Optional()], coerce=str)
+    source = SelectField(_l("Source"), validators=[Optional()],
+                         choices=choices([ANY, *SOURCES.items()]))
+    page = IntegerField(default=1, validators=[Optional(), NumberRange(min=1, max=100000)])
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.branch.choices = choices([ANY] + [(str(b.id), b.name)
+                                               for b in visible_branches(user)])
+        self.to_tier.choices = choices([ANY] + [(str(t.id), t.display_name)
+                                                for t in Tier.ordered()])
+
+    def filters(self):
+        def number(field):
+            return int(field.data) if field.data and not field.errors else None
+        return {"branch_id": number(self.branch), "to_tier_id": number(self.to_tier),
+                "source": self.source.data or None if not self.source.errors else None,
+                "q": (self.q.data or "").strip() if not self.q.errors else ""}
+
+    def current_page(self):
+        return self.page.data if self.page.data and not self.page.errors else 1
+
+
+class RuleForm(FlaskForm):
+    """One rule's ordered approvers: step 1, step 2, … (empty ones are dropped)."""
+    role_1 = SelectField(_l("Step 1"), default="")
+    role_2 = SelectField(_l("Step 2"), default="")
+    role_3 = SelectField(_l("Step 3"), default="")
+    role_4 = SelectField(_l("Step 4"), default="")
+    role_5 = SelectField(_l("Step 5"), default="")
+    action = SelectField(choices=choices([("save", "save"), ("reset", "reset")]),
+                         default="save")
+
+    def __init__(self, *args, roles=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        options = choices([("", "—")] + [(r, ROLES[r]) for r in APPROVER_ROLES])
+        for n in range(1, MAX_STEPS + 1):
+            field = getattr(self, f"role_{n}")
+            field.choices = options
+            if not self.is_submitted() and n <= len(roles):
+                field.data = roles[n - 1]
+
+    def role_fields(self):
+        return [getattr(self, f"role_{n}") for n in range(1, MAX_STEPS + 1)]
+
+    def roles(self):
+        return [f.data for f in self.role_fields() if f.data]

@@ -1,0 +1,599 @@
+"""Tier change requests (等级变更申请), their approval steps, and the rules that make
+the steps.
+
+A request is filed with the steps its rule names, the first one pending and the
+rest waiting. Each decision is a conditional UPDATE of a pending step inside a
+write transaction: of two approvers deciding the same step at once one wins, the
+other is told. Approval of the last step writes the customer's tier history and
+moves the customer's tier, provided the tier is still the one the request started
+from.
+"""
+import datetime
+import functools
+import operator
+
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+from peewee import (
+    JOIN,
+    SQL,
+    CharField,
+    DateField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    IntegrityError,
+    TextField,
+    fn,
+)
+
+from .audit import audit
+from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
+from .customers import Customer, TierHistory
+from .cycles import Assessment, GradingCycle
+from .people import ROLES, Branch, User, scoped_to_branch
+from .tiers import Tier
+
+SOURCES = {
+    "mid_year": _l("Mid-year adjustment"),
+    "cycle": _l("Grading cycle result"),
+    "provisional": _l("Provisional customer due"),
+}
+STATUSES = {
+    "open": _l("Open"),
+    "approved": _l("Approved"),
+    "rejected": _l("Rejected"),
+    "withdrawn": _l("Withdrawn"),
+}
+STEP_STATUSES = {
+    "waiting": _l("Waiting for an earlier step"),
+    "pending": _l("Awaiting decision"),
+    "approved": _l("Approved"),
+    "rejected": _l("Rejected"),
+    "cancelled": _l("Not needed"),
+}
+DIRECTIONS = {"any": _l("Any change of tier"), "up": _l("Any promotion"),
+              "down": _l("Any downgrade")}
+# Roles an approval step may ask for.
+APPROVER_ROLES = ("branch_manager", "sales_director", "general_manager", "committee_chair",
+                  "admin")
+# Who files a mid-year adjustment: the account manager or the branch manager.
+FILER_ROLES = ("branch_manager", "sales_rep")
+# A provisional (new) customer is graded for good after six months of cooperation.
+PROVISIONAL_DAYS = 183
+
+
+class AlreadyDecided(DomainError):
+    """Someone else decided the step first."""
+
+
+class ApprovalRule(BaseModel):
+    """The ordered roles that approve a change: per target tier ("tier-<id>") or per
+    direction ("up", "down", "any")."""
+    key = CharField(max_length=32, unique=True)
+    target_tier = ForeignKeyField(Tier, null=True, on_delete="CASCADE")
+    direction = CharField(max_length=8, default="")
+    # ",branch_manager,sales_director," in order.
+    roles_text = CharField(max_length=255)
+    updated_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    updated_at = DateTimeField(default=utcnow)
+
+    @property
+    def roles(self):
+        return [r for r in self.roles_text.split(",") if r]
+
+
+class TierChangeRequest(BaseModel):
+    customer = ForeignKeyField(Customer, backref="tier_change_requests", on_delete="CASCADE")
+    from_tier = ForeignKeyField(Tier, null=True, on_delete="RESTRICT")
+    to_tier = ForeignKeyField(Tier, on_delete="RESTRICT")
+    source = CharField(max_length=16)
+    reason = TextField(default="")
+    cycle = ForeignKeyField(GradingCycle, null=True, on_delete="SET NULL")
+    assessment = ForeignKeyField(Assessment, null=True, on_delete="SET NULL")
+    effective_on = DateField()
+    status = CharField(max_length=16, default="open")
+    requested_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+    closed_at = DateTimeField(null=True)
+    closing_comment = TextField(default="")
+    # Copied from the customer when filed: the branch whose manager decides.
+    branch = ForeignKeyField(Branch, on_delete="RESTRICT")
+    # The pending step (an ApprovalStep id) and its role while the request is open, None
+    # once closed: a queue reads this one indexed table.
+    waiting_step = IntegerField(null=True)
+    waiting_role = CharField(max_length=32, null=True)
+    step_count = IntegerField(default=1)
+
+    class Meta:
+        indexes = ((("status", "created_at"), False),
+                   (("waiting_role", "branch", "created_at", "requested_by"), False),
+                   (("waiting_role", "created_at", "requested_by"), False))
+
+    def __str__(self):
+        return str(_l("Tier change request no. %(id)s", id=self.id))
+
+    @property
+    def source_label(self):
+        return SOURCES.get(self.source, self.source)
+
+    @property
+    def status_label(self):
+        return STATUSES.get(self.status, self.status)
+
+    @property
+    def is_promotion(self):
+        return self.from_tier_id is None or self.to_tier.rank < self.from_tier.rank
+
+    @classmethod
+    def visible_to(cls, user):
+        """Requests of the user's branch when the user is branch-scoped."""
+        return scoped_to_branch(cls.select(), cls.branch, user)
+
+    def steps(self):
+        return list(ApprovalStep.select(ApprovalStep, User)
+                    .join(User, JOIN.LEFT_OUTER, on=(ApprovalStep.decided_by == User.id))
+                    .where(ApprovalStep.request == self).order_by(ApprovalStep.position))
+
+    def pending_step(self):
+        return ApprovalStep.get_or_none(ApprovalStep.request == self,
+                                        ApprovalStep.status == "pending")
+
+    def audit_dict(self):
+        return {"customer": self.customer_id,
+                "from_tier": self.from_tier.code if self.from_tier_id else None,
+                "to_tier": self.to_tier.code, "source": self.source, "reason": self.reason,
+                "effective_on": self.effective_on, "status": self.status}
+
+
+class ApprovalStep(BaseModel):
+    request = ForeignKeyField(TierChangeRequest, backref="approval_steps", on_delete="CASCADE")
+    position = IntegerField()
+    role = CharField(max_length=32)
+    status = CharField(max_length=16)
+    decided_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    decided_at = DateTimeField(null=True)
+    comment = TextField(default="")
+
+    class Meta:
+        indexes = ((("request", "position"), True), (("status", "role"), False))
+
+    @property
+    def role_label(self):
+        return ROLES.get(self.role, self.role)
+
+    @property
+    def status_label(self):
+        return STEP_STATUSES.get(self.status, self.status)
+
+
+# --- Rules --------------------------------------------------------------------
+
+def default_roles(key):
+    """The rule that holds when an admin has stored none: every change needs the
+    branch manager; a promotion into the top tier needs branch manager → sales
+    director → general manager (DESIGN.md)."""
+    if key == "any":
+        return ["branch_manager"]
+    top = Tier.top()
+    if top is not None and key == f"tier-{top.id}":
+        return ["branch_manager", "sales_director", "general_manager"]
+    return None
+
+
+def rule_keys():
+    """[(key, label)] of every rule an admin can set, general ones first."""
+    return [*DIRECTIONS.items()] + [
+        (f"tier-{t.id}", _l("Change to %(tier)s", tier=t.display_name)) for t in Tier.ordered()]
+
+
+def rule_table():
+    """[(key, label, roles, stored)] for the rules page: the stored rule or the default."""
+    stored = {r.key: r.roles for r in ApprovalRule.select()}
+    return [(key, label, stored.get(key) or default_roles(key) or [], key in stored)
+            for key, label in rule_keys()]
+
+
+def roles_for(from_tier, to_tier):
+    """(rule key, [roles]) that approve a change from `from_tier` to `to_tier`: the
+    target tier's rule, else the direction's, else the general one."""
+    stored = {r.key: r.roles for r in ApprovalRule.select()}
+    direction = "up" if from_tier is None or to_tier.rank < from_tier.rank else "down"
+    for key in (f"tier-{to_tier.id}", direction, "any"):
+        roles = stored.get(key) or default_roles(key)
+        if roles:
+            return key, roles
+    return "any", ["branch_manager"]
+
+
+def save_rule(key, user, roles):
+    """Store the ordered approver roles of rule `key`, audited. Requests filed
+    before keep the steps they were made with. Raises DomainError for an unknown
+    key or role, a rule with no steps, or a role named twice."""
+    keys = dict(rule_keys())
+    if key not in keys:
+        raise DomainError(_l("There is no such approval rule."))
+    roles = [r for r in roles if r]
+    if not roles:
+        raise DomainError(_l("A rule needs at least one approval step."))
+    if set(roles) - set(APPROVER_ROLES):
+        raise DomainError(_l("Unknown approver role."))
+    if len(set(roles)) != len(roles):
+        raise DomainError(_l("Each role approves once in a rule."))
+    with write_transaction():
+        rule = ApprovalRule.get_or_none(ApprovalRule.key == key)
+        before = rule.roles if rule else default_roles(key)
+        if rule is None:
+            rule = ApprovalRule(key=key, direction=key if key in DIRECTIONS else "",
+                                target_tier=int(key[5:]) if key.startswith("tier-") else None)
+        rule.roles_text = "," + ",".join(roles) + ","
+        rule.updated_by, rule.updated_at = user, utcnow()
+        rule.save()
+        audit("approval_rule_saved", rule, before={"key": key, "roles": before},
+              after={"key": key, "roles": roles})
+    return rule
+
+
+def reset_rule(key, user):
+    """Drop the stored rule `key` so that the default holds again, audited."""
+    with write_transaction():
+        rule = ApprovalRule.get_or_none(ApprovalRule.key == key)
+        if rule is None:
+            raise DomainError(_l("This rule is the default already."))
+        audit("approval_rule_reset", rule, before={"key": key, "roles": rule.roles},
+              after={"key": key, "roles": default_roles(key)})
+        rule.delete_instance()
+
+
+# --- Filing -------------------------------------------------------------------
+
+def may_file(customer, user):
+    """A mid-year change is filed by the customer's account manager or its branch's
+    branch manager."""
+    if user.has_role("branch_manager") and user.branch_id == customer.branch_id:
+        return True
+    return user.has_role("sales_rep") and customer.account_manager_id == user.id
+
+
+def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, assessment=None,
+          rules=None):
+    """File one request inside the caller's transaction; returns it."""
+    if to_tier is None:
+        raise DomainError(_l("Choose the tier to change to."))
+    if customer.tier_id == to_tier.id and source != "provisional":
+        raise DomainError(_l("The customer holds %(tier)s already: a change needs another tier.",
+                             tier=to_tier.display_name))
+    if TierChangeRequest.select().where(TierChangeRequest.customer == customer.id,
+                                        TierChangeRequest.status == "open").exists():
+        raise DomainError(_l("%(customer)s has an open tier change request already: decide or "
+                             "withdraw that one first.", customer=customer.name))
+    from_tier = Tier.get_by_id(customer.tier_id) if customer.tier_id else None
+    key, roles = (rules or roles_for)(from_tier, to_tier)
+    try:
+        with db.atomic():
+            request = TierChangeRequest.create(
+                customer=customer.id, from_tier=customer.tier_id, to_tier=to_tier.id,
+                source=source, reason=reason, cycle=cycle, assessment=assessment,
+                effective_on=effective_on, requested_by=user, branch=customer.branch_id,
+                waiting_role=roles[0], step_count=len(roles))
+    except IntegrityError as error:  # the one-open-request index: a request filed meanwhile
+        raise DomainError(_l("%(customer)s has an open tier change request already: decide or "
+                             "withdraw that one first.", customer=customer.name)) from error
+    first = ApprovalStep.create(request=request.id, position=1, role=roles[0], status="pending")
+    if len(roles) > 1:
+        ApprovalStep.insert_many([dict(request=request.id, position=n, role=role,
+                                       status="waiting")
+                                  for n, role in enumerate(roles[1:], start=2)]).execute()
+    TierChangeRequest.update(waiting_step=first.id).where(
+        TierChangeRequest.id == request.id).execute()
+    request.waiting_step = first.id
+    request.from_tier, request.to_tier = from_tier, to_tier
+    audit("tier_change_filed", request, actor=user,
+          after={**request.audit_dict(), "rule": key, "steps": roles})
+    return request
+
+
+def provisional_due(customer, today=None):
+    """Whether a provisional customer has worked with us six months: its provisional
+    tier is due to be confirmed or changed."""
+    today = today or datetime.date.today()
+    return bool(customer.provisional and customer.cooperation_since
+                and customer.cooperation_since <= today - datetime.timedelta(
+                    days=PROVISIONAL_DAYS))
+
+
+def file_request(customer, user, to_tier, reason, effective_on=None, source="mid_year"):
+    """File a tier change for `customer`, audited; returns the request. The source is a
+    mid-year adjustment, or a provisional customer due (which may keep its tier: the
+    approval then confirms it and ends the provisional status).
+
+    Raises DomainError when the user may not file it, no reason is given, the
+    tier is the customer's own (mid-year), the customer is not a provisional one due,
+    the customer has an open request already, or the effective date lies before the
+    customer's latest tier.
+    """
+    if source not in ("mid_year", "provisional"):
+        raise DomainError(_l("Unknown source of a tier change."))
+    if source == "provisional" and not provisional_due(customer):
+        raise DomainError(_l("Only a provisional customer with six months of cooperation is "
+                             "due for its tier."))
+    if not may_file(customer, user):
+        raise DomainError(_l("A tier change is filed by the customer's account manager or the "
+                             "branch manager."))
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(_l("Give the reason for the change."))
+    effective_on = effective_on or datetime.date.today()
+    with write_transaction():
+        customer = Customer.get_by_id(customer.id)
+        latest = (TierHistory.select(fn.MAX(TierHistory.effective_on))
+                  .where(TierHistory.customer == customer.id).scalar())
+        if latest and effective_on < latest:
+            raise DomainError(_l("The change cannot take effect before the customer's current "
+                                 "tier did (%(date)s).", date=latest.isoformat()))
+        return _file(customer, user, to_tier, reason, source, effective_on)
+
+
+def file_cycle_requests(cycle, user, effective_on=None):
+    """File one request per assessment of `cycle` whose final grade differs from the
+    customer's current tier (source "cycle"), in one transaction; the grading
+    cycle's publication calls this. Customers with an open request already are
+    skipped. Returns (filed requests, skipped assessments)."""
+    effective_on = effective_on or datetime.date.today()
+    filed, skipped = [], []
+    cache = {}
+
+    def rules(from_tier, to_tier):  # the rules do not change within one filing
+        key = (from_tier.id if from_tier else None, to_tier.id)
+        if key not in cache:
+            cache[key] = roles_for(from_tier, to_tier)
+        return cache[key]
+
+    tiers = Tier.by_id()
+    with write_transaction():
+        busy = {r.customer_id for r in TierChangeRequest.select(TierChangeRequest.customer)
+                .where(TierChangeRequest.status == "open")}
+        changed = (Assessment.select(Assessment, Customer)
+                   .join(Customer, on=(Assessment.customer == Customer.id))
+                   .where(Assessment.cycle == cycle, Assessment.final_tier.is_null(False),
+                          Customer.tier.is_null() | (Customer.tier != Assessment.final_tier))
+                   .order_by(Assessment.agenda_position, Assessment.id))
+        for assessment in changed:
+            if assessment.customer_id in busy:
+                skipped.append(assessment)
+                continue
+            reason = assessment.rationale or str(_l("Result of %(cycle)s", cycle=cycle.name))
+            filed.append(_file(assessment.customer, user, tiers[assessment.final_tier_id],
+                               reason, "cycle", effective_on, cycle=cycle.id,
+                               assessment=assessment.id, rules=rules))
+    return filed, skipped
+
+
+# --- Deciding -----------------------------------------------------------------
+
+def may_decide(step, user, request):
+    """Whether `user` holds the step's role for this request: a branch manager step is
+    the manager's of the branch the request was filed in."""
+    if not user.has_role(step.role):
+        return False
+    if step.role == "branch_manager":
+        return user.branch_id == request.branch_id
+    return not user.is_branch_scoped or user.branch_id == request.branch_id
+
+
+def _decide(step_id, user, decision, comment):
+    """One decision inside the caller's transaction; returns the request."""
+    comment = (comment or "").strip()
+    step = ApprovalStep.get_or_none(ApprovalStep.id == step_id)
+    if step is None:
+        raise NotFound(_l("There is no such approval step."))
+    request = TierChangeRequest.get_by_id(step.request_id)
+    customer = Customer.get_by_id(request.customer_id)
+    if user.is_branch_scoped and request.branch_id != user.branch_id:
+        raise NotFound(_l("There is no such approval step."))
+    if step.status in ("approved", "rejected"):
+        raise AlreadyDecided(_l("%(name)s decided this step already: nothing was saved.",
+                                name=step.decided_by.display_name if step.decided_by_id
+                                else "—"))
+    if request.status != "open":
+        raise DomainError(_l("This request is closed (%(status)s): nothing was saved.",
+                             status=request.status_label))
+    if step.status != "pending":
+        raise DomainError(_l("An earlier step has to be decided first."))
+    if request.requested_by_id == user.id:
+        raise DomainError(_l("Nobody decides their own request."))
+    if not may_decide(step, user, request):
+        raise DomainError(_l("This step is for a %(role)s of the customer's branch.",
+                             role=step.role_label))
+    if ApprovalStep.select().where(ApprovalStep.request == request.id,
+                                   ApprovalStep.decided_by == user.id).exists():
+        raise DomainError(_l("You decided an earlier step of this request: another person "
+                             "decides this one."))
+    if decision not in ("approve", "reject"):
+        raise DomainError(_l("Approve or reject."))
+    if decision == "reject" and not comment:
+        raise DomainError(_l("Give the reason for the rejection."))
+    if decision == "approve" and customer.tier_id != request.from_tier_id:
+        raise DomainError(_l("The customer's tier changed since this request was filed: reject "
+                             "it, or let the requester withdraw it and file a new one."))
+    now = utcnow()
+    won = (ApprovalStep.update(status="approved" if decision == "approve" else "rejected",
+                               decided_by=user.id, decided_at=now, comment=comment)
+           .where(ApprovalStep.id == step.id, ApprovalStep.status == "pending").execute())
+    if not won:
+        decided = ApprovalStep.get_by_id(step.id)
+        raise AlreadyDecided(_l("%(name)s decided this step already: nothing was saved.",
+                                name=decided.decided_by.display_name if decided.decided_by_id
+                                else "—"))
+    after = {"request": request.id, "step": step.position, "role": step.role,
+             "decision": decision, "comment": comment}
+    if decision == "reject":
+        _close(request, "rejected", comment, now)
+        audit("tier_change_rejected", request, actor=user, after=after)
+        return request
+    following = (ApprovalStep.select().where(ApprovalStep.request == request.id,
+                                             ApprovalStep.position > step.position)
+                 .order_by(ApprovalStep.position).first())
+    if following is not None:
+        ApprovalStep.update(status="pending").where(ApprovalStep.id == following.id).execute()
+        TierChangeRequest.update(waiting_step=following.id, waiting_role=following.role).where(
+            TierChangeRequest.id == request.id).execute()
+        audit("tier_change_step_approved", request, actor=user, after=after)
+        return request
+    # The last step: the customer's tier moves, if it is still the one we started from.
+    same_tier = (Customer.tier.is_null() if request.from_tier_id is None
+                 else Customer.tier == request.from_tier_id)
+    changes = {"tier": request.to_tier_id, "updated_at": now}
+    if request.source == "provisional":  # the grade is confirmed: no longer provisional
+        changes["provisional"] = False
+    moved = Customer.update(**changes).where(Customer.id == customer.id, same_tier).execute()
+    if not moved:
+        raise DomainError(_l("The customer's tier changed since this request was filed: reject "
+                             "it, or let the requester withdraw it and file a new one."))
+    TierHistory.create(customer=customer.id, tier=request.to_tier_id,
+                       effective_on=request.effective_on, source="approval",
+                       reference=_reference(request), created_by=user.id)
+    _close(request, "approved", comment, now)
+    audit("tier_change_approved", request, actor=user, after={
+        **after, "from_tier": request.from_tier_id, "to_tier": request.to_tier_id,
+        "effective_on": request.effective_on})
+    return request
+
+
+def _reference(request):
+    """How the tier history names the request: in the company's language (like a cycle's
+    name there), whoever's screen approved it."""
+    from flask import current_app
+    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_CN")):
+        return str(_l("Tier change request no. %(id)s", id=request.id))
+
+
+def _close(request, status, comment, now):
+    TierChangeRequest.update(status=status, closed_at=now, closing_comment=comment,
+                             waiting_step=None, waiting_role=None).where(
+        TierChangeRequest.id == request.id).execute()
+    ApprovalStep.update(status="cancelled").where(
+        ApprovalStep.request == request.id, ApprovalStep.status.in_(("waiting", "pending"))
+    ).execute()
+    request.status = status
+
+
+def decide(step, user, decision, comment=""):
+    """Approve or reject the pending `step`, audited; returns its request.
+
+    Raises AlreadyDecided when someone decided it first, and DomainError for a
+    closed request, a waiting step, the requester deciding, a user without the
+    step's role (or of another branch), one person deciding two steps, a
+    rejection without a reason, or a customer whose tier changed meanwhile.
+    """
+    with write_transaction():
+        return _decide(getattr(step, "id", step), user, decision, comment)
+
+
+def decide_many(step_ids, user, decision, comment=""):
+    """Decide many steps with one comment in one transaction, each on its own
+    savepoint: one refusal does not undo the others. Returns (decided request ids,
+    [(step id, message)] refused)."""
+    done, refused = [], []
+    with write_transaction():
+        for step_id in dict.fromkeys(step_ids):
+            try:
+                with db.atomic():
+                    done.append(_decide(step_id, user, decision, comment).id)
+            except DomainError as error:
+                refused.append((step_id, str(error)))
+    return done, refused
+
+
+def withdraw(request, user, comment=""):
+    """The requester withdraws an open request, audited. Raises DomainError
+    otherwise."""
+    with write_transaction():
+        request = TierChangeRequest.get_by_id(request.id)
+        if request.requested_by_id != user.id:
+            raise DomainError(_l("Only the person who filed the request withdraws it."))
+        if request.status != "open":
+            raise DomainError(_l("This request is closed (%(status)s): nothing was saved.",
+                                 status=request.status_label))
+        _close(request, "withdrawn", (comment or "").strip(), utcnow())
+        audit("tier_change_withdrawn", request, actor=user, after={"comment": comment})
+    return request
+
+
+# --- The queue ----------------------------------------------------------------
+
+def queue(user, branch_id=None, to_tier_id=None, source=None, q=None):
+    """The open requests waiting for `user`'s decision: at a branch manager step of their
+    own branch, or at a step of another role they hold (in every branch they see); never
+    their own requests. A TierChangeRequest query."""
+    roles = [r for r in user.roles if r in APPROVER_ROLES]
+    wide = [r for r in roles if r != "branch_manager"]
+    parts = [TierChangeRequest.waiting_role.in_(wide)] if wide else []
+    if "branch_manager" in roles and user.branch_id:
+        parts.append((TierChangeRequest.waiting_role == "branch_manager")
+                     & (TierChangeRequest.branch == user.branch_id))
+    if not parts:
+        return TierChangeRequest.select().where(SQL("1 = 0"))
+    query = TierChangeRequest.select().where(
+        functools.reduce(operator.or_, parts),
+        TierChangeRequest.requested_by.is_null()
+        | (TierChangeRequest.requested_by != user.id))
+    if len(roles) > 1:  # only someone holding two roles can have decided an earlier step
+        query = query.where(~fn.EXISTS(ApprovalStep.select(ApprovalStep.id).where(
+            ApprovalStep.request == TierChangeRequest.id, ApprovalStep.decided_by == user.id)))
+    query = scoped_to_branch(query, TierChangeRequest.branch, user)
+    if branch_id:
+        query = query.where(TierChangeRequest.branch == branch_id)
+    if to_tier_id:
+        query = query.where(TierChangeRequest.to_tier == to_tier_id)
+    if source:
+        query = query.where(TierChangeRequest.source == source)
+    if q:
+        query = query.join(Customer, on=(TierChangeRequest.customer == Customer.id)).where(
+            Customer.code.startswith(q) | Customer.name.contains(q)
+            | Customer.name_initials.startswith(q))
+    return query
+
+
+def queue_rows(query, page=1, size=50):
+    """One page of a queue() query as rows for the table, oldest request first."""
+    Requester = User.alias()
+    rows = list(query.select(
+        TierChangeRequest.id.alias("request_id"), TierChangeRequest.waiting_step.alias(
+            "step_id"), TierChangeRequest.waiting_role.alias("role"),
+        TierChangeRequest.step_count.alias("steps"), TierChangeRequest.from_tier,
+        TierChangeRequest.to_tier, TierChangeRequest.source, TierChangeRequest.created_at,
+        TierChangeRequest.effective_on, TierChangeRequest.customer.alias("customer_id"),
+        TierChangeRequest.branch.alias("branch_id"),
+        TierChangeRequest.requested_by.alias("requester_id"))
+        .order_by(TierChangeRequest.created_at, TierChangeRequest.id)
+        .paginate(page, size).dicts())
+    if not rows:
+        return rows
+    customers = {c.id: c for c in Customer.select(Customer.id, Customer.code, Customer.name)
+                 .where(Customer.id.in_([r["customer_id"] for r in rows]))}
+    positions = dict(ApprovalStep.select(ApprovalStep.id, ApprovalStep.position)
+                     .where(ApprovalStep.id.in_([r["step_id"] for r in rows])).tuples())
+    branches = dict(Branch.select(Branch.id, Branch.name).tuples())
+    people = dict(Requester.select(Requester.id, Requester.display_name).where(
+        Requester.id.in_({r["requester_id"] for r in rows if r["requester_id"]})).tuples())
+    for row in rows:
+        customer = customers[row["customer_id"]]
+        row.update(code=customer.code, name=customer.name,
+                   branch_name=branches.get(row["branch_id"], ""),
+                   requester=people.get(row["requester_id"]),
+                   position=positions.get(row["step_id"]))
+    return rows
+
+
+def pending_count(user):
+    """How many steps wait for `user` (the navigation badge)."""
+    if not any(user.has_role(r) for r in APPROVER_ROLES):
+        return 0
+    return queue(user).count()
+
+
+def requests_of(customer):
+    """The customer's tier change requests, newest first."""
+    return list(TierChangeRequest.select().where(TierChangeRequest.customer == customer)
+                .order_by(TierChangeRequest.created_at.desc(), TierChangeRequest.id.desc()))

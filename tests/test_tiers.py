@@ -1,0 +1,243 @@
+"""Tiers and their versioned service policies; who is overdue for service."""
+import datetime
+import re
+
+import pytest
+from flask_babel import force_locale
+
+from models import Activity, AuditEvent, DomainError, ServiceStatus, Tier, TierPolicy
+from models.customers import log_activity
+from models.tiers import (
+    current_policy,
+    due_soon,
+    overdue,
+    overdue_counts,
+    overdue_page,
+    policy_history,
+    save_policy,
+    tier_counts,
+)
+from tests.conftest import login
+from tests.test_approvals import make_world
+
+TODAY = datetime.date.today()
+POLICY = dict(contact_days=30, visit_days=365, analysis_days=90, response_hours=24,
+              holiday_greetings=True, dedicated_manager=True, production_priority="first",
+              credit_terms="月结60天", notes="**专属**客户经理")
+
+
+def days_ago(n):
+    return TODAY - datetime.timedelta(days=n)
+
+
+@pytest.fixture
+def world(app, make):
+    """make_world() plus policies in force: A contact 30 / visit 365 / analysis 90, B contact
+    45, C contact 60 (neither visits nor analyses), D nothing promised."""
+    built = make_world(app, make)
+    t = built["tiers"]
+    with app.test_request_context():
+        save_policy(t["A"], built["admin"], effective_on=days_ago(200), **POLICY)
+        save_policy(t["B"], built["admin"], effective_on=days_ago(200),
+                    **{**POLICY, "contact_days": 45, "visit_days": None,
+                       "analysis_days": None})
+        save_policy(t["C"], built["admin"], effective_on=days_ago(200),
+                    **{**POLICY, "contact_days": 60, "visit_days": None,
+                       "analysis_days": None})
+    return built
+
+
+def _activity(customer, kind, on):
+    Activity.create(customer=customer, kind=kind, occurred_on=on, notes=f"{kind} 记录")
+
+
+def test_policy_versions_keep_their_history_and_say_what_changed(app, world):
+    """A new version does not overwrite the old one; the one in force follows the effective
+    date; the history names each changed field; each save is audited."""
+    a, admin = world["tiers"]["A"], world["admin"]
+    with app.test_request_context():
+        save_policy(a, admin, effective_on=days_ago(10), **{**POLICY, "response_hours": 12})
+        save_policy(a, admin, effective_on=TODAY + datetime.timedelta(days=30),
+                    **{**POLICY, "response_hours": 8, "credit_terms": "月结90天"})
+    assert TierPolicy.select().where(TierPolicy.tier == a).count() == 3
+    assert current_policy(a).response_hours == 12
+    assert current_policy(a, TODAY + datetime.timedelta(days=31)).response_hours == 8
+    history = policy_history(a)
+    assert [v.version for v, _changes in history] == [3, 2, 1]
+    newest = {name: (before, after) for name, before, after in history[0][1]}
+    assert newest["response_hours"] == (12, 8) and newest["credit_terms"] == ("月结60天",
+                                                                             "月结90天")
+    assert "contact_days" not in newest
+    events = AuditEvent.select().where(AuditEvent.action == "tier_policy_saved",
+                                       AuditEvent.object_id == str(a.id))
+    assert events.count() == 3
+
+
+def test_bad_policies_are_refused(app, world):
+    """Nothing changed, a negative interval, an unknown priority: refused, no version saved."""
+    a, admin = world["tiers"]["A"], world["admin"]
+    latest = current_policy(a)
+    for values, match in (({**POLICY}, "Nothing changed"),
+                          ({**POLICY, "contact_days": -5}, "above zero"),
+                          ({**POLICY, "production_priority": "vip"}, "Unknown production")):
+        with app.test_request_context(), force_locale("en"), \
+                pytest.raises(DomainError, match=match):
+            save_policy(a, admin, effective_on=latest.effective_on, **values)
+    assert TierPolicy.select().where(TierPolicy.tier == a).count() == 1
+
+
+def test_only_an_admin_edits_a_policy_and_the_page_shows_it(app, client, world):
+    """An admin saves a new version through the page; a branch manager gets 403; the tier
+    page shows the policy, its history and sanitised Markdown."""
+    login(client, "bm_e")
+    assert client.post("/tiers/A/policy", data={"effective_on": TODAY.isoformat(),
+                                                "production_priority": "normal"}
+                       ).status_code == 403
+    client.post("/logout")
+    login(client, "admin")
+    form = client.get("/tiers/A/policy").get_data(as_text=True)
+    assert 'value="30"' in form  # starts from the latest version
+    response = client.post("/tiers/A/policy", data={
+        "effective_on": TODAY.isoformat(), "contact_days": "30", "visit_days": "365",
+        "analysis_days": "90", "response_hours": "12", "holiday_greetings": "y",
+        "dedicated_manager": "y", "production_priority": "first", "credit_terms": "月结60天",
+        "notes": "## 服务\n\n- **专属**客户经理\n\n<script>alert(1)</script>"
+                 "[点我](javascript:alert(2)) <img src=x onerror=alert(3)>"})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/tiers/A")
+    page = client.get("/tiers/A").get_data(as_text=True)
+    assert "<strong>专属</strong>" in page
+    assert "<script>alert" not in page and "javascript:" not in page and "onerror" not in page
+    assert "Version 2" in page and re.search(r"<del>24</del>\s*→\s*<ins>12</ins>", page)
+    assert current_policy(world["tiers"]["A"]).response_hours == 12
+
+
+def test_tier_page_counts_holders_and_overdue_in_my_scope(app, client, world):
+    """The tier page counts the customers holding it and those overdue, within the branch for
+    a branch manager."""
+    t, c = world["tiers"], world["customers"]
+    _activity(c["B"], "call", days_ago(10))  # B within 45 days: fine
+    late = world["west_customer"]  # C, no contact ever: overdue
+    login(client, "bm_e")
+    page = client.get("/tiers/B").get_data(as_text=True)
+    assert re.search(r'data-testid="holders">1<', page) and re.search(
+        r'data-testid="late">0<', page)
+    assert tier_counts(world["bm"])[t["C"].id] == (1, 1)  # only the east C customer
+    assert tier_counts(world["director"])[t["C"].id] == (2, 2)
+    assert client.get("/tiers/NOPE").status_code == 404
+    _activity(late, "call", days_ago(1))
+    assert tier_counts(world["director"])[t["C"].id] == (2, 1)
+
+
+def test_tiers_are_configurable_by_an_admin(app, client, world):
+    """An admin adds a tier at the bottom, renames it, moves it up; a bad colour is refused;
+    each change is audited."""
+    login(client, "admin")
+    response = client.post("/tiers/new", data={"code": "E", "name_zh": "E级",
+                                               "name_en": "Tier E", "colour": "#123456"})
+    assert response.status_code == 303
+    tier = Tier.get(Tier.code == "E")
+    assert tier.rank == 5
+    client.post("/tiers/E/edit", data={"code": "E", "name_zh": "铅牌", "name_en": "Lead",
+                                       "colour": "not-a-colour"})
+    assert Tier.get_by_id(tier.id).name_zh == "E级"
+    client.post("/tiers/E/edit", data={"code": "E", "name_zh": "铅牌", "name_en": "Lead",
+                                       "colour": "#654321"})
+    client.post("/tiers/E/move", data={"to": "up"})
+    assert [t.code for t in Tier.ordered()] == ["A", "B", "C", "E", "D"]
+    assert Tier.get_by_id(tier.id).name_zh == "铅牌"
+    actions = {e.action for e in AuditEvent.select()}
+    assert {"tier_created", "tier_updated", "tier_moved"} <= actions
+    assert "Lead" in client.get("/tiers").get_data(as_text=True)  # the English name
+
+
+def test_service_status_follows_every_activity(app, world):
+    """The last contact, visit and sales analysis follow the activity log, whichever way an
+    activity is written or removed."""
+    customer = world["customers"]["B"]
+    with app.test_request_context():
+        log_activity(customer, world["rep"], "visit", days_ago(20))
+    _activity(customer, "call", days_ago(5))
+    _activity(customer, "sales_analysis", days_ago(50))
+    status = ServiceStatus.get_by_id(customer.id)
+    assert (status.last_contact_on, status.last_visit_on, status.last_analysis_on) == (
+        days_ago(5), days_ago(20), days_ago(50))
+    Activity.delete().where(Activity.kind == "call").execute()
+    status = ServiceStatus.get_by_id(customer.id)
+    assert status.last_contact_on == days_ago(20)
+
+
+def test_overdue_lists_show_days_and_the_last_activity(app, world, make):
+    """Each list holds the customers whose tier promises that service and had none within the
+    interval, never-served first, then by days overdue; on time ones are absent."""
+    t, east = world["tiers"], world["east"]
+    make.customer(east, "从未联系", tier=t["A"], account_manager=world["rep"])
+    late = make.customer(east, "逾期十天", tier=t["A"], account_manager=world["rep"])
+    fine = make.customer(east, "按时联系", tier=t["A"], account_manager=world["other_rep"])
+    _activity(late, "call", days_ago(40))
+    _activity(fine, "email", days_ago(3))
+    _activity(world["customers"]["C"], "call", days_ago(65))  # C: 60 days, 5 overdue
+    _activity(world["customers"]["D"], "call", days_ago(900))  # D promises nothing
+    with app.test_request_context():
+        total, rows = overdue_page(world["bm"], "contact")
+    assert total == len(rows)
+    names = [r["name"] for r in rows]
+    never_served = [r["name"] for r in rows if r["last_on"] is None]
+    assert "从未联系" in never_served and names[:len(never_served)] == never_served
+    assert names[len(never_served)] == "逾期十天"  # 10 days over, before C's 5
+    assert "按时联系" not in names and world["customers"]["D"].name not in names
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["逾期十天"]["days_overdue"] == 10
+    assert by_name["逾期十天"]["last"].kind == "call"
+    assert by_name[world["customers"]["C"].name]["days_overdue"] == 5
+    assert by_name["从未联系"]["days_overdue"] is None
+    # Scope: another branch's manager sees none of these; the manager filter narrows.
+    ids = {r["id"] for r in rows}
+    assert not {r.customer for r in overdue(world["bm_w"], "contact")} & ids
+    assert {r.customer for r in overdue(world["director"], "contact")} >= ids
+    assert list(overdue(world["director"], "contact", manager_id=world["other_rep"].id)) == []
+    with app.test_request_context():  # a second page holds the rest, in the same order
+        second = overdue_page(world["bm"], "contact", size=2, page=2)[1]
+    assert [r["id"] for r in second] == [r["id"] for r in rows[2:4]]
+    counts = overdue_counts(world["bm"])
+    assert counts["contact"] == len(rows) and counts["visit"] == 3  # A visits: none logged
+
+
+def test_compliance_page_and_dashboard(app, client, world, make):
+    """The compliance page lists the branch's overdue customers with counts per kind and per
+    account manager; the dashboard shows the counts; htmx gets the list alone."""
+    late = make.customer(world["east"], "逾期客户", tier=world["tiers"]["A"],
+                         account_manager=world["rep"])
+    _activity(late, "call", days_ago(45))
+    login(client, "bm_e")
+    page = client.get("/compliance").get_data(as_text=True)
+    assert "逾期客户" in page and "Per account manager" in page and "西南客户" not in page
+    assert re.search(r'data-testid="count-contact">\s*<h2>Contact</h2><p class="big">\d+<', page)
+    fragment = client.get("/compliance?kind=visit", headers={"HX-Request": "true"})
+    assert "<html" not in fragment.get_data(as_text=True)
+    assert "逾期客户" in fragment.get_data(as_text=True)
+    dashboard = client.get("/").get_data(as_text=True)
+    assert 'data-testid="overdue-tile"' in dashboard
+    client.post("/logout")
+    login(client, "director")
+    assert "Per branch" in client.get("/compliance").get_data(as_text=True)
+
+
+def test_account_managers_due_this_week(app, client, world, make):
+    """Due this week lists my customers whose next service falls due within seven days, not
+    the overdue ones and not other managers'."""
+    t = world["tiers"]
+    soon = make.customer(world["east"], "下周到期", tier=t["A"], account_manager=world["rep"])
+    _activity(soon, "call", days_ago(26))  # A: 30 days, due in 4
+    overdue_one = make.customer(world["east"], "早已逾期", tier=t["A"],
+                                account_manager=world["rep"])
+    _activity(overdue_one, "call", days_ago(50))
+    others = make.customer(world["east"], "别人的客户", tier=t["A"],
+                           account_manager=world["other_rep"])
+    _activity(others, "call", days_ago(26))
+    items = due_soon(world["rep"])
+    assert [(due, kind, row["name"]) for due, kind, row in items] == [
+        (TODAY + datetime.timedelta(days=4), "contact", "下周到期")]
+    login(client, "rep_e")
+    page = client.get("/compliance/due").get_data(as_text=True)
+    assert "下周到期" in page and "早已逾期" not in page and "别人的客户" not in page
+    assert "Due this week" in client.get("/").get_data(as_text=True)
