@@ -471,3 +471,17 @@ def test_summary_grades_each_sheet_on_its_own_non_default_scorecard(app, client,
     page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
     for name, line in ((names[0], "A级"), (names[2], "C级 → B级"), (names[1], "B级 → C级")):
         assert name in page and line in page
+
+
+def test_the_customer_page_lists_its_assessment_sheets(app, client, setup):
+    """Once a cycle starts, each customer's page links to its sheet in that cycle."""
+    from tests.conftest import login
+    cycle = _started(app, setup)
+    customer = setup["customers"][0]
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.customer == customer)
+    login(client, "bm_e")
+    page = client.get(f"/customers/{customer.id}").get_data(as_text=True)
+    assert "2027年度客户分级评定" in page and f'href="/assessments/{sheet.id}"' in page
+    assert "初评" in page  # the cycle's phase
+    other = client.get(f"/customers/{setup['customers'][1].id}").get_data(as_text=True)
+    assert "尚未参加任何评级周期" not in other

@@ -23,10 +23,12 @@ from extensions import htmx
 from forms.customers import ActivityForm, ContactForm, CustomerFilterForm, CustomerForm, ImportForm
 from models import (
     Activity,
+    Assessment,
     Contact,
     Customer,
     CustomerYear,
     DomainError,
+    GradingCycle,
     ImportBatch,
     Tier,
     TierHistory,
@@ -122,10 +124,21 @@ def _detail_context(customer, activity_form=None, contact_form=None):
                      .order_by(TierHistory.effective_on.desc(), TierHistory.id.desc())),
         years=list(customer.years.order_by(CustomerYear.year)),
         activities=_activities(customer),
+        assessments=_assessments(customer),
         activity_form=activity_form or ActivityForm(),
         contact_form=contact_form or ContactForm(),
         can_edit=current_user.has_role(*EDIT_ROLES),
     )
+
+
+def _assessments(customer):
+    """The customer's assessment sheets, newest cycle first, with the final grade."""
+    return list(Assessment.visible_to(current_user)
+                .select(Assessment, GradingCycle, Tier)
+                .join(GradingCycle).switch(Assessment)
+                .join(Tier, JOIN.LEFT_OUTER, on=(Assessment.final_tier == Tier.id))
+                .where(Assessment.customer == customer)
+                .order_by(GradingCycle.year.desc(), GradingCycle.id.desc()))
 
 
 def _activities(customer, limit=50):
