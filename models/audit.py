@@ -42,6 +42,11 @@ ACTION_LABELS = {
     "meeting_moved": _l("Meeting moved to a customer"),
     "assessment_finalised": _l("Final grade set"),
     "assessment_reopened": _l("Final grade reopened"),
+    "opportunity_created": _l("Opportunity added to the funnel"),
+    "opportunity_updated": _l("Opportunity changed"),
+    "opportunity_moved": _l("Opportunity moved"),
+    "opportunity_rollover": _l("Opportunity sent back by the weekly rollover"),
+    "funnel_export": _l("Funnel exported"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),
@@ -54,6 +59,7 @@ OBJECT_LABELS = {
     "scorecard_template": _l("Scorecard template"),
     "grading_cycle": _l("Grading cycle"),
     "assessment": _l("Assessment sheet"),
+    "opportunity": _l("Opportunity"),
     "ip": _l("Address"),
 }
 
