@@ -70,8 +70,8 @@ def create_app(test_config=None):
     from services import formatting
     formatting.register(app)
 
-    from views import admin, audit, auth, customers, cycles, errors, main, scorecards
-    for module in (auth, main, customers, scorecards, cycles, admin, audit, errors):
+    from views import admin, audit, auth, customers, cycles, errors, funnel, main, scorecards
+    for module in (auth, main, customers, scorecards, cycles, funnel, admin, audit, errors):
         app.register_blueprint(module.bp)
 
     _register_request_hooks(app)
