@@ -361,7 +361,7 @@ def export_team():
     rows, total, previous = team_table(branch.id, monday)
     headers = [_("Member")] + [str(TEAM_COLUMN_LABELS[c]) for c in TEAM_COLUMNS]
     table = [[row["user"].display_name] + [row[c] for c in TEAM_COLUMNS] for row in rows]
-    table.append([_("Total")] + [total[c] for c in TEAM_COLUMNS])
+    table.append([_("Team total")] + [total[c] for c in TEAM_COLUMNS])
     table.append([_("Previous week")] + [previous[c] for c in TEAM_COLUMNS])
     audit("funnel_export", object_type="opportunity",
           after={"what": "team", "week": week, "branch": branch.code, "rows": len(rows)})

@@ -79,6 +79,10 @@ def layout_helpers():
                 url = url_for(endpoint)
                 active = request.path == url if url == "/" else request.path.startswith(url)
                 items.append({"url": url, "label": label, "active": active})
+        # /funnel/team is under /funnel too: only the longest match is the current one.
+        longest = max((len(item["url"]) for item in items if item["active"]), default=0)
+        for item in items:
+            item["active"] = item["active"] and len(item["url"]) == longest
         return items
 
     return {"nav_items": nav_items, "current_locale": get_locale,
