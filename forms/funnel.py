@@ -56,12 +56,28 @@ class PeriodForm(FlaskForm):
     branch = SelectField(_l("Branch"), coerce=str, validators=[Optional()])
 
 
+# The quick add form's words: its template writes the inputs out by hand (it sits on
+# the page reps open most), and takes its labels from here, translated once.
+QUICK_ADD_LABELS = {
+    "customer": _l("Prospect on file"),
+    "new_name": _l("or a new prospect"),
+    "stage": _l("Starts at"),
+    "premium_received": AMOUNT_LABELS["premium_received"],
+    "standard_premium": AMOUNT_LABELS["standard_premium"],
+    "new_prospect": _l("— new prospect —"),
+    "company_name": _l("Company name"),
+    "yuan": _l("元"),
+    "add": _l("Add"),
+    "quick_add": _l("Quick add"),
+}
+
+
 class QuickAddForm(FlaskForm):
     """A prospect into the funnel in one line: one already on file, or a new name."""
-    customer = SelectField(_l("Prospect on file"), coerce=int, validators=[Optional()])
-    new_name = StringField(_l("or a new prospect"), validators=[Optional(), Length(max=200)],
+    customer = SelectField(QUICK_ADD_LABELS["customer"], coerce=int, validators=[Optional()])
+    new_name = StringField(QUICK_ADD_LABELS["new_name"], validators=[Optional(), Length(max=200)],
                            render_kw={"placeholder": _l("Company name"), "autocomplete": "off"})
-    stage = SelectField(_l("Starts at"), choices=choices(
+    stage = SelectField(QUICK_ADD_LABELS["stage"], choices=choices(
         [("opportunity", STAGES["opportunity"]), ("meeting", STAGES["meeting"])]),
         default="meeting")
     premium_received = _amount("premium_received")
@@ -69,7 +85,7 @@ class QuickAddForm(FlaskForm):
 
     def __init__(self, *args, prospects=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.customer.choices = choices([(0, _l("— new prospect —"))]
+        self.customer.choices = choices([(0, QUICK_ADD_LABELS["new_prospect"])]
                                         + [(c.id, f"{c.name} ({c.code})") for c in prospects])
 
     def validate_new_name(self, field):

@@ -23,13 +23,12 @@ from peewee import (
     DateTimeField,
     DecimalField,
     ForeignKeyField,
-    NodeList,
     TextField,
     fn,
 )
 
 from .audit import audit
-from .base import BaseModel, DomainError, utcnow, write_transaction
+from .base import BaseModel, DomainError, db, utcnow, write_transaction
 from .customers import Customer
 from .people import Branch, User, scoped_to_branch
 
@@ -530,6 +529,18 @@ class BoardItem:
         return STAGES[self.stage]
 
 
+def my_summary(owner, today=None):
+    """The dashboard's view of the owner's funnel: ({stage: open count}, stale count)."""
+    rows = (Opportunity.select(Opportunity.stage, Opportunity.stage_entered_on)
+            .where(Opportunity.owner == owner.id, Opportunity.stage.in_(OPEN_STAGES)).tuples())
+    counts = dict.fromkeys(OPEN_STAGES, 0)
+    stale = 0
+    for stage, entered_on in rows:
+        counts[stage] += 1
+        stale += is_stale(stage, entered_on, owner.sales_cycle_days, today)
+    return counts, stale
+
+
 # --- The team's tracking table ---------------------------------------------------
 
 TEAM_COLUMNS = ("booked", "p25", "p50", "p90", "won", "premium_received", "standard_premium")
@@ -544,26 +555,40 @@ TEAM_COLUMN_LABELS = {
 }
 
 
-def _count_distinct(condition):
-    return fn.COUNT(NodeList((SQL("DISTINCT"), Case(None, [(condition, StageMove.opportunity)],
-                                                          None))))
+# The team table's one scan, written out rather than built per request: fifty members
+# of a page everyone opens on Monday mornings, and peewee's query builder took a third
+# of the time. {p} is the driver's placeholder; _team_params() gives the values in order.
+_WEEK_COLUMNS = """
+    COUNT(DISTINCT CASE WHEN to_stage = 'meeting' AND moved_on >= {p} AND moved_on <= {p}
+                   THEN opportunity_id END),
+    SUM(CASE WHEN to_stage = 'p25' AND moved_on <= {p} AND left_on > {p} THEN 1 ELSE 0 END),
+    SUM(CASE WHEN to_stage = 'p50' AND moved_on <= {p} AND left_on > {p} THEN 1 ELSE 0 END),
+    SUM(CASE WHEN to_stage = 'p90' AND moved_on <= {p} AND left_on > {p} THEN 1 ELSE 0 END),
+    COUNT(DISTINCT CASE WHEN to_stage = 'won' AND moved_on >= {p} AND moved_on <= {p}
+                   THEN opportunity_id END),
+    SUM(CASE WHEN to_stage = 'won' AND moved_on >= {p} AND moved_on <= {p}
+             THEN premium_received ELSE 0 END),
+    SUM(CASE WHEN to_stage = 'won' AND moved_on >= {p} AND moved_on <= {p}
+             THEN standard_premium ELSE 0 END)"""
+_TEAM_SQL = ("SELECT owner_id," + _WEEK_COLUMNS + "," + _WEEK_COLUMNS + """
+FROM stage_move
+WHERE branch_id = {p} AND left_on >= {p} AND moved_on <= {p}
+GROUP BY owner_id""")
 
 
-def _week_columns(monday, suffix):
+def _week_params(monday):
     sunday = monday + datetime.timedelta(days=6)
-    in_week = StageMove.moved_on.between(monday, sunday)
-    sits = (StageMove.moved_on <= sunday) & (StageMove.left_on > sunday)
-    won = (StageMove.to_stage == "won") & in_week
-    return [
-        _count_distinct((StageMove.to_stage == "meeting") & in_week).alias(f"booked{suffix}"),
-        *[fn.SUM(Case(None, [((StageMove.to_stage == s) & sits, 1)], 0)).alias(f"{s}{suffix}")
-          for s in ("p25", "p50", "p90")],
-        _count_distinct(won).alias(f"won{suffix}"),
-        fn.SUM(Case(None, [(won, StageMove.premium_received)], 0)).alias(
-            f"premium_received{suffix}"),
-        fn.SUM(Case(None, [(won, StageMove.standard_premium)], 0)).alias(
-            f"standard_premium{suffix}"),
-    ]
+    return [monday, sunday] + [sunday, sunday] * 3 + [monday, sunday] * 3
+
+
+def _team_rows(branch_id, monday):
+    """{owner id: (this week's TEAM_COLUMNS..., the previous week's...)}."""
+    previous = monday - datetime.timedelta(days=7)
+    params = _week_params(monday) + _week_params(previous) + [
+        branch_id, previous, monday + datetime.timedelta(days=6)]
+    params = [p.isoformat() if isinstance(p, datetime.date) else p for p in params]
+    sql = _TEAM_SQL.format(p=db.param)
+    return {row[0]: row[1:] for row in db.execute_sql(sql, params)}
 
 
 def _money(value):
@@ -580,14 +605,7 @@ def team_table(branch_id, monday):
     there at the week's end, the amounts are those of this week's won deals.
     Two queries, however long the history.
     """
-    previous_monday = monday - datetime.timedelta(days=7)
-    sunday = monday + datetime.timedelta(days=6)
-    query = (StageMove.select(StageMove.owner, *_week_columns(monday, ""),
-                              *_week_columns(previous_monday, "_prev"))
-             .where(StageMove.branch == branch_id, StageMove.left_on >= previous_monday,
-                    StageMove.moved_on <= sunday)
-             .group_by(StageMove.owner).dicts())
-    figures = {row["owner"]: row for row in query}
+    figures = _team_rows(branch_id, monday)
     members = list(User.select(User.id, User.display_name, User.username,
                                User.sales_cycle_days)
                    .where(User.branch == branch_id,
@@ -597,14 +615,15 @@ def team_table(branch_id, monday):
     rows = []
     total = dict.fromkeys(TEAM_COLUMNS, 0)
     previous_total = dict.fromkeys(TEAM_COLUMNS, 0)
+    width = len(TEAM_COLUMNS)
     for member in members:
-        found = figures.get(member.id, {})
+        found = figures.get(member.id) or (0,) * (2 * width)
         row = {"user": member, "previous": {}}
-        for column in TEAM_COLUMNS:
+        for index, column in enumerate(TEAM_COLUMNS):
             convert = _money if column in ("premium_received", "standard_premium") else \
                 (lambda v: int(v or 0))
-            row[column] = convert(found.get(column))
-            row["previous"][column] = convert(found.get(f"{column}_prev"))
+            row[column] = convert(found[index])
+            row["previous"][column] = convert(found[width + index])
             total[column] += row[column]
             previous_total[column] += row["previous"][column]
         rows.append(row)

@@ -111,7 +111,25 @@ PAGES = [
          "member1", concurrency=30, requests=1, headers={"HX-Request": "true"},
          data=lambda ctx: _score_slot(ctx)[1]),
     Page("cycle summary", "GET", lambda ctx: f"/cycles/{ctx.pick(MEETING)}", "chair"),
+    # The funnel (issue 7): a branch of 50 reps among ~300 with a year of history.
+    # The team table p95 <= 3x the floor, my week p95 <= 2x. The week is the last one
+    # of the demo's history, so that a cache built earlier still measures a full week.
+    Page("funnel team table (bm_sh, 50 reps)", "GET",
+         lambda ctx: f"/funnel/team?week={_funnel_week(ctx)}", "bm_sh"),
+    Page("funnel team table, previous week (htmx)", "GET",
+         lambda ctx: f"/funnel/team?week={_funnel_week(ctx, 1)}", "bm_sh",
+         headers={"HX-Request": "true"}),
+    Page("funnel my week (rep_sh_1)", "GET", lambda ctx: f"/funnel?week={_funnel_week(ctx)}",
+         "rep_sh_1"),
 ]
+
+
+def _funnel_week(ctx, weeks_back=0):
+    """The ISO week of the demo history's last move (minus `weeks_back`)."""
+    last = ctx.values("SELECT MAX(moved_on) FROM stage_move")[0]
+    day = datetime.date.fromisoformat(str(last)[:10]) - datetime.timedelta(weeks=weeks_back)
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 def _board(ctx):
@@ -148,6 +166,8 @@ SEED = 2027
 BRANCHES = 12
 REPS_PER_BRANCH = 24  # 7 + 12 * (1 + 24) = 307 users
 WORKERS = 2
+# The funnel issue's big team: the SH branch grows to this many reps.
+FUNNEL_TEAM = 50
 # The grading issue's meeting: a 1,000-customer cycle with a 9-person committee.
 MEETING_SIZE = 1000
 COMMITTEE = 9
@@ -199,14 +219,17 @@ def _build_key(customers, reps_per_branch):
 def _build(app, customers, reps_per_branch):
     """Schema and demo company into the app's (empty) database; returns seconds taken."""
     from models.schema import upgrade
-    from services.demo import build_demo, build_meeting
+    from services.demo import add_reps, build_demo, build_funnel_history, build_meeting
 
     started = time.perf_counter()
     with app.app_context():
         upgrade()
         build_demo(seed=SEED, customers=customers, reps_per_branch=reps_per_branch,
-                   branches=BRANCHES)
+                   branches=BRANCHES, funnel=False)
         build_meeting(size=min(MEETING_SIZE, customers // 2), committee=COMMITTEE)
+        # A year of funnel history for every rep, SH grown to a team of FUNNEL_TEAM.
+        add_reps("SH", max(FUNNEL_TEAM, reps_per_branch))
+        build_funnel_history(seed=SEED)
     return time.perf_counter() - started
 
 

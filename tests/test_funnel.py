@@ -459,3 +459,35 @@ def test_exports_are_spreadsheets_with_neutralised_text(client, make):
     sheet = load_workbook(io.BytesIO(response.data)).active
     assert [c.value for c in next(sheet.iter_rows())][:3] == [
         "Member", "New first meetings", "At 25%"]
+
+
+def test_conversion_page_gives_ratios_chart_and_hints(client, make):
+    """A rep reads their own conversion over a period: counts, ratios, an SVG funnel, hints."""
+    _, _, rep, rep2, *_ = _team(make)
+    _replay_week(rep, rep2)
+    login(client, "rep_e")
+    page = client.get("/funnel/conversion?start=2026-W10&end=2026-W11").get_data(as_text=True)
+    ratios = re.search(r'data-testid="ratios".*?</table>', page, re.S).group(0)
+    rows = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r)]
+            for r in re.findall(r"<tr>(.*?)</tr>", ratios, re.S)]
+    # The rep's own three: a and b booked, d added then booked; a reached 50%.
+    assert [r[:2] for r in rows if r] == [["Opportunity", "3"], ["First meeting booked", "3"],
+                                          ["25%", "1"], ["50%", "1"], ["90%", "0"],
+                                          ["Won", "0"]]
+    assert "<svg" in page and 'class="chart funnel-chart"' in page
+    assert "No deal closed yet" in page
+    assert client.get("/funnel/conversion?start=2026-W70").status_code == 404
+
+
+def test_dashboard_shows_my_funnel_and_stale_ones(client, make):
+    """A rep's dashboard counts the open opportunities by stage and warns of stale ones."""
+    _, _, rep, *_ = _team(make)
+    create_opportunity(rep, new_name="陈旧公司", stage="meeting",
+                       on=datetime.date.today() - datetime.timedelta(days=40))
+    create_opportunity(rep, new_name="新公司", on=datetime.date.today())
+    login(client, "rep_e")
+    tile = re.search(r'data-testid="my-funnel".*?</section>', client.get("/").get_data(
+        as_text=True), re.S).group(0)
+    assert 'class="big">2<' in tile
+    assert "Opportunity 1 · First meeting booked 1" in tile
+    assert "1 stale" in tile

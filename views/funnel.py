@@ -14,6 +14,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -21,7 +22,15 @@ from peewee import JOIN
 
 from extensions import htmx
 from forms import choices
-from forms.funnel import DetailsForm, LostForm, MoveForm, PeriodForm, QuickAddForm, WeekForm
+from forms.funnel import (
+    QUICK_ADD_LABELS,
+    DetailsForm,
+    LostForm,
+    MoveForm,
+    PeriodForm,
+    QuickAddForm,
+    WeekForm,
+)
 from models import Branch, Customer, DomainError, Opportunity, StageMove, User, audit
 from models.funnel import (
     CHECKS,
@@ -45,6 +54,7 @@ from models.funnel import (
     week_board,
     week_of,
 )
+from services import formatting
 from services.spreadsheets import XLSX_MIMETYPE, write_xlsx
 
 from .access import deny, get_visible_or_404, role_required
@@ -57,11 +67,21 @@ TEAM_ROLES = ("branch_manager", "sales_director", "general_manager", "admin")
 CONVERSION_ROLES = tuple(dict.fromkeys(FUNNEL_ROLES + TEAM_ROLES))
 
 
+_LABELS = {}
+
+
+def _labels(table_name, table):
+    """A label table translated once per process and language: the pages show every
+    stage name on every request, and each lazy string would be a catalog lookup."""
+    key = (table_name, str(get_locale()))
+    if key not in _LABELS:
+        _LABELS[key] = {k: str(v) for k, v in table.items()}
+    return _LABELS[key]
+
+
 @bp.context_processor
 def labels():
-    return {"stages": {k: str(v) for k, v in STAGES.items()}, "ladder": LADDER,
-            "team_columns": TEAM_COLUMNS,
-            "team_labels": {k: str(v) for k, v in TEAM_COLUMN_LABELS.items()}}
+    return {"stages": _labels("stages", STAGES), "ladder": LADDER}
 
 
 def _not_found(message):
@@ -98,13 +118,20 @@ def _week_context(monday):
 
 
 def _prospects_free(user):
-    """The branch's prospects on file that are not in the funnel now."""
+    """The prospects on file the user is account manager of that are not in the funnel
+    now (a prospect of someone else's is typed in by name, or reassigned first)."""
     busy = Opportunity.select(Opportunity.customer).where(Opportunity.stage.in_(OPEN_STAGES),
-                                                          Opportunity.branch == user.branch_id)
+                                                          Opportunity.owner == user.id)
     return (Customer.select(Customer.id, Customer.code, Customer.name)
-            .where(Customer.branch == user.branch_id, Customer.kind == "prospect",
+            .where(Customer.account_manager == user.id, Customer.kind == "prospect",
                    Customer.id.not_in(busy))
-            .order_by(Customer.name_initials).limit(300))
+            .order_by(Customer.name_initials).limit(200))
+
+
+def _dates(board):
+    """Each day on the board formatted once (many cards entered their stage the same day)."""
+    return {day: formatting.date(day) for day in {item.entered_on for items in board.values()
+                                                  for item in items}}
 
 
 def _week_page(monday, add_form=None, status=200):
@@ -113,7 +140,7 @@ def _week_page(monday, add_form=None, status=200):
     if add_form is None and context["is_current"]:
         add_form = QuickAddForm(prospects=_prospects_free(current_user))
     context.update(board=board, add_form=add_form, cycle=current_user.sales_cycle_days,
-                   move_form=MoveForm())
+                   dates=_dates(board), quick_add_labels=_labels("quick_add", QUICK_ADD_LABELS))
     if htmx and status == 200:
         return render_template("funnel/_board.html", **context)
     return render_template("funnel/week.html", **context), status
@@ -170,8 +197,9 @@ def move_one(opportunity_id):
     if htmx:
         monday = monday_of(datetime.date.today())
         context = _week_context(monday)
-        context.update(board=week_board(current_user, monday), cycle=current_user.sales_cycle_days,
-                       move_form=MoveForm(formdata=None), refused=(opportunity.id, error))
+        board = week_board(current_user, monday)
+        context.update(board=board, cycle=current_user.sales_cycle_days, dates=_dates(board),
+                       refused=(opportunity.id, error))
         return render_template("funnel/_board.html", **context)
     if error:
         flash(error, "error")
@@ -193,7 +221,7 @@ def _detail(opportunity, form=None, lost_form=None, status=200):
         lost_form=lost_form or LostForm(), history=_history(opportunity),
         missing=opportunity.missing_checks() if opportunity.stage == "p25" else [],
         can_change=opportunity.can_change(current_user) and not opportunity.is_closed,
-        checks=CHECKS, move_form=MoveForm()), status
+        checks=CHECKS), status
 
 
 @bp.route("/opportunities/<int:opportunity_id>", methods=["GET", "POST"])
@@ -266,10 +294,42 @@ def team():
     monday, _week_text = _week(form.week.data)
     rows, total, previous = team_table(branch.id, monday)
     context = _week_context(monday)
-    context.update(form=form, branch=branch, rows=rows, total=total, previous_total=previous)
+    context.update(form=form, branch=branch, team_labels=_labels("team", TEAM_COLUMN_LABELS),
+                   team_columns=TEAM_COLUMNS, table=_team_cells(rows, total, previous),
+                   total_cells=_cells(total, previous), previous_cells=_cells(previous, None),
+                   member_url=url_for("funnel.team_member", user_id=0, week=context["week"]))
     if htmx:
         return render_template("funnel/_team_table.html", **context)
     return render_template("funnel/team.html", **context)
+
+
+def _figure(value, column, chinese):
+    """A cell's figure as text: a count, or an amount of 元 the way services.formatting
+    writes it (its grouping and decimals, without a locale lookup per cell)."""
+    if column in ("premium_received", "standard_premium"):
+        return f"{value:,.2f} 元" if chinese else f"¥{value:,.2f}"
+    return str(value)
+
+
+def _cells(figures, previous):
+    """[(column, text, change text, "up"/"down"/"")] of one row of the team table."""
+    chinese = get_locale() is None or get_locale().language == "zh"
+    cells = []
+    for column in TEAM_COLUMNS:
+        text = _figure(figures[column], column, chinese)
+        change, direction = "", ""
+        if previous is not None and figures[column] != previous[column]:
+            delta = figures[column] - previous[column]
+            direction = "up" if delta > 0 else "down"
+            shown = f"{abs(delta):,.2f}" if column in ("premium_received", "standard_premium") \
+                else str(abs(delta))
+            change = ("+" if delta > 0 else "\u2212") + shown
+        cells.append((column, text, change, direction))
+    return cells
+
+
+def _team_cells(rows, total, previous):
+    return [(row["user"], _cells(row, row["previous"])) for row in rows]
 
 
 @bp.route("/team/members/<int:user_id>")
@@ -284,7 +344,7 @@ def team_member(user_id):
         if User.get_or_none(User.id == user_id) is not None:
             deny(404, object_type="user", object_id=user_id)
         abort(404)
-    monday, _week_text = _week(request.args.get("week", ""))
+    monday, _week_text = _week(WeekForm(request.args).week.data)
     items = member_prospects(member, monday)
     if htmx:
         return render_template("funnel/_member.html", member=member, items=items,

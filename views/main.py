@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from models import Branch, Customer, db
 from models.cycles import tasks_for
+from models.funnel import STAGES, my_summary
 from models.people import ROLES
 from models.schema import current_version, latest_version
 from services.health import harfbuzz_subsetting
@@ -19,8 +20,9 @@ bp = Blueprint("main", __name__)
 def dashboard():
     """My tasks; each later domain adds its own panel."""
     customers = Customer.visible_to(current_user).count()
+    funnel = my_summary(current_user) if current_user.has_role("sales_rep") else None
     return render_template("main/dashboard.html", customer_count=customers,
-                           grading_tasks=tasks_for(current_user))
+                           grading_tasks=tasks_for(current_user), funnel=funnel)
 
 
 @bp.route("/healthz")
@@ -86,4 +88,5 @@ def layout_helpers():
         return items
 
     return {"nav_items": nav_items, "current_locale": get_locale,
-            "role_label": lambda role: ROLES.get(role, role), "today": datetime.date.today()}
+            "role_label": lambda role: ROLES.get(role, role), "today": datetime.date.today(),
+            "stage_label": lambda stage: STAGES.get(stage, stage)}
