@@ -84,9 +84,9 @@ class QuickAddForm(FlaskForm):
     standard_premium = _amount("standard_premium")
 
     def __init__(self, *args, prospects=(), **kwargs):
+        """`prospects`: [(customer id, label)] the rep may choose from."""
         super().__init__(*args, **kwargs)
-        self.customer.choices = choices([(0, QUICK_ADD_LABELS["new_prospect"])]
-                                        + [(c.id, f"{c.name} ({c.code})") for c in prospects])
+        self.customer.choices = choices([(0, QUICK_ADD_LABELS["new_prospect"]), *prospects])
 
     def validate_new_name(self, field):
         if bool(self.customer.data) == bool((field.data or "").strip()):

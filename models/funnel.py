@@ -472,6 +472,23 @@ def monday_of(day):
 
 # --- My week -------------------------------------------------------------------
 
+# My week's one query, written out for the same reason as the team table's (below).
+_BOARD_SQL = """
+SELECT m.opportunity_id, m.to_stage, m.moved_on, m.left_on, c.name, c.id,
+       o.premium_received, o.standard_premium, o.stage, m.premium_received,
+       m.standard_premium
+FROM stage_move m
+JOIN opportunity o ON o.id = m.opportunity_id
+JOIN customer c ON c.id = o.customer_id
+WHERE m.owner_id = {p} AND m.left_on >= {p} AND m.moved_on <= {p}
+ORDER BY m.moved_on, m.id"""
+
+
+def _date(value):
+    """A DATE column as a date: SQLite hands raw SQL its text."""
+    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(value)
+
+
 def week_board(owner, monday, today=None):
     """The owner's action table for the week starting `monday`: {stage: [item]}
     with every opportunity where it stood at the week's end (or today, for the
@@ -481,39 +498,46 @@ def week_board(owner, monday, today=None):
     today = today or datetime.date.today()
     sunday = monday + datetime.timedelta(days=6)
     as_of = min(sunday, today)
-    rows = (StageMove.select(StageMove.opportunity, StageMove.to_stage, StageMove.moved_on,
-                             StageMove.left_on, Customer.name.alias("customer_name"),
-                             Customer.id.alias("customer_id"),
-                             Opportunity.premium_received, Opportunity.standard_premium,
-                             Opportunity.stage.alias("current_stage"),
-                             StageMove.premium_received.alias("moved_premium"),
-                             StageMove.standard_premium.alias("moved_standard"))
-            .join(Opportunity, on=(StageMove.opportunity == Opportunity.id))
-            .join(Customer, on=(Opportunity.customer == Customer.id))
-            .where(StageMove.owner == owner.id, StageMove.left_on >= monday,
-                   StageMove.moved_on <= as_of)
-            .order_by(StageMove.moved_on, StageMove.id).namedtuples())
+    rows = db.execute_sql(_BOARD_SQL.format(p=db.param),
+                          [owner.id, monday.isoformat(), as_of.isoformat()])
     board = {stage: [] for stage in STAGES}
     cycle = owner.sales_cycle_days or DEFAULT_CYCLE_DAYS
     current_week = monday <= today <= sunday
-    for row in rows:
-        terminal = row.to_stage in TERMINAL
-        if terminal and not (monday <= row.moved_on <= as_of):
+    for (opportunity_id, to_stage, moved_on, left_on, name, customer_id, premium, standard,
+         current_stage, moved_premium, moved_standard) in rows:
+        moved_on, left_on = _date(moved_on), _date(left_on)
+        terminal = to_stage in TERMINAL
+        if terminal and not (monday <= moved_on <= as_of):
             continue
-        if not terminal and row.left_on <= as_of:
+        if not terminal and left_on <= as_of:
             continue  # left that stage before the week's end
-        closed = row.current_stage in TERMINAL
-        board[row.to_stage].append(BoardItem(
-            id=row.opportunity, customer_id=row.customer_id, name=row.customer_name,
-            stage=row.to_stage, entered_on=row.moved_on,
-            premium_received=row.moved_premium if terminal else row.premium_received,
-            standard_premium=row.moved_standard if terminal else row.standard_premium,
-            moved_this_week=row.moved_on >= monday,
-            stale=is_stale(row.to_stage, row.moved_on, cycle, as_of),
-            movable=current_week and not closed))
+        board[to_stage].append(BoardItem(
+            id=opportunity_id, customer_id=customer_id, name=name, stage=to_stage,
+            entered_on=moved_on,
+            premium_received=_money(moved_premium if terminal else premium),
+            standard_premium=_money(moved_standard if terminal else standard),
+            moved_this_week=moved_on >= monday,
+            stale=is_stale(to_stage, moved_on, cycle, as_of),
+            movable=current_week and current_stage not in TERMINAL))
     for items in board.values():
         items.sort(key=lambda item: (item.entered_on, item.name))
     return board
+
+
+_FREE_PROSPECTS_SQL = """
+SELECT id, name, code FROM customer
+WHERE account_manager_id = {p} AND kind = 'prospect' AND id NOT IN (
+    SELECT customer_id FROM opportunity
+    WHERE owner_id = {p} AND stage NOT IN ('won', 'lost'))
+ORDER BY name_initials LIMIT 200"""
+
+
+def free_prospects(user):
+    """[(id, "name (code)")] of the prospects on file the user is account manager of
+    that are not in their funnel now, for quick add (someone else's prospect is typed
+    in by name, or reassigned first). Written out: it is on the page reps open most."""
+    rows = db.execute_sql(_FREE_PROSPECTS_SQL.format(p=db.param), [user.id, user.id])
+    return [(customer_id, f"{name} ({code})") for customer_id, name, code in rows]
 
 
 class BoardItem:

@@ -35,7 +35,6 @@ from models import Branch, Customer, DomainError, Opportunity, StageMove, User, 
 from models.funnel import (
     CHECKS,
     LADDER,
-    OPEN_STAGES,
     STAGES,
     TEAM_COLUMN_LABELS,
     TEAM_COLUMNS,
@@ -43,6 +42,7 @@ from models.funnel import (
     conversion,
     create_opportunity,
     forward,
+    free_prospects,
     hints,
     member_prospects,
     monday_of,
@@ -117,17 +117,6 @@ def _week_context(monday):
                 this_week=week_of(monday_of(today)), is_current=monday <= today <= sunday)
 
 
-def _prospects_free(user):
-    """The prospects on file the user is account manager of that are not in the funnel
-    now (a prospect of someone else's is typed in by name, or reassigned first)."""
-    busy = Opportunity.select(Opportunity.customer).where(Opportunity.stage.in_(OPEN_STAGES),
-                                                          Opportunity.owner == user.id)
-    return (Customer.select(Customer.id, Customer.code, Customer.name)
-            .where(Customer.account_manager == user.id, Customer.kind == "prospect",
-                   Customer.id.not_in(busy))
-            .order_by(Customer.name_initials).limit(200))
-
-
 def _dates(board):
     """Each day on the board formatted once (many cards entered their stage the same day)."""
     return {day: formatting.date(day) for day in {item.entered_on for items in board.values()
@@ -137,9 +126,11 @@ def _dates(board):
 def _week_page(monday, add_form=None, status=200):
     context = _week_context(monday)
     board = week_board(current_user, monday)
-    if add_form is None and context["is_current"]:
-        add_form = QuickAddForm(prospects=_prospects_free(current_user))
-    context.update(board=board, add_form=add_form, cycle=current_user.sales_cycle_days,
+    # A fresh quick add needs no form object: only the prospects to offer.
+    prospects = free_prospects(current_user) if context["is_current"] and add_form is None \
+        else None
+    context.update(board=board, add_form=add_form, prospects=prospects,
+                   cycle=current_user.sales_cycle_days,
                    dates=_dates(board), quick_add_labels=_labels("quick_add", QUICK_ADD_LABELS))
     if htmx and status == 200:
         return render_template("funnel/_board.html", **context)
@@ -160,7 +151,7 @@ def my_week():
 @role_required(*FUNNEL_ROLES)
 def quick_add():
     """Add a prospect to my funnel: one on file, or a new one created on the spot."""
-    form = QuickAddForm(prospects=_prospects_free(current_user))
+    form = QuickAddForm(prospects=free_prospects(current_user))
     if form.validate_on_submit():
         customer = None
         if form.customer.data:
