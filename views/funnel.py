@@ -48,6 +48,7 @@ from models.funnel import (
     monday_of,
     move,
     parse_week,
+    signing_date_fits,
     stock,
     team_table,
     update_details,
@@ -212,7 +213,9 @@ def _detail(opportunity, form=None, lost_form=None, status=200):
         lost_form=lost_form or LostForm(), history=_history(opportunity),
         missing=opportunity.missing_checks() if opportunity.stage == "p25" else [],
         can_change=opportunity.can_change(current_user) and not opportunity.is_closed,
-        checks=CHECKS), status
+        checks=CHECKS, signing_ok=signing_date_fits(
+            opportunity.signing_date, datetime.date.today(), opportunity.owner.sales_cycle_days)
+        ), status
 
 
 @bp.route("/opportunities/<int:opportunity_id>", methods=["GET", "POST"])
