@@ -97,7 +97,6 @@ class MoveForm(FlaskForm):
     """One click: forward or back, from the stage the user saw."""
     direction = HiddenField(validators=[AnyOf(["forward", "back"])])
     stage = HiddenField(validators=[AnyOf(list(STAGES))])
-    week = HiddenField(validators=[Optional(), Length(max=10)])
 
 
 class DetailsForm(FlaskForm):
