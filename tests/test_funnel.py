@@ -491,3 +491,39 @@ def test_dashboard_shows_my_funnel_and_stale_ones(client, make):
     assert 'class="big">2<' in tile
     assert "Opportunity 1 · First meeting booked 1" in tile
     assert "1 stale" in tile
+
+
+def test_demo_history_is_consistent(app):
+    """The demo's year of history chains like the app's own moves: each row closes when
+    the next opens, open opportunities have one open row, and no prospect is in two
+    funnels at once; the team table and the rollover agree with it."""
+    from collections import defaultdict
+
+    from models.funnel import OPEN_END, TERMINAL
+    from services.demo import build_demo
+    today = datetime.date(2026, 11, 25)
+    with app.app_context():
+        build_demo(customers=120, reps_per_branch=2, branches=2, today=today)
+        moves = defaultdict(list)
+        for move_row in StageMove.select().order_by(StageMove.moved_on, StageMove.id):
+            moves[move_row.opportunity_id].append(move_row)
+        opportunities = list(Opportunity.select())
+        assert len(opportunities) > 50 and any(o.stage == "won" for o in opportunities)
+        open_customers = []
+        for opp in opportunities:
+            chain = moves[opp.id]
+            assert chain[0].kind == "create" and chain[-1].to_stage == opp.stage
+            assert chain[-1].moved_on == opp.stage_entered_on
+            for before, after in zip(chain, chain[1:]):
+                assert before.left_on == after.moved_on and before.to_stage == after.from_stage
+            if opp.stage in TERMINAL:
+                assert chain[-1].left_on == chain[-1].moved_on
+            else:
+                assert chain[-1].left_on == OPEN_END
+                open_customers.append(opp.customer_id)
+        assert len(open_customers) == len(set(open_customers))
+        # This Monday's rollover left nothing that was stale on Monday.
+        monday = today - datetime.timedelta(days=today.weekday())
+        assert not [o.id for o in opportunities if o.is_stale(on=monday)]
+        rows, total, _ = team_table(opportunities[0].branch_id, parse_week("2026-W47"))
+        assert len(rows) == 2 and total["booked"] >= 0
