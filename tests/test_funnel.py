@@ -527,3 +527,7 @@ def test_demo_history_is_consistent(app):
         assert not [o.id for o in opportunities if o.is_stale(on=monday)]
         rows, total, _ = team_table(opportunities[0].branch_id, parse_week("2026-W47"))
         assert len(rows) == 2 and total["booked"] >= 0
+        # The ids the bulk insert chose leave the sequence (PostgreSQL) ready for the next.
+        rep = Opportunity.get_by_id(opportunities[0].id).owner
+        assert create_opportunity(rep, new_name="演示后新增公司", on=today).id > max(
+            o.id for o in opportunities)
