@@ -118,10 +118,24 @@ def _week_context(monday):
                 this_week=week_of(monday_of(today)), is_current=monday <= today <= sunday)
 
 
-def _dates(board):
-    """Each day on the board formatted once (many cards entered their stage the same day)."""
-    return {day: formatting.date(day) for day in {item.entered_on for items in board.values()
-                                                  for item in items}}
+# The board's fixed words: my week is the page reps open most, and each lazy string
+# is a catalog lookup per use; these are looked up once per process and language.
+BOARD_LABELS = {
+    "weeks": _l("Weeks"), "previous_week": _l("Previous week"), "next_week": _l("Next week"),
+    "this_week_link": _l("This week"), "this_week": _l("this week"),
+    "moved": _l("moved this week"),
+    "stale_legend": _l("stale: in the stage longer than the sales cycle"),
+    "past": _l("A past week: where each prospect stood at the week's end."),
+    "stale": _l("stale"), "back": _l("Back"), "forward": _l("Forward"),
+}
+
+
+def _board_context(board):
+    """The board's labels and, for each day a card entered its stage, "since <date>"
+    (formatted once: many cards share a day)."""
+    days = {item.entered_on for items in board.values() for item in items}
+    return {"board_labels": _labels("board", BOARD_LABELS),
+            "since": {day: _("since %(date)s", date=formatting.date(day)) for day in days}}
 
 
 def _week_page(monday, add_form=None, status=200):
@@ -131,8 +145,8 @@ def _week_page(monday, add_form=None, status=200):
     prospects = free_prospects(current_user) if context["is_current"] and add_form is None \
         else None
     context.update(board=board, add_form=add_form, prospects=prospects,
-                   cycle=current_user.sales_cycle_days,
-                   dates=_dates(board), quick_add_labels=_labels("quick_add", QUICK_ADD_LABELS))
+                   cycle=current_user.sales_cycle_days, **_board_context(board),
+                   quick_add_labels=_labels("quick_add", QUICK_ADD_LABELS))
     if htmx and status == 200:
         return render_template("funnel/_board.html", **context)
     return render_template("funnel/week.html", **context), status
@@ -190,8 +204,8 @@ def move_one(opportunity_id):
         monday = monday_of(datetime.date.today())
         context = _week_context(monday)
         board = week_board(current_user, monday)
-        context.update(board=board, cycle=current_user.sales_cycle_days, dates=_dates(board),
-                       refused=(opportunity.id, error))
+        context.update(board=board, cycle=current_user.sales_cycle_days,
+                       refused=(opportunity.id, error), **_board_context(board))
         return render_template("funnel/_board.html", **context)
     if error:
         flash(error, "error")
