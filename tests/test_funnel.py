@@ -376,8 +376,15 @@ def test_quick_add_and_one_click_moves_over_http(client, make):
 
 def test_bad_amounts_over_http_change_nothing(client, make):
     """A negative or non-number amount re-shows the form with a message and writes nothing."""
-    _team(make)
+    east, _, rep, *_ = _team(make)
+    mine = make.customer(east, "杭州远航物流有限公司", kind="prospect", account_manager=rep)
     login(client, "rep_e")
+    response = client.post("/funnel/opportunities", data={
+        "customer": str(mine.id), "stage": "meeting", "standard_premium": "-3"})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Standard premium cannot be negative" in page
+    assert re.search(rf'<option value="{mine.id}" selected>杭州远航物流有限公司', page)
     for bad, message in (("-5", "Premium received cannot be negative"),
                          ("abc", "Premium received: enter an amount in 元"),
                          ("1e999", "Premium received is too large")):
@@ -531,3 +538,20 @@ def test_demo_history_is_consistent(app):
         rep = Opportunity.get_by_id(opportunities[0].id).owner
         assert create_opportunity(rep, new_name="演示后新增公司", on=today).id > max(
             o.id for o in opportunities)
+
+
+def test_quick_add_offers_my_prospects_on_file(client, make):
+    """Quick add lists my prospects not in the funnel; choosing one opens its opportunity."""
+    east, _, rep, rep2, *_ = _team(make)
+    mine = make.customer(east, "杭州远航物流有限公司", kind="prospect", account_manager=rep)
+    theirs = make.customer(east, "杭州华信物流有限公司", kind="prospect", account_manager=rep2)
+    login(client, "rep_e")
+    page = client.get("/funnel").get_data(as_text=True)
+    assert "杭州远航物流有限公司" in page and "杭州华信物流有限公司" not in page
+    response = client.post("/funnel/opportunities", data={"customer": str(mine.id),
+                                                          "stage": "meeting"})
+    assert response.status_code == 303
+    assert Opportunity.get().customer_id == mine.id
+    page = client.get("/funnel").get_data(as_text=True)
+    assert f'<option value="{mine.id}"' not in page  # in the funnel now
+    assert Opportunity.select().where(Opportunity.customer == theirs).count() == 0

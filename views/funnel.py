@@ -141,9 +141,8 @@ def _board_context(board):
 def _week_page(monday, add_form=None, status=200):
     context = _week_context(monday)
     board = week_board(current_user, monday)
-    # A fresh quick add needs no form object: only the prospects to offer.
-    prospects = free_prospects(current_user) if context["is_current"] and add_form is None \
-        else None
+    # A fresh quick add needs no form object (add_form is None): only the prospects.
+    prospects = free_prospects(current_user) if context["is_current"] else None
     context.update(board=board, add_form=add_form, prospects=prospects,
                    cycle=current_user.sales_cycle_days, **_board_context(board),
                    quick_add_labels=_labels("quick_add", QUICK_ADD_LABELS))
