@@ -329,6 +329,11 @@ def test_my_week_shows_stages_dates_and_marks(client, make):
     assert "week=2026-W10" in page and "week=2026-W12" in page
     before = client.get(_week_url(MONDAY - datetime.timedelta(days=7))).get_data(as_text=True)
     assert "B公司" in before and "D公司" not in before
+    # Previous/next by htmx get the board alone; the answer varies on HX-Request.
+    partial = client.get(_week_url(MONDAY), headers={"HX-Request": "true"})
+    assert "<html" not in partial.get_data(as_text=True)
+    assert 'data-testid="board"' in partial.get_data(as_text=True)
+    assert "HX-Request" in partial.headers["Vary"]
 
 
 def test_bad_or_future_week_is_a_clear_404(client, make):
@@ -393,8 +398,7 @@ def test_bad_amounts_over_http_change_nothing(client, make):
         assert response.status_code == 200
         assert message in response.get_data(as_text=True)
     assert Opportunity.select().count() == 0
-    opp = create_opportunity(Opportunity.owner.rel_model.get(username="rep_e"),
-                             new_name="某公司", on=datetime.date.today())
+    opp = create_opportunity(rep, new_name="某公司", on=datetime.date.today())
     response = client.post(f"/funnel/opportunities/{opp.id}", data={
         "premium_received": "-1", "standard_premium": "0"})
     assert response.status_code == 200
