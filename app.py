@@ -80,12 +80,13 @@ def create_app(test_config=None):
         customers,
         cycles,
         errors,
+        funnel,
         main,
         scorecards,
         tiers,
     )
-    for module in (auth, main, customers, scorecards, cycles, tiers, approvals, admin, audit,
-                   errors):
+    for module in (auth, main, customers, scorecards, cycles, tiers, approvals, funnel, admin,
+                   audit, errors):
         app.register_blueprint(module.bp)
 
     _register_request_hooks(app)

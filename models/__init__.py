@@ -4,6 +4,7 @@ from .audit import AuditEvent, audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
 from .customers import Activity, Contact, Customer, CustomerYear, ImportBatch, TierHistory
 from .cycles import Assessment, CommitteeMember, GradingCycle, Score
+from .funnel import Opportunity, StageMove
 from .people import Branch, User
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
@@ -13,13 +14,15 @@ from .tiers import ServiceStatus, Tier, TierPolicy
 ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, Criterion,
               CriterionLevel, GradeBand, Customer, CustomerYear, Contact, Activity, TierHistory,
               ImportBatch, GradingCycle, CommitteeMember, Assessment, Score,
-              TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep]
+              TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep,
+              Opportunity, StageMove]
 
 __all__ = [
     "ALL_MODELS", "Activity", "ApprovalRule", "ApprovalStep", "ServiceStatus", "TierPolicy",
     "TierChangeRequest", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
     "Score", "BaseModel", "Branch", "Contact", "Criterion",
     "CriterionLevel", "Customer", "CustomerYear", "DomainError", "GradeBand", "ImportBatch",
-    "NotFound", "ScorecardTemplate", "SchemaVersion", "Tier", "TierHistory", "User", "audit",
+    "NotFound", "Opportunity", "ScorecardTemplate", "SchemaVersion", "StageMove", "Tier",
+    "TierHistory", "User", "audit",
     "db", "utcnow", "write_transaction",
 ]

@@ -53,6 +53,11 @@ ACTION_LABELS = {
     "tier_change_approved": _l("Tier change approved"),
     "tier_change_rejected": _l("Tier change rejected"),
     "tier_change_withdrawn": _l("Tier change withdrawn"),
+    "opportunity_created": _l("Opportunity added to the funnel"),
+    "opportunity_updated": _l("Opportunity changed"),
+    "opportunity_moved": _l("Opportunity moved"),
+    "opportunity_rollover": _l("Opportunity sent back by the weekly rollover"),
+    "funnel_export": _l("Funnel exported"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),
@@ -68,6 +73,7 @@ OBJECT_LABELS = {
     "tier": _l("Tier"),
     "approval_rule": _l("Approval rule"),
     "tier_change_request": _l("Tier change request"),
+    "opportunity": _l("Opportunity"),
     "ip": _l("Address"),
 }
 

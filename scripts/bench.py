@@ -132,7 +132,25 @@ PAGES = [
          + f"&page={ctx.rng.randint(1, 20)}", "admin",
          headers={"HX-Request": "true"}),
     Page("due this week (rep)", "GET", "/compliance/due", "rep_sh_1"),
+    # The funnel (issue 7): a branch of 50 reps among ~300 with a year of history.
+    # The team table p95 <= 3x the floor, my week p95 <= 2x. The week is the last one
+    # of the demo's history, so that a cache built earlier still measures a full week.
+    Page("funnel team table (bm_sh, 50 reps)", "GET",
+         lambda ctx: f"/funnel/team?week={_funnel_week(ctx)}", "bm_sh"),
+    Page("funnel team table, previous week (htmx)", "GET",
+         lambda ctx: f"/funnel/team?week={_funnel_week(ctx, 1)}", "bm_sh",
+         headers={"HX-Request": "true"}),
+    Page("funnel my week (rep_sh_1)", "GET", lambda ctx: f"/funnel?week={_funnel_week(ctx)}",
+         "rep_sh_1"),
 ]
+
+
+def _funnel_week(ctx, weeks_back=0):
+    """The ISO week of the demo history's last move (minus `weeks_back`)."""
+    last = ctx.values("SELECT MAX(moved_on) FROM stage_move")[0]
+    day = datetime.date.fromisoformat(str(last)[:10]) - datetime.timedelta(weeks=weeks_back)
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 def _board(ctx):
@@ -169,6 +187,8 @@ SEED = 2027
 BRANCHES = 12
 REPS_PER_BRANCH = 24  # 7 + 12 * (1 + 24) = 307 users
 WORKERS = 2
+# The funnel issue's big team: the SH branch grows to this many reps.
+FUNNEL_TEAM = 50
 # The grading issue's meeting: a 1,000-customer cycle with a 9-person committee.
 MEETING_SIZE = 1000
 COMMITTEE = 9
@@ -222,15 +242,24 @@ def _build_key(customers, reps_per_branch):
 def _build(app, customers, reps_per_branch):
     """Schema and demo company into the app's (empty) database; returns seconds taken."""
     from models.schema import upgrade
-    from services.demo import build_approvals, build_demo, build_meeting
+    from services.demo import (
+        add_reps,
+        build_approvals,
+        build_demo,
+        build_funnel_history,
+        build_meeting,
+    )
 
     started = time.perf_counter()
     with app.app_context():
         upgrade()
         build_demo(seed=SEED, customers=customers, reps_per_branch=reps_per_branch,
-                   branches=BRANCHES)
+                   branches=BRANCHES, funnel=False)
         build_meeting(size=min(MEETING_SIZE, customers // 2), committee=COMMITTEE)
         build_approvals(size=min(APPROVALS, customers // 4))
+        # A year of funnel history for every rep, SH grown to a team of FUNNEL_TEAM.
+        add_reps("SH", max(FUNNEL_TEAM, reps_per_branch))
+        build_funnel_history(seed=SEED)
     return time.perf_counter() - started
 
 

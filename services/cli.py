@@ -100,6 +100,23 @@ def register(app):
             _fail(error)
         click.echo(f"User {username} created.")
 
+    @app.cli.command("funnel-rollover")
+    @click.option("--date", "on", default=None, help="The day to roll over as of "
+                  "(YYYY-MM-DD; default today).")
+    def funnel_rollover(on):
+        """Send opportunities that sat in a stage longer than their owner's sales
+        cycle back to the first stage (the weekly rollover)."""
+        import datetime
+
+        from models.funnel import rollover
+        try:
+            day = datetime.date.fromisoformat(on) if on else None
+        except ValueError:
+            _fail(f"--date takes YYYY-MM-DD, not {on!r}.")
+        moved = rollover(day)
+        click.echo(f"Weekly rollover: {len(moved)} stale opportunities sent back to the "
+                   f"first stage.")
+
     @app.cli.command("backup")
     @click.argument("path")
     def backup(path):

@@ -124,8 +124,10 @@ def ensure_reference_data():
     return template
 
 
-def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=None):
-    """Create branches, users, tiers, the default scorecard and customers.
+def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=None,
+               funnel=True):
+    """Create branches, users, tiers, the default scorecard and customers, and
+    (with `funnel`) a year of the reps' sales funnel.
 
     Deterministic: the same arguments give the same company.
     """
@@ -228,6 +230,8 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
         _grading_cycle(today, admin)
         _policies(today, admin)
         _tier_change_requests(rng, today)
+        if funnel:
+            build_funnel_history(seed=seed, today=today)
         audit("demo_seeded", actor=admin, object_type="database",
               after={"seed": seed, "customers": customers, "branches": branches})
 
@@ -460,6 +464,164 @@ def build_meeting(size=1000, committee=9, seed=2027):
         GradingCycle.update(current_assessment=first.id).where(
             GradingCycle.id == cycle.id).execute()
     return cycle
+
+
+# --- The sales funnel ----------------------------------------------------------
+
+# Each week, the chance that an opportunity in a stage moves forward, goes back one
+# stage, or is lost. Tuned so that roughly 20 opportunities : 5 at 25% : 1 deal.
+FUNNEL_ODDS = {
+    "opportunity": (0.12, 0.00, 0.20),
+    "meeting": (0.45, 0.03, 0.25),
+    "p25": (0.22, 0.04, 0.15),
+    "p50": (0.28, 0.04, 0.10),
+    "p90": (0.60, 0.00, 0.03),
+}
+LOST_REASONS = ["预算取消", "选择了竞争对手", "价格未谈拢", "客户内部调整，项目搁置",
+                "决策人变动", "需求不匹配"]
+
+
+def add_reps(branch_code, size):
+    """Grow a branch to `size` sales reps (rep_<code>_N), for the benchmark's big team."""
+    branch = Branch.get(Branch.code == branch_code)
+    reps = User.with_role("sales_rep").where(User.branch == branch.id)
+    probe = User(display_name="")
+    probe.set_password(DEMO_PASSWORD)
+    rng = random.Random(f"reps-{branch_code}")
+    code = branch_code.lower()
+    number = reps.count()
+    with db.atomic():
+        while number < size:
+            number += 1
+            user = User(username=f"rep_{code}_{number}", display_name=_person(rng),
+                        password_hash=probe.password_hash, branch=branch.id)
+            user.roles = ["sales_rep"]
+            user.save()
+
+
+def build_funnel_history(seed=2027, today=None, weeks=52):
+    """A year of believable funnel history for every active sales rep: opportunities
+    opened on the branch's prospects (never one prospect in two funnels at once),
+    moved week by week, some back, some lost, some won, and the stale ones sent
+    back by the Monday rollover. Written in bulk; each history row closes when the
+    next one opens, as the app's own moves do."""
+    from models import Opportunity, StageMove
+    from models.base import is_sqlite
+    from models.funnel import LADDER, OPEN_END, TERMINAL
+
+    rng = random.Random(f"funnel-{seed}")
+    today = today or datetime.date(2026, 11, 25)
+    start = today - datetime.timedelta(days=today.weekday()) - datetime.timedelta(weeks=weeks)
+    reps = list(User.with_role("sales_rep").where(User.active, User.branch.is_null(False))
+                .order_by(User.branch, User.id))
+    pools = {}
+    for customer_id, branch_id in Customer.select(Customer.id, Customer.branch).where(
+            Customer.kind == "prospect").order_by(Customer.id).tuples():
+        pools.setdefault(branch_id, []).append(customer_id)
+    busy = set()
+    next_id = (Opportunity.select(db_max_id(Opportunity)).scalar() or 0) + 1
+    opportunities, moves = [], []
+    # Each rep's open opportunities, as dicts that become rows at the end.
+    open_by_rep = {rep.id: [] for rep in reps}
+
+    def record(opp, to_stage, on, kind, moved_by):
+        if opp["moves"]:
+            moves[opp["moves"][-1]]["left_on"] = on
+        moves.append(dict(opportunity=opp["id"], branch=opp["branch"], owner=opp["owner"],
+                          from_stage=None if kind == "create" else opp["stage"],
+                          to_stage=to_stage, moved_on=on,
+                          left_on=on if to_stage in TERMINAL else OPEN_END, kind=kind,
+                          premium_received=opp["premium_received"],
+                          standard_premium=opp["standard_premium"], moved_by=moved_by,
+                          moved_at=datetime.datetime.combine(on, datetime.time(2, 0))))
+        opp["moves"].append(len(moves) - 1)
+        opp["stage"], opp["stage_entered_on"] = to_stage, on
+
+    for week in range(weeks + 1):
+        monday = start + datetime.timedelta(weeks=week)
+        for rep in reps:
+            cycle = rep.sales_cycle_days or 28
+            mine = open_by_rep[rep.id]
+            # Monday: the rollover sends back what sat longer than the cycle.
+            for opp in mine:
+                if opp["stage"] != "opportunity" and (monday - opp["stage_entered_on"]).days \
+                        > cycle:
+                    record(opp, "opportunity", monday, "rollover", None)
+            # The week's moves, each on a working day after the stage was entered.
+            for opp in list(mine):
+                ahead, behind, lost = FUNNEL_ODDS[opp["stage"]]
+                roll = rng.random()
+                day = max(monday + datetime.timedelta(days=rng.randint(0, 4)),
+                          opp["stage_entered_on"])
+                if day > today:
+                    continue
+                position = LADDER.index(opp["stage"])
+                if roll < ahead:
+                    target = LADDER[position + 1]
+                elif roll < ahead + behind and position > 0:
+                    target = LADDER[position - 1]
+                elif roll < ahead + behind + lost:
+                    target = "lost"
+                else:
+                    continue
+                if target == "p50":
+                    opp.update(decision_maker_met=True, plan_fits_need=True,
+                               budget_discussed=True, next_step_agreed=True,
+                               signing_date=day + datetime.timedelta(days=rng.randint(7, 25)))
+                if target == "p90":
+                    opp.update(contract_signed=True, payment_received=True)
+                record(opp, target, day, "move", rep.id)
+                if target in TERMINAL:
+                    opp["closed_on"] = day
+                    if target == "lost":
+                        opp["lost_reason"] = rng.choice(LOST_REASONS)
+                    mine.remove(opp)
+                    busy.discard(opp["customer"])
+            # New opportunities: two or three a week, on prospects nobody works now.
+            pool = pools.get(rep.branch_id, [])
+            for _ in range(rng.choice([1, 2, 2, 3, 3, 4])):
+                day = monday + datetime.timedelta(days=rng.randint(0, 4))
+                if day > today or not pool:
+                    break
+                customer = pool[rng.randrange(len(pool))]
+                if customer in busy:
+                    continue
+                standard = Decimal(round(rng.lognormvariate(10.8, 0.7), -2)).quantize(
+                    Decimal("0.01"))
+                opp = dict(id=next_id, customer=customer, branch=rep.branch_id, owner=rep.id,
+                           stage="opportunity", stage_entered_on=day, standard_premium=standard,
+                           premium_received=(standard * Decimal(rng.choice(
+                               ["0.3", "0.5", "0.8", "1"]))).quantize(Decimal("0.01")),
+                           expected_amount=standard, moves=[], created_by=rep.id,
+                           created_at=datetime.datetime.combine(day, datetime.time(1, 0)))
+                next_id += 1
+                busy.add(customer)
+                record(opp, "meeting" if rng.random() < 0.3 else "opportunity", day, "create",
+                       rep.id)
+                mine.append(opp)
+                opportunities.append(opp)
+    flags = ("decision_maker_met", "plan_fits_need", "budget_discussed", "next_step_agreed",
+             "contract_signed", "payment_received")
+    rows = [dict({k: opp[k] for k in (
+        "id", "customer", "branch", "owner", "stage", "stage_entered_on", "premium_received",
+        "standard_premium", "expected_amount", "created_by", "created_at")},
+        signing_date=opp.get("signing_date"), lost_reason=opp.get("lost_reason", ""),
+        closed_on=opp.get("closed_on"), updated_at=opp["created_at"],
+        **{flag: opp.get(flag, False) for flag in flags}) for opp in opportunities]
+    with db.atomic():
+        for begin in range(0, len(rows), 500):
+            Opportunity.insert_many(rows[begin:begin + 500]).execute()
+        for begin in range(0, len(moves), 500):
+            StageMove.insert_many(moves[begin:begin + 500]).execute()
+    if not is_sqlite() and rows:
+        db.execute_sql("SELECT setval(pg_get_serial_sequence('opportunity', 'id'), "
+                       "(SELECT MAX(id) FROM opportunity))")
+    return len(rows), len(moves)
+
+
+def db_max_id(model):
+    from peewee import fn
+    return fn.MAX(model.id)
 
 
 def demo_logins():

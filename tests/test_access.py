@@ -11,6 +11,8 @@ ALL_ROLES = ("admin", "committee_chair", "committee_member", "branch_manager",
              "sales_director", "general_manager", "sales_rep")
 EVERYONE = None
 CUSTOMER_EDITORS = ("admin", "branch_manager", "sales_rep", "sales_director")
+FUNNEL_TEAM = ("branch_manager", "sales_director", "general_manager", "admin")
+FUNNEL_READERS = ("sales_rep", *FUNNEL_TEAM)
 
 # Every endpoint behind login, with the roles allowed to open it. A new
 # route must be added here, or test_every_route_is_in_the_matrix fails.
@@ -64,6 +66,16 @@ ROUTE_ROLES = {
     "approvals.file": ("branch_manager", "sales_rep"),
     "approvals.rules": ("admin",),
     "approvals.save_rule_view": ("admin",),
+    "funnel.my_week": ("sales_rep", "branch_manager"),
+    "funnel.quick_add": ("sales_rep", "branch_manager"),
+    "funnel.move_one": ("sales_rep", "branch_manager"),
+    "funnel.mark_lost": ("sales_rep", "branch_manager"),
+    "funnel.export_week": ("sales_rep", "branch_manager"),
+    "funnel.opportunity": FUNNEL_READERS,
+    "funnel.conversion_page": FUNNEL_READERS,
+    "funnel.team": FUNNEL_TEAM,
+    "funnel.team_member": FUNNEL_TEAM,
+    "funnel.export_team": FUNNEL_TEAM,
     "admin.users": ("admin",),
     "admin.user_form": ("admin",),
     "admin.branches": ("admin",),
@@ -144,7 +156,7 @@ def test_denied_access_is_audited(client, make):
 
 
 # GETs may leave a trace of what was read (an export), never a change.
-READ_EVENTS = {"customer_export", "access_denied"}
+READ_EVENTS = {"customer_export", "funnel_export", "access_denied"}
 
 
 def test_get_requests_change_nothing(app, client, make):

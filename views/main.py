@@ -9,6 +9,7 @@ from flask_login import current_user
 from models import Branch, Customer, db
 from models.approvals import pending_count
 from models.cycles import tasks_for
+from models.funnel import STAGES, my_summary
 from models.people import ROLES
 from models.schema import current_version, latest_version
 from models.tiers import due_soon, overdue_counts
@@ -21,12 +22,13 @@ bp = Blueprint("main", __name__)
 def dashboard():
     """My tasks; each later domain adds its own panel."""
     customers = Customer.visible_to(current_user).count()
+    funnel = my_summary(current_user) if current_user.has_role("sales_rep") else None
     return render_template("main/dashboard.html", customer_count=customers,
                            grading_tasks=tasks_for(current_user),
                            approvals_waiting=pending_count(current_user),
                            overdue=overdue_counts(current_user),
                            due_this_week=len(due_soon(current_user))
-                           if current_user.has_role("sales_rep") else None)
+                           if current_user.has_role("sales_rep") else None, funnel=funnel)
 
 
 @bp.route("/healthz")
@@ -71,6 +73,9 @@ NAV = [
     ("scorecards.index", _l("Scorecards"), None),
     ("tiers.index", _l("Tiers"), None),
     ("approvals.queue_page", _l("Approvals"), None),
+    ("funnel.my_week", _l("My funnel"), ("sales_rep", "branch_manager")),
+    ("funnel.team", _l("Team funnel"), ("branch_manager", "sales_director", "general_manager",
+                                        "admin")),
     ("admin.users", _l("Users"), ("admin",)),
     ("admin.branches", _l("Branches"), ("admin",)),
     ("audit.events", _l("Audit trail"), ("admin",)),
@@ -89,7 +94,12 @@ def layout_helpers():
                 items.append({"url": url, "label": label, "active": active, "badge": badge,
                               "badge_id": f"badge-{endpoint.replace('.', '-')}"
                               if endpoint in NAV_BADGES else None})
+        # /funnel/team is under /funnel too: only the longest match is the current one.
+        longest = max((len(item["url"]) for item in items if item["active"]), default=0)
+        for item in items:
+            item["active"] = item["active"] and len(item["url"]) == longest
         return items
 
     return {"nav_items": nav_items, "current_locale": get_locale,
-            "role_label": lambda role: ROLES.get(role, role), "today": datetime.date.today()}
+            "role_label": lambda role: ROLES.get(role, role), "today": datetime.date.today(),
+            "stage_label": lambda stage: STAGES.get(stage, stage)}
