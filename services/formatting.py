@@ -55,7 +55,9 @@ def date(value):
     """`2027年3月25日` in Chinese, `Mar 25, 2027` in English."""
     if value is None:
         return "—"
-    return format_date(value, "long" if _is_chinese() else "medium")
+    if _is_chinese():  # Babel's long Chinese pattern, y年M月d日, without its machinery
+        return f"{value.year}年{value.month}月{value.day}日"
+    return format_date(value, "medium")
 
 
 def datetime_(value):

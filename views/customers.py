@@ -24,6 +24,7 @@ from forms.customers import ActivityForm, ContactForm, CustomerFilterForm, Custo
 from models import (
     Activity,
     Assessment,
+    Branch,
     Contact,
     Customer,
     CustomerYear,
@@ -111,8 +112,20 @@ def index():
 @bp.route("/<int:customer_id>")
 def detail(customer_id):
     """One customer: particulars, contacts, tier history, figures, activities."""
-    customer = get_visible_or_404(Customer, customer_id)
+    customer = get_visible_or_404(Customer, customer_id, joined=_with_particulars)
     return render_template("customers/detail.html", **_detail_context(customer))
+
+
+def _with_particulars(query):
+    """The customer with its branch, tier and account manager in the same query."""
+    manager = User.alias()
+    return (query.select(Customer, Branch, Tier, manager)
+            .join(Branch, on=(Customer.branch == Branch.id), attr="branch")
+            .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id),
+                                   attr="tier")
+            .switch(Customer).join(manager, JOIN.LEFT_OUTER,
+                                   on=(Customer.account_manager == manager.id),
+                                   attr="account_manager"))
 
 
 def _detail_context(customer, activity_form=None, contact_form=None):
