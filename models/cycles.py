@@ -584,6 +584,7 @@ def _band_grade(bands, total):
 class SummaryRow(NamedTuple):
     """One assessment's result in the summary: plain values, no queries."""
     id: int
+    customer_code: str
     customer_name: str
     branch_name: str
     before: Tier | None
@@ -629,7 +630,8 @@ def cycle_summary(cycle, thresholds=None):
                              own.points.is_null(False)))
     preliminary_total = (own.select(fn.SUM(own.points))
                          .where(own.assessment == Assessment.id, own.stage == "preliminary"))
-    query = (Assessment.select(Assessment.id, Assessment.template, Customer.name, Branch.name,
+    query = (Assessment.select(Assessment.id, Assessment.template, Customer.code, Customer.name,
+                               Branch.name,
                                Assessment.tier_before, Assessment.final_tier,
                                Assessment.final_total, Assessment.special_policy,
                                Assessment.credit_review, Assessment.provisional,
@@ -647,8 +649,8 @@ def cycle_summary(cycle, thresholds=None):
     before = dict.fromkeys(by_id, 0)
     movements = {"up": [], "down": [], "same": [], "new": []}
     results = []
-    for (sheet_id, template_id, customer_name, branch_name, before_id, final_id, final_total,
-         special, credit, provisional, mean, preliminary_total) in rows:
+    for (sheet_id, template_id, customer_code, customer_name, branch_name, before_id, final_id,
+         final_total, special, credit, provisional, mean, preliminary_total) in rows:
         total = final_total if final_total is not None else (
             mean if mean is not None else preliminary_total)
         if total is not None:
@@ -659,8 +661,9 @@ def cycle_summary(cycle, thresholds=None):
             result = _band_grade(bands[template_id], total)
         else:
             result = None
-        row = SummaryRow(sheet_id, customer_name, branch_name, by_id.get(before_id), result,
-                         total, bool(special), bool(credit), bool(provisional))
+        row = SummaryRow(sheet_id, customer_code, customer_name, branch_name,
+                         by_id.get(before_id), result, total, bool(special), bool(credit),
+                         bool(provisional))
         results.append(row)
         if before_id:
             before[before_id] += 1
