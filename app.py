@@ -42,9 +42,22 @@ def create_app(test_config=None):
         # Where the customer pyramid's layers end, in % of customers from the top
         # (platinum, gold, iron; lead is the rest): a hint beside each assessment.
         PYRAMID_CUTS=(1, 5, 20),
+        # The organisation's signing key for the committee report: a PKCS#12 file
+        # (and its password); without one, a key and self-signed certificate are
+        # made on first use in SIGNING_DIR (default instance/signing/).
+        SIGNING_PKCS12=None,
+        SIGNING_PKCS12_PASSWORD=None,
+        SIGNING_DIR=None,
+        ORGANISATION_NAME="Tierdesk",
+        # The address printed under the QR code (…/verify); default: this server's.
+        PUBLIC_URL=None,
+        # /verify refuses files larger than this.
+        VERIFY_MAX_BYTES=10 * 1024 * 1024,
     )
     for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_COOKIE_SECURE",
-                "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE"):
+                "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE", "SIGNING_PKCS12",
+                "SIGNING_PKCS12_PASSWORD", "SIGNING_DIR", "ORGANISATION_NAME", "PUBLIC_URL",
+                "REDIS_URL"):
         if key in os.environ:
             value = os.environ[key]
             if key in ("IDLE_TIMEOUT_MINUTES", "MAX_CONTENT_LENGTH"):
@@ -70,8 +83,20 @@ def create_app(test_config=None):
     from services import formatting
     formatting.register(app)
 
-    from views import admin, audit, auth, customers, cycles, errors, main, scorecards
-    for module in (auth, main, customers, scorecards, cycles, admin, audit, errors):
+    from views import (
+        admin,
+        audit,
+        auth,
+        customers,
+        cycles,
+        errors,
+        main,
+        reports,
+        scorecards,
+        verify,
+    )
+    for module in (auth, main, customers, scorecards, cycles, reports, verify, admin, audit,
+                   errors):
         app.register_blueprint(module.bp)
 
     _register_request_hooks(app)

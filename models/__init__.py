@@ -6,17 +6,19 @@ from .cycles import Assessment, CommitteeMember, GradingCycle, Score
 from .people import Branch, User
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
+from .signing import CycleSignature
 from .tiers import Tier
 
 # Every table, in dependency order (tests and tools iterate over it).
 ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, Criterion,
               CriterionLevel, GradeBand, Customer, CustomerYear, Contact, Activity, TierHistory,
-              ImportBatch, GradingCycle, CommitteeMember, Assessment, Score]
+              ImportBatch, GradingCycle, CommitteeMember, Assessment, Score, CycleSignature]
 
 __all__ = [
     "ALL_MODELS", "Activity", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
     "Score", "BaseModel", "Branch", "Contact", "Criterion",
-    "CriterionLevel", "Customer", "CustomerYear", "DomainError", "GradeBand", "ImportBatch",
+    "CriterionLevel", "Customer", "CycleSignature", "CustomerYear", "DomainError", "GradeBand",
+    "ImportBatch",
     "NotFound", "ScorecardTemplate", "SchemaVersion", "Tier", "TierHistory", "User", "audit",
     "db", "utcnow", "write_transaction",
 ]

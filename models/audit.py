@@ -42,6 +42,10 @@ ACTION_LABELS = {
     "meeting_moved": _l("Meeting moved to a customer"),
     "assessment_finalised": _l("Final grade set"),
     "assessment_reopened": _l("Final grade reopened"),
+    "cycle_signed": _l("Cycle results signed"),
+    "cycle_reopened": _l("Cycle reopened, signatures cleared"),
+    "report_signed": _l("Committee report signed digitally"),
+    "report_job": _l("Committee report rendered"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),

@@ -11,6 +11,8 @@ ALL_ROLES = ("admin", "committee_chair", "committee_member", "branch_manager",
              "sales_director", "general_manager", "sales_rep")
 EVERYONE = None
 CUSTOMER_EDITORS = ("admin", "branch_manager", "sales_rep", "sales_director")
+REPORT_ROLES = ("admin", "committee_chair", "committee_member", "sales_director",
+                "general_manager")
 
 # Every endpoint behind login, with the roles allowed to open it. A new
 # route must be added here, or test_every_route_is_in_the_matrix fails.
@@ -48,6 +50,12 @@ ROUTE_ROLES = {
     "cycles.meeting_board": EVERYONE,
     "cycles.move_meeting": EVERYONE,
     "cycles.finalise_sheet": EVERYONE,
+    "reports.sheet_pdf": EVERYONE,
+    "reports.blank_sheet_pdf": EVERYONE,
+    "reports.report_pdf": REPORT_ROLES,
+    "reports.signing": REPORT_ROLES,
+    "reports.reopen": ("admin", "committee_chair"),
+    "verify.index": EVERYONE,
     "admin.users": ("admin",),
     "admin.user_form": ("admin",),
     "admin.branches": ("admin",),
