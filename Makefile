@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 # WeasyPrint needs Pango; libharfbuzz-subset0 keeps Chinese PDFs fast; Noto CJK is the font.
 RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk
-# Tests also drive Debian's Chromium and read PDFs back with poppler.
-TEST_DEBS := $(RUN_DEBS) chromium poppler-utils
+# Tests also drive Debian's Chromium, read PDFs back with poppler, and let pdfsig
+# trust the organisation's certificate through an NSS database (certutil).
+TEST_DEBS := $(RUN_DEBS) chromium poppler-utils libnss3-tools
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
