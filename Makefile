@@ -18,7 +18,10 @@ PORT ?= 5000
 run: setup db
 	@echo "Tierdesk: http://$(HOST):$(PORT)  (demo password: demo2027)"
 	@$(FLASK) demo-logins
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	@# The huey worker renders long reports in the background; it stops with the server.
+	@$(BIN)/huey_consumer services.jobs.huey --workers 1 --quiet & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: setup-test
 	$(BIN)/ruff check .

@@ -53,11 +53,16 @@ def create_app(test_config=None):
         PUBLIC_URL=None,
         # /verify refuses files larger than this.
         VERIFY_MAX_BYTES=10 * 1024 * 1024,
+        # Committee reports: sheets per rendered batch, the most rendered inside a
+        # request (more go to a background job), where finished jobs keep the file.
+        REPORT_BATCH=50,
+        REPORT_INLINE_MAX=200,
+        REPORTS_DIR=None,
     )
     for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_COOKIE_SECURE",
                 "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE", "SIGNING_PKCS12",
                 "SIGNING_PKCS12_PASSWORD", "SIGNING_DIR", "ORGANISATION_NAME", "PUBLIC_URL",
-                "REDIS_URL"):
+                "REPORTS_DIR"):
         if key in os.environ:
             value = os.environ[key]
             if key in ("IDLE_TIMEOUT_MINUTES", "MAX_CONTENT_LENGTH"):

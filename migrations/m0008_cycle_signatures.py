@@ -1,4 +1,5 @@
-"""The committee's signatures on a cycle's results."""
+"""The committee's signatures on a cycle's results, and report jobs rendered in the
+background."""
 import peewee as pw
 
 from models.base import utcnow
@@ -26,4 +27,17 @@ def migrate(db):
         class Meta:
             indexes = ((("cycle", "user"), True),)
 
-    db.create_tables([CycleSignature])
+    class ReportJob(Base):
+        cycle = pw.ForeignKeyField(GradingCycle, on_delete="CASCADE")
+        requested_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+        state = pw.CharField(max_length=16, default="queued")
+        done = pw.IntegerField(default=0)
+        total = pw.IntegerField(default=0)
+        error = pw.TextField(default="")
+        path = pw.CharField(max_length=500, default="")
+        signed = pw.IntegerField(default=0)
+        fingerprint = pw.CharField(max_length=64, default="")
+        created_at = pw.DateTimeField(default=utcnow)
+        finished_at = pw.DateTimeField(null=True)
+
+    db.create_tables([CycleSignature, ReportJob])

@@ -4,6 +4,7 @@ from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transactio
 from .customers import Activity, Contact, Customer, CustomerYear, ImportBatch, TierHistory
 from .cycles import Assessment, CommitteeMember, GradingCycle, Score
 from .people import Branch, User
+from .reports import ReportJob
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
 from .signing import CycleSignature
@@ -12,13 +13,14 @@ from .tiers import Tier
 # Every table, in dependency order (tests and tools iterate over it).
 ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, Criterion,
               CriterionLevel, GradeBand, Customer, CustomerYear, Contact, Activity, TierHistory,
-              ImportBatch, GradingCycle, CommitteeMember, Assessment, Score, CycleSignature]
+              ImportBatch, GradingCycle, CommitteeMember, Assessment, Score, CycleSignature,
+              ReportJob]
 
 __all__ = [
     "ALL_MODELS", "Activity", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
     "Score", "BaseModel", "Branch", "Contact", "Criterion",
     "CriterionLevel", "Customer", "CycleSignature", "CustomerYear", "DomainError", "GradeBand",
-    "ImportBatch",
-    "NotFound", "ScorecardTemplate", "SchemaVersion", "Tier", "TierHistory", "User", "audit",
+    "ImportBatch", "NotFound", "ReportJob", "ScorecardTemplate", "SchemaVersion", "Tier",
+    "TierHistory", "User", "audit",
     "db", "utcnow", "write_transaction",
 ]

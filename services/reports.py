@@ -177,13 +177,20 @@ def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None):
 def signed_report_pdf(cycle, progress=None, batch_size=SHEET_BATCH):
     """The report, signed with the organisation's key once the whole committee has
     signed the results (PAdES); before that, unsigned and marked as a draft."""
-    from models.signing import results_fingerprint, unsigned_signers
+    from models.signing import results_fingerprint
     from services.signing import sign_pdf
     fingerprint = results_fingerprint(cycle)
     data = report_pdf(cycle, progress, batch_size, fingerprint)
-    if cycle.phase in ("signing", "published") and not unsigned_signers(cycle):
+    if will_be_signed(cycle):
         data = sign_pdf(data, reason=f"{cycle.name} · {fingerprint}")
     return data
+
+
+def will_be_signed(cycle):
+    """Whether the report carries the organisation's signature: once every member
+    of the committee has signed the results."""
+    from models.signing import unsigned_signers
+    return cycle.phase in ("signing", "published") and not unsigned_signers(cycle)
 
 
 def number_pages(parts, title, keywords=""):

@@ -1,5 +1,7 @@
 """Printed documents: assessment sheets and blank sheets as PDF, the committee
 report, and the committee signing the cycle's results."""
+from pathlib import Path
+
 from flask import (
     Blueprint,
     abort,
@@ -13,8 +15,9 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from extensions import htmx
 from forms.reports import ReopenForm, SignForm
-from models import Assessment, DomainError, GradingCycle, ScorecardTemplate
+from models import Assessment, DomainError, GradingCycle, ReportJob, ScorecardTemplate, audit
 from models.signing import (
     reopen_cycle,
     report_signatures,
@@ -69,8 +72,13 @@ def _cycle_or_404(cycle_id):
 @role_required(*REPORT_ROLES)
 def report_pdf(cycle_id):
     """The committee report; signed with the organisation's key once everyone
-    signed."""
+    signed. A large cycle is rendered in the background: see the report page."""
     cycle = _cycle_or_404(cycle_id)
+    limit = current_app.config.get("REPORT_INLINE_MAX", 200)
+    if Assessment.select().where(Assessment.cycle == cycle).count() > limit:
+        flash(_("This report holds more than %(n)s sheets; it is rendered in the background.",
+                n=limit), "info")
+        return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
     data = reports.signed_report_pdf(
         cycle, batch_size=current_app.config.get("REPORT_BATCH", reports.SHEET_BATCH))
     return pdf_response(data, f"cycle-{cycle.id}-report.pdf")
@@ -121,3 +129,76 @@ def reopen(cycle_id):
                   "success")
             return redirect(url_for("cycles.detail", cycle_id=cycle.id), 303)
     return redirect(url_for("reports.signing", cycle_id=cycle.id), 303)
+
+
+# --- Reports rendered in the background --------------------------------------------
+
+def _job_or_404(job_id):
+    job = ReportJob.get_or_none(ReportJob.id == job_id)
+    if job is None:
+        abort(404)
+    return job
+
+
+@bp.route("/cycles/<int:cycle_id>/report")
+@role_required(*REPORT_ROLES)
+def report_page(cycle_id):
+    """The report's background renders: start one, watch its progress, download it."""
+    cycle = _cycle_or_404(cycle_id)
+    jobs = list(ReportJob.select().where(ReportJob.cycle == cycle)
+                .order_by(ReportJob.id.desc()).limit(5))
+    return render_template("reports/report.html", cycle=cycle, jobs=jobs,
+                           job=jobs[0] if jobs else None)
+
+
+@bp.route("/cycles/<int:cycle_id>/report/jobs", methods=["POST"])
+@role_required(*REPORT_ROLES)
+def start_report(cycle_id):
+    """Queue a render of the report, audited; htmx gets the progress panel."""
+    cycle = _cycle_or_404(cycle_id)
+    job = ReportJob.create(cycle=cycle, requested_by=current_user.id)
+    audit("report_job", cycle, after={"job": job.id})
+    _enqueue(job)
+    if htmx:
+        return render_template("reports/_job.html", job=ReportJob.get_by_id(job.id))
+    return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
+
+
+def _enqueue(job):
+    from services.jobs import render_report
+    render_report(job.id)
+
+
+@bp.route("/report-jobs/<int:job_id>")
+@role_required(*REPORT_ROLES)
+def job_status(job_id):
+    """The job's progress panel (polled by htmx until it is done or failed)."""
+    job = _job_or_404(job_id)
+    if not htmx:
+        return redirect(url_for("reports.report_page", cycle_id=job.cycle_id), 303)
+    return render_template("reports/_job.html", job=job)
+
+
+@bp.route("/report-jobs/<int:job_id>/report.pdf")
+@role_required(*REPORT_ROLES)
+def job_file(job_id):
+    """The rendered report of a finished job."""
+    job = _job_or_404(job_id)
+    if job.state != "done" or not job.path or not Path(job.path).is_file():
+        abort(404)
+    return pdf_response(Path(job.path).read_bytes(), f"cycle-{job.cycle_id}-report.pdf")
+
+
+@bp.route("/report-jobs/<int:job_id>/retry", methods=["POST"])
+@role_required(*REPORT_ROLES)
+def retry_job(job_id):
+    """Run a failed job again, audited."""
+    job = _job_or_404(job_id)
+    if job.state == "failed":
+        ReportJob.update(state="queued", done=0, error="", finished_at=None).where(
+            ReportJob.id == job.id).execute()
+        audit("report_job", job.cycle, after={"job": job.id, "retry": True})
+        _enqueue(job)
+    if htmx:
+        return render_template("reports/_job.html", job=ReportJob.get_by_id(job.id))
+    return redirect(url_for("reports.report_page", cycle_id=job.cycle_id), 303)
