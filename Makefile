@@ -29,6 +29,7 @@ test: setup-test
 
 bench: setup-test
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	$(BIN)/python scripts/pdf_bench.py $(PDF_BENCH_ARGS)
 
 setup: system-deps $(VENV)/.stamp-run translations
 setup-test: system-deps-test $(VENV)/.stamp-test translations

@@ -27,10 +27,12 @@ STATIC_DIR = (Path(__file__).resolve().parent.parent / "static").resolve()
 # The base URL of every document: relative links resolve inside static/.
 BASE_URL = STATIC_DIR.as_uri() + "/"
 STYLESHEET = STATIC_DIR / "css" / "pdf.css"
+UA_STYLESHEET = STATIC_DIR / "css" / "pdf-ua.css"
 
 _lock = threading.Lock()
 _font_config = None
 _stylesheet = None
+_ua_stylesheet = None
 
 
 class RefusedURL(ValueError):
@@ -102,6 +104,25 @@ def _base_stylesheet():
         return _stylesheet
 
 
+def _small_ua_stylesheet():
+    """static/css/pdf-ua.css, parsed once: the cascade with WeasyPrint's full HTML5
+    user-agent stylesheet costs more than a whole sheet's layout."""
+    global _ua_stylesheet
+    config = font_config()
+    with _lock:
+        if _ua_stylesheet is None:
+            _ua_stylesheet = CSS(filename=str(UA_STYLESHEET), font_config=config,
+                                 url_fetcher=SafeFetcher())
+        return _ua_stylesheet
+
+
+class _HTML(HTML):
+    """WeasyPrint's HTML with our small user-agent stylesheet."""
+
+    def _ua_stylesheets(self, forms=False):
+        return [_small_ua_stylesheet()]
+
+
 def css_string(text):
     """`text` as a CSS string literal (quotes, backslashes and newlines escaped)."""
     out = []
@@ -147,14 +168,14 @@ def render(template_name, fetcher=None, **context):
 
 def render_html(html, fetcher=None):
     """PDF bytes of an HTML string, through the safe fetcher and the shared fonts."""
-    document = HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher or SafeFetcher())
+    document = _HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher or SafeFetcher())
     return document.write_pdf(stylesheets=[_base_stylesheet()], font_config=font_config(),
                               uncompressed_pdf=False)
 
 
 def render_pages(html, fetcher=None):
     """The laid-out WeasyPrint document (to count pages before writing)."""
-    document = HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher or SafeFetcher())
+    document = _HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher or SafeFetcher())
     return document.render(stylesheets=[_base_stylesheet()], font_config=font_config())
 
 
