@@ -136,13 +136,16 @@ def report_parts(cycle, batch_size=SHEET_BATCH):
 
 def _report_context(cycle, fingerprint=None):
     from models.signing import report_signatures
-    return dict(cycle=cycle, doc_title=cycle.name, footer=False,
+    return dict(cycle=cycle, doc_title=cycle.name,
                 signatures=report_signatures(cycle), fingerprint=fingerprint,
                 verify_url=verify_url(), qr=qr_svg_data_uri(verify_url()))
 
 
-def render_part(cycle, kind, ids, context, template_of):
-    """PDF bytes of one part of the report."""
+def render_part(cycle, kind, ids, context, template_of, first_page=1, total_pages=None):
+    """PDF bytes of one part of the report, its pages numbered from `first_page`
+    out of `total_pages` (None: the part's own count)."""
+    context = dict(context, page_counter=pdf.page_counter_css(total_pages),
+                   first_page=first_page)
     if kind == "front":
         return pdf.render("pdf/report_front.html", summary=cycle_summary(cycle), **context)
     if kind == "back":
@@ -152,26 +155,59 @@ def render_part(cycle, kind, ids, context, template_of):
     return pdf.render("pdf/sheet.html", sheets=sheets_data(rows, template_of), **context)
 
 
+def _page_count(data):
+    from pypdf import PdfReader
+    return len(PdfReader(io.BytesIO(data)).pages)
+
+
 def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None):
     """The committee report of `cycle`: cover and summary, every assessment sheet,
-    the signature page; rendered part by part and merged, then numbered
-    第 N 页 / 共 M 页 across the whole document. `progress(done, total)` is
-    called after each part."""
+    the signature page, numbered 第 N 页 / 共 M 页 across the whole document.
+
+    Each batch of sheets is its own WeasyPrint document (memory stays flat),
+    numbered from where the previous one ended. M is estimated up front (one
+    page per sheet) and checked at the end; when a sheet ran longer, the parts
+    are rendered again with the true M. `progress(done, total)` is called
+    after each part.
+    """
     from models.signing import results_fingerprint
     fingerprint = fingerprint or results_fingerprint(cycle)
     context = _report_context(cycle, fingerprint)
     parts = report_parts(cycle, batch_size)
     template_of = _template_cache()
-    rendered = []
-    for done, (kind, ids) in enumerate(parts, 1):
-        rendered.append(render_part(cycle, kind, ids, context, template_of))
-        if progress:
-            progress(done, len(parts) + 1)
+    sheets = sum(len(ids) for kind, ids in parts if kind == "sheets")
+    front_pages = _page_count(render_part(cycle, "front", None, context, template_of))
+    back_pages = _page_count(render_part(cycle, "back", None, context, template_of))
+    total = front_pages + sheets + back_pages
+    for _attempt in range(2):  # the second pass only when the estimate of M was wrong
+        rendered, first_page = [], 1
+        for done, (kind, ids) in enumerate(parts, 1):
+            data = render_part(cycle, kind, ids, context, template_of, first_page, total)
+            rendered.append(data)
+            first_page += _page_count(data)
+            if progress:
+                progress(done, len(parts) + 1)
+        if first_page - 1 == total:
+            break
+        total = first_page - 1  # a sheet ran over a page: number again with the true M
     from services.signing import keywords
-    merged = number_pages(rendered, cycle.name, keywords(cycle.id, fingerprint))
+    merged = merge(rendered, cycle.name, keywords(cycle.id, fingerprint))
     if progress:
         progress(len(parts) + 1, len(parts) + 1)
     return merged
+
+
+def merge(parts, title, keywords=""):
+    """One PDF of the parts in order, with the report's title and keywords."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for part in parts:
+        writer.append(io.BytesIO(part))
+    writer.add_metadata({"/Title": title, "/Keywords": keywords, "/Creator": "Tierdesk"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def signed_report_pdf(cycle, progress=None, batch_size=SHEET_BATCH):
@@ -191,26 +227,6 @@ def will_be_signed(cycle):
     of the committee has signed the results."""
     from models.signing import unsigned_signers
     return cycle.phase in ("signing", "published") and not unsigned_signers(cycle)
-
-
-def number_pages(parts, title, keywords=""):
-    """Merge PDF parts and stamp 第 N 页 / 共 M 页 on every page (the parts were
-    rendered without a footer: only the merged document knows M)."""
-    from pypdf import PdfReader, PdfWriter
-
-    writer = PdfWriter()
-    for part in parts:
-        writer.append(io.BytesIO(part))
-    total = len(writer.pages)
-    footers = PdfReader(io.BytesIO(pdf.render("pdf/footers.html", doc_title=title,
-                                              pages=total)))
-    for page, footer in zip(writer.pages, footers.pages):
-        page.merge_page(footer, over=True)
-    writer.add_metadata({"/Title": title, "/Keywords": keywords, "/Creator": "Tierdesk"})
-    writer.compress_identical_objects(remove_identicals=True, remove_orphans=True)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def verify_url():

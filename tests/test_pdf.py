@@ -195,8 +195,10 @@ def test_report_pdf_has_cover_summary_every_sheet_and_signature_page(client, gra
     assert RARE_NAME in text
     assert "特殊政策" in text and "资信等级审定" in text
     assert zh(app, "Signatures of the grading committee") in text
-    for n in (1, pages):
-        assert zh(app, "Page %(page)s of %(pages)s", page=n, pages=pages) in text
+    footers = [zh(app, "Page %(page)s of %(pages)s", page=n, pages=pages)
+               for n in range(1, pages + 1)]
+    positions = [text.find(footer) for footer in footers]
+    assert -1 not in positions and positions == sorted(positions), positions
 
 
 def test_report_is_refused_to_branch_roles(client, graded):
@@ -204,3 +206,21 @@ def test_report_is_refused_to_branch_roles(client, graded):
     s, cycle = graded
     login(client, "bm_e")
     assert client.get(f"/cycles/{cycle.id}/report.pdf").status_code == 403
+
+
+def test_report_numbers_pages_right_when_a_sheet_runs_long(client, graded):
+    """A sheet that runs over one page (a long rationale) still leaves every page
+    numbered N of the true total."""
+    s, cycle = graded
+    sheet = cycle.assessments.first()
+    Assessment.update(rationale="委员会详细讨论了该客户的情况。" * 400).where(
+        Assessment.id == sheet.id).execute()
+    login(client, "chair")
+    client.application.config["REPORT_BATCH"] = 2
+    data = client.get(f"/cycles/{cycle.id}/report.pdf").data
+    pages = pdf_pages(data)
+    text = pdf_text(data)
+    app = client.application
+    for n in range(1, pages + 1):
+        assert zh(app, "Page %(page)s of %(pages)s", page=n, pages=pages) in text
+    assert zh(app, "Page %(page)s of %(pages)s", page=1, pages=pages - 1) not in text
