@@ -643,8 +643,8 @@ def cycle_summary(cycle, thresholds=None):
 
 def tasks_for(user):
     """The grading work waiting for `user`: [(cycle, kind, count)] where kind is
-    "fill" (open preliminary sheets of the user's branch) or "meeting" (a
-    committee review the user sits on)."""
+    "fill" (open preliminary sheets of the user's branch), "meeting" (a
+    committee review the user sits on) or "sign" (results to sign)."""
     tasks = []
     if user.has_role("branch_manager") and user.branch_id:
         open_sheets = (Assessment.select(Assessment.cycle, fn.COUNT(Assessment.id))
@@ -660,6 +660,8 @@ def tasks_for(user):
             left = Assessment.select().where(Assessment.cycle == cycle,
                                              Assessment.finalised_at.is_null()).count()
             tasks.append((cycle, "meeting", left))
+    from .signing import signing_tasks
+    tasks.extend(signing_tasks(user))
     return tasks
 
 

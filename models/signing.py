@@ -82,6 +82,18 @@ def is_signed(cycle):
     return CycleSignature.select().where(CycleSignature.cycle == cycle.id).exists()
 
 
+def signing_tasks(user):
+    """[(cycle, "sign", 1)] for each cycle in signing whose results `user` has yet to
+    sign (the chair only once every member has)."""
+    tasks = []
+    for cycle in GradingCycle.select().where(GradingCycle.phase == "signing"):
+        waiting = unsigned_signers(cycle)
+        if any(u.id == user.id for u in waiting) and (
+                user.id != cycle.chair_id or len(waiting) == 1):
+            tasks.append((cycle, "sign", 1))
+    return tasks
+
+
 def ensure_unsigned(cycle):
     """Raise DomainError when the cycle's results carry a signature."""
     if is_signed(cycle):

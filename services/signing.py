@@ -7,10 +7,12 @@ signer is loaded once per process. `verify()` answers /verify: whether a PDF's
 signature is intact, made with this organisation's key, covers the whole file,
 and which cycle's results (by fingerprint) it carries.
 """
+import asyncio
 import datetime
 import io
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,17 @@ _lock = threading.Lock()
 _signers = {}
 
 KEYWORD_RE = re.compile(r"tierdesk-cycle=(\d+) results=([0-9a-f]{64})")
+
+
+def _run(make_coroutine):
+    """Run pyHanko's async API to completion, also where an event loop is already
+    running in this thread (pyHanko's sync wrappers call asyncio.run())."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coroutine())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
 def _signing_dir():
@@ -106,7 +119,8 @@ def sign_pdf(data, reason=""):
     meta = signers.PdfSignatureMetadata(
         field_name="Tierdesk", md_algorithm="sha256", reason=reason or None,
         subfilter=fields.SigSeedSubFilter.PADES)
-    out = signers.sign_pdf(writer, meta, signer=signer())
+    org_signer = signer()
+    out = _run(lambda: signers.async_sign_pdf(writer, meta, signer=org_signer))
     return out.getvalue()
 
 
@@ -129,7 +143,7 @@ def verify(data):
     wrong (not a PDF, unreadable, unsigned, changed, appended to, another key).
     """
     from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
@@ -146,7 +160,7 @@ def verify(data):
     context = ValidationContext(trust_roots=[ours], allow_fetching=False)
     embedded = signatures[-1]
     try:
-        status = validate_pdf_signature(embedded, context)
+        status = _run(lambda: async_validate_pdf_signature(embedded, context))
     except Exception:  # noqa: BLE001 — a mangled signature is a "not valid", not a 500
         return Verdict(False, str(_l("The signature is damaged and cannot be checked.")))
     cert = status.signing_cert

@@ -138,17 +138,18 @@ def test_signed_report_validates_in_pyhanko(app, signed_report):
     """pyHanko, trusting only the organisation's certificate, finds the signature
     intact, trusted, and covering the whole file; the signature page lists the signers."""
     from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
-    from services.signing import signer
+    from services.signing import _run, signer
     s, cycle, data = signed_report
     with app.app_context():
         cert = signer().signing_cert
     reader = PdfFileReader(io.BytesIO(data))
     [embedded] = reader.embedded_signatures
-    status = validate_pdf_signature(embedded, ValidationContext(trust_roots=[cert]))
+    context = ValidationContext(trust_roots=[cert])
+    status = _run(lambda: async_validate_pdf_signature(embedded, context))
     assert status.intact and status.valid and status.trusted
     assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
     text = pdf_text(data)
@@ -268,3 +269,18 @@ def test_verify_answers_bad_uploads_clearly(app, client, signed_report):
     assert "MB" in page and cycle_valid(page) is False
     response = client.post("/verify", data={}, content_type="multipart/form-data")
     assert response.status_code == 400
+
+
+def test_the_dashboard_asks_members_then_the_chair_to_sign(app, client, graded):
+    """Members see a signing task; the chair sees one only when the members have signed."""
+    s, cycle = graded
+    login(client, s["members"][0].username)
+    assert 'data-testid="sign-task"' in client.get("/").get_data(as_text=True)
+    chair = app.test_client()
+    login(chair, "chair")
+    assert 'data-testid="sign-task"' not in chair.get("/").get_data(as_text=True)
+    with app.test_request_context():
+        for member in s["members"]:
+            sign(cycle, member, PASSWORD)
+    assert 'data-testid="sign-task"' in chair.get("/").get_data(as_text=True)
+    assert 'data-testid="sign-task"' not in client.get("/").get_data(as_text=True)
