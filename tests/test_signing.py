@@ -284,3 +284,38 @@ def test_the_dashboard_asks_members_then_the_chair_to_sign(app, client, graded):
             sign(cycle, member, PASSWORD)
     assert 'data-testid="sign-task"' in chair.get("/").get_data(as_text=True)
     assert 'data-testid="sign-task"' not in client.get("/").get_data(as_text=True)
+
+
+def test_a_configured_pkcs12_key_signs_the_report(app, make, tmp_path):
+    """With SIGNING_PKCS12 set, the report is signed with that key, and /verify
+    trusts it (and no key is generated)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+    from cryptography.x509.oid import NameOID
+
+    from services import reports, signing
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "某某集团有限公司")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    p12 = tmp_path / "org.p12"
+    p12.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"org", key, cert, None, BestAvailableEncryption(b"p12-secret")))
+    app.config.update(SIGNING_PKCS12=str(p12), SIGNING_PKCS12_PASSWORD="p12-secret")
+    s, cycle = signing_cycle(app, make)
+    _sign_all(app, s, cycle)
+    with app.test_request_context():
+        data = reports.signed_report_pdf(cycle)
+        verdict = signing.verify(data)
+    assert verdict.valid and verdict.cycle_id == cycle.id
+    assert "某某集团有限公司" in verdict.signer
+    assert not (tmp_path / "signing").exists()
