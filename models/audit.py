@@ -44,7 +44,6 @@ ACTION_LABELS = {
     "assessment_reopened": _l("Final grade reopened"),
     "cycle_signed": _l("Cycle results signed"),
     "cycle_reopened": _l("Cycle reopened, signatures cleared"),
-    "report_signed": _l("Committee report signed digitally"),
     "report_job": _l("Committee report rendered"),
 }
 OBJECT_LABELS = {
