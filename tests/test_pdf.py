@@ -224,3 +224,15 @@ def test_report_numbers_pages_right_when_a_sheet_runs_long(client, graded):
     for n in range(1, pages + 1):
         assert zh(app, "Page %(page)s of %(pages)s", page=n, pages=pages) in text
     assert zh(app, "Page %(page)s of %(pages)s", page=1, pages=pages - 1) not in text
+
+
+def test_cycle_page_offers_the_report_to_report_roles_only(client, graded):
+    """The chair sees the report and signature buttons; a branch manager does not."""
+    s, cycle = graded
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
+    assert 'data-testid="report-link"' in page and f"/cycles/{cycle.id}/signing" in page
+    manager = client.application.test_client()
+    login(manager, "bm_e")
+    assert 'data-testid="report-link"' not in manager.get(f"/cycles/{cycle.id}").get_data(
+        as_text=True)

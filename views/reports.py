@@ -36,6 +36,12 @@ REPORT_ROLES = ("admin", "committee_chair", "committee_member", "sales_director"
                 "general_manager")
 
 
+@bp.app_context_processor
+def report_roles():
+    """The cycle page shows the report's buttons to the roles that may open them."""
+    return {"REPORT_ROLES": REPORT_ROLES}
+
+
 def pdf_response(data, filename):
     """PDF bytes as a download that is never cached."""
     response = make_response(data)
