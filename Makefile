@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 # WeasyPrint needs Pango; libharfbuzz-subset0 keeps Chinese PDFs fast; Noto CJK is the font.
 RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk
-# Tests also drive Debian's Chromium and read PDFs back with poppler.
-TEST_DEBS := $(RUN_DEBS) chromium poppler-utils
+# Tests also drive Debian's Chromium, read PDFs back with poppler, and let pdfsig
+# trust the organisation's certificate through an NSS database (certutil).
+TEST_DEBS := $(RUN_DEBS) chromium poppler-utils libnss3-tools
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
@@ -17,7 +18,10 @@ PORT ?= 5000
 run: setup db
 	@echo "Tierdesk: http://$(HOST):$(PORT)  (demo password: demo2027)"
 	@$(FLASK) demo-logins
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	@# The huey worker renders long reports in the background; it stops with the server.
+	@$(BIN)/huey_consumer services.jobs.huey --workers 1 --quiet & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: setup-test
 	$(BIN)/ruff check .
@@ -25,6 +29,7 @@ test: setup-test
 
 bench: setup-test
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	$(BIN)/python scripts/pdf_bench.py $(PDF_BENCH_ARGS)
 
 setup: system-deps $(VENV)/.stamp-run translations
 setup-test: system-deps-test $(VENV)/.stamp-test translations

@@ -44,9 +44,27 @@ def create_app(test_config=None):
         # Where the customer pyramid's layers end, in % of customers from the top
         # (platinum, gold, iron; lead is the rest): a hint beside each assessment.
         PYRAMID_CUTS=(1, 5, 20),
+        # The organisation's signing key for the committee report: a PKCS#12 file
+        # (and its password); without one, a key and self-signed certificate are
+        # made on first use in SIGNING_DIR (default instance/signing/).
+        SIGNING_PKCS12=None,
+        SIGNING_PKCS12_PASSWORD=None,
+        SIGNING_DIR=None,
+        ORGANISATION_NAME="Tierdesk",
+        # The address printed under the QR code (…/verify); default: this server's.
+        PUBLIC_URL=None,
+        # /verify refuses files larger than this.
+        VERIFY_MAX_BYTES=10 * 1024 * 1024,
+        # Committee reports: sheets per rendered batch, the most rendered inside a
+        # request (more go to a background job), where finished jobs keep the file.
+        REPORT_BATCH=50,
+        REPORT_INLINE_MAX=200,
+        REPORTS_DIR=None,
     )
     for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_COOKIE_SECURE",
-                "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE"):
+                "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE", "SIGNING_PKCS12",
+                "SIGNING_PKCS12_PASSWORD", "SIGNING_DIR", "ORGANISATION_NAME", "PUBLIC_URL",
+                "REPORTS_DIR"):
         if key in os.environ:
             value = os.environ[key]
             if key in ("IDLE_TIMEOUT_MINUTES", "MAX_CONTENT_LENGTH"):
@@ -82,11 +100,13 @@ def create_app(test_config=None):
         errors,
         funnel,
         main,
+        reports,
         scorecards,
         tiers,
+        verify,
     )
-    for module in (auth, main, customers, scorecards, cycles, tiers, approvals, funnel, admin,
-                   audit, errors):
+    for module in (auth, main, customers, scorecards, cycles, reports, verify, tiers, approvals,
+                   funnel, admin, audit, errors):
         app.register_blueprint(module.bp)
 
     _register_request_hooks(app)

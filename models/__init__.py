@@ -6,8 +6,10 @@ from .customers import Activity, Contact, Customer, CustomerYear, ImportBatch, T
 from .cycles import Assessment, CommitteeMember, GradingCycle, Score
 from .funnel import Opportunity, StageMove
 from .people import Branch, User
+from .reports import ReportJob
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
+from .signing import CycleSignature
 from .tiers import ServiceStatus, Tier, TierPolicy
 
 # Every table, in dependency order (tests and tools iterate over it).
@@ -15,14 +17,15 @@ ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, 
               CriterionLevel, GradeBand, Customer, CustomerYear, Contact, Activity, TierHistory,
               ImportBatch, GradingCycle, CommitteeMember, Assessment, Score,
               TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep,
-              Opportunity, StageMove]
+              Opportunity, StageMove, CycleSignature, ReportJob]
 
 __all__ = [
     "ALL_MODELS", "Activity", "ApprovalRule", "ApprovalStep", "ServiceStatus", "TierPolicy",
     "TierChangeRequest", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
     "Score", "BaseModel", "Branch", "Contact", "Criterion",
-    "CriterionLevel", "Customer", "CustomerYear", "DomainError", "GradeBand", "ImportBatch",
-    "NotFound", "Opportunity", "ScorecardTemplate", "SchemaVersion", "StageMove", "Tier",
+    "CriterionLevel", "Customer", "CustomerYear", "CycleSignature", "DomainError", "GradeBand",
+    "ImportBatch", "NotFound", "Opportunity", "ReportJob", "ScorecardTemplate", "SchemaVersion",
+    "StageMove", "Tier",
     "TierHistory", "User", "audit",
     "db", "utcnow", "write_transaction",
 ]

@@ -58,6 +58,9 @@ ACTION_LABELS = {
     "opportunity_moved": _l("Opportunity moved"),
     "opportunity_rollover": _l("Opportunity sent back by the weekly rollover"),
     "funnel_export": _l("Funnel exported"),
+    "cycle_signed": _l("Cycle results signed"),
+    "cycle_reopened": _l("Cycle reopened, signatures cleared"),
+    "report_job": _l("Committee report rendered"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),

@@ -248,7 +248,9 @@ def missing_for_next_phase(cycle):
             missing.append(ngettext("%(num)s assessment has no final grade yet.",
                                     "%(num)s assessments have no final grade yet.", count))
     elif cycle.phase == "signing":
-        missing.append(_l("Every committee member must sign the report first."))
+        from .signing import unsigned_signers
+        if unsigned_signers(cycle):
+            missing.append(_l("Every committee member must sign the report first."))
     else:
         missing.append(_l("The cycle is published; it has no further phase."))
     return missing
@@ -305,6 +307,12 @@ class StaleScore(DomainError):
     def __init__(self, message, current):
         super().__init__(message)
         self.current = current
+
+
+def _ensure_unsigned(cycle):
+    """Signed results never change (models.signing holds the signatures)."""
+    from .signing import ensure_unsigned
+    ensure_unsigned(cycle)
 
 
 def _locked(assessment):
@@ -369,6 +377,7 @@ def save_score(assessment, user, stage, criterion_id, level_id, points, comment,
         reason = may_score(assessment, user, stage)
         if reason:
             raise DomainError(reason)
+        _ensure_unsigned(assessment.cycle)
         # The preliminary sheet is one sheet whoever fills it; in committee
         # each member has a sheet of their own.
         key = [Score.assessment == assessment.id, Score.stage == stage,
@@ -488,6 +497,7 @@ def finalise(assessment, user, tier, rationale="", special_policy=False, credit_
             raise DomainError(_l("Only the committee chair sets final grades."))
         if cycle.phase != "committee":
             raise DomainError(_l("Final grades are set during the committee review."))
+        _ensure_unsigned(cycle)
         if assessment.is_final:
             raise DomainError(_l("This customer's final grade is set already."))
         summary = committee_summary(assessment)
@@ -518,6 +528,7 @@ def reopen(assessment, user, reason=""):
         if assessment.cycle.phase != "committee":
             raise DomainError(_l("Final grades can be reopened only during the committee "
                                  "review."))
+        _ensure_unsigned(assessment.cycle)
         if not assessment.is_final:
             raise DomainError(_l("This customer has no final grade to reopen."))
         before = {"final_tier": assessment.final_tier_id, "rationale": assessment.rationale}
@@ -696,8 +707,8 @@ def cycle_summary(cycle, thresholds=None):
 
 def tasks_for(user):
     """The grading work waiting for `user`: [(cycle, kind, count)] where kind is
-    "fill" (open preliminary sheets of the user's branch) or "meeting" (a
-    committee review the user sits on)."""
+    "fill" (open preliminary sheets of the user's branch), "meeting" (a
+    committee review the user sits on) or "sign" (results to sign)."""
     tasks = []
     if user.has_role("branch_manager") and user.branch_id:
         open_sheets = (Assessment.select(Assessment.cycle, fn.COUNT(Assessment.id))
@@ -713,6 +724,8 @@ def tasks_for(user):
             left = Assessment.select().where(Assessment.cycle == cycle,
                                              Assessment.finalised_at.is_null()).count()
             tasks.append((cycle, "meeting", left))
+    from .signing import signing_tasks
+    tasks.extend(signing_tasks(user))
     return tasks
 
 

@@ -13,6 +13,8 @@ EVERYONE = None
 CUSTOMER_EDITORS = ("admin", "branch_manager", "sales_rep", "sales_director")
 FUNNEL_TEAM = ("branch_manager", "sales_director", "general_manager", "admin")
 FUNNEL_READERS = ("sales_rep", *FUNNEL_TEAM)
+REPORT_ROLES = ("admin", "committee_chair", "committee_member", "sales_director",
+                "general_manager")
 
 # Every endpoint behind login, with the roles allowed to open it. A new
 # route must be added here, or test_every_route_is_in_the_matrix fails.
@@ -76,6 +78,17 @@ ROUTE_ROLES = {
     "funnel.team": FUNNEL_TEAM,
     "funnel.team_member": FUNNEL_TEAM,
     "funnel.export_team": FUNNEL_TEAM,
+    "reports.sheet_pdf": EVERYONE,
+    "reports.blank_sheet_pdf": EVERYONE,
+    "reports.report_pdf": REPORT_ROLES,
+    "reports.signing": REPORT_ROLES,
+    "reports.reopen": ("admin", "committee_chair"),
+    "reports.report_page": REPORT_ROLES,
+    "reports.start_report": REPORT_ROLES,
+    "reports.job_status": REPORT_ROLES,
+    "reports.job_file": REPORT_ROLES,
+    "reports.retry_job": REPORT_ROLES,
+    "verify.index": EVERYONE,
     "admin.users": ("admin",),
     "admin.user_form": ("admin",),
     "admin.branches": ("admin",),

@@ -1,0 +1,39 @@
+"""Report jobs: a committee report rendered in the background (huey), with its
+progress, its file when done, or why it failed."""
+from flask_babel import lazy_gettext as _l
+from peewee import CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
+
+from .base import BaseModel, utcnow
+from .cycles import GradingCycle
+from .people import User
+
+JOB_STATES = {"queued": _l("Waiting to start"), "running": _l("Rendering"),
+              "done": _l("Done"), "failed": _l("Failed")}
+
+
+class ReportJob(BaseModel):
+    cycle = ForeignKeyField(GradingCycle, backref="report_jobs", on_delete="CASCADE")
+    requested_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    state = CharField(max_length=16, default="queued")
+    done = IntegerField(default=0)  # parts rendered
+    total = IntegerField(default=0)  # parts in all
+    error = TextField(default="")
+    path = CharField(max_length=500, default="")  # the PDF under instance/reports/
+    signed = IntegerField(default=0)  # 1 when the PDF carries the organisation's signature
+    fingerprint = CharField(max_length=64, default="")
+    created_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+
+    @property
+    def state_label(self):
+        return JOB_STATES.get(self.state, self.state)
+
+    @property
+    def percent(self):
+        if self.state == "done":
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def finished(self):
+        return self.state in ("done", "failed")

@@ -1,0 +1,169 @@
+"""The committee's signatures on a cycle's results (签字).
+
+In the `signing` phase each committee member signs by re-entering their
+password; the chair signs last. A signature records who, when, in which
+role, and the SHA-256 of a canonical serialisation of the cycle's results,
+so that the printed report and /verify can tell whether the results still
+are what the committee signed. Once anyone has signed the results cannot
+change; reopening the cycle clears the signatures, audited.
+"""
+import hashlib
+import json
+
+from flask_babel import lazy_gettext as _l
+from peewee import CharField, DateTimeField, ForeignKeyField
+
+from .audit import audit
+from .base import BaseModel, DomainError, utcnow, write_transaction
+from .customers import Customer
+from .cycles import Assessment, GradingCycle
+from .people import User
+from .tiers import Tier
+
+SIGNER_ROLES = {"chair": _l("Committee chair"), "member": _l("Committee member")}
+
+
+class CycleSignature(BaseModel):
+    cycle = ForeignKeyField(GradingCycle, backref="signatures", on_delete="CASCADE")
+    user = ForeignKeyField(User, on_delete="RESTRICT")
+    role = CharField(max_length=16)  # "chair" or "member"
+    signed_at = DateTimeField(default=utcnow)
+    fingerprint = CharField(max_length=64)  # SHA-256 hex of results_document()
+
+    class Meta:
+        indexes = ((("cycle", "user"), True),)
+
+    @property
+    def role_label(self):
+        return SIGNER_ROLES.get(self.role, self.role)
+
+
+def results_document(cycle):
+    """The cycle's results as canonical JSON bytes: what the committee signs.
+
+    Each assessment by customer code: the final grade, total, rationale and
+    the special-policy and credit-review marks. Sorted keys, no spaces,
+    UTF-8, totals as fixed two-decimal strings, so the same results always
+    give the same bytes on SQLite and PostgreSQL.
+    """
+    tiers = {t.id: t.code for t in Tier.select()}
+    rows = (Assessment.select(Assessment, Customer.code, Customer.name)
+            .join(Customer, on=(Assessment.customer == Customer.id))
+            .where(Assessment.cycle == cycle.id).order_by(Customer.code))
+    results = [{
+        "customer": row.customer.code,
+        "name": row.customer.name,
+        "final_tier": tiers.get(row.final_tier_id),
+        "final_total": None if row.final_total is None else f"{float(row.final_total):.2f}",
+        "rationale": row.rationale or "",
+        "special_policy": bool(row.special_policy),
+        "credit_review": bool(row.credit_review),
+    } for row in rows]
+    document = {"cycle": cycle.id, "name": cycle.name, "year": cycle.year, "results": results}
+    return json.dumps(document, sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def results_fingerprint(cycle):
+    """SHA-256 (hex) of results_document(cycle)."""
+    return hashlib.sha256(results_document(cycle)).hexdigest()
+
+
+def report_signatures(cycle):
+    """The cycle's signatures in signing order, with their users."""
+    return list(CycleSignature.select(CycleSignature, User)
+                .join(User, on=(CycleSignature.user == User.id))
+                .where(CycleSignature.cycle == cycle.id)
+                .order_by(CycleSignature.signed_at, CycleSignature.id))
+
+
+def is_signed(cycle):
+    """Whether anyone has signed the cycle's results."""
+    return CycleSignature.select().where(CycleSignature.cycle == cycle.id).exists()
+
+
+def signing_tasks(user):
+    """[(cycle, "sign", 1)] for each cycle in signing whose results `user` has yet to
+    sign (the chair only once every member has)."""
+    tasks = []
+    for cycle in GradingCycle.select().where(GradingCycle.phase == "signing"):
+        waiting = unsigned_signers(cycle)
+        if any(u.id == user.id for u in waiting) and (
+                user.id != cycle.chair_id or len(waiting) == 1):
+            tasks.append((cycle, "sign", 1))
+    return tasks
+
+
+def ensure_unsigned(cycle):
+    """Raise DomainError when the cycle's results carry a signature. Only a cycle in
+    signing or published can: going back to the committee clears them (reopen_cycle),
+    so the autosave's hot path asks nothing of the database."""
+    if cycle.phase in ("signing", "published") and is_signed(cycle):
+        raise DomainError(_l("The committee has signed these results; reopen the cycle "
+                             "to change them."))
+
+
+def unsigned_signers(cycle):
+    """The committee members (chair last) who have not signed yet."""
+    signed = {s.user_id for s in CycleSignature.select(CycleSignature.user)
+              .where(CycleSignature.cycle == cycle.id)}
+    waiting = [m for m in cycle.members() if m.id not in signed]
+    if cycle.chair_id not in signed:
+        waiting.append(cycle.chair)
+    return waiting
+
+
+def sign(cycle, user, password):
+    """`user` signs the cycle's results after re-entering their password, audited.
+
+    Raises DomainError, recording nothing, when the cycle is not in the
+    signing phase, the user is not on its committee, the password is wrong,
+    the user has signed already, or the chair signs before every member.
+    Returns the CycleSignature.
+    """
+    if not user.check_password(password or ""):
+        raise DomainError(_l("The password is not correct; nothing was signed."))
+    with write_transaction():
+        cycle = GradingCycle.get_by_id(cycle.id)  # re-read inside the lock
+        if cycle.phase != "signing":
+            raise DomainError(_l("The results can be signed only while the cycle is in the "
+                                 "signing phase."))
+        if not cycle.is_on_committee(user):
+            raise DomainError(_l("Only the committee signs its results."))
+        if CycleSignature.select().where(CycleSignature.cycle == cycle.id,
+                                         CycleSignature.user == user.id).exists():
+            raise DomainError(_l("You have signed these results already."))
+        role = "chair" if user.id == cycle.chair_id else "member"
+        if role == "chair" and any(m.id != cycle.chair_id for m in unsigned_signers(cycle)):
+            raise DomainError(_l("The chair signs last, after every committee member."))
+        fingerprint = results_fingerprint(cycle)
+        earlier = CycleSignature.select().where(CycleSignature.cycle == cycle.id,
+                                                CycleSignature.fingerprint != fingerprint)
+        if earlier.exists():
+            raise DomainError(_l("The results changed since the first signature; reopen the "
+                                 "cycle and sign again."))
+        signature = CycleSignature.create(cycle=cycle.id, user=user.id, role=role,
+                                          fingerprint=fingerprint)
+        audit("cycle_signed", cycle, after={"role": role, "fingerprint": fingerprint})
+    return signature
+
+
+def reopen_cycle(cycle, user, reason=""):
+    """Take a cycle in signing back to the committee review, clearing every
+    signature, audited. Only the chair or an administrator may; a published
+    cycle cannot be reopened. Raises DomainError otherwise."""
+    if not (user.id == cycle.chair_id or user.has_role("admin")):
+        raise DomainError(_l("Only the committee chair or an administrator reopens the "
+                             "cycle."))
+    with write_transaction():
+        cycle = GradingCycle.get_by_id(cycle.id)
+        if cycle.phase != "signing":
+            raise DomainError(_l("Only a cycle in the signing phase can be reopened."))
+        cleared = [{"user": s.user_id, "role": s.role, "signed_at": s.signed_at,
+                    "fingerprint": s.fingerprint} for s in report_signatures(cycle)]
+        CycleSignature.delete().where(CycleSignature.cycle == cycle.id).execute()
+        cycle.phase = "committee"
+        cycle.save()
+        audit("cycle_reopened", cycle, before={"phase": "signing", "signatures": cleared},
+              after={"phase": "committee", "reason": reason})
+    return cycle

@@ -1,0 +1,95 @@
+"""Background jobs (huey): long report renders run in a worker, not in a request.
+
+Storage is a SQLite file under instance/ by default, Redis when REDIS_URL is
+set. Run the worker beside the web server:
+
+    huey_consumer services.jobs.huey --workers 1
+
+(`make run` starts it for you.) The worker builds the Flask app once per
+process from the same environment as the web server (DATABASE_URL, …).
+"""
+import os
+import traceback
+from pathlib import Path
+
+from flask import current_app, has_app_context
+from huey import RedisHuey, SqliteHuey
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _make_huey():
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        return RedisHuey("tierdesk", url=redis_url)
+    path = os.environ.get("HUEY_DB") or str(BASE_DIR / "instance" / "huey.db")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("tierdesk", filename=path)
+
+
+huey = _make_huey()
+_worker_app = None
+
+
+def _worker():
+    """The Flask app of this worker process, built once."""
+    global _worker_app
+    if _worker_app is None:
+        from app import create_app
+        _worker_app = create_app()
+    return _worker_app
+
+
+def reports_dir(app):
+    path = Path(app.config.get("REPORTS_DIR") or Path(app.instance_path) / "reports")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@huey.task()
+def render_report(job_id):
+    """Render the committee report of a ReportJob (see run_report_job)."""
+    if has_app_context():  # immediate mode (tests, or no worker configured)
+        run_report_job(job_id)
+        return
+    from models import db
+    app = _worker()
+    base_url = app.config.get("PUBLIC_URL") or "http://localhost/"
+    with app.app_context(), app.test_request_context(base_url=base_url):
+        db.connect(reuse_if_open=True)
+        try:
+            run_report_job(job_id)
+        finally:
+            db.close()
+
+
+def run_report_job(job_id):
+    """Render the report of a ReportJob inside an app context, recording progress,
+    the file and whether it is signed, or the reason it failed."""
+    from models import GradingCycle, ReportJob, utcnow
+    from models.signing import results_fingerprint
+    from services.reports import SHEET_BATCH, signed_report_pdf, will_be_signed
+
+    app = current_app
+    job = ReportJob.get_or_none(ReportJob.id == job_id)
+    if job is None:
+        return
+    ReportJob.update(state="running", done=0, error="").where(ReportJob.id == job.id).execute()
+
+    def progress(done, total):
+        ReportJob.update(done=done, total=total).where(ReportJob.id == job.id).execute()
+
+    try:
+        cycle = GradingCycle.get_by_id(job.cycle_id)
+        fingerprint = results_fingerprint(cycle)
+        signed = will_be_signed(cycle)
+        data = signed_report_pdf(cycle, progress, app.config.get("REPORT_BATCH", SHEET_BATCH))
+        path = reports_dir(app) / f"report-{job.id}.pdf"
+        path.write_bytes(data)
+    except Exception as error:  # noqa: BLE001 — the user is told why and may retry
+        app.logger.error("report job %s failed\n%s", job.id, traceback.format_exc())
+        ReportJob.update(state="failed", error=f"{type(error).__name__}: {error}"[:1000],
+                         finished_at=utcnow()).where(ReportJob.id == job.id).execute()
+        return
+    ReportJob.update(state="done", path=str(path), fingerprint=fingerprint, signed=int(signed),
+                     finished_at=utcnow()).where(ReportJob.id == job.id).execute()

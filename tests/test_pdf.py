@@ -1,0 +1,238 @@
+"""PDFs: the one renderer and its fetcher, assessment sheets, blank sheets, the report."""
+import io
+import subprocess
+
+import pytest
+from pypdf import PdfReader
+
+from models import Assessment, ScorecardTemplate
+from services import pdf
+from services.demo import ensure_reference_data
+from tests.conftest import login
+from tests.pdf_helpers import RARE_NAME, pdf_pages, pdf_text, signing_cycle
+
+
+def zh(app, msgid, **values):
+    """The Chinese the catalog gives `msgid` (English until the catalog has it)."""
+    from flask_babel import force_locale, gettext
+    with app.test_request_context(), force_locale("zh_CN"):
+        return gettext(msgid, **values)
+
+
+HOSTILE = """<!doctype html><html><head>
+<link rel="stylesheet" href="file:///etc/passwd">
+<link rel="stylesheet" href="http://169.254.169.254/latest/meta-data/">
+<link rel="attachment" href="file:///etc/passwd" title="passwd">
+<style>@import url("file:///etc/hostname"); @import "http://169.254.169.254/latest/user-data";
+p { background: url("file:///etc/shadow"); }</style>
+</head><body>
+<p>正文</p>
+<img src="file:///etc/passwd" alt="">
+<img src="http://169.254.169.254/latest/meta-data/iam" alt="">
+<img src="../../../../etc/passwd" alt="">
+<a rel="attachment" href="file:///etc/passwd">附件</a>
+<a rel="attachment" href="http://169.254.169.254/">附件2</a>
+<img alt=""
+ src="data:image/svg+xml;utf8,%3Csvg xmlns='http://www.w3.org/2000/svg' width='4' height='4'/%3E">
+<img src="favicon.svg" alt="">
+</body></html>"""
+
+
+def test_fetcher_refuses_files_network_attachments_and_imports(app):
+    """file://, the metadata address, attachments and @imports are refused; the PDF
+    embeds none of them; data: URLs and the app's own static files still load."""
+    fetcher = pdf.SafeFetcher()
+    with app.test_request_context():
+        data = pdf.render_html(HOSTILE, fetcher=fetcher)
+    refused = " ".join(fetcher.refused)
+    for url in ("file:///etc/passwd", "http://169.254.169.254/latest/meta-data/",
+                "file:///etc/hostname", "http://169.254.169.254/latest/user-data",
+                "file:///etc/shadow", "http://169.254.169.254/latest/meta-data/iam",
+                "file:///etc/passwd"):
+        assert url in refused, url
+    assert "etc/passwd" in refused  # the relative path that climbs out of static/ too
+    assert not any("favicon.svg" in url or url.startswith("data:") for url in fetcher.refused)
+    reader = PdfReader(io.BytesIO(data))
+    names = reader.trailer["/Root"].get("/Names")
+    assert names is None or "/EmbeddedFiles" not in names.get_object()
+    for page in reader.pages:
+        for annot in page.get("/Annots") or []:
+            assert annot.get_object().get("/Subtype") != "/FileAttachment"
+    with open("/etc/passwd", "rb") as f:
+        assert f.read(40) not in data
+    assert b"root:" not in data
+    assert "正文" in pdf_text(data)
+
+
+def test_fetcher_refuses_symlinks_out_of_static(app, tmp_path):
+    """A path that resolves outside static/ is refused even when it looks inside."""
+    fetcher = pdf.SafeFetcher()
+    with pytest.raises(pdf.RefusedURL):
+        fetcher.fetch((pdf.STATIC_DIR / ".." / "app.py").as_uri())
+    with pytest.raises(pdf.RefusedURL):
+        fetcher.fetch("file://evil.example/etc/passwd")
+    assert fetcher.fetch((pdf.STATIC_DIR / "css" / "pdf.css").as_uri()).read()
+
+
+def test_one_font_configuration_per_process(app):
+    """Every document reuses the same FontConfiguration."""
+    with app.test_request_context():
+        first = pdf.font_config()
+        pdf.render_html("<p>一</p>")
+        assert pdf.font_config() is first
+
+
+def test_user_text_is_escaped_in_css_strings():
+    """A title cannot close the <style> or the CSS string it is put in."""
+    hostile = '"</style><img src=file:///etc/passwd>\\'
+    quoted = pdf.css_string(hostile)
+    assert "</style>" not in quoted and "<" not in quoted and '"' not in quoted[1:-1]
+
+
+def _rare_glyph_png(app, text, tmp_path, name):
+    with app.test_request_context():
+        data = pdf.render_html(f'<p style="font-size:60pt">{text}</p>')
+    path = tmp_path / f"{name}.pdf"
+    path.write_bytes(data)
+    subprocess.run(["pdftoppm", "-png", "-r", "40", "-singlefile", str(path),
+                    str(tmp_path / name)], check=True)
+    return (tmp_path / f"{name}.png").read_bytes(), data
+
+
+def test_rare_name_characters_render_with_a_real_glyph(app, tmp_path):
+    """堃, 喆 and 𠮷 come out of the CJK font (not a fallback, not a box)."""
+    from fontTools.ttLib import TTCollection
+    collection = TTCollection("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+    sc = next(f for f in collection.fonts if "Noto Sans CJK SC" in str(f["name"].getDebugName(1)))
+    cmap = sc.getBestCmap()
+    for char in "堃喆𠮷":
+        assert ord(char) in cmap, char
+    box, _ = _rare_glyph_png(app, "\U000F0000", tmp_path, "box")  # no font has it: a box
+    images = set()
+    for n, char in enumerate("堃喆𠮷"):
+        png, data = _rare_glyph_png(app, char, tmp_path, f"c{n}")
+        assert png != box
+        images.add(png)
+        fonts = subprocess.run(["pdffonts", "-"], input=data, capture_output=True).stdout
+        assert b"Noto-Sans-CJK-SC" in fonts
+        assert char in pdf_text(data)
+    assert len(images) == 3
+
+
+@pytest.fixture
+def graded(app, make):
+    return signing_cycle(app, make)
+
+
+def test_assessment_sheet_pdf(client, graded):
+    """The filled sheet shows the particulars, criteria and levels, preliminary and
+    committee points, the final grade, and names with rare characters intact."""
+    s, cycle = graded
+    login(client, "admin")
+    sheet = Assessment.select().join(Assessment.customer.rel_model).where(
+        Assessment.cycle == cycle, Assessment.customer.rel_model.name == RARE_NAME).get()
+    response = client.get(f"/assessments/{sheet.id}/sheet.pdf")
+    assert response.status_code == 200
+    assert response.mimetype == "application/pdf"
+    text = pdf_text(response.data)
+    app = client.application
+    assert RARE_NAME in text
+    assert "客户质量等级评估表" in text
+    for label in ("客户性质", "政府/国有企业", "股份公司", "初评", "评级委员会主任",
+                  zh(app, "Rationale")):
+        assert label in text, label
+    sheet = Assessment.get_by_id(sheet.id)
+    assert sheet.final_tier.name_zh in text
+    assert zh(app, "Page %(page)s of %(pages)s", page=1, pages=1) in text
+    assert pdf_pages(response.data) == 1
+
+
+def test_another_branchs_sheet_pdf_is_a_404(client, graded):
+    """A branch manager gets 404 for another branch's sheet PDF, and their own."""
+    s, cycle = graded
+    theirs = Assessment.get(Assessment.cycle == cycle, Assessment.branch == s["west"])
+    mine = Assessment.get(Assessment.cycle == cycle, Assessment.branch == s["east"])
+    login(client, "bm_e")
+    assert client.get(f"/assessments/{theirs.id}/sheet.pdf").status_code == 404
+    assert client.get(f"/assessments/{mine.id}/sheet.pdf").status_code == 200
+
+
+def test_blank_sheet_pdf(app, client, make):
+    """The blank sheet of a template lists each criterion with its levels and the bands."""
+    with app.test_request_context():
+        template = ensure_reference_data()
+    make.user("viewer", roles=("sales_rep",))
+    login(client, "viewer")
+    page = client.get(f"/scorecards/{template.id}").get_data(as_text=True)
+    assert f"/scorecards/{template.id}/sheet.pdf" in page
+    response = client.get(f"/scorecards/{template.id}/sheet.pdf")
+    text = pdf_text(response.data)
+    for criterion in ("客户性质", "客户实力", "客户成长性", "利润贡献", "客户关系", "战略重要性"):
+        assert criterion in text
+    assert "政府/国有企业" in text and "评估人" in text
+    assert client.get("/scorecards/999999/sheet.pdf").status_code == 404
+    assert ScorecardTemplate.select().count() >= 1
+
+
+def test_report_pdf_has_cover_summary_every_sheet_and_signature_page(client, graded):
+    """The report: cover, summary lists, one sheet per customer, the signature page,
+    numbered 第 N 页 / 共 M 页 across the merged batches."""
+    s, cycle = graded
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
+    assert f"/cycles/{cycle.id}/report.pdf" in page
+    client.application.config["REPORT_BATCH"] = 2  # several batches even for five sheets
+    response = client.get(f"/cycles/{cycle.id}/report.pdf")
+    assert response.status_code == 200
+    data = response.data
+    text = pdf_text(data)
+    pages = pdf_pages(data)
+    app = client.application
+    assert cycle.name in text and zh(app, "Summary") in text
+    assert text.count("客户质量等级评估表") >= 5
+    for customer in s["customers"][1:]:
+        assert customer.name in text
+    assert RARE_NAME in text
+    assert "特殊政策" in text and "资信等级审定" in text
+    assert zh(app, "Signatures of the grading committee") in text
+    footers = [zh(app, "Page %(page)s of %(pages)s", page=n, pages=pages)
+               for n in range(1, pages + 1)]
+    positions = [text.find(footer) for footer in footers]
+    assert -1 not in positions and positions == sorted(positions), positions
+
+
+def test_report_is_refused_to_branch_roles(client, graded):
+    """A branch manager cannot read the whole cycle's report (every branch is in it)."""
+    s, cycle = graded
+    login(client, "bm_e")
+    assert client.get(f"/cycles/{cycle.id}/report.pdf").status_code == 403
+
+
+def test_report_numbers_pages_right_when_a_sheet_runs_long(client, graded):
+    """A sheet that runs over one page (a long rationale) still leaves every page
+    numbered N of the true total."""
+    s, cycle = graded
+    sheet = cycle.assessments.first()
+    Assessment.update(rationale="委员会详细讨论了该客户的情况。" * 400).where(
+        Assessment.id == sheet.id).execute()
+    login(client, "chair")
+    client.application.config["REPORT_BATCH"] = 2
+    data = client.get(f"/cycles/{cycle.id}/report.pdf").data
+    pages = pdf_pages(data)
+    text = pdf_text(data)
+    app = client.application
+    for n in range(1, pages + 1):
+        assert zh(app, "Page %(page)s of %(pages)s", page=n, pages=pages) in text
+    assert zh(app, "Page %(page)s of %(pages)s", page=1, pages=pages - 1) not in text
+
+
+def test_cycle_page_offers_the_report_to_report_roles_only(client, graded):
+    """The chair sees the report and signature buttons; a branch manager does not."""
+    s, cycle = graded
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
+    assert 'data-testid="report-link"' in page and f"/cycles/{cycle.id}/signing" in page
+    manager = client.application.test_client()
+    login(manager, "bm_e")
+    assert 'data-testid="report-link"' not in manager.get(f"/cycles/{cycle.id}").get_data(
+        as_text=True)

@@ -1,0 +1,128 @@
+"""Long reports render as background jobs (huey) with progress, the file, or why not."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from models import AuditEvent, ReportJob
+from services import jobs
+from tests.conftest import PASSWORD, login
+from tests.pdf_helpers import pdf_text, signing_cycle
+
+
+@pytest.fixture
+def app(app, tmp_path):
+    app.config.update(SIGNING_DIR=str(tmp_path / "signing"), REPORTS_DIR=str(tmp_path / "out"))
+    return app
+
+
+@pytest.fixture
+def immediate():
+    """Jobs run at once, inside the request, as huey's immediate mode does."""
+    before = jobs.huey.immediate
+    jobs.huey.immediate = True
+    yield
+    jobs.huey.immediate = before
+
+
+@pytest.fixture
+def graded(app, make):
+    return signing_cycle(app, make)
+
+
+def test_a_job_renders_the_report_and_offers_the_file(app, client, graded, immediate):
+    """Starting a render queues a job (audited); when done the page offers the signed
+    file once the committee has signed."""
+    from models.signing import sign
+    s, cycle = graded
+    with app.test_request_context():
+        for member in (*s["members"], s["chair"]):
+            sign(cycle, member, PASSWORD)
+    login(client, "chair")
+    response = client.post(f"/cycles/{cycle.id}/report/jobs", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    job = ReportJob.get()
+    assert job.state == "done" and job.signed == 1 and job.percent == 100
+    assert 'data-state="done"' in response.get_data(as_text=True)
+    assert AuditEvent.select().where(AuditEvent.action == "report_job").count() == 1
+    page = client.get(f"/cycles/{cycle.id}/report").get_data(as_text=True)
+    assert f"/report-jobs/{job.id}/report.pdf" in page
+    pdf = client.get(f"/report-jobs/{job.id}/report.pdf")
+    assert pdf.mimetype == "application/pdf" and cycle.name in pdf_text(pdf.data)
+    with app.test_request_context():
+        from services.signing import verify
+        assert verify(pdf.data).valid
+
+
+def test_a_running_job_is_polled_with_a_progress_bar(app, client, graded):
+    """A job not finished shows a progress bar that htmx polls; a finished one stops."""
+    s, cycle = graded
+    job = ReportJob.create(cycle=cycle, state="running", done=3, total=12)
+    login(client, "chair")
+    fragment = client.get(f"/report-jobs/{job.id}", headers={"HX-Request": "true"}).get_data(
+        as_text=True)
+    assert 'hx-trigger="every 1s"' in fragment and 'value="25"' in fragment
+    assert client.get(f"/report-jobs/{job.id}/report.pdf").status_code == 404
+
+
+def test_a_failed_job_says_why_and_can_be_retried(app, client, graded, immediate, monkeypatch):
+    """A render that fails shows the reason; Try again runs it anew."""
+    from services import reports
+    s, cycle = graded
+    real = reports.signed_report_pdf
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(reports, "signed_report_pdf", broken)
+    login(client, "chair")
+    client.post(f"/cycles/{cycle.id}/report/jobs")
+    job = ReportJob.get()
+    assert job.state == "failed" and "disk full" in job.error
+    page = client.get(f"/cycles/{cycle.id}/report").get_data(as_text=True)
+    assert "disk full" in page and f"/report-jobs/{job.id}/retry" in page
+    monkeypatch.setattr(reports, "signed_report_pdf", real)
+    client.post(f"/report-jobs/{job.id}/retry")
+    assert ReportJob.get_by_id(job.id).state == "done"
+
+
+def test_a_large_report_goes_to_the_background(app, client, graded):
+    """Above REPORT_INLINE_MAX sheets, report.pdf sends the user to the job page."""
+    s, cycle = graded
+    app.config["REPORT_INLINE_MAX"] = 2
+    login(client, "chair")
+    response = client.get(f"/cycles/{cycle.id}/report.pdf")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/cycles/{cycle.id}/report")
+
+
+def test_the_huey_worker_renders_a_queued_job(app, graded, tmp_path, backend):
+    """A real huey consumer (SQLite storage) picks up the job and renders the file."""
+    if backend != "sqlite":
+        pytest.skip("the worker process reads the same SQLite file")
+    s, cycle = graded
+    job = ReportJob.create(cycle=cycle)
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, HUEY_DB=str(tmp_path / "huey.db"),
+               DATABASE_URL=app.config["DATABASE_URL"], SECRET_KEY="test-secret",
+               SIGNING_DIR=str(tmp_path / "signing"), REPORTS_DIR=str(tmp_path / "out"))
+    subprocess.run([sys.executable, "-c",
+                    f"from services.jobs import render_report; render_report({job.id})"],
+                   cwd=root, env=env, check=True)
+    assert ReportJob.get_by_id(job.id).state == "queued"  # queued, nobody ran it yet
+    consumer = subprocess.Popen([str(Path(sys.executable).parent / "huey_consumer"),
+                                 "services.jobs.huey", "--workers", "1"],
+                                cwd=root, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and ReportJob.get_by_id(job.id).state != "done":
+            time.sleep(0.5)
+    finally:
+        consumer.terminate()
+        consumer.wait(10)
+    job = ReportJob.get_by_id(job.id)
+    assert job.state == "done", job.error
+    assert cycle.name in pdf_text(Path(job.path).read_bytes())

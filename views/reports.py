@@ -1,0 +1,210 @@
+"""Printed documents: assessment sheets and blank sheets as PDF, the committee
+report, and the committee signing the cycle's results."""
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from extensions import htmx
+from forms.reports import ReopenForm, SignForm
+from models import Assessment, DomainError, GradingCycle, ReportJob, ScorecardTemplate, audit
+from models.signing import (
+    reopen_cycle,
+    report_signatures,
+    results_fingerprint,
+    sign,
+    unsigned_signers,
+)
+from services import reports
+
+from .access import get_visible_or_404, role_required
+
+bp = Blueprint("reports", __name__)
+
+# Who may read a whole cycle's report: every branch's sheets are in it.
+REPORT_ROLES = ("admin", "committee_chair", "committee_member", "sales_director",
+                "general_manager")
+
+
+@bp.app_context_processor
+def report_roles():
+    """The cycle page shows the report's buttons to the roles that may open them."""
+    return {"REPORT_ROLES": REPORT_ROLES}
+
+
+def pdf_response(data, filename):
+    """PDF bytes as a download that is never cached."""
+    response = make_response(data)
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/assessments/<int:assessment_id>/sheet.pdf")
+def sheet_pdf(assessment_id):
+    """The filled assessment sheet as PDF; another branch's sheet is a 404."""
+    sheet = get_visible_or_404(Assessment, assessment_id)
+    return pdf_response(reports.sheet_pdf(sheet), f"assessment-{sheet.id}.pdf")
+
+
+@bp.route("/scorecards/<int:template_id>/sheet.pdf")
+def blank_sheet_pdf(template_id):
+    """The blank sheet of one template version as PDF."""
+    template = ScorecardTemplate.get_or_none(ScorecardTemplate.id == template_id)
+    if template is None:
+        abort(404)
+    return pdf_response(reports.blank_sheet_pdf(template), f"blank-sheet-{template.id}.pdf")
+
+
+def _cycle_or_404(cycle_id):
+    cycle = GradingCycle.get_or_none(GradingCycle.id == cycle_id)
+    if cycle is None or cycle.phase == "draft":
+        abort(404)
+    return cycle
+
+
+@bp.route("/cycles/<int:cycle_id>/report.pdf")
+@role_required(*REPORT_ROLES)
+def report_pdf(cycle_id):
+    """The committee report; signed with the organisation's key once everyone
+    signed. A large cycle is rendered in the background: see the report page."""
+    cycle = _cycle_or_404(cycle_id)
+    limit = current_app.config.get("REPORT_INLINE_MAX", 200)
+    if Assessment.select().where(Assessment.cycle == cycle).count() > limit:
+        flash(_("This report holds more than %(n)s sheets; it is rendered in the background.",
+                n=limit), "info")
+        return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
+    data = reports.signed_report_pdf(
+        cycle, batch_size=current_app.config.get("REPORT_BATCH", reports.SHEET_BATCH))
+    return pdf_response(data, f"cycle-{cycle.id}-report.pdf")
+
+
+@bp.route("/cycles/<int:cycle_id>/signing", methods=["GET", "POST"])
+@role_required(*REPORT_ROLES)
+def signing(cycle_id):
+    """The signatures so far, and the form for a committee member to sign."""
+    cycle = _cycle_or_404(cycle_id)
+    form = SignForm()
+    if form.validate_on_submit():
+        try:
+            sign(cycle, current_user, form.password.data)
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("You signed the results of %(name)s.", name=cycle.name), "success")
+            return redirect(url_for("reports.signing", cycle_id=cycle.id), 303)
+    signatures = report_signatures(cycle)
+    signed_ids = {s.user_id for s in signatures}
+    waiting = unsigned_signers(cycle) if cycle.phase == "signing" else []
+    return render_template(
+        "reports/signing.html", cycle=cycle, form=form, signatures=signatures,
+        waiting=waiting, fingerprint=results_fingerprint(cycle),
+        can_sign=(cycle.phase == "signing" and cycle.is_on_committee(current_user)
+                  and current_user.id not in signed_ids),
+        can_reopen=(cycle.phase == "signing" and (current_user.id == cycle.chair_id
+                                                  or current_user.has_role("admin"))),
+        reopen_form=ReopenForm())
+
+
+@bp.route("/cycles/<int:cycle_id>/reopen", methods=["POST"])
+@role_required("admin", "committee_chair")
+def reopen(cycle_id):
+    """Take the cycle back to the committee review; every signature is cleared."""
+    cycle = _cycle_or_404(cycle_id)
+    form = ReopenForm()
+    if not form.validate_on_submit():
+        flash(_("Give a reason for reopening the cycle."), "error")
+    else:
+        try:
+            reopen_cycle(cycle, current_user, form.reason.data.strip())
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("The cycle is back in committee review; the signatures were cleared."),
+                  "success")
+            return redirect(url_for("cycles.detail", cycle_id=cycle.id), 303)
+    return redirect(url_for("reports.signing", cycle_id=cycle.id), 303)
+
+
+# --- Reports rendered in the background --------------------------------------------
+
+def _job_or_404(job_id):
+    job = ReportJob.get_or_none(ReportJob.id == job_id)
+    if job is None:
+        abort(404)
+    return job
+
+
+@bp.route("/cycles/<int:cycle_id>/report")
+@role_required(*REPORT_ROLES)
+def report_page(cycle_id):
+    """The report's background renders: start one, watch its progress, download it."""
+    cycle = _cycle_or_404(cycle_id)
+    jobs = list(ReportJob.select().where(ReportJob.cycle == cycle)
+                .order_by(ReportJob.id.desc()).limit(5))
+    return render_template("reports/report.html", cycle=cycle, jobs=jobs,
+                           job=jobs[0] if jobs else None)
+
+
+@bp.route("/cycles/<int:cycle_id>/report/jobs", methods=["POST"])
+@role_required(*REPORT_ROLES)
+def start_report(cycle_id):
+    """Queue a render of the report, audited; htmx gets the progress panel."""
+    cycle = _cycle_or_404(cycle_id)
+    job = ReportJob.create(cycle=cycle, requested_by=current_user.id)
+    audit("report_job", cycle, after={"job": job.id})
+    _enqueue(job)
+    if htmx:
+        return render_template("reports/_job.html", job=ReportJob.get_by_id(job.id))
+    return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
+
+
+def _enqueue(job):
+    from services.jobs import render_report
+    render_report(job.id)
+
+
+@bp.route("/report-jobs/<int:job_id>")
+@role_required(*REPORT_ROLES)
+def job_status(job_id):
+    """The job's progress panel (polled by htmx until it is done or failed)."""
+    job = _job_or_404(job_id)
+    if not htmx:
+        return redirect(url_for("reports.report_page", cycle_id=job.cycle_id), 303)
+    return render_template("reports/_job.html", job=job)
+
+
+@bp.route("/report-jobs/<int:job_id>/report.pdf")
+@role_required(*REPORT_ROLES)
+def job_file(job_id):
+    """The rendered report of a finished job."""
+    job = _job_or_404(job_id)
+    if job.state != "done" or not job.path or not Path(job.path).is_file():
+        abort(404)
+    return pdf_response(Path(job.path).read_bytes(), f"cycle-{job.cycle_id}-report.pdf")
+
+
+@bp.route("/report-jobs/<int:job_id>/retry", methods=["POST"])
+@role_required(*REPORT_ROLES)
+def retry_job(job_id):
+    """Run a failed job again, audited."""
+    job = _job_or_404(job_id)
+    if job.state == "failed":
+        ReportJob.update(state="queued", done=0, error="", finished_at=None).where(
+            ReportJob.id == job.id).execute()
+        audit("report_job", job.cycle, after={"job": job.id, "retry": True})
+        _enqueue(job)
+    if htmx:
+        return render_template("reports/_job.html", job=ReportJob.get_by_id(job.id))
+    return redirect(url_for("reports.report_page", cycle_id=job.cycle_id), 303)
