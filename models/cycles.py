@@ -261,7 +261,9 @@ def advance(cycle, user):
 
     Raises DomainError with what is missing. Starting the cycle (draft →
     preliminary) freezes its templates and creates one assessment per
-    customer in scope, in the same transaction.
+    customer in scope; publishing it files a tier change request for every
+    final grade that differs from the customer's tier; each in the same
+    transaction as the move.
     """
     from .scorecards import freeze
 
@@ -282,6 +284,9 @@ def advance(cycle, user):
             cycle.started_at = utcnow()
         cycle.save()
         audit("cycle_phase", cycle, before={"phase": before}, after={"phase": cycle.phase})
+        if cycle.phase == "published":  # every changed grade goes to its approvers
+            from .approvals import file_cycle_requests
+            file_cycle_requests(cycle, user)
     return cycle
 
 

@@ -51,6 +51,15 @@ def test_members_sign_then_the_chair_and_the_cycle_can_be_published(app, graded)
     assert AuditEvent.select().where(AuditEvent.action == "cycle_signed").count() == 3
     with app.test_request_context():
         assert advance(cycle, s["chair"]).phase == "published"
+    # Publishing files a tier change request for every final grade the customer does
+    # not hold yet (the test customers hold none), each waiting for its approvers.
+    from models import Assessment, TierChangeRequest
+    requests = {r.assessment_id: r for r in TierChangeRequest.select()}
+    sheets = list(Assessment.select().where(Assessment.cycle == cycle))
+    assert set(requests) == {sheet.id for sheet in sheets}
+    for sheet in sheets:
+        assert (requests[sheet.id].to_tier_id, requests[sheet.id].source,
+                requests[sheet.id].status) == (sheet.final_tier_id, "cycle", "open")
 
 
 def test_wrong_password_twice_or_outside_signing_is_refused(app, make):
