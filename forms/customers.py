@@ -23,8 +23,9 @@ def visible_branches(user):
 
 
 def managers_of(branches):
-    """Users who can be account managers in these branches."""
-    return (User.select().where(User.branch.in_([b.id for b in branches]), User.active)
+    """Users who can be account managers in these branches (Branch rows or ids)."""
+    ids = [getattr(branch, "id", branch) for branch in branches]
+    return (User.select().where(User.branch.in_(ids), User.active)
             .order_by(User.branch, User.display_name))
 
 
@@ -56,18 +57,18 @@ class CustomerFilterForm(FlaskForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        branches = list(visible_branches(user))
-        self.branch.choices = choices([ANY] + [(str(b.id), b.name) for b in branches])
+        branches = list(visible_branches(user).select(Branch.id, Branch.name).tuples())
+        self.branch.choices = choices([ANY] + [(str(id_), name) for id_, name in branches])
         self.tiers = list(Tier.ordered())  # the page shows them too
         self.tier.choices = choices([ANY] + [(str(t.id), t.display_name) for t in self.tiers]
                                     + [("0", _l("No tier yet"))])
         # Account managers of one branch: the scoped user's, or the one chosen.
         # (A company-wide list would be hundreds of options on every keystroke.)
-        chosen = [b for b in branches if str(b.id) == (self.branch.data or "")]
-        manager_branches = branches if user.is_branch_scoped else chosen
+        chosen = [id_ for id_, _name in branches if str(id_) == (self.branch.data or "")]
+        manager_branches = [id_ for id_, _name in branches] if user.is_branch_scoped else chosen
         self.manager.choices = choices([ANY] + [
-            (str(u.id), u.display_name) for u in managers_of(manager_branches).select(
-                User.id, User.display_name)])
+            (str(id_), name) for id_, name in managers_of(manager_branches).select(
+                User.id, User.display_name).tuples()])
 
     def filters(self):
         """The valid filters as keyword arguments of find_customers()."""
