@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from flask import render_template
+from flask import make_response, render_template
 from flask_babel import gettext as _
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
@@ -195,3 +195,12 @@ def merge(parts):
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def pdf_response(data, filename):
+    """PDF bytes as a download that is never cached."""
+    response = make_response(data)
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -4,6 +4,7 @@ Data for many sheets is read in a few queries per batch (not per sheet), and
 the report renders in batches, one WeasyPrint document per batch, merged with
 pypdf, so that memory stays flat however many customers a cycle holds.
 """
+import datetime
 import io
 from types import SimpleNamespace
 
@@ -118,6 +119,16 @@ def blank_sheet_pdf(template):
                       doc_title=f"{template.name} · {_('Blank sheet')}",
                       template=template, criteria=template.criteria_with_levels(),
                       bands=template.band_ranges())
+
+
+def tier_handbook_pdf(today=None):
+    """The tier policy handbook: an overview, then each tier's policy in force."""
+    from models.tiers import POLICY_LABELS, PRIORITIES, current_policies
+    today = today or datetime.date.today()
+    return pdf.render("pdf/handbook.html", doc_title=_("Tier service policy handbook"),
+                      tiers=list(Tier.ordered()), policies=current_policies(today), today=today,
+                      policy_labels={k: str(v) for k, v in POLICY_LABELS.items()},
+                      priorities={k: str(v) for k, v in PRIORITIES.items()})
 
 
 # --- The committee report --------------------------------------------------------

@@ -54,6 +54,7 @@ ROUTE_ROLES = {
     "cycles.finalise_sheet": EVERYONE,
     "tiers.index": EVERYONE,
     "tiers.detail": EVERYONE,
+    "tiers.handbook_pdf": EVERYONE,
     "tiers.create": ("admin",),
     "tiers.edit": ("admin",),
     "tiers.move": ("admin",),

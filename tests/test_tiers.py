@@ -241,3 +241,26 @@ def test_account_managers_due_this_week(app, client, world, make):
     page = client.get("/compliance/due").get_data(as_text=True)
     assert "下周到期" in page and "早已逾期" not in page and "别人的客户" not in page
     assert "Due this week" in client.get("/").get_data(as_text=True)
+
+
+def test_the_policy_handbook_prints_every_tiers_policy_in_force(app, client, world):
+    """/tiers/handbook.pdf is a real PDF: an overview, then each tier's policy in force, in
+    Chinese, with the Markdown terms as text and a tier without a policy said so."""
+    from tests.pdf_helpers import pdf_text
+    a = world["tiers"]["A"]
+    with app.test_request_context():
+        save_policy(a, world["admin"], effective_on=TODAY + datetime.timedelta(days=5),
+                    **{**POLICY, "response_hours": 6})  # not in force yet
+    login(client, "admin")
+    response = client.get("/tiers/handbook.pdf")
+    assert response.status_code == 200 and response.data.startswith(b"%PDF")
+    assert response.headers["Content-Type"] == "application/pdf"
+    text = re.sub(r"\s+", " ", pdf_text(response.data))  # the admin reads English
+    assert "Tier service policy handbook" in text
+    sections = {name: text.split(f"{name} · Service policy")[1][:400]
+                for name in ("Tier A", "Tier B", "Tier C", "Tier D")}
+    assert "月结60天" in sections["Tier A"] and "专属客户经理" in sections["Tier A"]
+    assert "Response time (hours) 24" in sections["Tier A"]  # not the version due in 5 days
+    assert "Contact every (days) 45" in sections["Tier B"]
+    assert "No policy in force yet." in sections["Tier D"]
+    assert "Page 1 of" in text

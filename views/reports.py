@@ -7,7 +7,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    make_response,
     redirect,
     render_template,
     url_for,
@@ -26,6 +25,7 @@ from models.signing import (
     unsigned_signers,
 )
 from services import reports
+from services.pdf import pdf_response
 
 from .access import get_visible_or_404, role_required
 
@@ -40,15 +40,6 @@ REPORT_ROLES = ("admin", "committee_chair", "committee_member", "sales_director"
 def report_roles():
     """The cycle page shows the report's buttons to the roles that may open them."""
     return {"REPORT_ROLES": REPORT_ROLES}
-
-
-def pdf_response(data, filename):
-    """PDF bytes as a download that is never cached."""
-    response = make_response(data)
-    response.headers["Content-Type"] = "application/pdf"
-    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.route("/assessments/<int:assessment_id>/sheet.pdf")

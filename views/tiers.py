@@ -33,7 +33,8 @@ from models.tiers import (
     save_tier,
     tier_counts,
 )
-from services import markdown_text
+from services import markdown_text, reports
+from services.pdf import pdf_response
 
 from .access import role_required
 
@@ -65,6 +66,12 @@ def index():
     return render_template("tiers/index.html", tiers=list(Tier.ordered()),
                            policies=current_policies(), counts=tier_counts(current_user),
                            can_edit=current_user.has_role("admin"))
+
+
+@bp.route("/tiers/handbook.pdf")
+def handbook_pdf():
+    """The tier policy handbook as PDF: every tier's service policy in force."""
+    return pdf_response(reports.tier_handbook_pdf(), "tier-handbook.pdf")
 
 
 @bp.route("/tiers/<code>")
