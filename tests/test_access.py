@@ -79,6 +79,7 @@ ROUTE_ROLES = {
     "funnel.team": FUNNEL_TEAM,
     "funnel.team_member": FUNNEL_TEAM,
     "funnel.export_team": FUNNEL_TEAM,
+    "funnel.team_pdf": FUNNEL_TEAM,
     "reports.sheet_pdf": EVERYONE,
     "reports.blank_sheet_pdf": EVERYONE,
     "reports.report_pdf": REPORT_ROLES,

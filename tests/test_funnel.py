@@ -559,3 +559,24 @@ def test_quick_add_offers_my_prospects_on_file(client, make):
     page = client.get("/funnel").get_data(as_text=True)
     assert f'<option value="{mine.id}"' not in page  # in the funnel now
     assert Opportunity.select().where(Opportunity.customer == theirs).count() == 0
+
+
+def test_the_team_table_prints_as_a_pdf_with_the_weeks_figures(client, make):
+    """/funnel/team.pdf is the week's tracking table as a real PDF: each member's figures,
+    the team total with the amounts, last week's row; a rep may not print it."""
+    from tests.pdf_helpers import pdf_text
+    _, _, rep, rep2, *_ = _team(make)
+    _replay_week(rep, rep2)
+    login(client, "bm_e")
+    week = MONDAY.strftime("%G-W%V")
+    response = client.get(f"/funnel/team.pdf?week={week}")
+    assert response.status_code == 200 and response.data.startswith(b"%PDF")
+    text = re.sub(r"\s+", " ", pdf_text(response.data))
+    assert "Weekly team funnel" in text and week in text
+    assert re.search(r"宋海燕 1 0 1 0 0 ¥0\.00 ¥0\.00", text)
+    assert re.search(r"王强 0 0 0 0 1 ¥12,000\.00 ¥30,000\.50", text)
+    assert re.search(r"Team total 1 0 1 0 1 ¥12,000\.00 ¥30,000\.50", text)
+    assert re.search(r"Previous week 3 1 1 0 0 ¥0\.00 ¥0\.00", text)
+    client.post("/logout")
+    login(client, "rep_e")  # a rep does not read the team's table
+    assert client.get(f"/funnel/team.pdf?week={week}").status_code == 403

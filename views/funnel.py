@@ -56,7 +56,8 @@ from models.funnel import (
     week_board,
     week_of,
 )
-from services import formatting
+from services import formatting, pdf
+from services.pdf import pdf_response
 from services.spreadsheets import XLSX_MIMETYPE, write_xlsx
 
 from .access import deny, get_visible_or_404, role_required
@@ -425,6 +426,24 @@ def export_week():
     audit("funnel_export", object_type="opportunity",
           after={"what": "week", "week": week, "rows": len(rows)})
     return _xlsx(write_xlsx(headers, rows, week), f"funnel-{week}.xlsx")
+
+
+@bp.route("/team.pdf")
+@role_required(*TEAM_ROLES)
+def team_pdf():
+    """The team's tracking table for a week as a printable report."""
+    form = WeekForm(request.args)
+    branch = _team_branch(form)
+    monday, week = _week(form.week.data)
+    rows, total, previous = team_table(branch.id, monday)
+    chinese = get_locale() is None or get_locale().language == "zh"
+    data = pdf.render("pdf/funnel_team.html", doc_title=f"{_('Weekly team funnel')} · "
+                      f"{branch.name} · {week}", branch=branch, week=week, monday=monday,
+                      sunday=monday + datetime.timedelta(days=6), rows=rows, total=total,
+                      previous=previous, columns=TEAM_COLUMNS,
+                      labels={c: str(TEAM_COLUMN_LABELS[c]) for c in TEAM_COLUMNS},
+                      figure=lambda value, column: _figure(value, column, chinese))
+    return pdf_response(data, f"funnel-team-{branch.code}-{week}.pdf")
 
 
 @bp.route("/team/export.xlsx")
