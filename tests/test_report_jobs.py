@@ -98,10 +98,8 @@ def test_a_large_report_goes_to_the_background(app, client, graded):
     assert response.headers["Location"].endswith(f"/cycles/{cycle.id}/report")
 
 
-def test_the_huey_worker_renders_a_queued_job(app, graded, tmp_path, backend):
+def test_the_huey_worker_renders_a_queued_job(app, graded, tmp_path):
     """A real huey consumer (SQLite storage) picks up the job and renders the file."""
-    if backend != "sqlite":
-        pytest.skip("the worker process reads the same SQLite file")
     s, cycle = graded
     job = ReportJob.create(cycle=cycle)
     root = Path(__file__).resolve().parent.parent

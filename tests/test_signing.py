@@ -243,7 +243,7 @@ def test_verify_rejects_an_appended_incremental_update(app, client, signed_repor
     writer.write(out)
     with app.test_request_context():
         verdict = verify(out.getvalue())
-    assert not verdict.valid and "incremental" in verdict.reason
+    assert not verdict.valid and "增量更新" in verdict.reason  # appended after signing
     assert cycle_valid(_verify(client, out.getvalue())) is False
 
 
@@ -257,7 +257,7 @@ def test_verify_rejects_a_foreign_key(app, client, signed_report, tmp_path):
         foreign = signing.sign_pdf(unsigned)
         app.config["SIGNING_DIR"] = str(tmp_path / "signing")
         verdict = signing.verify(foreign)
-    assert not verdict.valid and "key" in verdict.reason
+    assert not verdict.valid and "密钥不属于本单位" in verdict.reason
     assert cycle_valid(_verify(client, foreign)) is False
 
 
