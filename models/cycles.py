@@ -454,14 +454,16 @@ def committee_summary(assessment, template=None, cycle=None):
     or on different sides of a band boundary)."""
     template = template or assessment.template
     cycle = cycle or assessment.cycle
-    scores = list(Score.select().where(Score.assessment == assessment.id,
-                                       Score.stage == "committee"))
+    # (member, criterion, points) rows: the chair's panel polls this every few seconds.
+    scores = list(Score.select(Score.member, Score.criterion, Score.points)
+                  .where(Score.assessment == assessment.id, Score.stage == "committee")
+                  .tuples())
     by_member, by_criterion = {}, {}
-    for score in scores:
-        if score.points is None:
+    for member_id, criterion_id, points in scores:
+        if points is None:
             continue
-        by_member[score.member_id] = by_member.get(score.member_id, 0) + score.points
-        by_criterion.setdefault(score.criterion, []).append(score.points)
+        by_member[member_id] = by_member.get(member_id, 0) + points
+        by_criterion.setdefault(criterion_id, []).append(points)
     totals = sorted(by_member.values())
     mean = round(sum(totals) / len(totals), 2) if totals else None
     grades = {member: template.grade_for(total) for member, total in by_member.items()}
@@ -469,12 +471,13 @@ def committee_summary(assessment, template=None, cycle=None):
     # Members (not the chair, who may score too) who have scored every criterion.
     criteria_count = len(template.criteria_with_levels())
     per_member = {}
-    for score in scores:
-        if score.points is not None and score.member_id != cycle.chair_id:
-            per_member[score.member_id] = per_member.get(score.member_id, 0) + 1
+    for member_id, _criterion_id, points in scores:
+        if points is not None and member_id != cycle.chair_id:
+            per_member[member_id] = per_member.get(member_id, 0) + 1
     return {
         "complete_members": sum(1 for n in per_member.values() if n == criteria_count),
-        "points": {(s.member_id, s.criterion): s.points for s in scores},
+        "points": {(member_id, criterion_id): points
+                   for member_id, criterion_id, points in scores},
         "member_totals": by_member,
         "member_grades": grades,
         "criteria": {cid: {"min": min(p), "max": max(p), "spread": max(p) - min(p),
