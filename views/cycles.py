@@ -228,6 +228,11 @@ def assessment(assessment_id):
                            **_sheet_context(sheet, "preliminary", current_user))
 
 
+def _with_scorecard(query):
+    """The sheet with its scorecard in the same query (every autosave needs both)."""
+    return query.select(Assessment, ScorecardTemplate).join(ScorecardTemplate)
+
+
 @bp.route("/assessments/<int:assessment_id>/scores", methods=["POST"])
 def save(assessment_id):
     """Autosave one criterion; htmx gets the row back (and the new total out of band).
@@ -235,7 +240,7 @@ def save(assessment_id):
     A stale revision (another tab saved meanwhile) answers the row as it now is,
     with a warning; nothing is overwritten.
     """
-    sheet = get_visible_or_404(Assessment, assessment_id)
+    sheet = get_visible_or_404(Assessment, assessment_id, joined=_with_scorecard)
     form = ScoreForm()
     message, level, score = None, "saved", None
     if not form.validate_on_submit():
