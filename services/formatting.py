@@ -11,6 +11,20 @@ from flask_babel import format_date, format_datetime, format_decimal, get_locale
 WAN = Decimal(10000)
 
 
+_TRANSLATED = {}
+
+
+def translated(table):
+    """A module-level label table ({key: lazy string}) in the current language,
+    translated once per process and language: pages show every label on every
+    request, and each lazy string would be a catalog lookup."""
+    key = (id(table), str(get_locale()))
+    found = _TRANSLATED.get(key)
+    if found is None:
+        found = _TRANSLATED[key] = {k: str(v) for k, v in table.items()}
+    return found
+
+
 def _is_chinese():
     locale = get_locale()
     return locale is None or locale.language == "zh"

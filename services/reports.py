@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from models import Assessment, Branch, Customer, Score, ScorecardTemplate, Tier, User
 from models.cycles import cycle_summary
 from services import pdf
+from services.formatting import translated
 
 SHEET_BATCH = 50
 
@@ -127,8 +128,8 @@ def tier_handbook_pdf(today=None):
     today = today or datetime.date.today()
     return pdf.render("pdf/handbook.html", doc_title=_("Tier service policy handbook"),
                       tiers=list(Tier.ordered()), policies=current_policies(today), today=today,
-                      policy_labels={k: str(v) for k, v in POLICY_LABELS.items()},
-                      priorities={k: str(v) for k, v in PRIORITIES.items()})
+                      policy_labels=translated(POLICY_LABELS),
+                      priorities=translated(PRIORITIES))
 
 
 # --- The committee report --------------------------------------------------------

@@ -43,6 +43,7 @@ from models.approvals import (
     withdraw,
 )
 from models.people import ROLES
+from services.formatting import translated
 
 from .access import get_visible_or_404, role_required
 
@@ -57,8 +58,7 @@ def tier_change_helpers():
 
 @bp.context_processor
 def labels():
-    return {"sources": {k: str(v) for k, v in SOURCES.items()},
-            "role_labels": {k: str(v) for k, v in ROLES.items()}}
+    return {"sources": translated(SOURCES), "role_labels": translated(ROLES)}
 
 
 @bp.route("/approvals")

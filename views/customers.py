@@ -55,6 +55,7 @@ from services.customer_io import (
     preview_import,
     save_preview,
 )
+from services.formatting import translated
 
 from .access import get_visible_or_404, role_required
 
@@ -70,9 +71,7 @@ EDIT_ROLES = ("admin", "branch_manager", "sales_rep", "sales_director")
 
 @bp.context_processor
 def labels():
-    """The label tables, translated once per request rather than once per row."""
-    def translated(table):
-        return {key: str(label) for key, label in table.items()}
+    """The label tables, translated once rather than once per row."""
     return {"kinds": translated(KINDS), "natures": translated(NATURES),
             "industries": translated(INDUSTRIES), "action_labels": translated(IMPORT_ACTIONS)}
 

@@ -57,6 +57,7 @@ from models.funnel import (
     week_of,
 )
 from services import formatting, pdf
+from services.formatting import translated
 from services.pdf import pdf_response
 from services.spreadsheets import XLSX_MIMETYPE, write_xlsx
 
@@ -70,21 +71,9 @@ TEAM_ROLES = ("branch_manager", "sales_director", "general_manager", "admin")
 CONVERSION_ROLES = tuple(dict.fromkeys(FUNNEL_ROLES + TEAM_ROLES))
 
 
-_LABELS = {}
-
-
-def _labels(table_name, table):
-    """A label table translated once per process and language: the pages show every
-    stage name on every request, and each lazy string would be a catalog lookup."""
-    key = (table_name, str(get_locale()))
-    if key not in _LABELS:
-        _LABELS[key] = {k: str(v) for k, v in table.items()}
-    return _LABELS[key]
-
-
 @bp.context_processor
 def labels():
-    return {"stages": _labels("stages", STAGES), "ladder": LADDER}
+    return {"stages": translated(STAGES), "ladder": LADDER}
 
 
 def _not_found(message):
@@ -136,7 +125,7 @@ def _board_context(board):
     """The board's labels and, for each day a card entered its stage, "since <date>"
     (formatted once: many cards share a day)."""
     days = {item.entered_on for items in board.values() for item in items}
-    return {"board_labels": _labels("board", BOARD_LABELS),
+    return {"board_labels": translated(BOARD_LABELS),
             "since": {day: _("since %(date)s", date=formatting.date(day)) for day in days}}
 
 
@@ -147,7 +136,7 @@ def _week_page(monday, add_form=None, status=200):
     prospects = free_prospects(current_user) if context["is_current"] else None
     context.update(board=board, add_form=add_form, prospects=prospects,
                    cycle=current_user.sales_cycle_days, **_board_context(board),
-                   quick_add_labels=_labels("quick_add", QUICK_ADD_LABELS))
+                   quick_add_labels=translated(QUICK_ADD_LABELS))
     if htmx and status == 200:
         return render_template("funnel/_board.html", **context)
     return render_template("funnel/week.html", **context), status
@@ -303,7 +292,7 @@ def team():
     monday, _week_text = _week(form.week.data)
     rows, total, previous = team_table(branch.id, monday)
     context = _week_context(monday)
-    context.update(form=form, branch=branch, team_labels=_labels("team", TEAM_COLUMN_LABELS),
+    context.update(form=form, branch=branch, team_labels=translated(TEAM_COLUMN_LABELS),
                    team_columns=TEAM_COLUMNS, **dict(zip(
                        ("table", "total_cells", "previous_cells"),
                        _team_cells(rows, total, previous))),

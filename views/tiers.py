@@ -34,6 +34,7 @@ from models.tiers import (
     tier_counts,
 )
 from services import markdown_text, reports
+from services.formatting import translated
 from services.pdf import pdf_response
 
 from .access import role_required
@@ -46,11 +47,13 @@ def markdown_filter(text):
     return markdown_text.render(text)
 
 
+SERVICE_KIND_NAMES = {kind: terms[0] for kind, terms in SERVICE_KINDS.items()}
+
+
 @bp.context_processor
 def labels():
-    return {"policy_labels": {k: str(v) for k, v in POLICY_LABELS.items()},
-            "priorities": {k: str(v) for k, v in PRIORITIES.items()},
-            "service_kinds": {k: str(v[0]) for k, v in SERVICE_KINDS.items()}}
+    return {"policy_labels": translated(POLICY_LABELS), "priorities": translated(PRIORITIES),
+            "service_kinds": translated(SERVICE_KIND_NAMES)}
 
 
 def _tier_or_404(code):
