@@ -295,7 +295,9 @@ def move(opportunity, user, to_stage, *, expected_stage=None, on=None, lost_reas
                 raise DomainError(_l("Say why the opportunity was lost."))
         else:
             step = LADDER.index(to_stage) - LADDER.index(current.stage)
-            if abs(step) != 1:
+            # People move one stage at a time; the weekly rollover sends a stale one
+            # straight back to the start, whatever stage it sat in.
+            if abs(step) != 1 and kind != "rollover":
                 raise DomainError(_l("Move one stage at a time."))
             if step > 0:
                 _check_entry(current, to_stage, on)
@@ -527,16 +529,15 @@ def week_board(owner, monday, today=None):
 _FREE_PROSPECTS_SQL = """
 SELECT id, name, code FROM customer
 WHERE account_manager_id = {p} AND kind = 'prospect' AND id NOT IN (
-    SELECT customer_id FROM opportunity
-    WHERE owner_id = {p} AND stage NOT IN ('won', 'lost'))
+    SELECT customer_id FROM opportunity WHERE stage NOT IN ('won', 'lost'))
 ORDER BY name_initials LIMIT 200"""
 
 
 def free_prospects(user):
     """[(id, "name (code)")] of the prospects on file the user is account manager of
-    that are not in their funnel now, for quick add (someone else's prospect is typed
+    that are in nobody's funnel now (quick add would refuse those), for quick add (someone else's prospect is typed
     in by name, or reassigned first). Written out: it is on the page reps open most."""
-    rows = db.execute_sql(_FREE_PROSPECTS_SQL.format(p=db.param), [user.id, user.id])
+    rows = db.execute_sql(_FREE_PROSPECTS_SQL.format(p=db.param), [user.id])
     return [(customer_id, f"{name} ({code})") for customer_id, name, code in rows]
 
 
@@ -583,7 +584,9 @@ TEAM_COLUMN_LABELS = {
 # of a page everyone opens on Monday mornings, and peewee's query builder took a third
 # of the time. {p} is the driver's placeholder; _team_params() gives the values in order.
 _WEEK_COLUMNS = """
-    COUNT(DISTINCT CASE WHEN to_stage = 'meeting' AND moved_on >= {p} AND moved_on <= {p}
+    COUNT(DISTINCT CASE WHEN to_stage = 'meeting'
+                             AND (from_stage IS NULL OR from_stage = 'opportunity')
+                             AND moved_on >= {p} AND moved_on <= {p}
                    THEN opportunity_id END),
     SUM(CASE WHEN to_stage = 'p25' AND moved_on <= {p} AND left_on > {p} THEN 1 ELSE 0 END),
     SUM(CASE WHEN to_stage = 'p50' AND moved_on <= {p} AND left_on > {p} THEN 1 ELSE 0 END),

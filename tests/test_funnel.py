@@ -207,6 +207,23 @@ def test_stale_and_the_weekly_rollover(app, make):
         StageMove.id.desc()).get()
     assert (last.kind, last.moved_by_id, last.from_stage) == ("rollover", None, "meeting")
     assert rollover(day) == []
+    # From 50% too: the rollover skips the stages between, as the paper rule has it.
+    deep = _at_50(rep, MONDAY, name="深阶段公司")
+    assert rollover(day + datetime.timedelta(days=1)) == [deep.id]
+    assert Opportunity.get_by_id(deep.id).stage == "opportunity"
+
+
+def test_moving_back_to_the_first_meeting_is_not_a_new_booking(app, make):
+    """The team table's "newly booked" counts bookings from an opportunity, not a
+    prospect that fell back from 25% to the meeting stage."""
+    east, _, rep, *_ = _team(make)
+    opp = create_opportunity(rep, new_name="回退公司", stage="meeting",
+                             on=MONDAY - datetime.timedelta(days=7))
+    opp = forward(opp, rep, on=MONDAY - datetime.timedelta(days=6))
+    back(opp, rep, on=MONDAY + datetime.timedelta(days=1))
+    rows, total, _previous = team_table(east.id, MONDAY)
+    assert total["booked"] == 0
+    assert _previous["booked"] == 1
 
 
 def test_rollover_command(app, make, runner):
