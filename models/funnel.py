@@ -131,12 +131,11 @@ class Opportunity(BaseModel):
         return missing
 
     def can_change(self, user):
-        """The owner and the branch's manager (or a company-wide role) may change it."""
+        """The owner and the branch's manager may change it; others read it (the move
+        and close routes are the funnel roles', and this says the same)."""
         if self.owner_id == user.id:
             return True
-        if user.has_role("branch_manager") and user.branch_id == self.branch_id:
-            return True
-        return user.has_role("admin", "sales_director", "general_manager")
+        return user.has_role("branch_manager") and user.branch_id == self.branch_id
 
     def audit_dict(self):
         return {
@@ -535,8 +534,8 @@ ORDER BY name_initials LIMIT 200"""
 
 def free_prospects(user):
     """[(id, "name (code)")] of the prospects on file the user is account manager of
-    that are in nobody's funnel now (quick add would refuse those), for quick add (someone else's prospect is typed
-    in by name, or reassigned first). Written out: it is on the page reps open most."""
+    that are in nobody's funnel now (quick add refuses those), for quick add; someone
+    else's prospect is typed in by name. Written out: it is on the page reps open most."""
     rows = db.execute_sql(_FREE_PROSPECTS_SQL.format(p=db.param), [user.id])
     return [(customer_id, f"{name} ({code})") for customer_id, name, code in rows]
 

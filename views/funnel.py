@@ -368,9 +368,9 @@ def conversion_page():
     with plain-language hints. A rep reads their own; managers and above a branch."""
     form = PeriodForm(request.args)
     today = datetime.date.today()
-    end_monday, _ = _week(form.end.data)
+    end_monday, _week_text = _week(form.end.data)
     if form.start.data:
-        start_monday, _ = _week(form.start.data)
+        start_monday, _week_text = _week(form.start.data)
     else:
         start_monday = end_monday - datetime.timedelta(weeks=12)
     if start_monday > end_monday:
