@@ -29,7 +29,7 @@ from peewee import (
 
 from .audit import audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
-from .customers import Customer, TierHistory
+from .customers import Customer, TierHistory, search_condition
 from .cycles import Assessment, GradingCycle
 from .people import ROLES, Branch, User, scoped_to_branch
 from .tiers import Tier
@@ -469,9 +469,16 @@ def _reference(request):
 
 
 def _close(request, status, comment, now):
-    TierChangeRequest.update(status=status, closed_at=now, closing_comment=comment,
-                             waiting_step=None, waiting_role=None).where(
-        TierChangeRequest.id == request.id).execute()
+    """Close an open request; raises DomainError when it was closed meanwhile (on
+    PostgreSQL a withdrawal may have read "open" while the last step was approved)."""
+    closed = TierChangeRequest.update(
+        status=status, closed_at=now, closing_comment=comment, waiting_step=None,
+        waiting_role=None).where(TierChangeRequest.id == request.id,
+                                 TierChangeRequest.status == "open").execute()
+    if not closed:
+        current = TierChangeRequest.get_by_id(request.id)
+        raise DomainError(_l("This request is closed (%(status)s): nothing was saved.",
+                             status=current.status_label))
     ApprovalStep.update(status="cancelled").where(
         ApprovalStep.request == request.id, ApprovalStep.status.in_(("waiting", "pending"))
     ).execute()
@@ -548,10 +555,10 @@ def queue(user, branch_id=None, to_tier_id=None, source=None, q=None):
         query = query.where(TierChangeRequest.to_tier == to_tier_id)
     if source:
         query = query.where(TierChangeRequest.source == source)
-    if q:
+    matches = search_condition(q)
+    if matches is not None:
         query = query.join(Customer, on=(TierChangeRequest.customer == Customer.id)).where(
-            Customer.code.startswith(q) | Customer.name.contains(q)
-            | Customer.name_initials.startswith(q))
+            matches)
     return query
 
 

@@ -203,6 +203,16 @@ def normalise_query(text):
     return unicodedata.normalize("NFKC", text or "").strip().lower()
 
 
+def search_condition(q):
+    """The condition "the code starts with, the name contains, or the pinyin initials
+    start with" what the user typed (normalised), or None for an empty search."""
+    q = normalise_query(q)
+    if not q:
+        return None
+    return (Customer.code.startswith(q) | Customer.name.contains(q)
+            | Customer.name_initials.startswith(q))
+
+
 def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=None,
                    industry=None, manager_id=None, provisional=None):
     """Customers visible to `user` that match the filters.
@@ -211,10 +221,9 @@ def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=N
     ("shpj" finds 上海浦江…). `tier_id=0` means "no tier yet".
     """
     query = Customer.visible_to(user)
-    q = normalise_query(q)
-    if q:
-        query = query.where(Customer.code.startswith(q) | Customer.name.contains(q)
-                            | Customer.name_initials.startswith(q))
+    matches = search_condition(q)
+    if matches is not None:
+        query = query.where(matches)
     if branch_id:
         query = query.where(Customer.branch == branch_id)
     if tier_id == 0:
