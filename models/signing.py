@@ -15,10 +15,8 @@ from peewee import CharField, DateTimeField, ForeignKeyField
 
 from .audit import audit
 from .base import BaseModel, DomainError, utcnow, write_transaction
-from .customers import Customer
 from .cycles import Assessment, GradingCycle
 from .people import User
-from .tiers import Tier
 
 SIGNER_ROLES = {"chair": _l("Committee chair"), "member": _l("Committee member")}
 
@@ -41,19 +39,21 @@ class CycleSignature(BaseModel):
 def results_document(cycle):
     """The cycle's results as canonical JSON bytes: what the committee signs.
 
-    Each assessment by customer code: the final grade, total, rationale and
-    the special-policy and credit-review marks. Sorted keys, no spaces,
+    Each assessment (by id, with its customer's id): the final grade, total,
+    rationale and the special-policy and credit-review marks — only what the
+    assessment row holds and the phases lock, so renaming a customer or a tier
+    after signing does not change what was signed. Sorted keys, no spaces,
     UTF-8, totals as fixed two-decimal strings, so the same results always
     give the same bytes on SQLite and PostgreSQL.
     """
-    tiers = {t.id: t.code for t in Tier.select()}
-    rows = (Assessment.select(Assessment, Customer.code, Customer.name)
-            .join(Customer, on=(Assessment.customer == Customer.id))
-            .where(Assessment.cycle == cycle.id).order_by(Customer.code))
+    rows = (Assessment.select(Assessment.id, Assessment.customer, Assessment.final_tier,
+                              Assessment.final_total, Assessment.rationale,
+                              Assessment.special_policy, Assessment.credit_review)
+            .where(Assessment.cycle == cycle.id).order_by(Assessment.id))
     results = [{
-        "customer": row.customer.code,
-        "name": row.customer.name,
-        "final_tier": tiers.get(row.final_tier_id),
+        "assessment": row.id,
+        "customer": row.customer_id,
+        "final_tier": row.final_tier_id,
         "final_total": None if row.final_total is None else f"{float(row.final_total):.2f}",
         "rationale": row.rationale or "",
         "special_policy": bool(row.special_policy),

@@ -82,7 +82,7 @@ def run_report_job(job_id):
     try:
         cycle = GradingCycle.get_by_id(job.cycle_id)
         fingerprint = results_fingerprint(cycle)
-        signed = will_be_signed(cycle)
+        signed = will_be_signed(cycle, fingerprint)
         data = signed_report_pdf(cycle, progress, app.config.get("REPORT_BATCH", SHEET_BATCH))
         path = reports_dir(app) / f"report-{job.id}.pdf"
         path.write_bytes(data)

@@ -229,16 +229,19 @@ def signed_report_pdf(cycle, progress=None, batch_size=SHEET_BATCH):
     from services.signing import sign_pdf
     fingerprint = results_fingerprint(cycle)
     data = report_pdf(cycle, progress, batch_size, fingerprint)
-    if will_be_signed(cycle):
+    if will_be_signed(cycle, fingerprint):
         data = sign_pdf(data, reason=f"{cycle.name} · {fingerprint}")
     return data
 
 
-def will_be_signed(cycle):
+def will_be_signed(cycle, fingerprint):
     """Whether the report carries the organisation's signature: once every member
-    of the committee has signed the results."""
-    from models.signing import unsigned_signers
-    return cycle.phase in ("signing", "published") and not unsigned_signers(cycle)
+    of the committee has signed, and signed these very results (`fingerprint`)."""
+    from models.signing import CycleSignature, unsigned_signers
+    return (cycle.phase in ("signing", "published") and not unsigned_signers(cycle)
+            and not CycleSignature.select().where(
+                CycleSignature.cycle == cycle.id,
+                CycleSignature.fingerprint != fingerprint).exists())
 
 
 def verify_url():

@@ -328,3 +328,17 @@ def test_a_configured_pkcs12_key_signs_the_report(app, make, tmp_path):
     assert verdict.valid and verdict.cycle_id == cycle.id
     assert "某某集团有限公司" in verdict.signer
     assert not (tmp_path / "signing").exists()
+
+
+def test_renaming_a_customer_or_a_tier_does_not_change_what_was_signed(app, graded):
+    """The fingerprint covers what the assessments hold and the phases lock: a customer
+    renamed, or a tier's code changed, after signing leaves it as it was."""
+    from models import Customer, Tier
+    s, cycle = graded
+    before = results_fingerprint(cycle)
+    Customer.update(name="改名后的客户").where(Customer.id == s["customers"][1].id).execute()
+    Tier.update(code="AA").where(Tier.code == "A").execute()
+    assert results_fingerprint(cycle) == before
+    from models import Assessment
+    Assessment.update(rationale="改过的理由").where(Assessment.cycle == cycle).execute()
+    assert results_fingerprint(cycle) != before  # what was signed does change it
