@@ -1,7 +1,7 @@
 """The one PDF renderer: Jinja template → WeasyPrint → PDF bytes.
 
-Every PDF of the app comes from `render()` (one document) or
-`render_batches()` (many documents merged, for long reports). Both use:
+Every PDF of the app comes from `render()` (one document); long reports render
+in batches that services.reports merges. Every render uses:
 
 - one FontConfiguration per process (a new one per document grows memory
   from 150 MB to 560 MB over 100 documents);
@@ -12,7 +12,6 @@ Every PDF of the app comes from `render()` (one document) or
 
 User text reaches the HTML only through Jinja's autoescaping.
 """
-import io
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -183,18 +182,6 @@ def render_pages(html, fetcher=None):
     """The laid-out WeasyPrint document (to count pages before writing)."""
     document = _HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher or SafeFetcher())
     return document.render(stylesheets=[_base_stylesheet()], font_config=font_config())
-
-
-def merge(parts):
-    """One PDF from several PDF byte strings, in order (pypdf)."""
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    for part in parts:
-        writer.append(io.BytesIO(part))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def pdf_response(data, filename):

@@ -9,7 +9,9 @@ and which cycle's results (by fingerprint) it carries.
 """
 import asyncio
 import datetime
+import fcntl
 import io
+import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -68,10 +70,13 @@ def _generate(directory, organisation):
                            critical=False)
             .sign(key, hashes.SHA256()))
     key_path, cert_path = directory / "org-key.pem", directory / "org-cert.pem"
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
+    # The key is never readable by others, not even for a moment; the certificate is
+    # written last, so its presence means the pair is complete.
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -91,9 +96,14 @@ def signer():
                     raise RuntimeError("SIGNING_PKCS12 could not be loaded")
             else:
                 directory = _signing_dir()
-                if not (directory / "org-cert.pem").exists():
-                    _generate(directory, current_app.config.get("ORGANISATION_NAME")
-                              or "Tierdesk")
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                # Web workers and the report worker may start at once: one makes the
+                # key, the others wait for it and load the same pair.
+                with open(directory / ".generating", "w") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    if not (directory / "org-cert.pem").exists():
+                        _generate(directory, current_app.config.get("ORGANISATION_NAME")
+                                  or "Tierdesk")
                 loaded = signers.SimpleSigner.load(str(directory / "org-key.pem"),
                                                    str(directory / "org-cert.pem"))
             _signers[key] = loaded
