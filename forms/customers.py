@@ -16,10 +16,8 @@ ANY = ("", _l("All"))
 
 
 def visible_branches(user):
-    query = Branch.select().order_by(Branch.code)
-    if user.is_branch_scoped:
-        query = query.where(Branch.id == user.branch_id)
-    return query
+    """The branches a filter or form offers the user, by code."""
+    return Branch.visible_to(user).order_by(Branch.code)
 
 
 def managers_of(branches):

@@ -34,6 +34,11 @@ class Branch(BaseModel):
     def audit_dict(self):
         return {"code": self.code, "name": self.name, "region": self.region}
 
+    @classmethod
+    def visible_to(cls, user):
+        """The branches the user may read: their own when branch-scoped, else all."""
+        return scoped_to_branch(cls.select(), cls.id, user)
+
 
 class User(BaseModel):
     username = CharField(max_length=64, unique=True)
@@ -74,6 +79,11 @@ class User(BaseModel):
     def with_role(cls, role):
         """Query for users holding `role`."""
         return cls.select().where(cls.roles_text.contains(f",{role},"))
+
+    @classmethod
+    def visible_to(cls, user):
+        """The people the user may look up: their branch's when branch-scoped."""
+        return scoped_to_branch(cls.select(), cls.branch, user)
 
     @property
     def is_branch_scoped(self):

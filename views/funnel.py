@@ -23,6 +23,7 @@ from peewee import JOIN
 
 from extensions import htmx
 from forms import choices
+from forms.customers import visible_branches
 from forms.funnel import (
     QUICK_ADD_LABELS,
     DetailsForm,
@@ -32,7 +33,7 @@ from forms.funnel import (
     QuickAddForm,
     WeekForm,
 )
-from models import Branch, Customer, DomainError, Opportunity, StageMove, User, audit
+from models import Customer, DomainError, Opportunity, StageMove, User, audit
 from models.funnel import (
     CHECKS,
     LADDER,
@@ -61,7 +62,7 @@ from services.formatting import translated
 from services.pdf import pdf_response
 from services.spreadsheets import XLSX_MIMETYPE, write_xlsx
 
-from .access import deny, get_visible_or_404, role_required
+from .access import get_visible_or_404, role_required
 
 bp = Blueprint("funnel", __name__, url_prefix="/funnel")
 
@@ -263,9 +264,7 @@ def mark_lost(opportunity_id):
 def _team_branch(form):
     """The branch whose team the user reads: their own when branch-scoped, else the
     one chosen (their own or the first by code when none is). 404 for an unknown one."""
-    branches = list(Branch.select().order_by(Branch.code))
-    if current_user.is_branch_scoped:
-        branches = [b for b in branches if b.id == current_user.branch_id]
+    branches = list(visible_branches(current_user))
     if not branches:
         abort(404)
     form.branch.choices = choices([(str(b.id), b.name) for b in branches])
@@ -342,14 +341,7 @@ def _team_cells(rows, total, previous):
 @role_required(*TEAM_ROLES)
 def team_member(user_id):
     """A member's row expanded: their prospects where they stood at the week's end."""
-    query = User.select().where(User.id == user_id)
-    if current_user.is_branch_scoped:
-        query = query.where(User.branch == current_user.branch_id)
-    member = query.first()
-    if member is None:
-        if User.get_or_none(User.id == user_id) is not None:
-            deny(404, object_type="user", object_id=user_id)
-        abort(404)
+    member = get_visible_or_404(User, user_id)
     monday, _week_text = _week(WeekForm(request.args).week.data)
     items = member_prospects(member, monday)
     if htmx:
