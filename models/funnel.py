@@ -102,15 +102,8 @@ class Opportunity(BaseModel):
         return scoped_to_branch(cls.select(), cls.branch, user)
 
     @property
-    def stage_label(self):
-        return STAGES.get(self.stage, self.stage)
-
-    @property
     def is_closed(self):
         return self.stage in TERMINAL
-
-    def days_in_stage(self, on=None):
-        return ((on or datetime.date.today()) - self.stage_entered_on).days
 
     def is_stale(self, cycle_days=None, on=None):
         """Sat in its stage longer than the owner's sales cycle."""
@@ -243,17 +236,16 @@ def _check_entry(opportunity, to_stage, on):
                                  missing="; ".join(str(m) for m in missing)))
 
 
-def _record_move(opportunity, to_stage, on, user, kind, amounts_from=None):
+def _record_move(opportunity, to_stage, on, user, kind):
     """Close the current history row and open one for `to_stage` (in a transaction)."""
     StageMove.update(left_on=on).where(StageMove.opportunity == opportunity.id,
                                        StageMove.left_on == OPEN_END).execute()
-    source = amounts_from or opportunity
     StageMove.create(opportunity=opportunity.id, branch=opportunity.branch_id,
                      owner=opportunity.owner_id, from_stage=opportunity.stage if kind != "create"
                      else None, to_stage=to_stage, moved_on=on,
                      left_on=on if to_stage in TERMINAL else OPEN_END, kind=kind,
-                     premium_received=source.premium_received or 0,
-                     standard_premium=source.standard_premium or 0,
+                     premium_received=opportunity.premium_received or 0,
+                     standard_premium=opportunity.standard_premium or 0,
                      moved_by=user.id if user else None)
 
 
@@ -547,10 +539,6 @@ class BoardItem:
     def __init__(self, **values):
         for key, value in values.items():
             setattr(self, key, value)
-
-    @property
-    def stage_label(self):
-        return STAGES[self.stage]
 
 
 def my_summary(owner, today=None):

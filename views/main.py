@@ -9,7 +9,7 @@ from flask_login import current_user
 from models import Branch, Customer, db
 from models.approvals import pending_count
 from models.cycles import tasks_for
-from models.funnel import STAGES, my_summary
+from models.funnel import my_summary, stage_label
 from models.people import ROLES
 from models.schema import current_version, latest_version
 from models.tiers import due_soon, overdue_counts
@@ -102,4 +102,4 @@ def layout_helpers():
 
     return {"nav_items": nav_items, "current_locale": get_locale,
             "role_label": lambda role: ROLES.get(role, role), "today": datetime.date.today(),
-            "stage_label": lambda stage: STAGES.get(stage, stage)}
+            "stage_label": stage_label}
