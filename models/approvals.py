@@ -601,6 +601,12 @@ def pending_count(user):
 
 
 def requests_of(customer):
-    """The customer's tier change requests, newest first."""
-    return list(TierChangeRequest.select().where(TierChangeRequest.customer == customer)
+    """The customer's tier change requests, newest first, with both tiers."""
+    From, To = Tier.alias(), Tier.alias()
+    return list(TierChangeRequest.select(TierChangeRequest, From, To)
+                .join(From, JOIN.LEFT_OUTER, on=(TierChangeRequest.from_tier == From.id),
+                      attr="from_tier")
+                .switch(TierChangeRequest)
+                .join(To, on=(TierChangeRequest.to_tier == To.id), attr="to_tier")
+                .where(TierChangeRequest.customer == customer)
                 .order_by(TierChangeRequest.created_at.desc(), TierChangeRequest.id.desc()))

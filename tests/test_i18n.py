@@ -5,9 +5,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from babel.messages.pofile import read_po
-from flask_babel import force_locale
+from flask_babel import force_locale, format_decimal
 
 from models import User
+from models.people import LANGUAGES
 from services import formatting
 from tests.conftest import login
 
@@ -48,6 +49,14 @@ def test_formats_in_english(app):
         assert formatting.date(datetime.date(2027, 3, 25)) == "Mar 25, 2027"
         assert formatting.money(Decimal("1234.5")) == "¥1,234.50"
         assert formatting.wan(Decimal("1234567")) == "¥1,234,567.00"
+
+
+def test_whole_numbers_read_as_babel_writes_them_in_every_language(app):
+    """`number` writes whole numbers without Babel; the result must not differ."""
+    for language in LANGUAGES:
+        with app.test_request_context(), force_locale(language):
+            for value in (0, 7, -1234, 999, 1000, 20000, 1234567, -98765432):
+                assert formatting.number(value) == format_decimal(value, format="#,##0")
 
 
 def test_language_choice_is_kept_per_user(client, make):

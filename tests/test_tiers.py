@@ -212,14 +212,29 @@ def test_compliance_page_and_dashboard(app, client, world, make):
     page = client.get("/compliance").get_data(as_text=True)
     assert "逾期客户" in page and "Per account manager" in page and "西南客户" not in page
     assert re.search(r'data-testid="count-contact">\s*<h2>Contact</h2><p class="big">\d+<', page)
-    fragment = client.get("/compliance?kind=visit", headers={"HX-Request": "true"})
+    fragment = client.get("/compliance?kind=visit&page=1",
+                          headers={"HX-Request": "true", "HX-Target": "overdue"})
     assert "<html" not in fragment.get_data(as_text=True)
     assert "逾期客户" in fragment.get_data(as_text=True)
+    # A filter change redraws the counts and the groups with the list, not the list alone.
+    changed = client.get("/compliance?kind=visit", headers={
+        "HX-Request": "true", "HX-Target": "compliance"}).get_data(as_text=True)
+    assert re.search(r'class="tile current[^"]*" href="[^"]*" data-testid="count-visit"', changed)
+    assert "Per account manager" in changed and "逾期客户" in changed
     dashboard = client.get("/").get_data(as_text=True)
     assert 'data-testid="overdue-tile"' in dashboard
     client.post("/logout")
     login(client, "director")
     assert "Per branch" in client.get("/compliance").get_data(as_text=True)
+    # Choosing a branch offers that branch's account managers to choose from next.
+    def managers(page):
+        return re.search(r'<select id="manager".*?</select>', page, re.S).group(0)
+
+    rep = f'<option value="{world["rep"].id}">'
+    assert rep not in managers(client.get("/compliance").get_data(as_text=True))
+    east = client.get(f"/compliance?branch={world['east'].id}", headers={
+        "HX-Request": "true", "HX-Target": "compliance"}).get_data(as_text=True)
+    assert rep in managers(east) and "Per account manager" in east
 
 
 def test_account_managers_due_this_week(app, client, world, make):

@@ -118,7 +118,8 @@ def detail(customer_id):
 def _with_particulars(query):
     """The customer with its branch, tier and account manager in the same query."""
     manager = User.alias()
-    return (query.select(Customer, Branch, Tier, manager)
+    return (query.select(Customer, Branch.id, Branch.name, Tier, manager.id,
+                         manager.display_name)
             .join(Branch, on=(Customer.branch == Branch.id), attr="branch")
             .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id),
                                    attr="tier")
@@ -146,7 +147,8 @@ def _detail_context(customer, activity_form=None, contact_form=None):
 def _assessments(customer):
     """The customer's assessment sheets, newest cycle first, with the final grade."""
     return list(Assessment.visible_to(current_user)
-                .select(Assessment, GradingCycle, Tier)
+                .select(Assessment.id, Assessment.final_tier, Assessment.final_total,
+                        GradingCycle.id, GradingCycle.name, GradingCycle.phase, Tier)
                 .join(GradingCycle).switch(Assessment)
                 .join(Tier, JOIN.LEFT_OUTER, on=(Assessment.final_tier == Tier.id))
                 .where(Assessment.customer == customer)
@@ -154,7 +156,7 @@ def _assessments(customer):
 
 
 def _activities(customer, limit=50):
-    return list(Activity.select(Activity, User)
+    return list(Activity.select(Activity, User.id, User.display_name)
                 .join(User, JOIN.LEFT_OUTER, on=(Activity.user == User.id))
                 .where(Activity.customer == customer)
                 .order_by(Activity.occurred_on.desc(), Activity.id.desc()).limit(limit))

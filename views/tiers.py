@@ -174,15 +174,16 @@ def compliance():
     size, page = current_app.config["PAGE_SIZE"], form.current_page()
     args = {k: v for k, v in request.args.items() if v and k != "page"}
     context = dict(form=form, kind=kind, page=page, size=size, args=args, tiers=Tier.by_id())
+    paging = htmx and htmx.target == "overdue"  # the pager redraws the list alone
     total = None
-    if not htmx:  # the whole page: its summary's counts give the list's total too
+    if not paging:  # the whole page: its summary's counts give the list's total too
         context.update(_compliance_summary(branch_id, today, policies))
         total = (context["by_group"].get(manager_id, {}).get(kind, 0) if manager_id
                  else context["counts"][kind])
     context["total"], context["rows"] = overdue_page(
         current_user, kind, today, branch_id=branch_id, manager_id=manager_id,
         policies=policies, page=page, size=size, total=total)
-    if htmx:
+    if paging:
         response = make_response(render_template("tiers/_overdue.html", **context))
         response.headers["HX-Push-Url"] = url_for(
             "tiers.compliance", page=page if page > 1 else None, **args)

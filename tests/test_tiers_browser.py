@@ -1,0 +1,33 @@
+"""The compliance page in a real browser: a filter redraws the counts, the groups and the
+account managers to choose from, and the back button returns to what was shown before."""
+from playwright.sync_api import expect
+
+from tests.live import log_in, screenshot
+from tests.test_tiers import _activity, days_ago, world  # noqa: F401 (fixture)
+
+
+def test_compliance_filters_redraw_counts_groups_and_choices(app, new_page, world, make):  # noqa: F811
+    late = make.customer(world["east"], "华东逾期", tier=world["tiers"]["A"],
+                         account_manager=world["rep"])
+    _activity(late, "call", days_ago(45))
+    page = new_page()
+    log_in(page, "director")
+    page.goto("/compliance")
+    expect(page.locator("details summary")).to_have_text("Per branch")
+    manager = page.get_by_label("Account manager")
+    expect(manager.locator(f"option[value='{world['rep'].id}']")).to_have_count(0)
+
+    page.get_by_label("Branch").select_option(label=world["east"].name)
+    expect(page.locator("details summary")).to_have_text("Per account manager")
+    expect(manager.locator(f"option[value='{world['rep'].id}']")).to_have_count(1)
+    east_contacts = page.get_by_test_id("count-contact").locator(".big").inner_text()
+    screenshot(page, "compliance-branch")
+
+    page.get_by_label("Account manager").select_option(str(world["rep"].id))
+    expect(page.get_by_test_id("overdue")).to_contain_text("华东逾期")
+    expect(page.get_by_label("Account manager")).to_have_value(str(world["rep"].id))
+    assert int(east_contacts) >= 1
+
+    page.go_back()
+    expect(page.get_by_label("Account manager")).to_have_value("")
+    expect(page.locator("details summary")).to_have_text("Per account manager")
