@@ -62,9 +62,10 @@ db: setup
 
 # For developers: refresh the catalog after changing user-facing strings.
 extract-messages: $(VENV)/.stamp-run
-	$(BIN)/pybabel extract -F babel.cfg -k _l --sort-output -o translations/messages.pot \
+	$(BIN)/pybabel extract -F babel.cfg -k _l --sort-output --no-wrap -o translations/messages.pot \
 	    app.py extensions.py models forms views services templates
-	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching \
+	    --no-wrap
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache bench-results

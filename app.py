@@ -38,6 +38,8 @@ def create_app(test_config=None):
         BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
         BABEL_TRANSLATION_DIRECTORIES=str(BASE_DIR / "translations"),
         PAGE_SIZE=50,
+        # Search-as-you-type counts its matches up to here, then says "more than".
+        SEARCH_COUNT_CAP=1000,
         # How often meeting screens ask whether the chair moved on / new scores arrived.
         MEETING_POLL_SECONDS=3,
         BOARD_POLL_SECONDS=2,

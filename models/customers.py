@@ -259,6 +259,32 @@ def customer_page(query, sort="code", descending=False):
             .namedtuples())
 
 
+def search_page(query, sort, descending, page, size, cap):
+    """(total, rows, capped) of page `page` of a search-as-you-type query, or None when
+    the page lies beyond `cap` matches.
+
+    A search for what someone is typing cannot use an index (the name matches
+    anywhere), so counting its matches and then finding a page would scan the book
+    twice. This takes the ids of the first `cap` + 1 matches in display order in one
+    pass, which stops early for a common term; past `cap` the total reads "more than
+    `cap`" (capped True)."""
+    if page * size > cap:
+        return None
+    column = SORTS.get(sort, Customer.code)
+    order = column.desc(nulls="LAST") if descending else column.asc(nulls="LAST")
+    if column.model is not Customer:  # sorting by the tier's rank or the branch's name
+        query = query.join(column.model, JOIN.LEFT_OUTER)
+    # Codes are unique: ordered by code alone, the pass reads the covering search index
+    # (a tie-break on id sends SQLite to the table, row by row).
+    keys = (order,) if column is Customer.code else (order, Customer.id)
+    ids = [row[0] for row in db.execute(query.select(Customer.id).order_by(*keys)
+                                        .limit(cap + 1)).fetchall()]  # no row objects
+    shown = ids[(page - 1) * size:page * size]
+    rows = list(customer_page(Customer.select().where(Customer.id.in_(shown)), sort,
+                              descending)) if shown else []
+    return min(len(ids), cap), rows, len(ids) > cap
+
+
 # --- Changing customers ------------------------------------------------------
 
 EDITABLE_FIELDS = ("code", "name", "kind", "nature", "industry", "region", "branch",

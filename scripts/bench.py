@@ -130,7 +130,7 @@ PAGES = [
     Page("compliance list (admin)", "GET",
          lambda ctx: "/compliance?kind=" + ctx.rng.choice(["contact", "visit", "analysis"])
          + f"&page={ctx.rng.randint(1, 20)}", "admin",
-         headers={"HX-Request": "true"}),
+         headers={"HX-Request": "true", "HX-Target": "overdue"}),  # as the pager sends
     Page("due this week (rep)", "GET", "/compliance/due", "rep_sh_1"),
     # The funnel (issue 7): a branch of 50 reps among ~300 with a year of history.
     # The team table p95 <= 3x the floor, my week p95 <= 2x. The week is the last one

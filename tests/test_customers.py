@@ -78,6 +78,30 @@ def test_filters_sorting_and_paging(app, client, make):
     assert client.get("/customers?page=abc&tier=xyz&sort=evil").status_code == 200
 
 
+def test_search_counts_its_matches_up_to_a_cap(app, client, make):
+    """While typing, the matches are counted up to SEARCH_COUNT_CAP and then read "more
+    than"; the pages still follow each other in order, and a page past the cap counts
+    them all."""
+    _book(make)
+    login(client, "bm_e")
+    app.config.update(PAGE_SIZE=1, SEARCH_COUNT_CAP=2)
+
+    def page(query):
+        return client.get(f"/customers?{query}").get_data(as_text=True)
+
+    first = page("q=c00")
+    assert _codes(first) == ["C001"] and "超过 2 位客户" in first
+    assert "/customers?q=c00&amp;page=2" in first  # Next, though the pages are not counted
+    assert _codes(page("q=c00&page=2")) == ["C002"] and "超过 2 位客户" in page("q=c00&page=2")
+    last = page("q=c00&page=3")
+    assert _codes(last) == ["C003"] and "3 位客户" in last and "第 3 / 3 页" in last
+    assert _codes(page("q=c00&sort=code&dir=desc")) == ["C003"]
+    assert _codes(page("q=c00&sort=tier&page=2")) == ["C002"]
+    app.config["SEARCH_COUNT_CAP"] = 1000
+    exact = page("q=c00")
+    assert "3 位客户" in exact and "超过" not in exact and "第 1 / 3 页" in exact
+
+
 def test_htmx_gets_only_the_results(client, make):
     """Search-as-you-type swaps the results only, and the answer varies on HX-Request."""
     _book(make)
@@ -105,10 +129,12 @@ def test_queries_per_page_do_not_grow_with_rows(app, client, make):
     login(client, "bm_e")
     app.config["PAGE_SIZE"] = 50
     few = _count_queries(client, "/customers")
+    search_few = _count_queries(client, "/customers?q=c")  # finds the three of _book()
     for n in range(60):
-        make.customer(east, f"批量客户{n}", code=f"B{n:03d}", tier=tiers["C"])
+        make.customer(east, f"批量客户{n}", code=f"C9{n:02d}", tier=tiers["C"])
     many = _count_queries(client, "/customers")
     assert many == few
+    assert _count_queries(client, "/customers?q=c") == search_few
     target = customers["pj"]
     detail_few = _count_queries(client, f"/customers/{target.id}")
     for n in range(20):

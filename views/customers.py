@@ -44,8 +44,10 @@ from models.customers import (
     customer_page,
     find_customers,
     log_activity,
+    normalise_query,
     remove_contact,
     save_customer,
+    search_page,
 )
 from services.customer_io import (
     apply_import,
@@ -88,15 +90,23 @@ def index():
     """
     form = CustomerFilterForm(request.args, user=current_user)
     form.validate()
-    query = _filtered(form)
+    filters = form.filters()
+    query = find_customers(current_user, **filters)
     size = current_app.config["PAGE_SIZE"]
     page = form.current_page()
-    total = query.count()
-    customers = list(customer_page(query, *form.ordering()).paginate(page, size))
+    found = search_page(query, *form.ordering(), page, size,
+                        current_app.config["SEARCH_COUNT_CAP"]) \
+        if normalise_query(filters["q"]) else None
+    if found:
+        total, customers, capped = found
+    else:
+        total, capped = query.count(), False
+        customers = list(customer_page(query, *form.ordering()).paginate(page, size))
     # The state worth keeping in links and the URL: filters that are set.
     args = {k: v for k, v in request.args.items()
             if v and k != "page" and (k, v) not in (("sort", "code"), ("dir", "asc"))}
-    context = dict(form=form, customers=customers, total=total, page=page, size=size,
+    context = dict(form=form, customers=customers, total=total, capped=capped, page=page,
+                   size=size,
                    tiers={tier.id: tier for tier in form.tiers},
                    args=args, can_edit=current_user.has_role(*EDIT_ROLES))
     if htmx:
