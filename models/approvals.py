@@ -255,30 +255,58 @@ def may_file(customer, user):
     return user.has_role("sales_rep") and customer.account_manager_id == user.id
 
 
+class OpenRequestExists(DomainError):
+    """The customer has an open tier change request already."""
+
+
+# A step the requester would decide themselves goes to the role above.
+ESCALATION = {"branch_manager": "sales_director", "sales_director": "general_manager"}
+
+
+def steps_for(roles, requester, branch_id):
+    """The rule's roles as the request's steps. Nobody decides their own request, so a
+    step whose role the requester holds (a branch manager's own request, at the branch
+    manager step) goes to the role above; a role then named twice approves once."""
+    def holds(role):
+        return requester.has_role(role) and (role != "branch_manager"
+                                             or requester.branch_id == branch_id)
+    steps = []
+    for role in roles:
+        while requester is not None and role in ESCALATION and holds(role):
+            role = ESCALATION[role]
+        if role not in steps:
+            steps.append(role)
+    return steps
+
+
 def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, assessment=None,
           rules=None):
-    """File one request inside the caller's transaction; returns it."""
+    """File one request inside the caller's transaction; returns it. A grading cycle's
+    requests are the committee's, not the person's who published it (who may well
+    decide them later): they have no requester."""
     if to_tier is None:
         raise DomainError(_l("Choose the tier to change to."))
     if customer.tier_id == to_tier.id and source != "provisional":
         raise DomainError(_l("The customer holds %(tier)s already: a change needs another tier.",
                              tier=to_tier.display_name))
+    busy = OpenRequestExists(_l("%(customer)s has an open tier change request already: "
+                                "decide or withdraw that one first.", customer=customer.name))
     if TierChangeRequest.select().where(TierChangeRequest.customer == customer.id,
                                         TierChangeRequest.status == "open").exists():
-        raise DomainError(_l("%(customer)s has an open tier change request already: decide or "
-                             "withdraw that one first.", customer=customer.name))
+        raise busy
     from_tier = Tier.get_by_id(customer.tier_id) if customer.tier_id else None
-    key, roles = (rules or roles_for)(from_tier, to_tier)
+    requester = None if source == "cycle" else user
+    key, rule_roles = (rules or roles_for)(from_tier, to_tier)
+    roles = steps_for(rule_roles, requester, customer.branch_id)
     try:
         with db.atomic():
             request = TierChangeRequest.create(
                 customer=customer.id, from_tier=customer.tier_id, to_tier=to_tier.id,
                 source=source, reason=reason, cycle=cycle, assessment=assessment,
-                effective_on=effective_on, requested_by=user, branch=customer.branch_id,
+                effective_on=effective_on, requested_by=requester, branch=customer.branch_id,
                 waiting_role=roles[0], step_count=len(roles))
     except IntegrityError as error:  # the one-open-request index: a request filed meanwhile
-        raise DomainError(_l("%(customer)s has an open tier change request already: decide or "
-                             "withdraw that one first.", customer=customer.name)) from error
+        raise busy from error
     first = ApprovalStep.create(request=request.id, position=1, role=roles[0], status="pending")
     if len(roles) > 1:
         ApprovalStep.insert_many([dict(request=request.id, position=n, role=role,
@@ -363,9 +391,12 @@ def file_cycle_requests(cycle, user, effective_on=None):
                 skipped.append(assessment)
                 continue
             reason = assessment.rationale or str(_l("Result of %(cycle)s", cycle=cycle.name))
-            filed.append(_file(assessment.customer, user, tiers[assessment.final_tier_id],
-                               reason, "cycle", effective_on, cycle=cycle.id,
-                               assessment=assessment.id, rules=rules))
+            try:
+                filed.append(_file(assessment.customer, user, tiers[assessment.final_tier_id],
+                                   reason, "cycle", effective_on, cycle=cycle.id,
+                                   assessment=assessment.id, rules=rules))
+            except OpenRequestExists:  # filed mid-year a moment ago: the publication goes on
+                skipped.append(assessment)
     return filed, skipped
 
 

@@ -397,11 +397,12 @@ def build_approvals(size=5000, seed=2027):
             target = top if current.id != top.id and rng.random() < 0.4 else rng.choice(others)
             _key, roles = roles_for(current, target)
             passed_first = len(roles) > 1 and rng.random() < 0.5
+            source = rng.choice(["mid_year", "cycle"])
             request = TierChangeRequest.create(
                 customer=customer.id, from_tier=current.id, to_tier=target.id,
-                source=rng.choice(["mid_year", "cycle"]), reason="基准测试",
-                effective_on=datetime.date(2026, 11, 25),
-                requested_by=reps.get(customer.branch_id), branch=customer.branch_id,
+                source=source, reason="基准测试", effective_on=datetime.date(2026, 11, 25),
+                requested_by=None if source == "cycle" else reps.get(customer.branch_id),
+                branch=customer.branch_id,
                 step_count=len(roles), created_at=filed + datetime.timedelta(minutes=n))
             waiting = 2 if passed_first else 1
             for position, role in enumerate(roles, start=1):

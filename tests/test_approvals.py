@@ -177,6 +177,31 @@ def test_promotion_to_the_top_passes_three_steps_in_order(app, world):
                        "tier_change_step_approved", "tier_change_approved"]
 
 
+def test_a_branch_managers_own_request_goes_to_the_role_above(app, world):
+    """Nobody decides their own request: when the branch manager files, the branch manager
+    step goes to the sales director (and a promotion to the top asks the director once),
+    so the request never waits for someone who may not decide it."""
+    t, c = world["tiers"], world["customers"]
+    with app.test_request_context():
+        down = file_request(c["C"], world["bm"], t["D"], "连续亏损")
+        up = file_request(c["B"], world["bm"], t["A"], "年度采购额翻番")
+        by_rep = file_request(c["D"], world["rep"], t["C"], "恢复合作")
+    assert [s.role for s in down.steps()] == ["sales_director"]
+    assert [s.role for s in up.steps()] == ["sales_director", "general_manager"]
+    assert [s.role for s in by_rep.steps()] == ["branch_manager"]  # the rule, unchanged
+    _refused(app, decide, "own request", down.steps()[0], world["bm"], "approve")
+    with app.test_request_context():
+        assert down.id in {r.id for r in queue(world["director"])}
+        assert down.id not in {r.id for r in queue(world["bm"])}
+        decide(down.steps()[0], world["director"], "approve", "同意")
+        decide(up.steps()[0], world["director"], "approve", "")
+        decide(up.steps()[1], world["gm"], "approve", "")
+    assert (_fresh(c["C"]).tier_id, _fresh(c["B"]).tier_id) == (t["D"].id, t["A"].id)
+    filed = AuditEvent.select().where(AuditEvent.action == "tier_change_filed",
+                                      AuditEvent.object_id == str(down.id)).get()
+    assert filed.after_data["steps"] == ["sales_director"] and filed.after_data["rule"] == "any"
+
+
 def test_illegal_filings_are_refused(app, world):
     """Same tier, no reason, no tier, a second open request, an outsider, a date before the
     current tier: each refused with a message, nothing saved."""
@@ -293,7 +318,8 @@ def test_two_approvers_at_once_one_wins_the_other_is_told(app, world, make):
 
 def test_queue_is_mine_and_my_branchs(app, world):
     """A branch manager's queue holds the branch's first steps; the director's holds second
-    steps of every branch; nobody sees their own requests."""
+    steps of every branch; nobody sees their own requests (a branch manager's own request
+    waits for the director)."""
     t, c = world["tiers"], world["customers"]
     with app.test_request_context():
         down = file_request(c["B"], world["rep"], t["C"], "下滑")
@@ -303,9 +329,9 @@ def test_queue_is_mine_and_my_branchs(app, world):
         mine = {r.id for r in queue(world["bm"])}
         assert mine == {down.id, top.id}
         assert {r.id for r in queue(world["bm_w"])} == {west.id}
-        assert list(queue(world["director"])) == []
+        assert {r.id for r in queue(world["director"])} == {own.id}  # passed up to them
         decide(top.pending_step(), world["bm"], "approve")
-        assert {r.id for r in queue(world["director"])} == {top.id}
+        assert {r.id for r in queue(world["director"])} == {top.id, own.id}
         assert {r.id for r in queue(world["bm"])} == {down.id}
         assert pending_count(world["rep"]) == 0 and pending_count(world["bm"]) == 1
         assert {r.id for r in queue(world["bm"], to_tier_id=t["A"].id)} == set()
@@ -363,6 +389,8 @@ def test_cycle_results_file_one_request_per_changed_grade(app, make):
     assert (request.source, request.cycle_id, request.assessment_id, request.to_tier_id,
             request.from_tier_id) == ("cycle", cycle.id, sheets[2].id, tiers["B"].id, None)
     assert [s.role for s in request.steps()] == ["branch_manager"]
+    # The committee's result, not the chair's request: whoever published may decide it.
+    assert request.requested_by_id is None
     assert TierChangeRequest.get_by_id(open_one.id).status == "open"
     with app.test_request_context():  # filing again adds nothing: the requests are open
         assert file_cycle_requests(cycle, setup["chair"])[0] == []
