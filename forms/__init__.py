@@ -1,5 +1,26 @@
-"""WTForms classes, one module per domain."""
+"""WTForms classes, one module per domain, on the Form base below."""
+from babel import support
+from flask_babel import get_locale
+from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
+from wtforms.i18n import messages_path
+
+_WTFORMS_CATALOGS = {}
+
+
+class Form(FlaskForm):
+    """Flask-WTF's form, with WTForms' own messages (a required field, a number that
+    does not parse…) read from a catalog loaded once per process and language:
+    Flask-WTF loads the catalog file anew on every request that builds a form."""
+
+    class Meta:
+        def get_translations(self, form):
+            locale = get_locale()
+            catalog = _WTFORMS_CATALOGS.get(locale)
+            if catalog is None:
+                catalog = _WTFORMS_CATALOGS[locale] = support.Translations.load(
+                    messages_path(), [locale], domain="wtforms")
+            return catalog
 
 
 def choices(pairs):

@@ -1,6 +1,5 @@
 """Forms an administrator uses for users and branches."""
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -12,7 +11,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from forms import choices
+from forms import Form, choices
 from models import Branch
 from models.people import LANGUAGES, ROLES
 
@@ -24,7 +23,7 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = widgets.CheckboxInput()
 
 
-class UserForm(FlaskForm):
+class UserForm(Form):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64), CODE])
     display_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
     password = PasswordField(_l("Password"), validators=[Optional(), Length(min=8, max=256)],
@@ -49,7 +48,7 @@ class UserForm(FlaskForm):
         return Branch.get_or_none(Branch.id == self.branch.data) if self.branch.data else None
 
 
-class BranchForm(FlaskForm):
+class BranchForm(Form):
     code = StringField(_l("Code"), validators=[DataRequired(), Length(max=32), CODE])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
     region = StringField(_l("Region"), validators=[Optional(), Length(max=100)])

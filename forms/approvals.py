@@ -2,7 +2,6 @@
 import datetime
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
     HiddenField,
@@ -14,7 +13,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from forms import choices
+from forms import Form, choices
 from models import Tier
 from models.approvals import APPROVER_ROLES, SOURCES
 from models.people import ROLES
@@ -26,7 +25,7 @@ DECISIONS = {"approve": _l("Approve"), "reject": _l("Reject")}
 MAX_STEPS = 5
 
 
-class RequestForm(FlaskForm):
+class RequestForm(Form):
     to_tier = SelectField(_l("Change to"), coerce=int)
     effective_on = DateField(_l("Effective from"), validators=[DataRequired()],
                              default=datetime.date.today)
@@ -44,18 +43,18 @@ class RequestForm(FlaskForm):
             ("provisional", "mid_year") if provisional_due else ("mid_year",))])
 
 
-class DecisionForm(FlaskForm):
+class DecisionForm(Form):
     step = HiddenField(validators=[DataRequired()])
     decision = SelectField(choices=choices(DECISIONS), validators=[DataRequired()])
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=2000)],
                             render_kw={"rows": 2})
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(Form):
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=2000)])
 
 
-class BulkDecisionForm(FlaskForm):
+class BulkDecisionForm(Form):
     steps = SelectMultipleField(coerce=int, validate_choice=False,
                                 validators=[DataRequired(message=_l("Tick the requests to "
                                                                     "decide."))])
@@ -64,7 +63,7 @@ class BulkDecisionForm(FlaskForm):
                             validators=[Optional(), Length(max=2000)], render_kw={"rows": 2})
 
 
-class QueueFilterForm(FlaskForm):
+class QueueFilterForm(Form):
     """The queue's filters: a GET form, so no CSRF."""
     class Meta:
         csrf = False
@@ -96,7 +95,7 @@ class QueueFilterForm(FlaskForm):
         return self.page.data if self.page.data and not self.page.errors else 1
 
 
-class RuleForm(FlaskForm):
+class RuleForm(Form):
     """One rule's ordered approvers: step 1, step 2, … (empty ones are dropped)."""
     role_1 = SelectField(_l("Step 1"), default="")
     role_2 = SelectField(_l("Step 2"), default="")

@@ -1,14 +1,13 @@
 """The audit trail's filter form (GET, no CSRF)."""
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional
 
-from forms import choices
+from forms import Form, choices
 from models.audit import ACTION_LABELS, OBJECT_LABELS
 
 
-class AuditFilterForm(FlaskForm):
+class AuditFilterForm(Form):
     class Meta:
         csrf = False
 

@@ -3,12 +3,11 @@ import datetime
 import unicodedata
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
-from forms import choices
+from forms import Form, choices
 from models import Branch, Tier, User
 from models.customers import ACTIVITY_KINDS, INDUSTRIES, KINDS, NATURES, SORTS
 
@@ -27,7 +26,7 @@ def managers_of(branches):
             .order_by(User.branch, User.display_name))
 
 
-class CustomerFilterForm(FlaskForm):
+class CustomerFilterForm(Form):
     """The list's search and filters: a GET form, so no CSRF."""
     class Meta:
         csrf = False
@@ -97,7 +96,7 @@ def _nfkc(text):
     return unicodedata.normalize("NFKC", text).strip() if text else text
 
 
-class CustomerForm(FlaskForm):
+class CustomerForm(Form):
     code = StringField(_l("Customer code"), filters=[_nfkc], validators=[
         DataRequired(), Length(max=32),
         Regexp(r"^[A-Za-z0-9_.\-]+$", message=_l("Use letters, digits, '.', '-' and '_'."))])
@@ -136,7 +135,7 @@ class CustomerForm(FlaskForm):
         }
 
 
-class ActivityForm(FlaskForm):
+class ActivityForm(Form):
     kind = SelectField(_l("Kind of contact"), choices=choices(ACTIVITY_KINDS))
     occurred_on = DateField(_l("Date"), default=datetime.date.today,
                             validators=[DataRequired()])
@@ -144,7 +143,7 @@ class ActivityForm(FlaskForm):
                           render_kw={"rows": 2})
 
 
-class ContactForm(FlaskForm):
+class ContactForm(Form):
     name = StringField(_l("Contact name"), validators=[DataRequired(), Length(max=50)])
     title = StringField(_l("Position"), validators=[Optional(), Length(max=50)])
     phone = StringField(_l("Phone"), validators=[
@@ -153,7 +152,7 @@ class ContactForm(FlaskForm):
     email = StringField(_l("E-mail"), validators=[Optional(), Length(max=100), Email()])
 
 
-class ImportForm(FlaskForm):
+class ImportForm(Form):
     file = FileField(_l("Spreadsheet (.xlsx or .csv)"), validators=[
         FileRequired(_l("Choose a file.")),
         FileAllowed(["xlsx", "csv"], _l("Only .xlsx and .csv files can be imported."))])

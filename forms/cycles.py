@@ -1,6 +1,5 @@
 """Forms of the grading cycle: setup, one criterion's score, submission."""
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -12,13 +11,13 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from forms import choices
+from forms import Form, choices
 from forms.admin import MultiCheckboxField
 from models import Branch, ScorecardTemplate, User
 from models.customers import KINDS
 
 
-class CycleForm(FlaskForm):
+class CycleForm(Form):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)],
                        render_kw={"placeholder": "2027年度客户分级评定"})
     year = IntegerField(_l("Year"), validators=[DataRequired(), NumberRange(2000, 2100)])
@@ -57,7 +56,7 @@ class CycleForm(FlaskForm):
             raise ValidationError(_l("The meeting cannot end before it starts."))
 
 
-class ScoreForm(FlaskForm):
+class ScoreForm(Form):
     """One criterion of one sheet, saved as the user changes it."""
     criterion = IntegerField(validators=[DataRequired()])
     level = IntegerField(validators=[Optional()])
@@ -68,14 +67,14 @@ class ScoreForm(FlaskForm):
                                          ("committee", "committee")]))
 
 
-class SubmitForm(FlaskForm):
+class SubmitForm(Form):
     comment = TextAreaField(_l("Overall comment"), validators=[Optional(), Length(max=2000)])
     confirm = HiddenField(default="1")
 
 
 
 
-class FinaliseForm(FlaskForm):
+class FinaliseForm(Form):
     """The chair's decision on the current customer."""
     tier = SelectField(_l("Final grade"), coerce=int, validate_choice=False)
     rationale = TextAreaField(_l("Rationale (needed when the grade differs from the mean's)"),

@@ -1,10 +1,9 @@
 """Forms of the funnel: the week in the URL, quick add, moves, an opportunity's details."""
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional, ValidationError
 
-from forms import choices
+from forms import Form, choices
 from models import DomainError
 from models.funnel import AMOUNT_LABELS, CHECKS, STAGES, check_amount
 
@@ -35,7 +34,7 @@ def _amount(name, **kwargs):
                                   "autocomplete": "off"}, **kwargs)
 
 
-class WeekForm(FlaskForm):
+class WeekForm(Form):
     """The week (and, for the team table, the branch) in the URL: a GET form."""
     class Meta:
         csrf = False
@@ -44,7 +43,7 @@ class WeekForm(FlaskForm):
     branch = SelectField(_l("Branch"), coerce=str, validators=[Optional()])
 
 
-class PeriodForm(FlaskForm):
+class PeriodForm(Form):
     """The period of the conversion ratios, in weeks: a GET form."""
     class Meta:
         csrf = False
@@ -72,7 +71,7 @@ QUICK_ADD_LABELS = {
 }
 
 
-class QuickAddForm(FlaskForm):
+class QuickAddForm(Form):
     """A prospect into the funnel in one line: one already on file, or a new name."""
     customer = SelectField(QUICK_ADD_LABELS["customer"], coerce=int, validators=[Optional()])
     new_name = StringField(QUICK_ADD_LABELS["new_name"], validators=[Optional(), Length(max=200)],
@@ -93,13 +92,13 @@ class QuickAddForm(FlaskForm):
             raise ValidationError(_l("Choose a prospect or type the name of a new one."))
 
 
-class MoveForm(FlaskForm):
+class MoveForm(Form):
     """One click: forward or back, from the stage the user saw."""
     direction = HiddenField(validators=[AnyOf(["forward", "back"])])
     stage = HiddenField(validators=[AnyOf(list(STAGES))])
 
 
-class DetailsForm(FlaskForm):
+class DetailsForm(Form):
     """Amounts, the signing date and the checks of the 50% and 90% stages."""
     premium_received = _amount("premium_received")
     standard_premium = _amount("standard_premium")
@@ -122,6 +121,6 @@ class DetailsForm(FlaskForm):
         return values
 
 
-class LostForm(FlaskForm):
+class LostForm(Form):
     reason = TextAreaField(_l("Why was it lost?"), validators=[
         DataRequired(message=_l("Say why the opportunity was lost.")), Length(max=500)])

@@ -6,7 +6,6 @@ back on the fields here. Rows are added and removed by submit buttons
 (name="action"), so the editor works without JavaScript.
 """
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     FieldList,
     Form,
@@ -19,6 +18,7 @@ from wtforms import (
 from wtforms.validators import Optional
 from wtforms.widgets import TextInput
 
+from forms import Form as PageForm
 from forms import choices
 from models import Tier
 from models.scorecards import (
@@ -57,7 +57,7 @@ class BandForm(Form):
     min_total = IntegerField(_l("Minimum total"), render_kw=POINTS_BOX, **POINTS)
 
 
-class TemplateForm(FlaskForm):
+class TemplateForm(PageForm):
     name = StringField(_l("Template name"), render_kw={"maxlength": NAME_MAX})
     kind = SelectField(_l("Applies to"), choices=choices(TEMPLATE_KINDS))
     description = TextAreaField(_l("Description"),

@@ -2,11 +2,10 @@
 import datetime
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from forms import choices
+from forms import Form, choices
 from models.tiers import PRIORITIES, SERVICE_KINDS
 
 from .customers import ANY, managers_of, visible_branches
@@ -14,7 +13,7 @@ from .customers import ANY, managers_of, visible_branches
 INTERVAL = [Optional(), NumberRange(min=1, max=3660)]
 
 
-class TierForm(FlaskForm):
+class TierForm(Form):
     code = StringField(_l("Code"), validators=[
         DataRequired(), Length(max=16),
         Regexp(r"^[A-Za-z0-9_-]+$", message=_l("Use letters, digits, '-' and '_'."))])
@@ -29,13 +28,13 @@ class TierForm(FlaskForm):
                 "name_en": self.name_en.data, "colour": self.colour.data}
 
 
-class MoveTierForm(FlaskForm):
+class MoveTierForm(Form):
     """One step up or down the tier list."""
     to = SelectField(choices=choices([("up", _l("Move up")), ("down", _l("Move down"))]),
                      validators=[DataRequired()])
 
 
-class PolicyForm(FlaskForm):
+class PolicyForm(Form):
     effective_on = DateField(_l("Effective from"), validators=[DataRequired()],
                              default=datetime.date.today)
     contact_days = IntegerField(_l("Contact every (days)"), validators=INTERVAL,
@@ -60,7 +59,7 @@ class PolicyForm(FlaskForm):
             "notes")}
 
 
-class ComplianceFilterForm(FlaskForm):
+class ComplianceFilterForm(Form):
     """Which overdue list: a GET form, so no CSRF."""
     class Meta:
         csrf = False

@@ -28,7 +28,7 @@ from peewee import (
 )
 
 from .audit import audit
-from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
+from .base import BaseModel, DomainError, NotFound, db, prepared, utcnow, write_transaction
 from .customers import Customer, TierHistory, search_condition
 from .cycles import Assessment, GradingCycle
 from .people import ROLES, Branch, User, scoped_to_branch
@@ -264,15 +264,20 @@ ESCALATION = {"branch_manager": "sales_director", "sales_director": "general_man
 
 
 def steps_for(roles, requester, branch_id):
-    """The rule's roles as the request's steps. Nobody decides their own request, so a
-    step whose role the requester holds (a branch manager's own request, at the branch
-    manager step) goes to the role above; a role then named twice approves once."""
-    def holds(role):
-        return requester.has_role(role) and (role != "branch_manager"
-                                             or requester.branch_id == branch_id)
+    """The rule's roles as the request's steps. A step nobody could decide goes to the
+    role above: one for the requester's own role (nobody decides their own request: a
+    branch manager's request at the branch manager step), or for a role nobody else
+    holds (a branch without a branch manager). A role then named twice approves once."""
+    def undecidable(role):
+        holders = User.with_role(role).where(User.active)
+        if role == "branch_manager":
+            holders = holders.where(User.branch == branch_id)
+        if requester is not None:
+            holders = holders.where(User.id != requester.id)
+        return not holders.exists()
     steps = []
     for role in roles:
-        while requester is not None and role in ESCALATION and holds(role):
+        while role in ESCALATION and undecidable(role):
             role = ESCALATION[role]
         if role not in steps:
             steps.append(role)
@@ -280,7 +285,7 @@ def steps_for(roles, requester, branch_id):
 
 
 def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, assessment=None,
-          rules=None):
+          rules=None, steps=None):
     """File one request inside the caller's transaction; returns it. A grading cycle's
     requests are the committee's, not the person's who published it (who may well
     decide them later): they have no requester."""
@@ -297,7 +302,7 @@ def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, ass
     from_tier = Tier.get_by_id(customer.tier_id) if customer.tier_id else None
     requester = None if source == "cycle" else user
     key, rule_roles = (rules or roles_for)(from_tier, to_tier)
-    roles = steps_for(rule_roles, requester, customer.branch_id)
+    roles = (steps or steps_for)(rule_roles, requester, customer.branch_id)
     try:
         with db.atomic():
             request = TierChangeRequest.create(
@@ -377,6 +382,14 @@ def file_cycle_requests(cycle, user, effective_on=None):
             cache[key] = roles_for(from_tier, to_tier)
         return cache[key]
 
+    step_cache = {}
+
+    def steps(roles, requester, branch_id):  # nor who may decide them
+        key = (tuple(roles), branch_id)
+        if key not in step_cache:
+            step_cache[key] = steps_for(roles, requester, branch_id)
+        return step_cache[key]
+
     tiers = Tier.by_id()
     with write_transaction():
         busy = {r.customer_id for r in TierChangeRequest.select(TierChangeRequest.customer)
@@ -394,7 +407,7 @@ def file_cycle_requests(cycle, user, effective_on=None):
             try:
                 filed.append(_file(assessment.customer, user, tiers[assessment.final_tier_id],
                                    reason, "cycle", effective_on, cycle=cycle.id,
-                                   assessment=assessment.id, rules=rules))
+                                   assessment=assessment.id, rules=rules, steps=steps))
             except OpenRequestExists:  # filed mid-year a moment ago: the publication goes on
                 skipped.append(assessment)
     return filed, skipped
@@ -633,11 +646,16 @@ def pending_count(user):
 
 def requests_of(customer):
     """The customer's tier change requests, newest first, with both tiers."""
+    return list(_requests_of(customer=customer.id))
+
+
+@prepared
+def _requests_of(*, customer):
     From, To = Tier.alias(), Tier.alias()
-    return list(TierChangeRequest.select(TierChangeRequest, From, To)
-                .join(From, JOIN.LEFT_OUTER, on=(TierChangeRequest.from_tier == From.id),
-                      attr="from_tier")
-                .switch(TierChangeRequest)
-                .join(To, on=(TierChangeRequest.to_tier == To.id), attr="to_tier")
-                .where(TierChangeRequest.customer == customer)
-                .order_by(TierChangeRequest.created_at.desc(), TierChangeRequest.id.desc()))
+    return (TierChangeRequest.select(TierChangeRequest, From, To)
+            .join(From, JOIN.LEFT_OUTER, on=(TierChangeRequest.from_tier == From.id),
+                  attr="from_tier")
+            .switch(TierChangeRequest)
+            .join(To, on=(TierChangeRequest.to_tier == To.id), attr="to_tier")
+            .where(TierChangeRequest.customer == customer)
+            .order_by(TierChangeRequest.created_at.desc(), TierChangeRequest.id.desc()))

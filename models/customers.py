@@ -16,7 +16,7 @@ from peewee import (
 )
 from pypinyin import Style, lazy_pinyin
 
-from .base import BaseModel, DomainError, db, utcnow, write_transaction
+from .base import BaseModel, DomainError, db, prepared, utcnow, write_transaction
 from .people import Branch, User, scoped_to_branch
 from .tiers import Tier
 
@@ -201,6 +201,36 @@ def normalise_query(text):
     """What the user typed, as search sees it: NFKC (full-width → half-width),
     trimmed, lower-case."""
     return unicodedata.normalize("NFKC", text or "").strip().lower()
+
+
+# --- The customer's file: what the detail page reads, by customer id ---------
+
+@prepared
+def contacts_of(*, customer):
+    return Contact.select().where(Contact.customer == customer).order_by(Contact.id)
+
+
+@prepared
+def years_of(*, customer):
+    return (CustomerYear.select().where(CustomerYear.customer == customer)
+            .order_by(CustomerYear.year))
+
+
+@prepared
+def tier_history_of(*, customer):
+    """Newest first, with each tier."""
+    return (TierHistory.select(TierHistory, Tier).join(Tier)
+            .where(TierHistory.customer == customer)
+            .order_by(TierHistory.effective_on.desc(), TierHistory.id.desc()))
+
+
+@prepared
+def activities_of(*, customer, limit):
+    """The latest `limit` activities, with who logged them."""
+    return (Activity.select(Activity, User.id, User.display_name)
+            .join(User, JOIN.LEFT_OUTER, on=(Activity.user == User.id))
+            .where(Activity.customer == customer)
+            .order_by(Activity.occurred_on.desc(), Activity.id.desc()).limit(limit))
 
 
 def search_condition(q):

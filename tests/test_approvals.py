@@ -15,6 +15,7 @@ from models import (
     Tier,
     TierChangeRequest,
     TierHistory,
+    User,
 )
 from models.approvals import (
     AlreadyDecided,
@@ -200,6 +201,11 @@ def test_a_branch_managers_own_request_goes_to_the_role_above(app, world):
     filed = AuditEvent.select().where(AuditEvent.action == "tier_change_filed",
                                       AuditEvent.object_id == str(down.id)).get()
     assert filed.after_data["steps"] == ["sales_director"] and filed.after_data["rule"] == "any"
+    # A branch whose branch manager has left: the step goes to the director too.
+    User.update(active=False).where(User.id == world["bm_w"].id).execute()
+    with app.test_request_context():
+        west = file_request(world["west_customer"], world["rep_w"], t["D"], "停止合作")
+    assert [s.role for s in west.steps()] == ["sales_director"]
 
 
 def test_illegal_filings_are_refused(app, world):

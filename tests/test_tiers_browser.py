@@ -1,5 +1,7 @@
 """The compliance page in a real browser: a filter redraws the counts, the groups and the
 account managers to choose from, and the back button returns to what was shown before."""
+import re
+
 from playwright.sync_api import expect
 
 from tests.live import log_in, screenshot
@@ -24,6 +26,7 @@ def test_compliance_filters_redraw_counts_groups_and_choices(app, new_page, worl
     screenshot(page, "compliance-branch")
 
     page.get_by_label("Account manager").select_option(str(world["rep"].id))
+    expect(page).to_have_url(re.compile(rf"manager={world['rep'].id}$"))  # the list came
     expect(page.get_by_test_id("overdue")).to_contain_text("华东逾期")
     expect(page.get_by_label("Account manager")).to_have_value(str(world["rep"].id))
     assert int(east_contacts) >= 1

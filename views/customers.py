@@ -22,17 +22,14 @@ from peewee import JOIN
 from extensions import htmx
 from forms.customers import ActivityForm, ContactForm, CustomerFilterForm, CustomerForm, ImportForm
 from models import (
-    Activity,
     Assessment,
     Branch,
     Contact,
     Customer,
-    CustomerYear,
     DomainError,
     GradingCycle,
     ImportBatch,
     Tier,
-    TierHistory,
     User,
     audit,
 )
@@ -40,7 +37,9 @@ from models.customers import (
     INDUSTRIES,
     KINDS,
     NATURES,
+    activities_of,
     add_contact,
+    contacts_of,
     customer_page,
     find_customers,
     log_activity,
@@ -48,6 +47,8 @@ from models.customers import (
     remove_contact,
     save_customer,
     search_page,
+    tier_history_of,
+    years_of,
 )
 from services.customer_io import (
     apply_import,
@@ -141,11 +142,9 @@ def _with_particulars(query):
 def _detail_context(customer, activity_form=None, contact_form=None):
     return dict(
         customer=customer,
-        contacts=list(customer.contacts.order_by(Contact.id)),
-        history=list(TierHistory.select(TierHistory, Tier).join(Tier)
-                     .where(TierHistory.customer == customer)
-                     .order_by(TierHistory.effective_on.desc(), TierHistory.id.desc())),
-        years=list(customer.years.order_by(CustomerYear.year)),
+        contacts=list(contacts_of(customer=customer.id)),
+        history=list(tier_history_of(customer=customer.id)),
+        years=list(years_of(customer=customer.id)),
         activities=_activities(customer),
         assessments=_assessments(customer),
         activity_form=activity_form or ActivityForm(),
@@ -166,10 +165,7 @@ def _assessments(customer):
 
 
 def _activities(customer, limit=50):
-    return list(Activity.select(Activity, User.id, User.display_name)
-                .join(User, JOIN.LEFT_OUTER, on=(Activity.user == User.id))
-                .where(Activity.customer == customer)
-                .order_by(Activity.occurred_on.desc(), Activity.id.desc()).limit(limit))
+    return list(activities_of(customer=customer.id, limit=limit))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -265,7 +261,7 @@ def delete_contact(customer_id, contact_id):
 def _contacts_response(customer, form):
     if htmx:
         return render_template("customers/_contacts.html", customer=customer,
-                               contacts=list(customer.contacts.order_by(Contact.id)),
+                               contacts=list(contacts_of(customer=customer.id)),
                                contact_form=form, can_edit=True)
     return render_template("customers/detail.html",
                            **_detail_context(customer, contact_form=form))
