@@ -1,5 +1,8 @@
 """Report jobs: a committee report rendered in the background (huey), with its
 progress, its file when done, or why it failed."""
+import datetime
+from pathlib import Path
+
 from flask_babel import lazy_gettext as _l
 from peewee import CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
@@ -9,6 +12,11 @@ from .people import User
 
 JOB_STATES = {"queued": _l("Waiting to start"), "running": _l("Rendering"),
               "done": _l("Done"), "failed": _l("Failed")}
+# A render takes minutes (a thousand sheets, about two and a half); one queued or running
+# for this long has lost its worker (stopped or restarted) and may be started again.
+STALLED_AFTER = datetime.timedelta(minutes=30)
+# Finished reports kept on disk per cycle: the page lists as many.
+KEPT_FILES = 5
 
 
 class ReportJob(BaseModel):
@@ -26,7 +34,14 @@ class ReportJob(BaseModel):
 
     @property
     def state_label(self):
+        if self.stalled:
+            return _l("Stopped")
         return JOB_STATES.get(self.state, self.state)
+
+    @property
+    def stalled(self):
+        return self.state in ("queued", "running") and \
+            self.created_at < utcnow() - STALLED_AFTER
 
     @property
     def percent(self):
@@ -36,4 +51,17 @@ class ReportJob(BaseModel):
 
     @property
     def finished(self):
-        return self.state in ("done", "failed")
+        return self.state in ("done", "failed") or self.stalled
+
+    @property
+    def may_retry(self):
+        return self.state == "failed" or self.stalled
+
+
+def prune_report_files(cycle_id, keep=KEPT_FILES):
+    """Delete the files of a cycle's finished reports older than the `keep` newest."""
+    old = (ReportJob.select().where(ReportJob.cycle == cycle_id, ReportJob.path != "")
+           .order_by(ReportJob.id.desc()).offset(keep))
+    for job in old:
+        Path(job.path).unlink(missing_ok=True)
+        ReportJob.update(path="").where(ReportJob.id == job.id).execute()

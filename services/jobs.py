@@ -67,6 +67,7 @@ def run_report_job(job_id):
     """Render the report of a ReportJob inside an app context, recording progress,
     the file and whether it is signed, or the reason it failed."""
     from models import GradingCycle, ReportJob, utcnow
+    from models.reports import prune_report_files
     from models.signing import results_fingerprint
     from services.reports import SHEET_BATCH, signed_report_pdf, will_be_signed
 
@@ -93,3 +94,4 @@ def run_report_job(job_id):
         return
     ReportJob.update(state="done", path=str(path), fingerprint=fingerprint, signed=int(signed),
                      finished_at=utcnow()).where(ReportJob.id == job.id).execute()
+    prune_report_files(job.cycle_id)

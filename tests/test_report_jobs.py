@@ -124,3 +124,43 @@ def test_the_huey_worker_renders_a_queued_job(app, graded, tmp_path):
     job = ReportJob.get_by_id(job.id)
     assert job.state == "done", job.error
     assert cycle.name in pdf_text(Path(job.path).read_bytes())
+
+
+def test_a_job_whose_worker_stopped_can_be_started_again(app, client, graded, immediate):
+    """A job left running for longer than any render takes (its worker was restarted) stops
+    polling, says so, and Try again renders it."""
+    import datetime
+
+    from models.base import utcnow
+    s, cycle = graded
+    old = utcnow() - datetime.timedelta(hours=2)
+    job = ReportJob.create(cycle=cycle, state="running", done=3, total=12, created_at=old)
+    fresh = ReportJob.create(cycle=cycle, state="running", done=3, total=12)
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}/report").get_data(as_text=True)
+    assert "worker was probably restarted" not in page  # the newest, still running, is shown
+    panel = client.get(f"/report-jobs/{job.id}", headers={"HX-Request": "true"}).get_data(
+        as_text=True)
+    assert "every 1s" not in panel and "worker was probably restarted" in panel
+    assert f"/report-jobs/{job.id}/retry" in panel
+    client.post(f"/report-jobs/{fresh.id}/retry")  # a render still going is left alone
+    assert ReportJob.get_by_id(fresh.id).state == "running"
+    client.post(f"/report-jobs/{job.id}/retry")
+    assert ReportJob.get_by_id(job.id).state == "done"
+
+
+def test_only_the_newest_reports_files_are_kept(app, client, graded, immediate):
+    """Each finished render leaves a file; the cycle keeps the five newest, as its page
+    lists, and deletes the older ones."""
+    s, cycle = graded
+    login(client, "chair")
+    for _ in range(7):
+        client.post(f"/cycles/{cycle.id}/report/jobs")
+    jobs_ = list(ReportJob.select().order_by(ReportJob.id))
+    assert [j.state for j in jobs_] == ["done"] * 7
+    kept = [j for j in jobs_ if j.path]
+    assert [j.id for j in kept] == [j.id for j in jobs_[-5:]]
+    assert all(Path(j.path).is_file() for j in kept)
+    files = sorted(p.name for p in Path(app.config["REPORTS_DIR"]).iterdir())
+    assert files == sorted(Path(j.path).name for j in kept)
+    assert client.get(f"/report-jobs/{jobs_[0].id}/report.pdf").status_code == 404

@@ -16,7 +16,15 @@ from flask_login import current_user
 
 from extensions import htmx
 from forms.reports import ReopenForm, SignForm
-from models import Assessment, DomainError, GradingCycle, ReportJob, ScorecardTemplate, audit
+from models import (
+    Assessment,
+    DomainError,
+    GradingCycle,
+    ReportJob,
+    ScorecardTemplate,
+    audit,
+    utcnow,
+)
 from models.signing import (
     reopen_cycle,
     report_signatures,
@@ -189,11 +197,11 @@ def job_file(job_id):
 @bp.route("/report-jobs/<int:job_id>/retry", methods=["POST"])
 @role_required(*REPORT_ROLES)
 def retry_job(job_id):
-    """Run a failed job again, audited."""
+    """Run a failed or stopped job again, audited."""
     job = _job_or_404(job_id)
-    if job.state == "failed":
-        ReportJob.update(state="queued", done=0, error="", finished_at=None).where(
-            ReportJob.id == job.id).execute()
+    if job.may_retry:
+        ReportJob.update(state="queued", done=0, error="", finished_at=None,
+                         created_at=utcnow()).where(ReportJob.id == job.id).execute()
         audit("report_job", job.cycle, after={"job": job.id, "retry": True})
         _enqueue(job)
     if htmx:
