@@ -24,7 +24,7 @@ from peewee import (
 )
 
 from .audit import audit
-from .base import BaseModel, DomainError, db, utcnow, write_transaction
+from .base import BaseModel, DomainError, is_sqlite, prepared, utcnow, write_transaction
 from .customers import Customer
 from .people import Branch, User, scoped_to_branch
 from .scorecards import GradeBand, ScorecardTemplate
@@ -86,8 +86,7 @@ class GradingCycle(BaseModel):
         return sorted(people, key=lambda person: person.id != self.chair_id)
 
     def is_on_committee(self, user):
-        return user.id == self.chair_id or CommitteeMember.select().where(
-            CommitteeMember.cycle == self, CommitteeMember.user == user.id).exists()
+        return user.id == self.chair_id or bool(list(_membership(cycle=self.id, user=user.id)))
 
     def scoped_customers(self):
         """The customers the scope names, as they are now."""
@@ -324,10 +323,35 @@ def _locked(assessment):
     """Re-read the assessment, locking its row on PostgreSQL so that a save and a
     finalisation of the same sheet never interleave (SQLite's IMMEDIATE
     transaction already serialises writers)."""
-    from .base import is_sqlite
+    return list(_locked_sheet(is_sqlite(), assessment=assessment.id))[0]
+
+
+@prepared
+def _locked_sheet(sqlite, *, assessment):
     query = (Assessment.select(Assessment, GradingCycle).join(GradingCycle)
-             .where(Assessment.id == assessment.id))
-    return query.get() if is_sqlite() else query.for_update(of=Assessment).get()
+             .where(Assessment.id == assessment))
+    return query if sqlite else query.for_update(of=Assessment)
+
+
+@prepared
+def _membership(*, cycle, user):
+    return CommitteeMember.select(CommitteeMember.id).where(
+        CommitteeMember.cycle == cycle, CommitteeMember.user == user).limit(1)
+
+
+@prepared
+def _score_of(committee, *, assessment, stage, criterion, member):
+    """The score saved at one criterion of a sheet (in committee, the member's)."""
+    query = Score.select().where(Score.assessment == assessment, Score.stage == stage,
+                                 Score.criterion == criterion)
+    return query.where(Score.member == member) if committee else query
+
+
+@prepared
+def _sheet_total(committee, *, assessment, stage, member):
+    query = (Score.select(fn.COALESCE(fn.SUM(Score.points), 0), fn.COUNT(Score.points))
+             .where(Score.assessment == assessment, Score.stage == stage))
+    return (query.where(Score.member == member) if committee else query).tuples()
 
 
 def may_score(assessment, user, stage):
@@ -385,11 +409,9 @@ def save_score(assessment, user, stage, criterion_id, level_id, points, comment,
         _ensure_unsigned(assessment.cycle)
         # The preliminary sheet is one sheet whoever fills it; in committee
         # each member has a sheet of their own.
-        key = [Score.assessment == assessment.id, Score.stage == stage,
-               Score.criterion == criterion.id]
-        if stage == "committee":
-            key.append(Score.member == user.id)
-        current = Score.get_or_none(*key)
+        found = list(_score_of(stage == "committee", assessment=assessment.id, stage=stage,
+                               criterion=criterion.id, member=user.id))
+        current = found[0] if found else None
         if (current.revision if current else 0) != (revision or 0):
             raise StaleScore(_l("This score was changed elsewhere (another tab?) and now "
                                 "shows the newer value. Check it and save again."),
@@ -438,11 +460,8 @@ def preliminary_total(assessment):
 def sheet_total(assessment, stage, user):
     """(total points, criteria scored) of the sheet `user` fills at `stage`: the
     preliminary sheet, or in committee the member's own (one query)."""
-    query = (Score.select(fn.COALESCE(fn.SUM(Score.points), 0), fn.COUNT(Score.points))
-             .where(Score.assessment == assessment.id, Score.stage == stage))
-    if stage == "committee":
-        query = query.where(Score.member == user.id)
-    return query.tuples().get()
+    return list(_sheet_total(stage == "committee", assessment=assessment.id, stage=stage,
+                             member=user.id))[0]
 
 
 # --- The committee's view of one assessment -------------------------------------
@@ -626,6 +645,27 @@ def _bands_by_template(template_ids, tiers):
     return bands
 
 
+@prepared
+def _summary_rows(*, cycle):
+    """Each sheet of the cycle with its customer, branch, committee mean and preliminary
+    total: correlated subqueries ride the score index per sheet."""
+    own = Score.alias()
+    committee_mean = (own.select(fn.SUM(own.points) * 1.0 / fn.COUNT(fn.DISTINCT(own.member)))
+                      .where(own.assessment == Assessment.id, own.stage == "committee",
+                             own.points.is_null(False)))
+    preliminary_total = (own.select(fn.SUM(own.points))
+                         .where(own.assessment == Assessment.id, own.stage == "preliminary"))
+    return (Assessment.select(Assessment.id, Assessment.template, Customer.code, Customer.name,
+                              Branch.name,
+                              Assessment.tier_before, Assessment.final_tier,
+                              Assessment.final_total, Assessment.special_policy,
+                              Assessment.credit_review, Assessment.provisional,
+                              committee_mean, preliminary_total)
+            .join(Customer, on=(Assessment.customer == Customer.id))
+            .switch(Assessment).join(Branch, on=(Assessment.branch == Branch.id))
+            .where(Assessment.cycle == cycle).order_by(Customer.code))
+
+
 def cycle_summary(cycle, thresholds=None):
     """The results of a cycle, for the summary page and the report.
 
@@ -641,24 +681,7 @@ def cycle_summary(cycle, thresholds=None):
     tiers = list(Tier.ordered())
     by_id = {t.id: t for t in tiers}
     rank = {t.id: t.rank for t in tiers}
-    # Correlated subqueries ride the score index per sheet; the raw cursor skips
-    # building a model per row (a thousand rows in a few milliseconds).
-    own = Score.alias()
-    committee_mean = (own.select(fn.SUM(own.points) * 1.0 / fn.COUNT(fn.DISTINCT(own.member)))
-                      .where(own.assessment == Assessment.id, own.stage == "committee",
-                             own.points.is_null(False)))
-    preliminary_total = (own.select(fn.SUM(own.points))
-                         .where(own.assessment == Assessment.id, own.stage == "preliminary"))
-    query = (Assessment.select(Assessment.id, Assessment.template, Customer.code, Customer.name,
-                               Branch.name,
-                               Assessment.tier_before, Assessment.final_tier,
-                               Assessment.final_total, Assessment.special_policy,
-                               Assessment.credit_review, Assessment.provisional,
-                               committee_mean, preliminary_total)
-             .join(Customer, on=(Assessment.customer == Customer.id))
-             .switch(Assessment).join(Branch, on=(Assessment.branch == Branch.id))
-             .where(Assessment.cycle == cycle).order_by(Customer.code))
-    rows = db.execute(query).fetchall()
+    rows = _summary_rows(cycle=cycle.id).cursor.fetchall()  # raw rows: no model per row
     bands = _bands_by_template({row[1] for row in rows} | {cycle.template_existing_id}, tiers)
     if thresholds:
         what_if = sorted(((minimum, by_id[tier_id]) for tier_id, minimum in thresholds.items()
