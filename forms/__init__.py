@@ -16,6 +16,8 @@ class Form(FlaskForm):
     class Meta:
         def get_translations(self, form):
             locale = get_locale()
+            if locale is None:  # outside a request: WTForms' English
+                return None
             catalog = _WTFORMS_CATALOGS.get(locale)
             if catalog is None:
                 catalog = _WTFORMS_CATALOGS[locale] = support.Translations.load(
