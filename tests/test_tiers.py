@@ -221,6 +221,15 @@ def test_compliance_page_and_dashboard(app, client, world, make):
         "HX-Request": "true", "HX-Target": "compliance"}).get_data(as_text=True)
     assert re.search(r'class="tile current[^"]*" href="[^"]*" data-testid="count-visit"', changed)
     assert "Per account manager" in changed and "逾期客户" in changed
+    # With an account manager chosen, the tiles count that manager's customers.
+    def tile(page, kind="contact"):
+        return re.search(rf'data-testid="count-{kind}">\s*<h2>[^<]*</h2><p class="big">(\d+)<',
+                         page).group(1)
+    assert int(tile(page)) >= 1
+    assert tile(client.get(f"/compliance?manager={world['other_rep'].id}").get_data(
+        as_text=True)) == "0"
+    assert tile(client.get(f"/compliance?manager={world['rep'].id}").get_data(
+        as_text=True)) == tile(page)
     dashboard = client.get("/").get_data(as_text=True)
     assert 'data-testid="overdue-tile"' in dashboard
     client.post("/logout")
@@ -235,6 +244,8 @@ def test_compliance_page_and_dashboard(app, client, world, make):
     east = client.get(f"/compliance?branch={world['east'].id}", headers={
         "HX-Request": "true", "HX-Target": "compliance"}).get_data(as_text=True)
     assert rep in managers(east) and "Per account manager" in east
+    rep_page = client.get(f"/compliance?branch={world['east'].id}&manager={world['rep'].id}")
+    assert tile(rep_page.get_data(as_text=True)) == tile(page)
 
 
 def test_account_managers_due_this_week(app, client, world, make):

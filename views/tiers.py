@@ -177,9 +177,8 @@ def compliance():
     paging = htmx and htmx.target == "overdue"  # the pager redraws the list alone
     total = None
     if not paging:  # the whole page: its summary's counts give the list's total too
-        context.update(_compliance_summary(branch_id, today, policies))
-        total = (context["by_group"].get(manager_id, {}).get(kind, 0) if manager_id
-                 else context["counts"][kind])
+        context.update(_compliance_summary(branch_id, manager_id, today, policies))
+        total = context["counts"][kind]
     context["total"], context["rows"] = overdue_page(
         current_user, kind, today, branch_id=branch_id, manager_id=manager_id,
         policies=policies, page=page, size=size, total=total)
@@ -191,13 +190,17 @@ def compliance():
     return render_template("tiers/compliance.html", **context)
 
 
-def _compliance_summary(branch_id, today, policies):
-    """Counts per kind, and per branch (company-wide users) or per account manager
-    (within one branch), from one grouped count."""
+def _compliance_summary(branch_id, manager_id, today, policies):
+    """Counts per kind (of the account manager chosen, or of all), and per branch
+    (company-wide users) or per account manager (within one branch), from one grouped
+    count."""
     by_manager = bool(current_user.is_branch_scoped or branch_id)
     grouped = overdue_counts(current_user, today, policies, branch_id=branch_id,
                              group_by="account_manager" if by_manager else "branch")
-    counts = {kind: sum(g[kind] for g in grouped.values()) for kind in SERVICE_KINDS}
+    if manager_id:  # the form offers a branch's managers: grouped by manager here
+        counts = grouped.get(manager_id, dict.fromkeys(SERVICE_KINDS, 0))
+    else:
+        counts = {kind: sum(g[kind] for g in grouped.values()) for kind in SERVICE_KINDS}
     model = User if by_manager else Branch
     names = {r.id: (r.display_name if by_manager else r.name)
              for r in model.select().where(model.id.in_([k for k in grouped if k]))}
