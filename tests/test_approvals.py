@@ -397,6 +397,13 @@ def test_cycle_results_file_one_request_per_changed_grade(app, make):
     assert [s.role for s in request.steps()] == ["branch_manager"]
     # The committee's result, not the chair's request: whoever published may decide it.
     assert request.requested_by_id is None
+    client = app.test_client()
+    login(client, "bm_e")
+    row = re.search(rf'<tr data-request="{request.id}">.*?</tr>',
+                    client.get("/approvals").get_data(as_text=True), re.S).group(0)
+    assert "评级委员会" in row
+    assert "评级委员会（发布评级周期时）" in client.get(
+        f"/tier-changes/{request.id}").get_data(as_text=True)
     assert TierChangeRequest.get_by_id(open_one.id).status == "open"
     with app.test_request_context():  # filing again adds nothing: the requests are open
         assert file_cycle_requests(cycle, setup["chair"])[0] == []
