@@ -81,8 +81,9 @@ class QueueFilterForm(Form):
         super().__init__(*args, **kwargs)
         self.branch.choices = choices([ANY] + [(str(b.id), b.name)
                                                for b in visible_branches(user)])
+        self.tiers = list(Tier.ordered())  # the queue's badges use them too
         self.to_tier.choices = choices([ANY] + [(str(t.id), t.display_name)
-                                                for t in Tier.ordered()])
+                                                for t in self.tiers])
 
     def filters(self):
         def number(field):

@@ -21,7 +21,7 @@ from peewee import (
     fn,
 )
 
-from .base import BaseModel, DomainError, db, is_sqlite, utcnow, write_transaction
+from .base import BaseModel, DomainError, db, is_sqlite, prepared, utcnow, write_transaction
 from .people import User, scoped_to_branch
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -175,10 +175,15 @@ def current_policies(today=None):
     """{tier id: the policy version in force on `today`} (a handful of rows)."""
     today = today or datetime.date.today()
     found = {}
-    for policy in (TierPolicy.select().where(TierPolicy.effective_on <= today)
-                   .order_by(TierPolicy.effective_on, TierPolicy.version)):
+    for policy in _policies_until(day=today.isoformat()):
         found[policy.tier_id] = policy
     return found
+
+
+@prepared
+def _policies_until(*, day):
+    return (TierPolicy.select().where(TierPolicy.effective_on <= day)
+            .order_by(TierPolicy.effective_on, TierPolicy.version))
 
 
 def current_policy(tier, today=None):

@@ -4,6 +4,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     make_response,
     redirect,
     render_template,
@@ -70,9 +71,12 @@ def queue_page():
     query = queue(current_user, **form.filters())
     size, page = current_app.config["PAGE_SIZE"], form.current_page()
     total = query.count()
+    if not any(form.filters().values()):
+        g.pending_count = total  # the navigation's badge
     args = {k: v for k, v in request.args.items() if v and k != "page"}
     context = dict(form=form, rows=queue_rows(query, page, size), total=total, page=page,
-                   size=size, args=args, tiers=Tier.by_id(), bulk=BulkDecisionForm())
+                   size=size, args=args, tiers={t.id: t for t in form.tiers},
+                   bulk=BulkDecisionForm())
     if htmx:
         response = make_response(render_template("approvals/_queue.html", **context))
         response.headers["HX-Push-Url"] = url_for(

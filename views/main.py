@@ -1,7 +1,7 @@
 """The dashboard, the health check and the benchmark floor."""
 import datetime
 
-from flask import Blueprint, jsonify, render_template, request, url_for
+from flask import Blueprint, g, jsonify, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -25,7 +25,7 @@ def dashboard():
     funnel = my_summary(current_user) if current_user.has_role("sales_rep") else None
     return render_template("main/dashboard.html", customer_count=customers,
                            grading_tasks=tasks_for(current_user),
-                           approvals_waiting=pending_count(current_user),
+                           approvals_waiting=waiting_for(current_user),
                            overdue=overdue_counts(current_user),
                            due_this_week=len(due_soon(current_user))
                            if current_user.has_role("sales_rep") else None, funnel=funnel)
@@ -62,10 +62,18 @@ def floor():
     return render_template("main/floor.html", branch=branch)
 
 
+def waiting_for(user):
+    """The approvals waiting for `user`, counted once a request: the badge and the
+    dashboard's tile both show it, and the unfiltered queue has counted it already."""
+    if "pending_count" not in g:
+        g.pending_count = pending_count(user)
+    return g.pending_count
+
+
 # The navigation: (endpoint, label, roles that see it; None = everyone).
 # Later domains add their entries here.
 # A count beside an entry: endpoint -> function(user) -> number (0 shows none).
-NAV_BADGES = {"approvals.queue_page": pending_count}
+NAV_BADGES = {"approvals.queue_page": lambda user: waiting_for(user)}
 NAV = [
     ("main.dashboard", _l("My tasks"), None),
     ("customers.index", _l("Customers"), None),
