@@ -31,7 +31,7 @@ from peewee import (
 )
 
 from .audit import audit
-from .base import BaseModel, DomainError, is_sqlite, utcnow, write_transaction
+from .base import BaseModel, DomainError, is_sqlite, prepared, utcnow, write_transaction
 from .people import User
 from .tiers import Tier
 
@@ -48,6 +48,12 @@ POINTS_LIMIT = 100000
 # key, so two databases never share an entry. Read-only once stored.
 _FROZEN_CRITERIA = {}
 _FROZEN_CACHE_SIZE = 64
+
+
+@prepared
+def _bands_of(*, template):
+    return (GradeBand.select(GradeBand, Tier).join(Tier).where(GradeBand.template == template)
+            .order_by(GradeBand.min_total.desc()))
 
 
 def _new_family():
@@ -113,9 +119,7 @@ class ScorecardTemplate(BaseModel):
     def bands_desc(self):
         """The grade bands with their tiers, highest minimum first (one query)."""
         if getattr(self, "_bands", None) is None:
-            self._bands = list(GradeBand.select(GradeBand, Tier).join(Tier)
-                               .where(GradeBand.template == self)
-                               .order_by(GradeBand.min_total.desc()))
+            self._bands = list(_bands_of(template=self.id))
         return self._bands
 
     def band_ranges(self):
