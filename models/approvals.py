@@ -11,6 +11,7 @@ from.
 import datetime
 import functools
 import operator
+from types import SimpleNamespace
 
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
@@ -630,10 +631,21 @@ def queue_rows(query, page=1, size=50):
 
 
 def pending_count(user):
-    """How many steps wait for `user` (the navigation badge)."""
-    if not any(user.has_role(r) for r in APPROVER_ROLES):
+    """How many steps wait for `user` (the navigation badge, on every page)."""
+    roles = tuple(r for r in user.roles if r in APPROVER_ROLES)
+    if not roles:
         return 0
-    return queue(user).count()
+    return list(_pending(roles, user.is_branch_scoped, bool(user.branch_id),
+                         user=user.id, branch=user.branch_id))[0][0]
+
+
+@prepared
+def _pending(roles, scoped, has_branch, *, user, branch):
+    """queue()'s count for a user of these roles and scope, the user and branch bound
+    when it runs."""
+    shape = SimpleNamespace(roles=list(roles), is_branch_scoped=scoped, id=user,
+                            branch_id=branch if has_branch else None)
+    return queue(shape).select(fn.COUNT(TierChangeRequest.id)).tuples()
 
 
 def requests_of(customer):
