@@ -14,11 +14,11 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from forms import Form, choices
-from models import Tier
+from models import Branch, Tier
 from models.approvals import APPROVER_ROLES, SOURCES
 from models.people import ROLES
 
-from .customers import ANY, visible_branches
+from .customers import ANY
 
 DECISIONS = {"approve": _l("Approve"), "reject": _l("Reject")}
 # Enough for any real chain of approvers.
@@ -79,9 +79,9 @@ class QueueFilterForm(Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.branch.choices = choices([ANY] + [(str(b.id), b.name)
-                                               for b in visible_branches(user)])
-        self.tiers = list(Tier.ordered())  # the queue's badges use them too
+        self.branch.choices = choices([ANY] + [(str(id_), name)
+                                               for id_, name in Branch.names_for(user)])
+        self.tiers = Tier.in_order()  # the queue's badges use them too
         self.to_tier.choices = choices([ANY] + [(str(t.id), t.display_name)
                                                 for t in self.tiers])
 

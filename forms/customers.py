@@ -54,9 +54,9 @@ class CustomerFilterForm(Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        branches = list(visible_branches(user).select(Branch.id, Branch.name).tuples())
+        branches = Branch.names_for(user)
         self.branch.choices = choices([ANY] + [(str(id_), name) for id_, name in branches])
-        self.tiers = list(Tier.ordered())  # the page shows them too
+        self.tiers = Tier.in_order()  # the page shows them too
         self.tier.choices = choices([ANY] + [(str(t.id), t.display_name) for t in self.tiers]
                                     + [("0", _l("No tier yet"))])
         # Account managers of one branch: the scoped user's, or the one chosen.

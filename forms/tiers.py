@@ -6,9 +6,10 @@ from wtforms import BooleanField, DateField, IntegerField, SelectField, StringFi
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from forms import Form, choices
+from models import Branch
 from models.tiers import PRIORITIES, SERVICE_KINDS
 
-from .customers import ANY, managers_of, visible_branches
+from .customers import ANY, managers_of
 
 INTERVAL = [Optional(), NumberRange(min=1, max=3660)]
 
@@ -72,9 +73,10 @@ class ComplianceFilterForm(Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        branches = list(visible_branches(user))
-        self.branch.choices = choices([ANY] + [(str(b.id), b.name) for b in branches])
-        chosen = [b for b in branches if str(b.id) == (self.branch.data or "")]
+        names = Branch.names_for(user)
+        branches = [id_ for id_, _name in names]
+        self.branch.choices = choices([ANY] + [(str(id_), name) for id_, name in names])
+        chosen = [id_ for id_ in branches if str(id_) == (self.branch.data or "")]
         self.manager.choices = choices([ANY] + [
             (str(u.id), u.display_name) for u in managers_of(
                 branches if user.is_branch_scoped else chosen)])

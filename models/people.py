@@ -1,10 +1,12 @@
 """Branches, users and their roles."""
+from types import SimpleNamespace
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_babel import lazy_gettext as _l
 from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField
 
-from .base import BaseModel, utcnow
+from .base import BaseModel, prepared, utcnow
 
 ROLES = {
     "admin": _l("Administrator"),
@@ -38,6 +40,12 @@ class Branch(BaseModel):
     def visible_to(cls, user):
         """The branches the user may read: their own when branch-scoped, else all."""
         return scoped_to_branch(cls.select(), cls.id, user)
+
+    @classmethod
+    def names_for(cls, user):
+        """[(id, name)] of the branches the user may read, by code: every filter form
+        offers them (a prepared query)."""
+        return list(_branch_names(user.is_branch_scoped, branch=user.branch_id))
 
 
 class User(BaseModel):
@@ -251,3 +259,10 @@ def save_branch(branch, *, code, name, region=""):
         audit("branch_created" if creating else "branch_updated", branch, before=before,
               after=branch.audit_dict())
     return branch
+
+
+@prepared
+def _branch_names(scoped, *, branch):
+    viewer = SimpleNamespace(is_branch_scoped=scoped, branch_id=branch)
+    return (Branch.visible_to(viewer).select(Branch.id, Branch.name).order_by(Branch.code)
+            .tuples())

@@ -53,9 +53,15 @@ class Tier(BaseModel):
         return cls.select().order_by(cls.rank)
 
     @classmethod
+    def in_order(cls):
+        """Every tier, top first, as a list: forms and pages read them on every request
+        (a prepared query)."""
+        return list(_tiers_in_order())
+
+    @classmethod
     def by_id(cls):
         """{id: tier} of every tier (a handful of rows), for pages that show many."""
-        return {tier.id: tier for tier in cls.select()}
+        return {tier.id: tier for tier in cls.in_order()}
 
     @classmethod
     def top(cls):
@@ -178,6 +184,11 @@ def current_policies(today=None):
     for policy in _policies_until(day=today.isoformat()):
         found[policy.tier_id] = policy
     return found
+
+
+@prepared
+def _tiers_in_order():
+    return Tier.select().order_by(Tier.rank)
 
 
 @prepared
