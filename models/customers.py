@@ -17,7 +17,7 @@ from peewee import (
 from pypinyin import Style, lazy_pinyin
 
 from .base import BaseModel, DomainError, db, prepared, utcnow, write_transaction
-from .people import Branch, User, scoped_to_branch
+from .people import Branch, User, scope_shape, scoped_to_branch
 from .tiers import Tier
 
 KINDS = {"existing": _l("Existing customer"), "prospect": _l("Prospect")}
@@ -204,6 +204,22 @@ def normalise_query(text):
 
 
 # --- The customer's file: what the detail page reads, by customer id ---------
+
+@prepared
+def particulars(scoped, *, customer, branch):
+    """The customer, if a user of this scope (`branch` theirs) may see it, with its
+    branch, tier and account manager."""
+    manager = User.alias()
+    return (Customer.visible_to(scope_shape(scoped, branch))
+            .select(Customer, Branch.id, Branch.name, Tier, manager.id, manager.display_name)
+            .join(Branch, on=(Customer.branch == Branch.id), attr="branch")
+            .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id),
+                                   attr="tier")
+            .switch(Customer).join(manager, JOIN.LEFT_OUTER,
+                                   on=(Customer.account_manager == manager.id),
+                                   attr="account_manager")
+            .where(Customer.id == customer))
+
 
 @prepared
 def contacts_of(*, customer):

@@ -26,7 +26,7 @@ from peewee import (
 from .audit import audit
 from .base import BaseModel, DomainError, is_sqlite, prepared, utcnow, write_transaction
 from .customers import Customer
-from .people import Branch, User, scoped_to_branch
+from .people import Branch, User, scope_shape, scoped_to_branch
 from .scorecards import GradeBand, ScorecardTemplate
 from .tiers import Tier
 
@@ -324,6 +324,19 @@ def _locked(assessment):
     finalisation of the same sheet never interleave (SQLite's IMMEDIATE
     transaction already serialises writers)."""
     return list(_locked_sheet(is_sqlite(), assessment=assessment.id))[0]
+
+
+@prepared
+def sheets_of_customer(scoped, *, customer, branch):
+    """The customer's assessment sheets a user of this scope may open, newest cycle first,
+    with the cycle and the final grade."""
+    return (Assessment.visible_to(scope_shape(scoped, branch))
+            .select(Assessment.id, Assessment.final_tier, Assessment.final_total,
+                    GradingCycle.id, GradingCycle.name, GradingCycle.phase, Tier)
+            .join(GradingCycle).switch(Assessment)
+            .join(Tier, JOIN.LEFT_OUTER, on=(Assessment.final_tier == Tier.id))
+            .where(Assessment.customer == customer)
+            .order_by(GradingCycle.year.desc(), GradingCycle.id.desc()))
 
 
 @prepared

@@ -261,8 +261,13 @@ def save_branch(branch, *, code, name, region=""):
     return branch
 
 
+def scope_shape(scoped, branch):
+    """A stand-in for a user inside a prepared() builder: what scoped_to_branch() reads
+    of one (`branch` is then a Param), so prepared queries keep the one scope rule."""
+    return SimpleNamespace(is_branch_scoped=scoped, branch_id=branch)
+
+
 @prepared
 def _branch_names(scoped, *, branch):
-    viewer = SimpleNamespace(is_branch_scoped=scoped, branch_id=branch)
-    return (Branch.visible_to(viewer).select(Branch.id, Branch.name).order_by(Branch.code)
-            .tuples())
+    return (Branch.visible_to(scope_shape(scoped, branch)).select(Branch.id, Branch.name)
+            .order_by(Branch.code).tuples())

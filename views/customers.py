@@ -17,20 +17,14 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from peewee import JOIN
 
 from extensions import htmx
 from forms.customers import ActivityForm, ContactForm, CustomerFilterForm, CustomerForm, ImportForm
 from models import (
-    Assessment,
-    Branch,
     Contact,
     Customer,
     DomainError,
-    GradingCycle,
     ImportBatch,
-    Tier,
-    User,
     audit,
 )
 from models.customers import (
@@ -44,12 +38,14 @@ from models.customers import (
     find_customers,
     log_activity,
     normalise_query,
+    particulars,
     remove_contact,
     save_customer,
     search_page,
     tier_history_of,
     years_of,
 )
+from models.cycles import sheets_of_customer
 from services.customer_io import (
     apply_import,
     discard_import,
@@ -122,21 +118,11 @@ def index():
 @bp.route("/<int:customer_id>")
 def detail(customer_id):
     """One customer: particulars, contacts, tier history, figures, activities."""
-    customer = get_visible_or_404(Customer, customer_id, joined=_with_particulars)
+    found = list(particulars(current_user.is_branch_scoped, customer=customer_id,
+                             branch=current_user.branch_id))
+    # Not visible: the one access check answers (404, and audited when it exists).
+    customer = found[0] if found else get_visible_or_404(Customer, customer_id)
     return render_template("customers/detail.html", **_detail_context(customer))
-
-
-def _with_particulars(query):
-    """The customer with its branch, tier and account manager in the same query."""
-    manager = User.alias()
-    return (query.select(Customer, Branch.id, Branch.name, Tier, manager.id,
-                         manager.display_name)
-            .join(Branch, on=(Customer.branch == Branch.id), attr="branch")
-            .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id),
-                                   attr="tier")
-            .switch(Customer).join(manager, JOIN.LEFT_OUTER,
-                                   on=(Customer.account_manager == manager.id),
-                                   attr="account_manager"))
 
 
 def _detail_context(customer, activity_form=None, contact_form=None):
@@ -155,13 +141,8 @@ def _detail_context(customer, activity_form=None, contact_form=None):
 
 def _assessments(customer):
     """The customer's assessment sheets, newest cycle first, with the final grade."""
-    return list(Assessment.visible_to(current_user)
-                .select(Assessment.id, Assessment.final_tier, Assessment.final_total,
-                        GradingCycle.id, GradingCycle.name, GradingCycle.phase, Tier)
-                .join(GradingCycle).switch(Assessment)
-                .join(Tier, JOIN.LEFT_OUTER, on=(Assessment.final_tier == Tier.id))
-                .where(Assessment.customer == customer)
-                .order_by(GradingCycle.year.desc(), GradingCycle.id.desc()))
+    return list(sheets_of_customer(current_user.is_branch_scoped, customer=customer.id,
+                                   branch=current_user.branch_id))
 
 
 def _activities(customer, limit=50):
