@@ -26,7 +26,7 @@ def translated(table):
     return found
 
 
-def _is_chinese():
+def is_chinese():
     locale = get_locale()
     return locale is None or locale.language == "zh"
 
@@ -47,7 +47,7 @@ def money(value):
     if value is None:
         return "—"
     value = Decimal(value)
-    if _is_chinese():
+    if is_chinese():
         return format_decimal(value, format="#,##0.00") + " 元"
     return "¥" + format_decimal(value, format="#,##0.00")
 
@@ -59,7 +59,7 @@ def wan(value):
     """
     if value is None:
         return "—"
-    if not _is_chinese():
+    if not is_chinese():
         return money(value)
     return format_decimal(Decimal(value) / WAN, format="#,##0.00") + " 万元"
 
@@ -74,7 +74,7 @@ def date(value):
     """`2027年3月25日` in Chinese, `Mar 25, 2027` in English."""
     if value is None:
         return "—"
-    if _is_chinese():  # Babel's long Chinese pattern, y年M月d日, without its machinery
+    if is_chinese():  # Babel's long Chinese pattern, y年M月d日, without its machinery
         return f"{value.year}年{value.month}月{value.day}日"
     return format_date(value, "medium")
 
@@ -85,7 +85,7 @@ def datetime_(value):
         return "—"
     if isinstance(value, datetime.datetime) and value.tzinfo is None:
         value = value.replace(tzinfo=datetime.UTC)
-    if _is_chinese():
+    if is_chinese():
         return format_datetime(value, "y年M月d日 HH:mm")
     return format_datetime(value, "medium")
 

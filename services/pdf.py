@@ -30,8 +30,7 @@ UA_STYLESHEET = STATIC_DIR / "css" / "pdf-ua.css"
 
 _lock = threading.Lock()
 _font_config = None
-_stylesheet = None
-_ua_stylesheet = None
+_stylesheets = {}
 
 
 class RefusedURL(ValueError):
@@ -92,27 +91,25 @@ def font_config():
         return _font_config
 
 
-def _base_stylesheet():
-    """static/css/pdf.css, parsed once per process."""
-    global _stylesheet
+def _parsed(path):
+    """The stylesheet at `path`, parsed once per process."""
     config = font_config()
     with _lock:
-        if _stylesheet is None:
-            _stylesheet = CSS(filename=str(STYLESHEET), font_config=config,
-                              url_fetcher=SafeFetcher())
-        return _stylesheet
+        if path not in _stylesheets:
+            _stylesheets[path] = CSS(filename=str(path), font_config=config,
+                                     url_fetcher=SafeFetcher())
+        return _stylesheets[path]
+
+
+def _base_stylesheet():
+    """static/css/pdf.css."""
+    return _parsed(STYLESHEET)
 
 
 def _small_ua_stylesheet():
-    """static/css/pdf-ua.css, parsed once: the cascade with WeasyPrint's full HTML5
-    user-agent stylesheet costs more than a whole sheet's layout."""
-    global _ua_stylesheet
-    config = font_config()
-    with _lock:
-        if _ua_stylesheet is None:
-            _ua_stylesheet = CSS(filename=str(UA_STYLESHEET), font_config=config,
-                                 url_fetcher=SafeFetcher())
-        return _ua_stylesheet
+    """static/css/pdf-ua.css: the cascade with WeasyPrint's full HTML5 user-agent
+    stylesheet costs more than a whole sheet's layout."""
+    return _parsed(UA_STYLESHEET)
 
 
 class _HTML(HTML):

@@ -14,7 +14,6 @@ from flask import (
     send_file,
     url_for,
 )
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -58,7 +57,7 @@ from models.funnel import (
     week_of,
 )
 from services import formatting, pdf
-from services.formatting import translated
+from services.formatting import is_chinese, translated
 from services.pdf import pdf_response
 from services.spreadsheets import XLSX_MIMETYPE, write_xlsx
 
@@ -314,7 +313,7 @@ def _cells(figures, previous, against):
     against the previous week when there is one. Built here rather than in the
     template: fifty rows of seven cells were half the page's time there. Every
     value is escaped (they are numbers we formatted, and a translated title)."""
-    chinese = get_locale() is None or get_locale().language == "zh"
+    chinese = is_chinese()
     against = escape(against)
     cells = []
     for column in TEAM_COLUMNS:
@@ -417,7 +416,7 @@ def team_pdf():
     branch = _team_branch(form)
     monday, week = _week(form.week.data)
     rows, total, previous = team_table(branch.id, monday)
-    chinese = get_locale() is None or get_locale().language == "zh"
+    chinese = is_chinese()
     data = pdf.render("pdf/funnel_team.html", doc_title=f"{_('Weekly team funnel')} · "
                       f"{branch.name} · {week}", branch=branch, week=week, monday=monday,
                       sunday=monday + datetime.timedelta(days=6), rows=rows, total=total,
