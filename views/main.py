@@ -73,7 +73,7 @@ def waiting_for(user):
 # The navigation: (endpoint, label, roles that see it; None = everyone).
 # Later domains add their entries here.
 # A count beside an entry: endpoint -> function(user) -> number (0 shows none).
-NAV_BADGES = {"approvals.queue_page": lambda user: waiting_for(user)}
+NAV_BADGES = {"approvals.queue_page": waiting_for}
 NAV = [
     ("main.dashboard", _l("My tasks"), None),
     ("customers.index", _l("Customers"), None),
