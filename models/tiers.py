@@ -3,6 +3,8 @@ which customers are overdue for the contact, visit or sales analysis their tier'
 policy promises."""
 import datetime
 import functools
+import heapq
+import itertools
 import operator
 import re
 
@@ -269,6 +271,15 @@ SERVICE_KINDS = {
 }
 # The last date of a service never given: older than any due date, and indexable.
 NEVER = datetime.date(1, 1, 1)
+# How each tier's overdue list breaks ties between customers last served the same day:
+# the rest of its (tier, last date, ...) index in order, and then the row id (migration
+# 6), so that it reads straight off the index. The customer id alone as the tie-break
+# made SQLite sort each day's customers first.
+_TIES = {
+    "contact": ("branch_id", "account_manager_id", "last_visit_on", "last_analysis_on"),
+    "visit": ("branch_id", "account_manager_id"),
+    "analysis": ("branch_id", "account_manager_id"),
+}
 
 
 class ServiceStatus(BaseModel):
@@ -332,10 +343,10 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
     the top). Each row has the customer's particulars, `last_on` (None: never),
     `days_overdue` (None: never) and `last`, the last activity of that kind.
 
-    Each tier's overdue customers come out of their own index already in date order; the
-    page is merged from the first page*size of each, so no sort runs over them all."""
-    from .customers import Activity, Customer
-    from .people import Branch
+    Each tier's overdue customers come out of their own index already in order, and its
+    due dates in the same order; the tiers are merged here as they are read, so a page
+    reads page*size rows in all, not page*size of each tier, and nothing is sorted."""
+    from .customers import Activity
     today = today or datetime.date.today()
     policies = current_policies(today) if policies is None else policies
     intervals = _intervals(kind, policies)
@@ -345,52 +356,57 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
                                manager_id=manager_id, kinds=(kind,))[kind]
     # Only constants (column names) are written into the text; values are parameters.
     scope, scope_params = _scope_sql(user, branch_id, manager_id)
-    parts, params = [], []
-    for n, (tier_id, cutoff) in enumerate(_cutoffs(kind, today, policies).items()):
-        parts.append(f"SELECT * FROM (SELECT customer_id, tier_id, {column} FROM service_status "  # noqa: S608
-                     f"WHERE tier_id = {{p}} AND {column} < {{p}}{scope} "
-                     f"ORDER BY {column}, customer_id LIMIT {{p}}) AS part{n}")
-        params += [tier_id, cutoff.isoformat(), *scope_params, page * size]
-    candidates = []
-    rows = db.execute_sql(" UNION ALL ".join(parts).replace("{p}", _param()),
-                          params).fetchall() if parts else []
-    for customer_id, tier_id, last_on in rows:
-        if isinstance(last_on, str):  # SQLite hands dates back as text
-            last_on = datetime.date.fromisoformat(last_on)
-        due = last_on + datetime.timedelta(days=intervals[tier_id]) if last_on > NEVER \
-            else NEVER
-        candidates.append((due, customer_id, tier_id, last_on))
-    candidates.sort()
-    chosen = candidates[(page - 1) * size:page * size]
+    sql = (f"SELECT customer_id, {column} FROM service_status "  # noqa: S608
+           f"WHERE tier_id = {{p}} AND {column} < {{p}}{scope} "
+           f"ORDER BY {column}, {', '.join(_TIES[kind])}, customer_id LIMIT {{p}}"
+           ).replace("{p}", _param())
+
+    def due_in(tier_id, cutoff):  # (due date, customer id, tier id, last date), in order
+        interval = datetime.timedelta(days=intervals[tier_id])
+        for customer_id, last_on in db.execute_sql(
+                sql, [tier_id, cutoff.isoformat(), *scope_params, page * size]):
+            last_on = _date(last_on)
+            yield (last_on + interval if last_on > NEVER else NEVER), customer_id, tier_id, last_on
+
+    merged = heapq.merge(*(due_in(tier_id, cutoff) for tier_id, cutoff
+                           in _cutoffs(kind, today, policies).items()), key=lambda c: c[0])
+    chosen = list(itertools.islice(merged, (page - 1) * size, page * size))
     if not chosen:
         return total, []
-    Manager = User.alias()
-    details = {r["id"]: r for r in (
-        Customer.select(Customer.id, Customer.code, Customer.name, Customer.tier,
-                        Branch.name.alias("branch_name"),
-                        Manager.display_name.alias("manager_name"))
-        .join(Branch, on=(Customer.branch == Branch.id))
-        .switch(Customer).join(Manager, JOIN.LEFT_OUTER,
-                               on=(Customer.account_manager == Manager.id))
-        .where(Customer.id.in_([c[1] for c in chosen])).dicts())}
-    latest = {}
+    # The page's particulars and each one's last service, written as SQL text as well:
+    # the query builder took longer to write fifty ids than the database to read them.
+    ids = [c[1] for c in chosen]
+    marks = ", ".join([_param()] * len(ids))
+    details = {row[0]: row for row in db.execute_sql(
+        "SELECT c.id, c.code, c.name, b.name, m.display_name FROM customer c "  # noqa: S608
+        'JOIN branch b ON b.id = c.branch_id LEFT JOIN "user" m ON m.id = c.account_manager_id '
+        f"WHERE c.id IN ({marks})", ids)}
+    activity_kinds = SERVICE_KINDS[kind][3]
     # Sorted here: an ORDER BY makes SQLite walk the (kind, date) index over every
-    # activity of the kind instead of the fifty customers' own.
-    found = (Activity.select(Activity.id, Activity.customer, Activity.kind, Activity.occurred_on,
-                             Activity.notes)
-             .where(Activity.customer.in_(list(details)),
-                    Activity.kind.in_(SERVICE_KINDS[kind][3])))
-    for activity in sorted(found, key=lambda a: (a.occurred_on, a.id)):
-        latest[activity.customer_id] = activity
+    # activity of the kind instead of the fifty customers' own. The last one wins.
+    found = {customer_id: rest for customer_id, *rest in sorted(db.execute_sql(
+        "SELECT customer_id, occurred_on, id, kind, notes FROM activity "  # noqa: S608
+        f"WHERE customer_id IN ({marks}) "
+        f"AND kind IN ({', '.join([_param()] * len(activity_kinds))})",
+        [*ids, *activity_kinds]))}
+    latest = {customer_id: Activity(id=activity_id, customer=customer_id, kind=activity_kind,
+                                    occurred_on=_date(occurred_on), notes=notes)
+              for customer_id, (occurred_on, activity_id, activity_kind, notes) in found.items()}
     rows = []
     for _due, customer_id, tier_id, last_on in chosen:
-        row = dict(details[customer_id])
+        _id, code, name, branch_name, manager_name = details[customer_id]
         never = last_on <= NEVER
-        row.update(tier=tier_id, last_on=None if never else last_on,
+        row = dict(id=customer_id, code=code, name=name, branch_name=branch_name,
+                   manager_name=manager_name, tier=tier_id, last_on=None if never else last_on,
                    last=latest.get(customer_id),
                    days_overdue=None if never else (today - last_on).days - intervals[tier_id])
         rows.append(row)
     return total, rows
+
+
+def _date(value):
+    """A date read by SQL text: SQLite hands dates back as text."""
+    return datetime.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _scope_sql(user, branch_id=None, manager_id=None):

@@ -195,9 +195,15 @@ def test_overdue_lists_show_days_and_the_last_activity(app, world, make):
     assert not {r.customer for r in overdue(world["bm_w"], "contact")} & ids
     assert {r.customer for r in overdue(world["director"], "contact")} >= ids
     assert list(overdue(world["director"], "contact", manager_id=world["other_rep"].id)) == []
+    served = [r["days_overdue"] for r in rows if r["last_on"]]  # across tiers, by due date
+    assert len(served) >= 2 and served == sorted(served, reverse=True)
     with app.test_request_context():  # a second page holds the rest, in the same order
         second = overdue_page(world["bm"], "contact", size=2, page=2)[1]
+        one_by_one = [overdue_page(world["bm"], "contact", size=1, page=n)[1][0]["id"]
+                      for n in range(1, total + 1)]
+        past_the_end = overdue_page(world["bm"], "contact", size=2, page=total)[1]
     assert [r["id"] for r in second] == [r["id"] for r in rows[2:4]]
+    assert one_by_one == [r["id"] for r in rows] and past_the_end == []
     counts = overdue_counts(world["bm"])
     assert counts["contact"] == len(rows) and counts["visit"] == 3  # A visits: none logged
 
