@@ -206,6 +206,13 @@ def test_overdue_lists_show_days_and_the_last_activity(app, world, make):
     assert one_by_one == [r["id"] for r in rows] and past_the_end == []
     counts = overdue_counts(world["bm"])
     assert counts["contact"] == len(rows) and counts["visit"] == 3  # A visits: none logged
+    # Per branch, company-wide: each branch counts as it does alone, and they add up.
+    by_branch = overdue_counts(world["director"], group_by="branch")
+    assert len(by_branch) >= 2 and by_branch[world["east"].id] == counts
+    for branch_id, values in by_branch.items():
+        assert values == overdue_counts(world["director"], branch_id=branch_id)
+    assert overdue_counts(world["director"]) == {
+        kind: sum(values[kind] for values in by_branch.values()) for kind in counts}
 
 
 def test_compliance_page_and_dashboard(app, client, world, make):
