@@ -31,12 +31,13 @@ def test_pages_vary_on_hx_request(client, make):
 
 
 def test_oversized_request_is_413(client, make):
-    """A body over the limit is refused with 413 and a page in Chinese."""
+    """A body over the limit is refused with 413 and a page in Chinese that gives the
+    limit."""
     make.user("admin", roles=("admin",))
     login(client, "admin")
     response = client.post("/admin/branches/new", data={"code": "X" * (11 * 1024 * 1024)})
     assert response.status_code == 413
-    assert "上传的文件过大" in response.get_data(as_text=True)
+    assert "上传的文件超过 10 MB 的上限" in response.get_data(as_text=True)
 
 
 def test_error_pages_are_generic_and_in_the_users_language(client, make):
