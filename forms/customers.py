@@ -26,6 +26,12 @@ def managers_of(branches):
             .order_by(User.branch, User.display_name))
 
 
+def manager_choices(branch_ids):
+    """"Any" and [(id, name)] of the account managers of these branches, for a filter."""
+    return choices([ANY] + [(str(id_), name) for id_, name in managers_of(branch_ids).select(
+        User.id, User.display_name).tuples()])
+
+
 class CustomerFilterForm(Form):
     """The list's search and filters: a GET form, so no CSRF."""
     class Meta:
@@ -63,9 +69,7 @@ class CustomerFilterForm(Form):
         # (A company-wide list would be hundreds of options on every keystroke.)
         chosen = [id_ for id_, _name in branches if str(id_) == (self.branch.data or "")]
         manager_branches = [id_ for id_, _name in branches] if user.is_branch_scoped else chosen
-        self.manager.choices = choices([ANY] + [
-            (str(id_), name) for id_, name in managers_of(manager_branches).select(
-                User.id, User.display_name).tuples()])
+        self.manager.choices = manager_choices(manager_branches)
 
     def filters(self):
         """The valid filters as keyword arguments of find_customers()."""

@@ -9,7 +9,7 @@ from forms import Form, choices
 from models import Branch
 from models.tiers import PRIORITIES, SERVICE_KINDS
 
-from .customers import ANY, managers_of
+from .customers import ANY, manager_choices
 
 INTERVAL = [Optional(), NumberRange(min=1, max=3660)]
 
@@ -77,9 +77,7 @@ class ComplianceFilterForm(Form):
         branches = [id_ for id_, _name in names]
         self.branch.choices = choices([ANY] + [(str(id_), name) for id_, name in names])
         chosen = [id_ for id_ in branches if str(id_) == (self.branch.data or "")]
-        self.manager.choices = choices([ANY] + [
-            (str(u.id), u.display_name) for u in managers_of(
-                branches if user.is_branch_scoped else chosen)])
+        self.manager.choices = manager_choices(branches if user.is_branch_scoped else chosen)
 
     def chosen_kind(self):
         return self.kind.data if self.kind.data in SERVICE_KINDS else "contact"
