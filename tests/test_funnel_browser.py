@@ -83,7 +83,13 @@ def test_rep_books_moves_to_won_and_the_team_table_shows_it(new_page, make):
     expect(cells.nth(5)).to_contain_text("1")  # won
     expect(cells.nth(6)).to_contain_text("¥12,000.00")
     expect(cells.nth(7)).to_contain_text("¥30,000.00")
-    # The row opens into the rep's prospects.
-    row.get_by_role("link", name=re.compile("宋海燕")).click()
-    expect(manager.get_by_test_id("member-prospects")).to_contain_text("深圳鼎盛电子元件有限公司")
+    # The row opens into the rep's prospects, folds away, and opens again.
+    name = row.locator("summary")
+    prospects = manager.get_by_test_id("member-prospects")
+    name.click()
+    expect(prospects).to_contain_text("深圳鼎盛电子元件有限公司")
     screenshot(manager, "funnel-team")
+    name.click()
+    expect(prospects).to_be_hidden()
+    name.click()
+    expect(prospects).to_be_visible()
