@@ -479,6 +479,23 @@ def sheet_total(assessment, stage, user):
 
 # --- The committee's view of one assessment -------------------------------------
 
+def committee_arithmetic(points):
+    """The committee's figures of one sheet from {(member, criterion): points} (None:
+    not scored yet): ({member: total}, {criterion: mean}, the committee mean). Means
+    are rounded to two places. The chair's board and the printed sheet count with
+    this; the cycle summary's SQL (_summary_rows) counts the same way in the database."""
+    totals, given = {}, {}
+    for (member_id, criterion_id), value in points.items():
+        if value is None:
+            continue
+        totals[member_id] = totals.get(member_id, 0) + value
+        given.setdefault(criterion_id, []).append(value)
+    means = {criterion_id: round(sum(values) / len(values), 2)
+             for criterion_id, values in given.items()}
+    mean = round(sum(totals.values()) / len(totals), 2) if totals else None
+    return totals, means, mean
+
+
 def committee_summary(assessment, template=None, cycle=None):
     """What the chair sees for one customer: each member's total and grade, the
     spread and mean per criterion, the committee mean and its grade, and
@@ -490,14 +507,13 @@ def committee_summary(assessment, template=None, cycle=None):
     scores = list(Score.select(Score.member, Score.criterion, Score.points)
                   .where(Score.assessment == assessment.id, Score.stage == "committee")
                   .tuples())
-    by_member, by_criterion = {}, {}
-    for member_id, criterion_id, points in scores:
-        if points is None:
-            continue
-        by_member[member_id] = by_member.get(member_id, 0) + points
-        by_criterion.setdefault(criterion_id, []).append(points)
+    scored = {(member_id, criterion_id): value for member_id, criterion_id, value in scores}
+    by_member, means, mean = committee_arithmetic(scored)
+    by_criterion = {}
+    for (_member_id, criterion_id), value in scored.items():
+        if value is not None:
+            by_criterion.setdefault(criterion_id, []).append(value)
     totals = sorted(by_member.values())
-    mean = round(sum(totals) / len(totals), 2) if totals else None
     grades = {member: template.grade_for(total) for member, total in by_member.items()}
     spread = (totals[-1] - totals[0]) if totals else 0
     # Members (not the chair, who may score too) who have scored every criterion.
@@ -508,12 +524,11 @@ def committee_summary(assessment, template=None, cycle=None):
             per_member[member_id] = per_member.get(member_id, 0) + 1
     return {
         "complete_members": sum(1 for n in per_member.values() if n == criteria_count),
-        "points": {(member_id, criterion_id): points
-                   for member_id, criterion_id, points in scores},
+        "points": scored,
         "member_totals": by_member,
         "member_grades": grades,
         "criteria": {cid: {"min": min(p), "max": max(p), "spread": max(p) - min(p),
-                           "mean": round(sum(p) / len(p), 2)}
+                           "mean": means[cid]}
                      for cid, p in by_criterion.items()},
         "mean": mean,
         "mean_grade": template.grade_for(mean) if mean is not None else None,
