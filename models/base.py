@@ -38,11 +38,8 @@ def utcnow():
 def init_database(url):
     """Bind `db` to the database at `url` and return it.
 
-    Both kinds are pooled, so that a gunicorn worker keeps its connection between
-    requests: PostgreSQL saves connecting, and SQLite keeps its page cache warm, which
-    halves the time of a query that reads thousands of rows (a fresh connection reads
-    and decodes every page again). SQLite connections get the pragmas above; the pool
-    hands each to one thread at a time, so it may move between threads.
+    SQLite URLs get the pragmas above on every connection; PostgreSQL URLs
+    use the pooled driver so gunicorn workers reuse connections.
     """
     if db.obj is not None:  # re-binding (tests): release the old connections
         close_all = getattr(db.obj, "close_all", None)
@@ -51,10 +48,9 @@ def init_database(url):
         url = url.replace("postgres://", "postgresql://", 1).replace(
             "postgresql://", "postgresql+pool://", 1)
         database = connect(url, max_connections=32, stale_timeout=300)
-    elif url.startswith("sqlite://"):
-        database = connect(url.replace("sqlite://", "sqlite+pool://", 1),
-                           pragmas=SQLITE_PRAGMAS, max_connections=32, stale_timeout=300,
-                           timeout=10, check_same_thread=False, autoconnect=True)
+    elif url.startswith("sqlite"):
+        database = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10,
+                           autoconnect=True)
     else:
         database = connect(url)
     db.initialize(database)
