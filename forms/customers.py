@@ -28,6 +28,8 @@ def managers_of(branches):
 
 def manager_choices(branch_ids):
     """"Any" and [(id, name)] of the account managers of these branches, for a filter."""
+    if not branch_ids:  # a company-wide user who chose no branch: nothing to ask
+        return choices([ANY])
     return choices([ANY] + [(str(id_), name) for id_, name in managers_of(branch_ids).select(
         User.id, User.display_name).tuples()])
 

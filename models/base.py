@@ -94,9 +94,18 @@ class BaseModel(Model):
 class Param(Node):
     """A value of a prepared() query, bound each time it runs."""
 
-    def __init__(self, name):
+    def __init__(self, name, index=None):
         super().__init__()
-        self.name = name
+        self.name, self.index = name, index
+
+    def items(self, count):
+        """A list-valued parameter as `count` placeholders, for an IN (...); `count`
+        must come from a shape argument."""
+        return [Param(self.name, i) for i in range(count)]
+
+    def value_in(self, values):
+        value = values[self.name]
+        return value if self.index is None else value[self.index]
 
     def __sql__(self, ctx):
         ctx._values.append(self)
@@ -111,7 +120,8 @@ def prepared(build):
     tables that costs more than SQLite takes to run it: a detail page spends a third
     of its time there. `build` gets each keyword-only argument as a Param, never its
     value, so what it returns cannot depend on the value; whatever changes the shape
-    of the query (a scope, a choice of sort) must be a positional argument. Values are
+    of the query (a scope, a choice of sort, how many ids a list holds: see
+    Param.items) must be a positional argument. Values are
     bound as given (ids, strings): no field converter runs. Calling the decorated
     function runs the query and returns peewee's cursor wrapper (iterate it).
     """
@@ -128,6 +138,6 @@ def prepared(build):
             sql, params = db.get_sql_context().sql(query).query()
             entry = compiled[key] = (query, sql, params)
         query, sql, params = entry
-        bound = [values[p.name] if isinstance(p, Param) else p for p in params]
+        bound = [p.value_in(values) if isinstance(p, Param) else p for p in params]
         return query._get_cursor_wrapper(db.execute_sql(sql, bound))
     return run

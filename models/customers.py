@@ -326,9 +326,15 @@ def search_page(query, sort, descending, page, size, cap):
     ids = [row[0] for row in db.execute(query.select(Customer.id).order_by(*keys)
                                         .limit(cap + 1)).fetchall()]  # no row objects
     shown = ids[(page - 1) * size:page * size]
-    rows = list(customer_page(Customer.select().where(Customer.id.in_(shown)), sort,
-                              descending)) if shown else []
+    rows = list(_rows_of(sort, descending, len(shown), ids=shown)) if shown else []
     return min(len(ids), cap), rows, len(ids) > cap
+
+
+@prepared
+def _rows_of(sort, descending, count, *, ids):
+    """customer_page() of the customers `ids` (a prepared query: a keystroke's page)."""
+    return customer_page(Customer.select().where(Customer.id.in_(ids.items(count))), sort,
+                         descending)
 
 
 # --- Changing customers ------------------------------------------------------

@@ -186,3 +186,12 @@ def test_prepared_queries_bind_new_values_and_keep_a_shape_apart(app, make):
     finally:
         db.obj.query_hooks.remove(seen.append)
     assert len(seen) == 1 and "LIMIT" in seen[0].sql
+
+    @prepared
+    def named(count, *, ids):  # a list of values: its length is the shape
+        return Contact.select().where(Contact.id.in_(ids.items(count))).order_by(Contact.id)
+
+    ids = [c.id for c in Contact.select().order_by(Contact.id)]
+    assert [c.name for c in named(2, ids=ids[:2])] == ["张三", "李四"]
+    assert [c.name for c in named(2, ids=ids[1:])] == ["李四", "王五"]
+    assert [c.name for c in named(1, ids=ids[2:])] == ["王五"]
