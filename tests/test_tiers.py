@@ -20,14 +20,18 @@ from models.tiers import (
 from tests.conftest import login
 from tests.test_approvals import make_world
 
-TODAY = datetime.date.today()
 POLICY = dict(contact_days=30, visit_days=365, analysis_days=90, response_hours=24,
               holiday_greetings=True, dedicated_manager=True, production_priority="first",
               credit_terms="月结60天", notes="**专属**客户经理")
 
 
+def today():
+    """Asked each time, not once at import: a run that passes midnight stays right."""
+    return datetime.date.today()
+
+
 def days_ago(n):
-    return TODAY - datetime.timedelta(days=n)
+    return today() - datetime.timedelta(days=n)
 
 
 @pytest.fixture
@@ -57,11 +61,11 @@ def test_policy_versions_keep_their_history_and_say_what_changed(app, world):
     a, admin = world["tiers"]["A"], world["admin"]
     with app.test_request_context():
         save_policy(a, admin, effective_on=days_ago(10), **{**POLICY, "response_hours": 12})
-        save_policy(a, admin, effective_on=TODAY + datetime.timedelta(days=30),
+        save_policy(a, admin, effective_on=today() + datetime.timedelta(days=30),
                     **{**POLICY, "response_hours": 8, "credit_terms": "月结90天"})
     assert TierPolicy.select().where(TierPolicy.tier == a).count() == 3
     assert current_policy(a).response_hours == 12
-    assert current_policy(a, TODAY + datetime.timedelta(days=31)).response_hours == 8
+    assert current_policy(a, today() + datetime.timedelta(days=31)).response_hours == 8
     history = policy_history(a)
     assert [v.version for v, _changes in history] == [3, 2, 1]
     newest = {name: (before, after) for name, before, after in history[0][1]}
@@ -90,7 +94,7 @@ def test_only_an_admin_edits_a_policy_and_the_page_shows_it(app, client, world):
     """An admin saves a new version through the page; a branch manager gets 403; the tier
     page shows the policy, its history and sanitised Markdown."""
     login(client, "bm_e")
-    assert client.post("/tiers/A/policy", data={"effective_on": TODAY.isoformat(),
+    assert client.post("/tiers/A/policy", data={"effective_on": today().isoformat(),
                                                 "production_priority": "normal"}
                        ).status_code == 403
     client.post("/logout")
@@ -98,7 +102,7 @@ def test_only_an_admin_edits_a_policy_and_the_page_shows_it(app, client, world):
     form = client.get("/tiers/A/policy").get_data(as_text=True)
     assert 'value="30"' in form  # starts from the latest version
     response = client.post("/tiers/A/policy", data={
-        "effective_on": TODAY.isoformat(), "contact_days": "30", "visit_days": "365",
+        "effective_on": today().isoformat(), "contact_days": "30", "visit_days": "365",
         "analysis_days": "90", "response_hours": "12", "holiday_greetings": "y",
         "dedicated_manager": "y", "production_priority": "first", "credit_terms": "月结60天",
         "notes": "## 服务\n\n- **专属**客户经理\n\n<script>alert(1)</script>"
@@ -275,7 +279,7 @@ def test_account_managers_due_this_week(app, client, world, make):
     _activity(others, "call", days_ago(26))
     items = due_soon(world["rep"])
     assert [(due, kind, row["name"]) for due, kind, row in items] == [
-        (TODAY + datetime.timedelta(days=4), "contact", "下周到期")]
+        (today() + datetime.timedelta(days=4), "contact", "下周到期")]
     login(client, "rep_e")
     page = client.get("/compliance/due").get_data(as_text=True)
     assert "下周到期" in page and "早已逾期" not in page and "别人的客户" not in page
@@ -288,7 +292,7 @@ def test_the_policy_handbook_prints_every_tiers_policy_in_force(app, client, wor
     from tests.pdf_helpers import pdf_text
     a = world["tiers"]["A"]
     with app.test_request_context():
-        save_policy(a, world["admin"], effective_on=TODAY + datetime.timedelta(days=5),
+        save_policy(a, world["admin"], effective_on=today() + datetime.timedelta(days=5),
                     **{**POLICY, "response_hours": 6})  # not in force yet
     login(client, "admin")
     response = client.get("/tiers/handbook.pdf")
