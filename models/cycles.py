@@ -479,21 +479,24 @@ def sheet_total(assessment, stage, user):
 
 # --- The committee's view of one assessment -------------------------------------
 
+def average(values):
+    """The mean of `values` to two places (None for none): how the committee's means
+    are shown, on screen and on paper."""
+    return round(sum(values) / len(values), 2) if values else None
+
+
 def committee_arithmetic(points):
     """The committee's figures of one sheet from {(member, criterion): points} (None:
-    not scored yet): ({member: total}, {criterion: mean}, the committee mean). Means
-    are rounded to two places. The chair's board and the printed sheet count with
-    this; the cycle summary's SQL (_summary_rows) counts the same way in the database."""
+    not scored yet): ({member: total}, {criterion: [points given]}, the committee
+    mean). The chair's board and the printed sheet count with this; the cycle summary's
+    SQL (_summary_rows) counts the same way in the database."""
     totals, given = {}, {}
     for (member_id, criterion_id), value in points.items():
         if value is None:
             continue
         totals[member_id] = totals.get(member_id, 0) + value
         given.setdefault(criterion_id, []).append(value)
-    means = {criterion_id: round(sum(values) / len(values), 2)
-             for criterion_id, values in given.items()}
-    mean = round(sum(totals.values()) / len(totals), 2) if totals else None
-    return totals, means, mean
+    return totals, given, average(list(totals.values()))
 
 
 def committee_summary(assessment, template=None, cycle=None):
@@ -508,11 +511,7 @@ def committee_summary(assessment, template=None, cycle=None):
                   .where(Score.assessment == assessment.id, Score.stage == "committee")
                   .tuples())
     scored = {(member_id, criterion_id): value for member_id, criterion_id, value in scores}
-    by_member, means, mean = committee_arithmetic(scored)
-    by_criterion = {}
-    for (_member_id, criterion_id), value in scored.items():
-        if value is not None:
-            by_criterion.setdefault(criterion_id, []).append(value)
+    by_member, by_criterion, mean = committee_arithmetic(scored)
     totals = sorted(by_member.values())
     grades = {member: template.grade_for(total) for member, total in by_member.items()}
     spread = (totals[-1] - totals[0]) if totals else 0
@@ -528,7 +527,7 @@ def committee_summary(assessment, template=None, cycle=None):
         "member_totals": by_member,
         "member_grades": grades,
         "criteria": {cid: {"min": min(p), "max": max(p), "spread": max(p) - min(p),
-                           "mean": means[cid]}
+                           "mean": average(p)}
                      for cid, p in by_criterion.items()},
         "mean": mean,
         "mean_grade": template.grade_for(mean) if mean is not None else None,

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from flask_babel import gettext as _
 
 from models import Assessment, Branch, Customer, Score, ScorecardTemplate, Tier, User
-from models.cycles import committee_arithmetic, cycle_summary
+from models.cycles import average, committee_arithmetic, cycle_summary
 from services import pdf
 from services.formatting import translated
 
@@ -59,7 +59,7 @@ def sheets_data(assessments, template_of=None):
         member_order = sorted({s.member_id for s in committee},
                               key=lambda m: (users[m].display_name if m in users else "", m))
         points = {(s.member_id, s.criterion): s.points for s in committee}
-        totals, means, committee_mean = committee_arithmetic(points)
+        totals, given, committee_mean = committee_arithmetic(points)
         rows = []
         for criterion in template.criteria_with_levels():
             prelim = preliminary.get(criterion.id)
@@ -69,7 +69,7 @@ def sheets_data(assessments, template_of=None):
                 preliminary_points=prelim.points if prelim else None,
                 preliminary_comment=prelim.comment if prelim else "",
                 member_points=[points.get((m, criterion.id)) for m in member_order],
-                mean=means.get(criterion.id)))
+                mean=average(given.get(criterion.id))))
         prelim_total = sum(r.preliminary_points or 0 for r in rows) if preliminary else None
         member_totals = [totals[m] for m in member_order]
         final_total = float(assessment.final_total) if assessment.final_total is not None \
