@@ -401,7 +401,7 @@ def test_cycle_results_file_one_request_per_changed_grade(app, make):
     login(client, "bm_e")
     row = re.search(rf'<tr data-request="{request.id}">.*?</tr>',
                     client.get("/approvals").get_data(as_text=True), re.S).group(0)
-    assert "评级委员会" in row
+    assert "评级委员会" in row and ">详情</a>" in row  # the link, not the status 审批中
     assert "评级委员会（发布评级周期时）" in client.get(
         f"/tier-changes/{request.id}").get_data(as_text=True)
     assert TierChangeRequest.get_by_id(open_one.id).status == "open"

@@ -33,7 +33,7 @@ def _approve_in_queue(page, request, comment):
     page.goto("/approvals")
     expect(page.get_by_test_id("nav-badge")).to_be_visible()
     row = page.locator(f"tr[data-request='{request.id}']")
-    row.get_by_role("link", name="Open").click()
+    row.get_by_role("link", name="Details").click()
     panel = page.locator(f"#request-{request.id}")
     expect(panel.get_by_test_id("steps")).to_be_visible()
     panel.get_by_label("Comment").fill(comment)
