@@ -68,10 +68,11 @@ def queue_page():
     oldest first, with bulk decisions."""
     form = QueueFilterForm(request.args, user=current_user)
     form.validate()
-    query = queue(current_user, **form.filters())
+    filters = form.filters()
+    query = queue(current_user, **filters)
     size, page = current_app.config["PAGE_SIZE"], form.current_page()
     total = query.count()
-    if not any(form.filters().values()):
+    if not any(filters.values()):
         g.pending_count = total  # the navigation's badge
     args = {k: v for k, v in request.args.items() if v and k != "page"}
     context = dict(form=form, rows=queue_rows(query, page, size), total=total, page=page,
