@@ -18,8 +18,9 @@ PORT ?= 5000
 run: setup db
 	@echo "Tierdesk: http://$(HOST):$(PORT)  (demo password: demo2027)"
 	@$(FLASK) demo-logins
-	@# The huey worker renders long reports in the background; it stops with the server.
-	@$(BIN)/huey_consumer services.jobs.huey --workers 1 --quiet & worker=$$!; \
+	@# The huey worker renders long reports and reads uploaded customer files in the
+	@# background; it stops with the server.
+	@$(BIN)/huey_consumer services.jobs.huey --workers 2 --quiet & worker=$$!; \
 	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(FLASK) run --host $(HOST) --port $(PORT)
 

@@ -5,6 +5,7 @@ import unicodedata
 from flask_babel import lazy_gettext as _l
 from peewee import (
     JOIN,
+    BlobField,
     BooleanField,
     CharField,
     DateField,
@@ -19,6 +20,10 @@ from pypinyin import Style, lazy_pinyin
 from .base import BaseModel, DomainError, db, prepared, utcnow, write_transaction
 from .people import Branch, User, scope_shape, scoped_to_branch
 from .tiers import Tier
+
+# A 30,000-row file is read in well under a minute; a batch still waiting after this
+# was never picked up (no background worker) or lost its worker.
+IMPORT_STALLED_AFTER = datetime.timedelta(minutes=10)
 
 KINDS = {"existing": _l("Existing customer"), "prospect": _l("Prospect")}
 NATURES = {
@@ -171,18 +176,34 @@ class TierHistory(BaseModel):
 
 
 class ImportBatch(BaseModel):
-    """An uploaded customer file between preview and confirmation.
+    """An uploaded customer file, from upload through its preview to confirmation.
 
-    Held in the database, not on disk, so any worker on any host can
-    confirm what another one previewed.
+    Held in the database, not on disk, so any worker on any host can read,
+    and confirm, what another one received. Status: queued and reading while
+    the background worker reads the file (`upload`, `progress` in percent);
+    then preview (the `payload`), or failed (the `error`, for the user);
+    finally applied or discarded.
     """
     user = ForeignKeyField(User, on_delete="CASCADE")
     filename = CharField(max_length=255)
     # JSON: the parsed rows with their actions and errors.
-    payload = TextField()
-    status = CharField(max_length=16, default="preview")  # preview, applied, discarded
+    payload = TextField(default="")
+    status = CharField(max_length=16, default="preview")
     created_at = DateTimeField(default=utcnow)
     applied_at = DateTimeField(null=True)
+    upload = BlobField(null=True)  # the file, until it has been read
+    progress = IntegerField(default=0)
+    error = TextField(default="")
+
+    @property
+    def stalled(self):
+        """Still waiting long after any file is read: the worker is not running."""
+        return self.status in ("queued", "reading") and \
+            self.created_at < utcnow() - IMPORT_STALLED_AFTER
+
+    @property
+    def reading(self):
+        return self.status in ("queued", "reading") and not self.stalled
 
 
 # --- Finding customers -------------------------------------------------------

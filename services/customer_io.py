@@ -22,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -47,8 +48,10 @@ from models.customers import INDUSTRIES, KINDS, NATURES, pinyin_initials
 from services import formatting
 from services.spreadsheets import (
     CSV_MIMETYPE,
+    PROGRESS_ROWS,
     XLSX_MIMETYPE,
     SpreadsheetError,
+    check_upload,
     read_table,
     write_csv,
     write_xlsx,
@@ -59,6 +62,9 @@ MAX_IMPORT_ROWS = 30_000
 HEADER_SEARCH_ROWS = 10  # the header may sit below a title and a few notes
 CHUNK = 500  # ids per IN (…) and rows per CASE update: far below SQLite's 32,766 parameters
 STALE_PREVIEW = datetime.timedelta(days=1)
+# The parts of a preview's progress bar: reading the file, then checking its rows
+# (matching them with the customers is the rest).
+READ_SHARE, CHECK_SHARE = 60, 35
 PAYLOAD_VERSION = 1
 
 
@@ -600,21 +606,28 @@ class ImportPreview:
                    data["ignored_columns"], rows)
 
 
-def preview_import(filename, data, user):
+def preview_import(filename, data, user, progress=None):
     """Read a customer file and say, row by row, what importing it would do.
 
     Writes nothing. Returns an ImportPreview. Raises SpreadsheetError when the
     file cannot be read as a customer list (see `read_table()`, and: no header
     row with a code column, a column twice, a yearly figure without a year, no
     rows below the header). Errors of single rows do not raise: they are in
-    the preview, with their row number and column.
+    the preview, with their row number and column. `progress(percent)`, when
+    given, is told how far the work has got.
     """
-    table = read_table(filename, data, max_rows=MAX_IMPORT_ROWS)
+    def reading(done, expected):
+        progress(READ_SHARE * done // max(expected, 1))
+
+    table = read_table(filename, data, max_rows=MAX_IMPORT_ROWS,
+                       progress=reading if progress else None)
     header_index, columns, ignored = _find_header(table)
     references = _References()
     headers = {c.key: c.header for c in columns if c.year is None}
     parsed = []
     for index in range(header_index + 1, len(table)):
+        if progress and index % PROGRESS_ROWS == 0:
+            progress(READ_SHARE + CHECK_SHARE * index // len(table))
         cells, table[index] = table[index], None  # let each row go once read
         if all(_is_blank(cell) for cell in cells) or _repeats_header(cells, columns):
             continue
@@ -832,14 +845,72 @@ def _values_from_json(data):
 
 # --- Keeping the preview until the user confirms ------------------------------
 
-def save_preview(preview, user):
-    """Keep the preview in the database (any worker may confirm it) and return
-    its ImportBatch. Unconfirmed previews older than a day are removed."""
+def queue_preview(filename, data, user):
+    """Take an upload: check at once what can be told without reading it (type,
+    size, zip bomb), keep it in a new ImportBatch and have the background worker
+    read it (`read_upload`). Returns the batch, whose page shows the progress and
+    then the preview. Raises SpreadsheetError for a file refused at once."""
+    check_upload(filename, data)
     with db.atomic():
-        ImportBatch.delete().where(ImportBatch.status != "applied",
-                                   ImportBatch.created_at < utcnow() - STALE_PREVIEW).execute()
+        _drop_stale_batches()
+        batch = ImportBatch.create(user=user, filename=str(filename or "")[:255],
+                                   status="queued", upload=data)
+    from services.jobs import read_import
+    read_import(batch.id)
+    return batch
+
+
+def read_upload(batch_id):
+    """Read the file of a queued ImportBatch into its preview, recording progress,
+    or why it cannot be read (the background job queue_preview() starts). The
+    messages are in the uploader's language."""
+    batch = ImportBatch.get_or_none(ImportBatch.id == batch_id)
+    claimed = batch is not None and (
+        ImportBatch.update(status="reading", progress=0)
+        .where(ImportBatch.id == batch.id, ImportBatch.status == "queued").execute())
+    if not claimed:
+        return
+    shown = [0]
+
+    def progress(percent):
+        if percent > shown[0]:
+            shown[0] = percent
+            ImportBatch.update(progress=percent).where(ImportBatch.id == batch.id).execute()
+
+    user = User.get_by_id(batch.user_id)
+    with force_locale(user.language):
+        try:
+            preview = preview_import(batch.filename, bytes(batch.upload), user, progress)
+        except DomainError as error:
+            _finish_reading(batch, status="failed", error=str(error))
+            return
+        except Exception:  # noqa: BLE001 — the user is told, the log has the details
+            current_app.logger.exception("import batch %s could not be read", batch.id)
+            _finish_reading(batch, status="failed", error=_(
+                "The file could not be read because of an error in Tierdesk. Nothing was "
+                "saved; please try again, or tell your administrator."))
+            return
+    _finish_reading(batch, status="preview", payload=preview.to_json(), progress=100)
+
+
+def _finish_reading(batch, **values):
+    """The outcome of reading a batch; the file itself is no longer kept."""
+    ImportBatch.update(upload=None, **values).where(ImportBatch.id == batch.id).execute()
+
+
+def save_preview(preview, user):
+    """Keep a preview made in this process (as the job does after reading a file)
+    and return its ImportBatch, ready to confirm."""
+    with db.atomic():
+        _drop_stale_batches()
         return ImportBatch.create(user=user, filename=preview.filename[:255],
                                   payload=preview.to_json())
+
+
+def _drop_stale_batches():
+    """Unconfirmed uploads older than a day are removed."""
+    ImportBatch.delete().where(ImportBatch.status != "applied",
+                               ImportBatch.created_at < utcnow() - STALE_PREVIEW).execute()
 
 
 def load_preview(batch):

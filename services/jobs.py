@@ -1,4 +1,5 @@
-"""Background jobs (huey): long report renders run in a worker, not in a request.
+"""Background jobs (huey): long report renders, and the reading of uploaded customer
+files, run in a worker, not in a request.
 
 Storage is a SQLite file under instance/ by default, Redis when REDIS_URL is
 set. Run the worker beside the web server:
@@ -46,11 +47,12 @@ def reports_dir(app):
     return path
 
 
-@huey.task()
-def render_report(job_id):
-    """Render the committee report of a ReportJob (see run_report_job)."""
-    if has_app_context():  # immediate mode (tests, or no worker configured)
-        run_report_job(job_id)
+def _in_app(function, *args):
+    """Run `function(*args)` in the app: at once when called inside it (huey's
+    immediate mode: tests, or no worker configured), else in this worker's app
+    with a database connection of its own."""
+    if has_app_context():
+        function(*args)
         return
     from models import db
     app = _worker()
@@ -58,9 +60,22 @@ def render_report(job_id):
     with app.app_context(), app.test_request_context(base_url=base_url):
         db.connect(reuse_if_open=True)
         try:
-            run_report_job(job_id)
+            function(*args)
         finally:
             db.close()
+
+
+@huey.task()
+def render_report(job_id):
+    """Render the committee report of a ReportJob (see run_report_job)."""
+    _in_app(run_report_job, job_id)
+
+
+@huey.task()
+def read_import(batch_id):
+    """Read an uploaded customer file into its preview (see customer_io.read_upload)."""
+    from services.customer_io import read_upload
+    _in_app(read_upload, batch_id)
 
 
 def run_report_job(job_id):

@@ -44,6 +44,8 @@ CSV_MIMETYPE = "text/csv; charset=utf-8"
 # A cell starting with one of these is run as a formula by Excel, WPS or LibreOffice.
 FORMULA_TRIGGERS = frozenset("=+-@\t\r\n")
 
+# How often read_table() reports its progress.
+PROGRESS_ROWS = 1000
 # Excel numbers rows up to here; openpyxl would follow a hostile row number further.
 EXCEL_MAX_ROWS = 1_048_576
 # The signature of an old .xls (and of a password-protected .xlsx): OLE2.
@@ -77,18 +79,29 @@ def unneutralise(value):
 
 # --- Reading -------------------------------------------------------------------
 
-def read_table(filename, data, max_rows=MAX_ROWS, max_columns=MAX_COLUMNS):
+def read_table(filename, data, max_rows=MAX_ROWS, max_columns=MAX_COLUMNS, progress=None):
     """The first sheet of an .xlsx file, or a .csv file, as a list of rows.
 
     Row i of the result is row i + 1 as Excel numbers it; a row is a list of
     at most `max_columns` cell values (None for an empty cell). CSV cells are
     text; xlsx cells are text, int, float, bool or datetime, and a number shown
     as a percentage comes back as text like "95.5%", as the user sees it.
+    `progress(rows_read, rows_expected)`, when given, is called every
+    PROGRESS_ROWS rows.
 
     Raises SpreadsheetError for a file that is empty, too large, of another
     type than its name says, damaged, hostile (zip or XML bomb), or has more
     than `max_rows` rows or `max_columns` columns.
     """
+    if check_upload(filename, data) == "xlsx":
+        return _read_xlsx(data, max_rows, max_columns, progress)
+    return _read_csv(data, max_rows, max_columns, progress)
+
+
+def check_upload(filename, data):
+    """"xlsx" or "csv": what `data` is, from what can be told without reading it
+    (a quick check, for the moment of upload). Raises SpreadsheetError for a file
+    that is empty, too large, of another type than its name says, or a zip bomb."""
     if not data:
         raise SpreadsheetError(_l("The file is empty."))
     if len(data) > MAX_FILE_BYTES:
@@ -104,13 +117,11 @@ def read_table(filename, data, max_rows=MAX_ROWS, max_columns=MAX_COLUMNS):
     if extension == "xlsx":
         if not is_zip:
             raise SpreadsheetError(_l("The file is named .xlsx but is not an Excel workbook."))
-        rows = _read_xlsx(data, max_rows, max_columns)
-    else:
-        if is_zip:
-            raise SpreadsheetError(_l("The file is named .csv but is an Excel workbook; "
-                                      "rename it to .xlsx or save it as CSV."))
-        rows = _read_csv(data, max_rows, max_columns)
-    return rows
+        _check_archive(data)
+    elif is_zip:
+        raise SpreadsheetError(_l("The file is named .csv but is an Excel workbook; "
+                                  "rename it to .xlsx or save it as CSV."))
+    return extension
 
 
 def _check_archive(data):
@@ -138,8 +149,7 @@ def _check_archive(data):
                                       "(.xlsx)."))
 
 
-def _read_xlsx(data, max_rows, max_columns):
-    _check_archive(data)
+def _read_xlsx(data, max_rows, max_columns, progress):
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True,
                                  keep_links=False)
@@ -153,7 +163,11 @@ def _read_xlsx(data, max_rows, max_columns):
         # One column past the limit: a value there means too many columns. Rows are
         # padded to the width the sheet declares, so a narrow sheet reads faster.
         width = min(sheet.max_column or max_columns + 1, max_columns + 1)
-        for cells in sheet.iter_rows(min_row=1, max_row=EXCEL_MAX_ROWS, max_col=width):
+        expected = min(sheet.max_row or max_rows, max_rows)
+        for number, cells in enumerate(sheet.iter_rows(min_row=1, max_row=EXCEL_MAX_ROWS,
+                                                       max_col=width)):
+            if progress and number % PROGRESS_ROWS == 0:
+                progress(min(number, expected), expected)
             if len(rows) < max_rows:
                 row = [_xlsx_value(cell) for cell in cells]
                 _check_width(row, max_columns)
@@ -193,13 +207,16 @@ def _xlsx_value(cell):
     return value
 
 
-def _read_csv(data, max_rows, max_columns):
+def _read_csv(data, max_rows, max_columns, progress):
     text = _decode(data)
     delimiter = _sniff_delimiter(text)
+    expected = min(text.count("\n") + 1, max_rows)
     rows = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        for row in reader:
+        for number, row in enumerate(reader):
+            if progress and number % PROGRESS_ROWS == 0:
+                progress(min(number, expected), expected)
             if len(rows) >= max_rows:
                 if any(row):
                     raise _too_many_rows(max_rows)

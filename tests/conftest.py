@@ -129,6 +129,17 @@ def client(app):
 
 
 @pytest.fixture
+def immediate_jobs():
+    """Background jobs run at once, inside the request, as huey's immediate mode does:
+    there is no worker in a test."""
+    from services import jobs
+    before = jobs.huey.immediate
+    jobs.huey.immediate = True
+    yield
+    jobs.huey.immediate = before
+
+
+@pytest.fixture
 def runner(app):
     return app.test_cli_runner()
 

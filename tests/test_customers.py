@@ -2,6 +2,7 @@
 import datetime
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -9,6 +10,8 @@ from models import Activity, AuditEvent, Contact, Customer, CustomerYear, Tier, 
 from services.demo import ensure_reference_data
 from tests.conftest import login
 
+# Uploaded files are read by a background job: here it runs inside the request.
+pytestmark = pytest.mark.usefixtures("immediate_jobs")
 
 def _book(make):
     """Two branches with a few customers each, tiers A–D, and a branch manager."""
@@ -413,6 +416,102 @@ def test_hostile_and_foreign_files_get_a_clear_message(client, make):
 def ImportBatchCount():  # noqa: N802 - reads like the table it counts
     from models import ImportBatch
     return ImportBatch.select().count()
+
+
+def test_a_file_being_read_shows_its_progress_then_the_preview(app, client, make):
+    """While the worker reads an upload, its page shows a progress bar that htmx polls;
+    once read, the poll reloads the page and the page is the preview."""
+    from models import ImportBatch, User
+    from services.customer_io import read_upload
+    _book(make)
+    login(client, "bm_e")
+    batch = ImportBatch.create(user=User.get(User.username == "bm_e"), filename="客户清单.xlsx",
+                               status="reading", progress=40, upload=_xlsx(BRANCH_SHEET))
+    url = f"/customers/import/{batch.id}"
+    page = client.get(url).get_data(as_text=True)
+    assert "正在读取" in page and 'value="40"' in page and 'hx-trigger="every 1s"' in page
+    assert "count-create" not in page
+    poll = client.get(url, headers={"HX-Request": "true"})
+    assert 'value="40"' in poll.get_data(as_text=True) and "HX-Refresh" not in poll.headers
+    ImportBatch.update(status="queued").where(ImportBatch.id == batch.id).execute()
+    with app.test_request_context():
+        read_upload(batch.id)  # what the background worker does
+    batch = ImportBatch.get_by_id(batch.id)
+    assert batch.status == "preview" and batch.progress == 100 and batch.upload is None
+    assert client.get(url, headers={"HX-Request": "true"}).headers["HX-Refresh"] == "true"
+    page = client.get(url).get_data(as_text=True)
+    assert re.search(r'data-testid="count-create">2<', page) and "every 1s" not in page
+
+
+def test_a_file_that_cannot_be_read_says_why_and_saves_nothing(client, make):
+    """A file that passes the quick checks at upload but is no customer list: its page
+    says why, in the user's language, and offers a new upload; nothing is saved."""
+    _book(make)
+    login(client, "bm_e")
+    customers = Customer.select().count()
+    response = _upload(client, _xlsx([["姓名", "电话"], ["张三", "138"]]))
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    error = re.search(r'data-testid="import-error">(.*?)</p>', page, re.S).group(1)
+    assert "客户编号" in error  # no header with a customer code column
+    assert "未保存任何内容" in page and 'href="/customers/import"' in page
+    assert "every 1s" not in page and Customer.select().count() == customers
+
+
+def test_an_upload_no_worker_picks_up_says_so(client, make):
+    """A file still waiting long after any file is read (no background worker) stops
+    polling and says what to do."""
+    import datetime
+
+    from models import ImportBatch, User, utcnow
+    _book(make)
+    login(client, "bm_e")
+    batch = ImportBatch.create(user=User.get(User.username == "bm_e"), filename="a.xlsx",
+                               status="queued", upload=b"PK",
+                               created_at=utcnow() - datetime.timedelta(minutes=11))
+    page = client.get(f"/customers/import/{batch.id}").get_data(as_text=True)
+    assert "后台任务没有运行" in page and "every 1s" not in page
+
+
+def test_the_huey_worker_reads_an_upload(app, make, tmp_path):
+    """A real huey consumer (SQLite storage) reads a queued upload into its preview,
+    with its messages in the uploader's language."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from models import ImportBatch, User
+    _book(make)
+    user = User.get(User.username == "bm_e")
+    User.update(language="en").where(User.id == user.id).execute()
+    sheet = [*BRANCH_SHEET, ["C203", "上海三号有限公司", "民营企业", "制造业", "E", "", "abc"]]
+    batch = ImportBatch.create(user=user, filename="list.xlsx", status="queued",
+                               upload=_xlsx(sheet))
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, HUEY_DB=str(tmp_path / "huey.db"),
+               DATABASE_URL=app.config["DATABASE_URL"], SECRET_KEY="test-secret")
+    subprocess.run([sys.executable, "-c",
+                    f"from services.jobs import read_import; read_import({batch.id})"],
+                   cwd=root, env=env, check=True)
+    assert ImportBatch.get_by_id(batch.id).status == "queued"  # queued, nobody read it yet
+    consumer = subprocess.Popen([str(Path(sys.executable).parent / "huey_consumer"),
+                                 "services.jobs.huey", "--workers", "1"],
+                                cwd=root, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and \
+                ImportBatch.get_by_id(batch.id).status in ("queued", "reading"):
+            time.sleep(0.3)
+    finally:
+        consumer.terminate()
+        consumer.wait(10)
+    batch = ImportBatch.get_by_id(batch.id)
+    assert batch.status == "preview", batch.error
+    payload = batch.payload
+    assert "上海新桥电子有限公司" in payload and "abc is not a number." in payload
 
 
 def test_another_users_preview_is_404(client, make):

@@ -2,12 +2,16 @@
 import io
 import re
 
+import pytest
 from openpyxl import Workbook, load_workbook
 from playwright.sync_api import expect
 
 from models import Activity, Customer
 from tests.live import log_in, screenshot
 from tests.test_customers import _book
+
+# Uploaded files are read by a background job: here it runs inside the request.
+pytestmark = pytest.mark.usefixtures("immediate_jobs")
 
 
 def _sheet(tmp_path, rows, name):

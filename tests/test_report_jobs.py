@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from models import AuditEvent, ReportJob
-from services import jobs
 from tests.conftest import PASSWORD, login
 from tests.pdf_helpers import pdf_text, signing_cycle
 
@@ -20,20 +19,11 @@ def app(app, tmp_path):
 
 
 @pytest.fixture
-def immediate():
-    """Jobs run at once, inside the request, as huey's immediate mode does."""
-    before = jobs.huey.immediate
-    jobs.huey.immediate = True
-    yield
-    jobs.huey.immediate = before
-
-
-@pytest.fixture
 def graded(app, make):
     return signing_cycle(app, make)
 
 
-def test_a_job_renders_the_report_and_offers_the_file(app, client, graded, immediate):
+def test_a_job_renders_the_report_and_offers_the_file(app, client, graded, immediate_jobs):
     """Starting a render queues a job (audited); when done the page offers the signed
     file once the committee has signed."""
     from models.signing import sign
@@ -68,7 +58,7 @@ def test_a_running_job_is_polled_with_a_progress_bar(app, client, graded):
     assert client.get(f"/report-jobs/{job.id}/report.pdf").status_code == 404
 
 
-def test_a_failed_job_says_why_and_can_be_retried(app, client, graded, immediate, monkeypatch):
+def test_a_failed_job_says_why_and_can_be_retried(app, client, graded, immediate_jobs, monkeypatch):
     """A render that fails shows the reason; Try again runs it anew."""
     from services import reports
     s, cycle = graded
@@ -126,7 +116,7 @@ def test_the_huey_worker_renders_a_queued_job(app, graded, tmp_path):
     assert cycle.name in pdf_text(Path(job.path).read_bytes())
 
 
-def test_a_job_whose_worker_stopped_can_be_started_again(app, client, graded, immediate):
+def test_a_job_whose_worker_stopped_can_be_started_again(app, client, graded, immediate_jobs):
     """A job left running for longer than any render takes (its worker was restarted) stops
     polling, says so, and Try again renders it."""
     import datetime
@@ -149,7 +139,7 @@ def test_a_job_whose_worker_stopped_can_be_started_again(app, client, graded, im
     assert ReportJob.get_by_id(job.id).state == "done"
 
 
-def test_only_the_newest_reports_files_are_kept(app, client, graded, immediate):
+def test_only_the_newest_reports_files_are_kept(app, client, graded, immediate_jobs):
     """Each finished render leaves a file; the cycle keeps the five newest, as its page
     lists, and deletes the older ones."""
     s, cycle = graded

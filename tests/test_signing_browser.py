@@ -2,18 +2,14 @@
 accepts it and rejects it after one byte is changed; a long report renders as a job."""
 import pytest
 
-from services import jobs
 from tests.live import log_in, log_out, screenshot
 from tests.pdf_helpers import signing_cycle
 
 
 @pytest.fixture
-def app(app, tmp_path):
+def app(app, tmp_path, immediate_jobs):
     app.config.update(SIGNING_DIR=str(tmp_path / "signing"), REPORTS_DIR=str(tmp_path / "out"))
-    before = jobs.huey.immediate
-    jobs.huey.immediate = True  # no worker in the test: jobs run inside the request
-    yield app
-    jobs.huey.immediate = before
+    return app
 
 
 def _sign(page, cycle, username):

@@ -51,8 +51,7 @@ from services.customer_io import (
     discard_import,
     export_customers,
     load_preview,
-    preview_import,
-    save_preview,
+    queue_preview,
 )
 from services.formatting import translated
 
@@ -251,16 +250,15 @@ def _contacts_response(customer, form):
 @bp.route("/import", methods=["GET", "POST"])
 @role_required(*EDIT_ROLES)
 def import_upload():
-    """Upload a spreadsheet and see what it would do; nothing is written yet."""
+    """Upload a spreadsheet; it is read in the background, and nothing is written yet."""
     form = ImportForm()
     if form.validate_on_submit():
         upload = form.file.data
         try:
-            preview = preview_import(upload.filename, upload.read(), current_user)
+            batch = queue_preview(upload.filename, upload.read(), current_user)
         except DomainError as error:
             form.file.errors.append(str(error))
         else:
-            batch = save_preview(preview, current_user)
             return redirect(url_for("customers.import_preview", batch_id=batch.id), 303)
     return render_template("customers/import.html", form=form)
 
@@ -268,7 +266,9 @@ def import_upload():
 @bp.route("/import/<int:batch_id>", methods=["GET", "POST"])
 @role_required(*EDIT_ROLES)
 def import_preview(batch_id):
-    """GET shows the preview of an upload; POST confirms it (all or nothing)."""
+    """GET shows the progress of reading an upload, then its preview (htmx polls the
+    progress and reloads the page when the file is read); POST confirms it (all or
+    nothing)."""
     batch = _own_batch(batch_id)
     if request.method == "POST":
         try:
@@ -280,8 +280,12 @@ def import_preview(batch_id):
                     "%(unchanged)s unchanged.", created=counts["create"],
                     updated=counts["update"], unchanged=counts["unchanged"]), "success")
             return redirect(url_for("customers.index"), 303)
-    return render_template("customers/import_preview.html", batch=batch,
-                           preview=load_preview(batch))
+    if htmx:
+        if batch.reading:
+            return render_template("customers/_import_progress.html", batch=batch)
+        return make_response("", 200, {"HX-Refresh": "true"})
+    preview = load_preview(batch) if batch.payload else None
+    return render_template("customers/import_preview.html", batch=batch, preview=preview)
 
 
 @bp.route("/import/<int:batch_id>/discard", methods=["POST"])
@@ -299,8 +303,10 @@ def import_discard(batch_id):
 
 
 def _own_batch(batch_id):
-    batch = ImportBatch.get_or_none(ImportBatch.id == batch_id,
-                                    ImportBatch.user == current_user.id)
+    # Not the file itself (up to 10 MB), which only the background job reads.
+    columns = [f for f in ImportBatch._meta.sorted_fields if f is not ImportBatch.upload]
+    batch = ImportBatch.select(*columns).where(ImportBatch.id == batch_id,
+                                               ImportBatch.user == current_user.id).first()
     if batch is None:
         abort(404)
     return batch
