@@ -1,6 +1,7 @@
 """Customers, their contacts, yearly figures, activities and tier history."""
 import datetime
 import unicodedata
+from collections import namedtuple
 
 from flask_babel import lazy_gettext as _l
 from peewee import (
@@ -306,6 +307,12 @@ def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=N
     return query
 
 
+# A row of customer_page(). One class made once: peewee's namedtuples() makes a new
+# class for every query it runs.
+CustomerRow = namedtuple("CustomerRow", "id code name kind nature industry tier provisional "
+                                        "branch_name manager_name")
+
+
 def customer_page(query, sort="code", descending=False):
     """The rows of a find_customers() query, sorted, as light named tuples with
     the branch's and account manager's names: one query for a whole page.
@@ -323,7 +330,7 @@ def customer_page(query, sort="code", descending=False):
             .switch(Customer).join(Manager, JOIN.LEFT_OUTER,
                                    on=(Customer.account_manager == Manager.id))
             .order_by(order, Customer.id)
-            .namedtuples())
+            .objects(CustomerRow))
 
 
 def search_page(query, sort, descending, page, size, cap):
