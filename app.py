@@ -38,8 +38,10 @@ def create_app(test_config=None):
         BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
         BABEL_TRANSLATION_DIRECTORIES=str(BASE_DIR / "translations"),
         PAGE_SIZE=50,
-        # Search-as-you-type counts its matches up to here, then says "more than".
-        SEARCH_COUNT_CAP=1000,
+        # Search-as-you-type counts its matches up to here, then says "more than": ten
+        # pages of them. Each keystroke reads the index until one match past the cap;
+        # across all branches at 20,000 customers that took 2.5 ms at 1,000, 1.3 at 500.
+        SEARCH_COUNT_CAP=500,
         # How often meeting screens ask whether the chair moved on / new scores arrived.
         MEETING_POLL_SECONDS=3,
         BOARD_POLL_SECONDS=2,
