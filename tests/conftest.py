@@ -139,6 +139,36 @@ def immediate_jobs():
     jobs.huey.immediate = before
 
 
+def run_in_huey_worker(app, tmp_path, call, queued, finished, **env):
+    """Queue a job as the web server does, then let a real huey consumer (SQLite
+    storage) run it, until `finished()` or for a minute at most.
+
+    `call` (Python source, such as "from services.jobs import read_import;
+    read_import(3)") runs in a process of its own with no app around it, so it only
+    queues the job; `queued()` must hold before the consumer starts."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, HUEY_DB=str(tmp_path / "huey.db"),
+               DATABASE_URL=app.config["DATABASE_URL"], SECRET_KEY="test-secret", **env)
+    subprocess.run([sys.executable, "-c", call], cwd=root, env=env, check=True)
+    assert queued(), "the job ran before a worker picked it up"
+    consumer = subprocess.Popen([str(Path(sys.executable).parent / "huey_consumer"),
+                                 "services.jobs.huey", "--workers", "1"],
+                                cwd=root, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not finished():
+            time.sleep(0.3)
+    finally:
+        consumer.terminate()
+        consumer.wait(10)
+
+
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()

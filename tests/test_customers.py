@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from models import Activity, AuditEvent, Contact, Customer, CustomerYear, Tier, TierHistory, db
 from services.demo import ensure_reference_data
-from tests.conftest import login
+from tests.conftest import login, run_in_huey_worker
 
 # Uploaded files are read by a background job: here it runs inside the request.
 pytestmark = pytest.mark.usefixtures("immediate_jobs")
@@ -479,12 +479,6 @@ def test_an_upload_no_worker_picks_up_says_so(client, make):
 def test_the_huey_worker_reads_an_upload(app, make, tmp_path):
     """A real huey consumer (SQLite storage) reads a queued upload into its preview,
     with its messages in the uploader's language."""
-    import os
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     from models import ImportBatch, User
     _book(make)
     user = User.get(User.username == "bm_e")
@@ -492,25 +486,10 @@ def test_the_huey_worker_reads_an_upload(app, make, tmp_path):
     sheet = [*BRANCH_SHEET, ["C203", "上海三号有限公司", "民营企业", "制造业", "E", "", "abc"]]
     batch = ImportBatch.create(user=user, filename="list.xlsx", status="queued",
                                upload=_xlsx(sheet))
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, HUEY_DB=str(tmp_path / "huey.db"),
-               DATABASE_URL=app.config["DATABASE_URL"], SECRET_KEY="test-secret")
-    subprocess.run([sys.executable, "-c",
-                    f"from services.jobs import read_import; read_import({batch.id})"],
-                   cwd=root, env=env, check=True)
-    assert ImportBatch.get_by_id(batch.id).status == "queued"  # queued, nobody read it yet
-    consumer = subprocess.Popen([str(Path(sys.executable).parent / "huey_consumer"),
-                                 "services.jobs.huey", "--workers", "1"],
-                                cwd=root, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and \
-                ImportBatch.get_by_id(batch.id).status in ("queued", "reading"):
-            time.sleep(0.3)
-    finally:
-        consumer.terminate()
-        consumer.wait(10)
+    run_in_huey_worker(
+        app, tmp_path, f"from services.jobs import read_import; read_import({batch.id})",
+        queued=lambda: ImportBatch.get_by_id(batch.id).status == "queued",
+        finished=lambda: ImportBatch.get_by_id(batch.id).status not in ("queued", "reading"))
     batch = ImportBatch.get_by_id(batch.id)
     assert batch.status == "preview", batch.error
     payload = batch.payload

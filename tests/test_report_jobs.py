@@ -1,14 +1,10 @@
 """Long reports render as background jobs (huey) with progress, the file, or why not."""
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from models import AuditEvent, ReportJob
-from tests.conftest import PASSWORD, login
+from tests.conftest import PASSWORD, login, run_in_huey_worker
 from tests.pdf_helpers import pdf_text, signing_cycle
 
 
@@ -92,25 +88,11 @@ def test_the_huey_worker_renders_a_queued_job(app, graded, tmp_path):
     """A real huey consumer (SQLite storage) picks up the job and renders the file."""
     s, cycle = graded
     job = ReportJob.create(cycle=cycle)
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, HUEY_DB=str(tmp_path / "huey.db"),
-               DATABASE_URL=app.config["DATABASE_URL"], SECRET_KEY="test-secret",
-               SIGNING_DIR=str(tmp_path / "signing"), REPORTS_DIR=str(tmp_path / "out"))
-    subprocess.run([sys.executable, "-c",
-                    f"from services.jobs import render_report; render_report({job.id})"],
-                   cwd=root, env=env, check=True)
-    assert ReportJob.get_by_id(job.id).state == "queued"  # queued, nobody ran it yet
-    consumer = subprocess.Popen([str(Path(sys.executable).parent / "huey_consumer"),
-                                 "services.jobs.huey", "--workers", "1"],
-                                cwd=root, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and ReportJob.get_by_id(job.id).state != "done":
-            time.sleep(0.5)
-    finally:
-        consumer.terminate()
-        consumer.wait(10)
+    run_in_huey_worker(
+        app, tmp_path, f"from services.jobs import render_report; render_report({job.id})",
+        queued=lambda: ReportJob.get_by_id(job.id).state == "queued",
+        finished=lambda: ReportJob.get_by_id(job.id).state == "done",
+        SIGNING_DIR=str(tmp_path / "signing"), REPORTS_DIR=str(tmp_path / "out"))
     job = ReportJob.get_by_id(job.id)
     assert job.state == "done", job.error
     assert cycle.name in pdf_text(Path(job.path).read_bytes())
