@@ -437,6 +437,8 @@ def test_a_file_being_read_shows_its_progress_then_the_preview(app, client, make
     poll = client.get(url, headers={"HX-Request": "true"})
     assert 'value="40"' in poll.get_data(as_text=True) and "HX-Refresh" not in poll.headers
     ImportBatch.update(status="queued").where(ImportBatch.id == batch.id).execute()
+    assert "等待后台任务开始" in client.get(url, headers={"HX-Request": "true"}).get_data(
+        as_text=True)
     with app.test_request_context():
         read_upload(batch.id)  # what the background worker does
     batch = ImportBatch.get_by_id(batch.id)
