@@ -374,8 +374,12 @@ def test_import_preview_then_confirm(client, make):
     assert CustomerYear.get(CustomerYear.customer == pj).sales == 12345000
     events = AuditEvent.select().where(AuditEvent.action == "customer_import")
     assert events.count() == 1 and events.get().after_data["create"] == 2
-    # A confirmed upload cannot be applied twice.
-    client.post(response.headers["Location"])
+    # A confirmed upload cannot be applied twice. (The page's button posts with htmx,
+    # which is sent to the next page by a header.)
+    again = client.post(response.headers["Location"], headers={"HX-Request": "true"})
+    assert again.status_code == 204
+    assert again.headers["HX-Redirect"] == response.headers["Location"]
+    assert "该导入已确认或已放弃" in client.get(again.headers["HX-Redirect"]).get_data(as_text=True)
     assert AuditEvent.select().where(AuditEvent.action == "customer_import").count() == 1
 
 
@@ -399,7 +403,9 @@ def test_import_errors_are_shown_and_nothing_is_written(client, make):
     assert "客户经理" in page and "2026年销售额" in page and "尚未保存任何数据" in page
     assert "导入 " not in re.sub(r"<h1>.*?</h1>", "", page)  # no confirm button
     refused = client.post(response.headers["Location"])
-    assert refused.status_code == 200
+    assert refused.status_code == 303
+    assert refused.headers["Location"] == response.headers["Location"]
+    assert "flash-error" in client.get(refused.headers["Location"]).get_data(as_text=True)
     assert not Customer.select().where(Customer.code.in_(["C300", "C301", "C302"])).exists()
 
 

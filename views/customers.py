@@ -275,11 +275,15 @@ def import_preview(batch_id):
             counts = apply_import(batch, current_user)
         except DomainError as error:
             flash(str(error), "error")
+            target = url_for("customers.import_preview", batch_id=batch.id)
         else:
             flash(_("Import finished: %(created)s created, %(updated)s updated, "
                     "%(unchanged)s unchanged.", created=counts["create"],
                     updated=counts["update"], unchanged=counts["unchanged"]), "success")
-            return redirect(url_for("customers.index"), 303)
+            target = url_for("customers.index")
+        if htmx:  # the confirm button posts with htmx, to show that it is working
+            return make_response("", 204, {"HX-Redirect": target})
+        return redirect(target, 303)
     if htmx:
         if batch.reading:
             return render_template("customers/_import_progress.html", batch=batch)
