@@ -53,7 +53,7 @@ from services.customer_io import (
     load_preview,
     queue_preview,
 )
-from services.formatting import translated
+from services.formatting import number, translated
 
 from .access import get_visible_or_404, role_required
 
@@ -278,8 +278,9 @@ def import_preview(batch_id):
             target = url_for("customers.import_preview", batch_id=batch.id)
         else:
             flash(_("Import finished: %(created)s created, %(updated)s updated, "
-                    "%(unchanged)s unchanged.", created=counts["create"],
-                    updated=counts["update"], unchanged=counts["unchanged"]), "success")
+                    "%(unchanged)s unchanged.", created=number(counts["create"]),
+                    updated=number(counts["update"]), unchanged=number(counts["unchanged"])),
+                  "success")
             target = url_for("customers.index")
         if htmx:  # the confirm button posts with htmx, to show that it is working
             return make_response("", 204, {"HX-Redirect": target})
