@@ -78,11 +78,7 @@ class GradingCycle(BaseModel):
 
     def committee_people(self):
         """The chair first, then the members by name (one query)."""
-        people = list(User.select().join(CommitteeMember, JOIN.LEFT_OUTER,
-                                         on=((CommitteeMember.user == User.id)
-                                             & (CommitteeMember.cycle == self)))
-                      .where((User.id == self.chair_id) | CommitteeMember.id.is_null(False))
-                      .order_by(User.display_name))
+        people = list(_committee_of(cycle=self.id, chair=self.chair_id))
         return sorted(people, key=lambda person: person.id != self.chair_id)
 
     def is_on_committee(self, user):
@@ -344,6 +340,15 @@ def _locked_sheet(sqlite, *, assessment):
     query = (Assessment.select(Assessment, GradingCycle).join(GradingCycle)
              .where(Assessment.id == assessment))
     return query if sqlite else query.for_update(of=Assessment)
+
+
+@prepared
+def _committee_of(*, cycle, chair):
+    """The chair and the members of a cycle, by name (the chair's id and the members'
+    rows by index: the chair's board asks on every poll)."""
+    members = CommitteeMember.select(CommitteeMember.user).where(CommitteeMember.cycle == cycle)
+    return User.select().where((User.id == chair) | User.id.in_(members)).order_by(
+        User.display_name)
 
 
 @prepared
