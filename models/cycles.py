@@ -343,6 +343,22 @@ def _locked_sheet(sqlite, *, assessment):
 
 
 @prepared
+def board_sheet(*, assessment, cycle):
+    """The sheet on the chair's board, with its cycle and its scorecard, in one query
+    (the board polls it every few seconds)."""
+    return (Assessment.select(Assessment, GradingCycle, ScorecardTemplate)
+            .join(GradingCycle).switch(Assessment).join(ScorecardTemplate)
+            .where(Assessment.id == assessment, Assessment.cycle == cycle))
+
+
+@prepared
+def _committee_scores(*, assessment):
+    """(member, criterion, points) of a sheet's committee scores."""
+    return (Score.select(Score.member, Score.criterion, Score.points)
+            .where(Score.assessment == assessment, Score.stage == "committee").tuples())
+
+
+@prepared
 def _committee_of(*, cycle, chair):
     """The chair and the members of a cycle, by name (the chair's id and the members'
     rows by index: the chair's board asks on every poll)."""
@@ -512,9 +528,7 @@ def committee_summary(assessment, template=None, cycle=None):
     template = template or assessment.template
     cycle = cycle or assessment.cycle
     # (member, criterion, points) rows: the chair's panel polls this every few seconds.
-    scores = list(Score.select(Score.member, Score.criterion, Score.points)
-                  .where(Score.assessment == assessment.id, Score.stage == "committee")
-                  .tuples())
+    scores = list(_committee_scores(assessment=assessment.id))
     scored = {(member_id, criterion_id): value for member_id, criterion_id, value in scores}
     by_member, by_criterion, mean = committee_arithmetic(scored)
     totals = sorted(by_member.values())

@@ -33,6 +33,7 @@ from models.cycles import (
     StaleScore,
     advance,
     agenda,
+    board_sheet,
     committee_summary,
     cycle_summary,
     finalise,
@@ -349,11 +350,8 @@ def meeting_state(cycle_id):
 @bp.route("/cycles/<int:cycle_id>/meeting/board")
 def meeting_board(cycle_id):
     """The chair's live panel for the current customer (polled)."""
-    # Polled every few seconds: the sheet, its cycle and its scorecard in one query.
-    sheet = (Assessment.select(Assessment, GradingCycle, ScorecardTemplate)
-             .join(GradingCycle).switch(Assessment).join(ScorecardTemplate)
-             .where(Assessment.id == request.args.get("assessment", type=int),
-                    Assessment.cycle == cycle_id).get_or_none())
+    sheet = next(iter(board_sheet(assessment=request.args.get("assessment", type=int),
+                                  cycle=cycle_id)), None)
     if sheet is None or current_user.id != sheet.cycle.chair_id:
         abort(404)
     return render_template("cycles/_board.html", **_board_context(sheet.cycle, sheet))
