@@ -343,6 +343,15 @@ def _locked_sheet(sqlite, *, assessment):
 
 
 @prepared
+def sheet_with_scorecard(scoped, *, assessment, branch):
+    """The sheet with its scorecard, if a user of this scope (`branch` theirs) may open
+    it: every autosave reads both."""
+    return (Assessment.visible_to(scope_shape(scoped, branch))
+            .select(Assessment, ScorecardTemplate).join(ScorecardTemplate)
+            .where(Assessment.id == assessment))
+
+
+@prepared
 def board_sheet(*, assessment, cycle):
     """The sheet on the chair's board, with its cycle and its scorecard, in one query
     (the board polls it every few seconds)."""

@@ -45,6 +45,7 @@ from models.cycles import (
     save_score,
     set_current,
     sheet_total,
+    sheet_with_scorecard,
     submit_preliminary,
 )
 
@@ -229,11 +230,6 @@ def assessment(assessment_id):
                            **_sheet_context(sheet, "preliminary", current_user))
 
 
-def _with_scorecard(query):
-    """The sheet with its scorecard in the same query (every autosave needs both)."""
-    return query.select(Assessment, ScorecardTemplate).join(ScorecardTemplate)
-
-
 @bp.route("/assessments/<int:assessment_id>/scores", methods=["POST"])
 def save(assessment_id):
     """Autosave one criterion; htmx gets the row back (and the new total out of band).
@@ -241,7 +237,10 @@ def save(assessment_id):
     A stale revision (another tab saved meanwhile) answers the row as it now is,
     with a warning; nothing is overwritten.
     """
-    sheet = get_visible_or_404(Assessment, assessment_id, joined=_with_scorecard)
+    found = list(sheet_with_scorecard(current_user.is_branch_scoped, assessment=assessment_id,
+                                      branch=current_user.branch_id))
+    # Not visible: the one access check answers (404, and audited when it exists).
+    sheet = found[0] if found else get_visible_or_404(Assessment, assessment_id)
     form = ScoreForm()
     message, level, score = None, "saved", None
     if not form.validate_on_submit():
