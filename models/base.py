@@ -6,9 +6,11 @@ serve SQLite (the embedded default) and PostgreSQL (`DATABASE_URL`).
 import datetime
 import functools
 import inspect
+import os
+import sqlite3
 
 from peewee import DatabaseProxy, Model, Node, SqliteDatabase
-from playhouse.db_url import connect
+from playhouse.db_url import connect, parse
 
 db = DatabaseProxy()
 
@@ -30,6 +32,38 @@ class NotFound(DomainError):
     """The record does not exist or is not visible to the user."""
 
 
+class KeptOpenSqliteDatabase(SqliteDatabase):
+    """SQLite with one idle connection kept open in each process beside the request's.
+
+    When the last connection to a WAL database closes, SQLite checkpoints the WAL
+    into the database (with an fsync) and deletes it. With a connection per request,
+    every request that wrote paid for that on closing: 0.7 ms on a RAM-backed disk,
+    an fsync more on a real one. An idle connection that has read the database once
+    keeps the request's from being the last, and the WAL is checkpointed as it fills
+    (every 1,000 pages) instead. It is opened in the process that uses it, never
+    carried across a fork (gunicorn's workers each open their own).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._keeper = self._keeper_pid = None
+
+    def _connect(self):
+        connection = super()._connect()
+        if self._keeper_pid != os.getpid() and self.database != ":memory:":
+            # One from before a fork belongs to the parent: left alone, never closed here.
+            keeper = sqlite3.connect(self.database, timeout=self.connect_params.get("timeout", 5),
+                                     check_same_thread=False)
+            keeper.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            self._keeper, self._keeper_pid = keeper, os.getpid()
+        return connection
+
+    def close_keeper(self):
+        if self._keeper is not None and self._keeper_pid == os.getpid():
+            self._keeper.close()
+        self._keeper = self._keeper_pid = None
+
+
 def utcnow():
     """Naive UTC timestamp, the one clock every table uses."""
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
@@ -44,13 +78,15 @@ def init_database(url):
     if db.obj is not None:  # re-binding (tests): release the old connections
         close_all = getattr(db.obj, "close_all", None)
         close_all() if close_all else db.obj.close()
+        if isinstance(db.obj, KeptOpenSqliteDatabase):
+            db.obj.close_keeper()
     if url.startswith(("postgres://", "postgresql://")):
         url = url.replace("postgres://", "postgresql://", 1).replace(
             "postgresql://", "postgresql+pool://", 1)
         database = connect(url, max_connections=32, stale_timeout=300)
-    elif url.startswith("sqlite"):
-        database = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10,
-                           autoconnect=True)
+    elif url.startswith("sqlite:"):
+        database = KeptOpenSqliteDatabase(**parse(url), pragmas=SQLITE_PRAGMAS, timeout=10,
+                                          autoconnect=True)
     else:
         database = connect(url)
     db.initialize(database)
