@@ -10,6 +10,7 @@ set. Run the worker beside the web server:
 process from the same environment as the web server (DATABASE_URL, …).
 """
 import os
+import threading
 import traceback
 from pathlib import Path
 
@@ -30,15 +31,24 @@ def _make_huey():
 
 huey = _make_huey()
 _worker_app = None
+_worker_app_lock = threading.Lock()
 
 
 def _worker():
     """The Flask app of this worker process, built once."""
     global _worker_app
-    if _worker_app is None:
-        from app import create_app
-        _worker_app = create_app()
+    with _worker_app_lock:
+        if _worker_app is None:
+            from app import create_app
+            _worker_app = create_app()
     return _worker_app
+
+
+@huey.on_startup()
+def _build_worker_app():
+    """Build the app as the worker starts (about 1.5 s), not on its first job: the
+    first upload after a restart would wait for it."""
+    _worker()
 
 
 def reports_dir(app):
