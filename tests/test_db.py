@@ -27,6 +27,26 @@ def test_sqlite_pragmas_on_every_connection(sqlite_app):
         db.close()
 
 
+def test_closing_a_connection_that_wrote_leaves_the_wal_alone(sqlite_app, tmp_path):
+    """With the process's idle connection open, closing the connection a write used is
+    not the last close: SQLite neither checkpoints nor deletes the WAL then (it did on
+    every request that wrote), and the write is there for a fresh reader."""
+    wal = tmp_path / "sqlite-only.db-wal"
+    db.connect(reuse_if_open=True)
+    Branch.create(code="WA", name="预写日志分公司")
+    db.close()
+    assert wal.exists() and wal.stat().st_size > 0
+    reader = sqlite3.connect(tmp_path / "sqlite-only.db")
+    assert reader.execute("SELECT name FROM branch WHERE code = 'WA'").fetchone() == (
+        "预写日志分公司",)
+    reader.close()
+    db.obj.close_keeper()  # now the last close checkpoints and removes the WAL
+    db.connect()
+    db.close()
+    db.obj.close_keeper()
+    assert not wal.exists()
+
+
 def test_foreign_keys_are_enforced(app, make):
     """A user pointing at a missing branch is refused by the database itself."""
     from peewee import IntegrityError
@@ -148,10 +168,12 @@ def test_a_failing_migration_leaves_the_previous_version(backend, tmp_path, monk
 
 
 def test_the_url_picks_the_driver(backend, app):
-    """DATABASE_URL=postgresql://… gives pooled PostgreSQL; sqlite:///… gives SQLite."""
-    from peewee import SqliteDatabase
+    """DATABASE_URL=postgresql://… gives pooled PostgreSQL; sqlite:///… SQLite with its
+    idle connection per process."""
     from playhouse.pool import PooledPostgresqlDatabase
-    expected = PooledPostgresqlDatabase if backend == "postgresql" else SqliteDatabase
+
+    from models.base import KeptOpenSqliteDatabase
+    expected = PooledPostgresqlDatabase if backend == "postgresql" else KeptOpenSqliteDatabase
     assert isinstance(db.obj, expected)
 
 
