@@ -870,11 +870,12 @@ def read_upload(batch_id):
         .where(ImportBatch.id == batch.id, ImportBatch.status == "queued").execute())
     if not claimed:
         return
-    shown = [0]
+    shown = 0
 
     def progress(percent):
-        if percent > shown[0]:
-            shown[0] = percent
+        nonlocal shown
+        if percent > shown:
+            shown = percent
             ImportBatch.update(progress=percent).where(ImportBatch.id == batch.id).execute()
 
     user = User.get_by_id(batch.user_id)

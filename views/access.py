@@ -28,18 +28,14 @@ def role_required(*roles):
     return decorator
 
 
-def get_visible_or_404(model, record_id, user=None, joined=None):
+def get_visible_or_404(model, record_id, user=None):
     """Fetch `model` #record_id through `model.visible_to(user)`.
 
-    `joined` may add joins (for the related rows a page shows) to that query.
     A record that exists but lies outside the user's scope answers 404 like
     one that does not exist, and the attempt is audited.
     """
     user = user or current_user
-    query = model.visible_to(user)
-    if joined:
-        query = joined(query)
-    record = query.where(model.id == record_id).first()
+    record = model.visible_to(user).where(model.id == record_id).first()
     if record is None:
         if model.get_or_none(model.id == record_id) is not None:
             deny(404, object_type=model._meta.table_name, object_id=record_id)
