@@ -545,6 +545,8 @@ def test_export_is_scoped_neutralised_and_round_trips(client, make):
     assert re.search(r'data-testid="count-unchanged">4<', page)
     assert re.search(r'data-testid="count-create">0<', page)
     assert re.search(r'data-testid="count-update">0<', page)
+    # Nothing to import: no button that would import 0 rows.
+    assert "无需导入" in page and "导入 0 行" not in page
     assert AuditEvent.select().where(AuditEvent.action == "customer_export").count() == 2
 
 
