@@ -59,6 +59,33 @@ def test_search_by_code_name_and_pinyin_initials(client, make):
     assert _codes(client.get("/customers?q=%25").get_data(as_text=True)) == []  # no wildcard
 
 
+def test_search_for_a_rare_term_follows_every_write(backend, client, make):
+    """A term of three characters or more that few customers hold is looked up in the
+    trigram index on SQLite; what search finds still follows a new customer, a renamed
+    one and a new code, and still means "code or initials start with, name contains"."""
+    from models.customers import few_holding
+    east, *_ = _book(make)
+    login(client, "bm_e")
+
+    def codes(q):
+        return _codes(client.get("/customers", query_string={"q": q}).get_data(as_text=True))
+
+    if backend == "sqlite":
+        assert few_holding("华信物") is not None  # the index answers: one holder
+    assert codes("华信物流") == ["C002"]
+    assert codes("shhx") == ["C002"] and codes("hxwl") == []  # initials: a prefix only
+    assert codes("002") == []  # codes: a prefix only
+    client.post(f"/customers/{Customer.get(Customer.code == 'C002').id}/edit",
+                data=_form(east, code="C020", name="上海恒通物流有限公司"))
+    assert codes("华信物流") == [] and codes("恒通物流") == ["C020"] and codes("shht") == ["C020"]
+    assert codes("c02") == ["C020"]
+    make.customer(east, "上海恒通科技有限公司", code="C030")
+    assert codes("恒通") == ["C020", "C030"] and codes("恒通科技") == ["C030"]
+    for typed in ('恒通"', '"恒通', "恒通*", "NEAR(恒通)", "恒 通"):  # FTS syntax is text
+        assert client.get("/customers", query_string={"q": typed}).status_code == 200
+        assert codes(typed) == []
+
+
 def test_filters_sorting_and_paging(app, client, make):
     """Tier, kind, nature and provisional filter; sort flips; pages carry a total."""
     _, _, tiers, _, _ = _book(make)
@@ -372,6 +399,7 @@ def test_import_preview_then_confirm(client, make):
     assert CustomerYear.get(CustomerYear.customer == new, CustomerYear.year == 2026).sales == 880000
     pj = Customer.get(Customer.code == "C001")
     assert CustomerYear.get(CustomerYear.customer == pj).sales == 12345000
+    assert _codes(client.get("/customers?q=新桥电子").get_data(as_text=True)) == ["C201"]
     events = AuditEvent.select().where(AuditEvent.action == "customer_import")
     assert events.count() == 1 and events.get().after_data["create"] == 2
     # A confirmed upload cannot be applied twice. (The page's button posts with htmx,
