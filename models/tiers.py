@@ -7,6 +7,7 @@ import heapq
 import itertools
 import operator
 import re
+from collections import namedtuple
 
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
@@ -340,8 +341,8 @@ def overdue(user, kind, today=None, branch_id=None, manager_id=None, policies=No
 def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, policies=None,
                  page=1, size=50, total=None):
     """(total, rows) of one page of the overdue list, most overdue first (never served at
-    the top). Each row has the customer's particulars, `last_on` (None: never),
-    `days_overdue` (None: never) and `last`, the last activity of that kind.
+    the top). Each row, an OverdueRow, has the customer's particulars, `last_on` (None:
+    never), `days_overdue` (None: never) and `last`, the last activity of that kind.
 
     Each tier's overdue customers come out of their own index already in order, and its
     due dates in the same order; the tiers are merged here as they are read, so a page
@@ -396,12 +397,17 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
     for _due, customer_id, tier_id, last_on in chosen:
         _id, code, name, branch_name, manager_name = details[customer_id]
         never = last_on <= NEVER
-        row = dict(id=customer_id, code=code, name=name, branch_name=branch_name,
-                   manager_name=manager_name, tier=tier_id, last_on=None if never else last_on,
-                   last=latest.get(customer_id),
-                   days_overdue=None if never else (today - last_on).days - intervals[tier_id])
-        rows.append(row)
+        rows.append(OverdueRow(
+            customer_id, code, name, branch_name, manager_name, tier_id,
+            None if never else last_on, latest.get(customer_id),
+            None if never else (today - last_on).days - intervals[tier_id]))
     return total, rows
+
+
+# A row of overdue_page(), made once: a template reads a named tuple's fields faster
+# than a dict's keys (Jinja tries the attribute first).
+OverdueRow = namedtuple("OverdueRow", "id code name branch_name manager_name tier last_on last "
+                                      "days_overdue")
 
 
 def _date(value):

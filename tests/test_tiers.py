@@ -184,30 +184,30 @@ def test_overdue_lists_show_days_and_the_last_activity(app, world, make):
     with app.test_request_context():
         total, rows = overdue_page(world["bm"], "contact")
     assert total == len(rows)
-    names = [r["name"] for r in rows]
-    never_served = [r["name"] for r in rows if r["last_on"] is None]
+    names = [r.name for r in rows]
+    never_served = [r.name for r in rows if r.last_on is None]
     assert "从未联系" in never_served and names[:len(never_served)] == never_served
     assert names[len(never_served)] == "逾期十天"  # 10 days over, before C's 5
     assert "按时联系" not in names and world["customers"]["D"].name not in names
-    by_name = {r["name"]: r for r in rows}
-    assert by_name["逾期十天"]["days_overdue"] == 10
-    assert by_name["逾期十天"]["last"].kind == "call"
-    assert by_name[world["customers"]["C"].name]["days_overdue"] == 5
-    assert by_name["从未联系"]["days_overdue"] is None
+    by_name = {r.name: r for r in rows}
+    assert by_name["逾期十天"].days_overdue == 10
+    assert by_name["逾期十天"].last.kind == "call"
+    assert by_name[world["customers"]["C"].name].days_overdue == 5
+    assert by_name["从未联系"].days_overdue is None
     # Scope: another branch's manager sees none of these; the manager filter narrows.
-    ids = {r["id"] for r in rows}
+    ids = {r.id for r in rows}
     assert not {r.customer for r in overdue(world["bm_w"], "contact")} & ids
     assert {r.customer for r in overdue(world["director"], "contact")} >= ids
     assert list(overdue(world["director"], "contact", manager_id=world["other_rep"].id)) == []
-    served = [r["days_overdue"] for r in rows if r["last_on"]]  # across tiers, by due date
+    served = [r.days_overdue for r in rows if r.last_on]  # across tiers, by due date
     assert len(served) >= 2 and served == sorted(served, reverse=True)
     with app.test_request_context():  # a second page holds the rest, in the same order
         second = overdue_page(world["bm"], "contact", size=2, page=2)[1]
-        one_by_one = [overdue_page(world["bm"], "contact", size=1, page=n)[1][0]["id"]
+        one_by_one = [overdue_page(world["bm"], "contact", size=1, page=n)[1][0].id
                       for n in range(1, total + 1)]
         past_the_end = overdue_page(world["bm"], "contact", size=2, page=total)[1]
-    assert [r["id"] for r in second] == [r["id"] for r in rows[2:4]]
-    assert one_by_one == [r["id"] for r in rows] and past_the_end == []
+    assert [r.id for r in second] == [r.id for r in rows[2:4]]
+    assert one_by_one == [r.id for r in rows] and past_the_end == []
     counts = overdue_counts(world["bm"])
     assert counts["contact"] == len(rows) and counts["visit"] == 3  # A visits: none logged
     # Per branch, company-wide: each branch counts as it does alone, and they add up.

@@ -18,6 +18,7 @@ from flask_login import current_user
 from extensions import htmx
 from forms.tiers import ComplianceFilterForm, MoveTierForm, PolicyForm, TierForm
 from models import Branch, DomainError, Tier, User
+from models.customers import ACTIVITY_KINDS
 from models.tiers import (
     POLICY_LABELS,
     PRIORITIES,
@@ -53,7 +54,8 @@ SERVICE_KIND_NAMES = {kind: terms[0] for kind, terms in SERVICE_KINDS.items()}
 @bp.context_processor
 def labels():
     return {"policy_labels": translated(POLICY_LABELS), "priorities": translated(PRIORITIES),
-            "service_kinds": translated(SERVICE_KIND_NAMES)}
+            "service_kinds": translated(SERVICE_KIND_NAMES),
+            "activity_kinds": translated(ACTIVITY_KINDS)}
 
 
 def _tier_or_404(code):
