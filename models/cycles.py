@@ -17,6 +17,7 @@ from peewee import (
     DateField,
     DateTimeField,
     DecimalField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     TextField,
@@ -136,6 +137,10 @@ class Assessment(BaseModel):
     preliminary_submitted_at = DateTimeField(null=True)
     final_tier = ForeignKeyField(Tier, null=True, on_delete="RESTRICT")
     final_total = DecimalField(max_digits=7, decimal_places=2, null=True)
+    # Kept by triggers on the score table (migration 14), never written by the app: the
+    # sum of the preliminary points and the committee members' mean total (None: none).
+    preliminary_total = DoubleField(null=True)
+    committee_mean = DoubleField(null=True)
     rationale = TextField(default="")
     special_policy = BooleanField(default=False)
     credit_review = BooleanField(default=False)
@@ -637,15 +642,10 @@ def agenda(cycle, branch_id=None, order="agenda"):
     `order` is "agenda" (the sheets' order), "grade" (best preliminary total
     first) or "borderline" (closest to a band boundary first).
     """
-    totals = (Score.select(Score.assessment, fn.SUM(Score.points).alias("total"))
-              .join(Assessment).where(Assessment.cycle == cycle, Score.stage == "preliminary")
-              .group_by(Score.assessment))
     query = (Assessment.select(Assessment, Customer, Branch,
-                               fn.COALESCE(totals.c.total, 0).alias("preliminary"))
+                               fn.COALESCE(Assessment.preliminary_total, 0).alias("preliminary"))
              .join(Customer, on=(Assessment.customer == Customer.id))
              .switch(Assessment).join(Branch, on=(Assessment.branch == Branch.id))
-             .switch(Assessment).join(totals, JOIN.LEFT_OUTER,
-                                      on=(totals.c.assessment_id == Assessment.id))
              .where(Assessment.cycle == cycle))
     if branch_id:
         query = query.where(Assessment.branch == branch_id)
@@ -703,19 +703,13 @@ def _bands_by_template(template_ids, tiers):
 @prepared
 def _summary_rows(*, cycle):
     """Each sheet of the cycle with its customer, branch, committee mean and preliminary
-    total: correlated subqueries ride the score index per sheet."""
-    own = Score.alias()
-    committee_mean = (own.select(fn.SUM(own.points) * 1.0 / fn.COUNT(fn.DISTINCT(own.member)))
-                      .where(own.assessment == Assessment.id, own.stage == "committee",
-                             own.points.is_null(False)))
-    preliminary_total = (own.select(fn.SUM(own.points))
-                         .where(own.assessment == Assessment.id, own.stage == "preliminary"))
+    total (both kept on the sheet by triggers)."""
     return (Assessment.select(Assessment.id, Assessment.template, Customer.code, Customer.name,
                               Branch.name,
                               Assessment.tier_before, Assessment.final_tier,
                               Assessment.final_total, Assessment.special_policy,
                               Assessment.credit_review, Assessment.provisional,
-                              committee_mean, preliminary_total)
+                              Assessment.committee_mean, Assessment.preliminary_total)
             .join(Customer, on=(Assessment.customer == Customer.id))
             .switch(Assessment).join(Branch, on=(Assessment.branch == Branch.id))
             .where(Assessment.cycle == cycle).order_by(Customer.code))

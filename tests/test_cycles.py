@@ -1,4 +1,6 @@
 """Grading cycles: setup, guarded phases, preliminary sheets and committee scores."""
+import datetime
+
 import pytest
 
 from models import (
@@ -193,6 +195,42 @@ def test_members_score_separately_and_stale_tabs_are_caught(app, setup):
     points = {s.member_id: s.points for s in Score.select().where(
         Score.assessment == sheet, Score.stage == "committee")}
     assert points == {m1.id: 13, m2.id: 4}
+
+
+def test_each_sheet_keeps_its_totals_whoever_writes_the_scores(app, setup):
+    """The preliminary total and the committee mean the summary reads off each sheet
+    follow every score written, changed or removed, and agree with the chair's panel."""
+    from models.cycles import committee_summary
+    cycle = _in_committee(app, setup)  # every preliminary sheet: 10 points x 6 criteria
+    sheet, other = list(Assessment.select().where(Assessment.cycle == cycle))[:2]
+    criteria = _criteria(setup["template"])
+    m1, m2 = setup["members"]
+
+    def kept(assessment):
+        row = Assessment.get_by_id(assessment.id)
+        return row.preliminary_total, row.committee_mean
+
+    assert kept(sheet) == (60, None)
+    with app.test_request_context():
+        save_score(sheet, m1, "committee", criteria[0].id, None, 12, "", 0)
+        save_score(sheet, m1, "committee", criteria[1].id, None, 8, "", 0)
+        assert kept(sheet) == (60, 20)
+        first = save_score(sheet, m2, "committee", criteria[0].id, None, 5, "", 0)
+        assert kept(sheet) == (60, 12.5)  # (20 + 5) / 2 members
+        save_score(sheet, m2, "committee", criteria[0].id, None, 15, "", first.revision)
+        assert kept(sheet) == (60, 17.5)
+        assert kept(sheet)[1] == committee_summary(sheet)["mean"]
+    # Written another way (a bulk load, a removal): the triggers still follow.
+    Score.insert_many([{"assessment": other.id, "criterion": criteria[0].id,
+                        "stage": "committee", "member": m1.id, "points": 7, "revision": 1,
+                        "comment": "", "updated_at": datetime.datetime(2027, 3, 25)}]).execute()
+    assert kept(other) == (60, 7)
+    Score.delete().where(Score.assessment == sheet.id, Score.member == m2.id).execute()
+    Score.update(points=Score.points + 1).where(Score.assessment == sheet.id,
+                                                Score.stage == "preliminary").execute()
+    assert kept(sheet) == (66, 20)
+    Score.delete().where(Score.assessment == sheet.id).execute()
+    assert kept(sheet) == (None, None)
 
 
 def test_final_grade_defaults_to_the_mean_and_locks(app, setup):
