@@ -724,8 +724,9 @@ def cycle_summary(cycle, thresholds=None):
     id: minimum total}) re-grades every total with other band minima — the
     "what if" — without saving anything. Returns the distribution now and
     before the cycle per tier, the movements against the tier each customer
-    held, and the lists the committee signs: the top tier, special policies,
-    credit review, provisional customers. Five queries, whatever the size.
+    held (`unchanged` counts those who keep it), and the lists the committee
+    signs: the top tier, special policies, credit review, provisional
+    customers. Three queries, whatever the size.
     """
     tiers = list(Tier.ordered())
     by_id = {t.id: t for t in tiers}
@@ -738,8 +739,11 @@ def cycle_summary(cycle, thresholds=None):
         bands = dict.fromkeys(bands, what_if)
     now = dict.fromkeys(by_id, 0)
     before = dict.fromkeys(by_id, 0)
-    movements = {"up": [], "down": [], "same": [], "new": []}
-    results = []
+    up, down, new = [], [], []
+    top_list, special_policy, credit_review, provisional_list = [], [], [], []
+    top_id = tiers[0].id if tiers else None
+    unchanged = 0
+    # A row object only for a sheet that some list shows: a thousand sheets a request.
     for (sheet_id, template_id, customer_code, customer_name, branch_name, before_id, final_id,
          final_total, special, credit, provisional, mean, preliminary_total) in rows:
         total = final_total if final_total is not None else (
@@ -752,36 +756,48 @@ def cycle_summary(cycle, thresholds=None):
             result = _band_grade(bands[template_id], total)
         else:
             result = None
+        if before_id:
+            before[before_id] += 1
+        moved = None
+        result_id = result.id if result is not None else None
+        if result_id is not None:
+            now[result_id] += 1
+            if not before_id:
+                moved = new
+            elif rank[result_id] < rank[before_id]:
+                moved = up
+            elif rank[result_id] > rank[before_id]:
+                moved = down
+            else:
+                unchanged += 1
+        top = result_id is not None and result_id == top_id
+        if moved is None and not (top or special or credit or provisional):
+            continue
         row = SummaryRow(sheet_id, customer_code, customer_name, branch_name,
                          by_id.get(before_id), result, total, bool(special), bool(credit),
                          bool(provisional))
-        results.append(row)
-        if before_id:
-            before[before_id] += 1
-        if result is None:
-            continue
-        result_id = result.id
-        now[result_id] += 1
-        if not before_id:
-            movements["new"].append(row)
-        elif rank[result_id] < rank[before_id]:
-            movements["up"].append(row)
-        elif rank[result_id] > rank[before_id]:
-            movements["down"].append(row)
-        else:
-            movements["same"].append(row)
-    top = tiers[0] if tiers else None
+        if moved is not None:
+            moved.append(row)
+        if top:
+            top_list.append(row)
+        if special:
+            special_policy.append(row)
+        if credit:
+            credit_review.append(row)
+        if provisional:
+            provisional_list.append(row)
     return {
         "tiers": tiers,
         "bands": bands[cycle.template_existing_id],
         "distribution": [(t, now[t.id], before[t.id]) for t in tiers],
-        "movements": movements,
-        "top_list": [r for r in results if top and r.result and r.result.id == top.id],
-        "special_policy": [r for r in results if r.special_policy],
-        "credit_review": [r for r in results if r.credit_review],
-        "provisional": [r for r in results if r.provisional],
+        "movements": {"up": up, "down": down, "new": new},
+        "unchanged": unchanged,
+        "top_list": top_list,
+        "special_policy": special_policy,
+        "credit_review": credit_review,
+        "provisional": provisional_list,
         "graded": sum(now.values()),
-        "total": len(results),
+        "total": len(rows),
     }
 
 

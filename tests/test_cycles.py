@@ -500,8 +500,8 @@ def test_summary_grades_each_sheet_on_its_own_non_default_scorecard(app, client,
         moved = {key: sorted(r.customer_name for r in rows)
                  for key, rows in summary["movements"].items()}
         assert moved == {"up": [names[2]], "down": [names[1]],
-                         "same": sorted([names[0], names[3]]),
                          "new": sorted([names[4], "潜在客户堃喆有限公司"])}
+        assert summary["unchanged"] == 2  # names[0] and names[3]: counted, never listed
         grades = {row.customer_id: row.preliminary_grade.code for row in agenda(cycle)}
         assert grades[newcomer.id] == "B"
         assert grades[setup["customers"][3].id] == "D"
