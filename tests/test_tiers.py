@@ -228,6 +228,8 @@ def test_compliance_page_and_dashboard(app, client, world, make):
     login(client, "bm_e")
     page = client.get("/compliance").get_data(as_text=True)
     assert "逾期客户" in page and "Per account manager" in page and "西南客户" not in page
+    row = re.search(r"逾期客户</a>.*?</tr>", page, re.S).group(0)
+    assert '<span class="tag">Phone call</span>' in row  # its last contact, by kind
     assert re.search(r'data-testid="count-contact">\s*<h2>Contact</h2><p class="big">\d+<', page)
     fragment = client.get("/compliance?kind=visit&page=1",
                           headers={"HX-Request": "true", "HX-Target": "overdue"})
