@@ -1,4 +1,6 @@
 """Administrators manage users and branches; every change is audited."""
+import re
+
 from models import AuditEvent, Branch, User
 
 
@@ -22,7 +24,10 @@ def test_admin_creates_a_user(client, login_as, make):
     event = AuditEvent.get(AuditEvent.action == "user_created")
     assert event.actor_id == admin.id and '"newbie"' in event.after
     assert "long-password-1" not in (event.after or "")
-    assert "新同事" in client.get("/admin/users").get_data(as_text=True)
+    page = client.get("/admin/users").get_data(as_text=True)
+    row = re.search(f'<a href="/admin/users/{user.id}">newbie</a>.*?</tr>', page, re.S).group(0)
+    assert "新同事" in row and '<span class="tag">客户经理</span>' in row and "广州分公司" in row
+    assert "启用" in row  # active
 
 
 def test_user_form_errors_save_nothing(client, login_as, make):

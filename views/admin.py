@@ -5,7 +5,8 @@ from peewee import JOIN, fn
 
 from forms.admin import BranchForm, UserForm
 from models import Branch, Customer, DomainError, User
-from models.people import LANGUAGES, save_branch, save_user
+from models.people import LANGUAGES, ROLES, save_branch, save_user
+from services.formatting import translated
 
 from .access import role_required
 
@@ -17,7 +18,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def users():
     """Every user with roles and branch."""
     rows = User.select(User, Branch).join(Branch, JOIN.LEFT_OUTER).order_by(User.username)
-    return render_template("admin/users.html", users=rows, languages=LANGUAGES)
+    return render_template("admin/users.html", users=rows, languages=translated(LANGUAGES),
+                           role_labels=translated(ROLES))
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
