@@ -651,7 +651,7 @@ def agenda(cycle, branch_id=None, order="agenda"):
         query = query.where(Assessment.branch == branch_id)
     rows = list(query.order_by(Assessment.agenda_position))
     # Each sheet is graded on its own scorecard's bands (prospects may have their own).
-    bands = _bands_by_template({row.template_id for row in rows}, Tier.ordered())
+    bands = _bands_by_template({row.template_id for row in rows}, Tier.in_order())
     for row in rows:
         row.preliminary_grade = _band_grade(bands[row.template_id], row.preliminary)
         row.distance = min((abs(row.preliminary - minimum)
@@ -728,7 +728,7 @@ def cycle_summary(cycle, thresholds=None):
     signs: the top tier, special policies, credit review, provisional
     customers. Three queries, whatever the size.
     """
-    tiers = list(Tier.ordered())
+    tiers = Tier.in_order()
     by_id = {t.id: t for t in tiers}
     rank = {t.id: t.rank for t in tiers}
     rows = _summary_rows(cycle=cycle.id).cursor.fetchall()  # raw rows: no model per row
