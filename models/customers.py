@@ -1,5 +1,6 @@
 """Customers, their contacts, yearly figures, activities and tier history."""
 import datetime
+import re
 import unicodedata
 from collections import namedtuple
 
@@ -30,6 +31,8 @@ from .base import (
 )
 from .people import Branch, User, scope_shape, scoped_to_branch
 from .tiers import Tier
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 # A 30,000-row file is read in well under a minute; a batch still waiting after this
 # was never picked up (no background worker) or lost its worker.
@@ -229,9 +232,11 @@ SORTS = {
 
 
 def normalise_query(text):
-    """What the user typed, as search sees it: NFKC (full-width → half-width),
+    """What the user typed, as search sees it: NFKC (full-width → half-width), without
+    control characters (SQLite ends a pattern at a NUL: `%00ab` matched everyone),
     trimmed, lower-case."""
-    return unicodedata.normalize("NFKC", text or "").strip().lower()
+    text = unicodedata.normalize("NFKC", text or "")
+    return CONTROL_CHARACTERS.sub("", text).strip().lower()
 
 
 # --- The customer's file: what the detail page reads, by customer id ---------

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models import Activity, AuditEvent, Contact, Customer, CustomerYear, Tier, TierHistory, db
+from models.customers import normalise_query
 from services.demo import ensure_reference_data
 from tests.conftest import login, run_in_huey_worker
 
@@ -81,6 +82,7 @@ def test_search_for_a_rare_term_follows_every_write(backend, client, make):
     assert codes("c02") == ["C020"]
     make.customer(east, "上海恒通科技有限公司", code="C030")
     assert codes("恒通") == ["C020", "C030"] and codes("恒通科技") == ["C030"]
+    assert codes("恒通科技\x00") == ["C030"] and codes("\x00") == ["C001", "C003", "C020", "C030"]
     for typed in ('恒通"', '"恒通', "恒通*", "NEAR(恒通)", "恒 通"):  # FTS syntax is text
         assert client.get("/customers", query_string={"q": typed}).status_code == 200
         assert codes(typed) == []
@@ -328,6 +330,25 @@ def test_committee_member_reads_but_does_not_edit(client, make):
 
 form_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
                     max_size=60)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(q=st.text(max_size=12) | st.sampled_from(['"', '""', "\x00abc", "ab*", "NEAR(a b)"]))
+def test_fuzzed_search_never_breaks(client, make, q):
+    """Whatever is typed in the search box, the list answers with its results, never a 500;
+    and every customer listed matches what was typed (as search_condition() means it)."""
+    if not Customer.select().exists():
+        _book(make)
+        login(client, "bm_e")
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.get("/customers", query_string={"q": q}, headers=headers)
+        assert response.status_code == 200, (q, response.status_code)
+    typed = normalise_query(q)
+    expected = sorted(c.code for c in Customer.select().where(Customer.branch == Customer.get(
+        Customer.code == "C001").branch) if not typed or c.code.lower().startswith(typed)
+        or typed in c.name.lower() or c.name_initials.startswith(typed))
+    assert _codes(response.get_data(as_text=True)) == expected
 
 
 @settings(max_examples=60, deadline=None,
