@@ -240,6 +240,8 @@ def test_compliance_page_and_dashboard(app, client, world, make):
         "HX-Request": "true", "HX-Target": "compliance"}).get_data(as_text=True)
     assert re.search(r'class="tile current[^"]*" href="[^"]*" data-testid="count-visit"', changed)
     assert "Per account manager" in changed and "逾期客户" in changed
+    # Each group links to its own list, keeping the filters already set.
+    assert f'href="/compliance?kind=visit&amp;manager={world["rep"].id}"' in changed
     # With an account manager chosen, the tiles count that manager's customers.
     def tile(page, kind="contact"):
         return re.search(rf'data-testid="count-{kind}">\s*<h2>[^<]*</h2><p class="big">(\d+)<',
@@ -263,6 +265,9 @@ def test_compliance_page_and_dashboard(app, client, world, make):
     east = client.get(f"/compliance?branch={world['east'].id}", headers={
         "HX-Request": "true", "HX-Target": "compliance"}).get_data(as_text=True)
     assert rep in managers(east) and "Per account manager" in east
+    assert f'href="/compliance?branch={world["east"].id}&amp;manager={world["rep"].id}"' in east
+    assert f'href="/compliance?branch={world["east"].id}"' in client.get(
+        "/compliance").get_data(as_text=True)  # per branch, for the director
     rep_page = client.get(f"/compliance?branch={world['east'].id}&manager={world['rep'].id}")
     assert tile(rep_page.get_data(as_text=True)) == tile(page)
 
