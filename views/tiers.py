@@ -203,9 +203,11 @@ def _compliance_summary(branch_id, manager_id, today, policies):
         counts = grouped.get(manager_id, dict.fromkeys(SERVICE_KINDS, 0))
     else:
         counts = {kind: sum(g[kind] for g in grouped.values()) for kind in SERVICE_KINDS}
-    model, name = (User, User.display_name) if by_manager else (Branch, Branch.name)
-    names = dict(model.select(model.id, name).where(model.id.in_([k for k in grouped if k]))
-                 .tuples())
+    if by_manager:
+        names = dict(User.select(User.id, User.display_name)
+                     .where(User.id.in_([k for k in grouped if k])).tuples())
+    else:  # the branches the user may read, as the filter form offers them
+        names = dict(Branch.names_for(current_user))
     groups = sorted(((names.get(key, "—"), key, values) for key, values in grouped.items()),
                     key=lambda g: (-sum(g[2].values()), g[0]))
     return {"counts": counts, "groups": groups, "by_group": grouped, "by_manager": by_manager}
