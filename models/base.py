@@ -109,6 +109,16 @@ def is_sqlite():
     return isinstance(db.obj, SqliteDatabase)
 
 
+def param_mark():
+    """The driver's parameter placeholder, for SQL written as text."""
+    return "?" if is_sqlite() else "%s"
+
+
+def param_marks(count):
+    """`count` placeholders, comma-separated: an IN list of values."""
+    return ", ".join([param_mark()] * count)
+
+
 def write_transaction():
     """A transaction for work that reads, then writes.
 

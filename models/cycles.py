@@ -25,7 +25,16 @@ from peewee import (
 )
 
 from .audit import audit
-from .base import BaseModel, DomainError, is_sqlite, prepared, utcnow, write_transaction
+from .base import (
+    BaseModel,
+    DomainError,
+    db,
+    is_sqlite,
+    param_marks,
+    prepared,
+    utcnow,
+    write_transaction,
+)
 from .customers import Customer
 from .people import Branch, User, scope_shape, scoped_to_branch
 from .scorecards import GradeBand, ScorecardTemplate
@@ -702,20 +711,23 @@ def _bands_by_template(template_ids, tiers):
 
 @prepared
 def _summary_rows(*, cycle):
-    """Each sheet of the cycle with its customer, branch, committee mean and preliminary
-    total (both kept on the sheet by triggers)."""
-    return (Assessment.select(Assessment.id, Assessment.template, Customer.code, Customer.name,
-                              Branch.name,
-                              Assessment.tier_before, Assessment.final_tier,
-                              Assessment.final_total, Assessment.special_policy,
-                              Assessment.credit_review, Assessment.provisional,
-                              Assessment.committee_mean, Assessment.preliminary_total)
-            .join(Customer, on=(Assessment.customer == Customer.id))
-            .switch(Assessment).join(Branch, on=(Assessment.branch == Branch.id))
-            .where(Assessment.cycle == cycle).order_by(Customer.code))
+    """Each sheet of the cycle in agenda order, with its committee mean and preliminary
+    total (both kept on the sheet by triggers): from one index, no join."""
+    total = fn.COALESCE(Assessment.final_total, Assessment.committee_mean,
+                        Assessment.preliminary_total)
+    return (Assessment.select(Assessment.id, Assessment.template, Assessment.tier_before,
+                              Assessment.final_tier, total, Assessment.special_policy,
+                              Assessment.credit_review, Assessment.provisional)
+            .where(Assessment.cycle == cycle)
+            .order_by(Assessment.agenda_position, Assessment.id))
 
 
-def cycle_summary(cycle, thresholds=None):
+# The lists cycle_summary() fills, by key.
+SUMMARY_LISTS = ("top_list", "special_policy", "credit_review", "provisional", "up", "down",
+                 "new")
+
+
+def cycle_summary(cycle, thresholds=None, shown=None):
     """The results of a cycle, for the summary page and the report.
 
     Each assessment's result is its final grade when set, otherwise the grade
@@ -726,7 +738,9 @@ def cycle_summary(cycle, thresholds=None):
     before the cycle per tier, the movements against the tier each customer
     held (`unchanged` counts those who keep it), and the lists the committee
     signs: the top tier, special policies, credit review, provisional
-    customers. Three queries, whatever the size.
+    customers. Lists are in agenda order; with `shown`, each holds its first
+    `shown` sheets only (the page shows thirty, the report all), and `counts`
+    counts them all. Four queries, whatever the size.
     """
     tiers = Tier.in_order()
     by_id = {t.id: t for t in tiers}
@@ -739,15 +753,12 @@ def cycle_summary(cycle, thresholds=None):
         bands = dict.fromkeys(bands, what_if)
     now = dict.fromkeys(by_id, 0)
     before = dict.fromkeys(by_id, 0)
-    up, down, new = [], [], []
-    top_list, special_policy, credit_review, provisional_list = [], [], [], []
+    lists = {key: [] for key in SUMMARY_LISTS}
+    counts = dict.fromkeys(SUMMARY_LISTS, 0)
     top_id = tiers[0].id if tiers else None
     unchanged = 0
-    # A row object only for a sheet that some list shows: a thousand sheets a request.
-    for (sheet_id, template_id, customer_code, customer_name, branch_name, before_id, final_id,
-         final_total, special, credit, provisional, mean, preliminary_total) in rows:
-        total = final_total if final_total is not None else (
-            mean if mean is not None else preliminary_total)
+    # A thousand sheets a request: plain tuples here, names only for the listed ones.
+    for sheet_id, template_id, before_id, final_id, total, special, credit, provisional in rows:
         if total is not None:
             total = round(float(total), 2)
         if final_id and not thresholds:
@@ -763,42 +774,61 @@ def cycle_summary(cycle, thresholds=None):
         if result_id is not None:
             now[result_id] += 1
             if not before_id:
-                moved = new
+                moved = "new"
             elif rank[result_id] < rank[before_id]:
-                moved = up
+                moved = "up"
             elif rank[result_id] > rank[before_id]:
-                moved = down
+                moved = "down"
             else:
                 unchanged += 1
-        top = result_id is not None and result_id == top_id
-        if moved is None and not (top or special or credit or provisional):
-            continue
-        row = SummaryRow(sheet_id, customer_code, customer_name, branch_name,
-                         by_id.get(before_id), result, total, bool(special), bool(credit),
-                         bool(provisional))
-        if moved is not None:
-            moved.append(row)
-        if top:
-            top_list.append(row)
-        if special:
-            special_policy.append(row)
-        if credit:
-            credit_review.append(row)
-        if provisional:
-            provisional_list.append(row)
+        row = None
+        for key, wanted in ((moved, moved is not None), ("top_list", result_id == top_id),
+                            ("special_policy", special), ("credit_review", credit),
+                            ("provisional", provisional)):
+            if wanted:
+                counts[key] += 1
+                if shown is None or counts[key] <= shown:
+                    row = row or (sheet_id, by_id.get(before_id), result, total, bool(special),
+                                  bool(credit), bool(provisional))
+                    lists[key].append(row)
+    lists = _with_particulars(lists)
     return {
         "tiers": tiers,
         "bands": bands[cycle.template_existing_id],
         "distribution": [(t, now[t.id], before[t.id]) for t in tiers],
-        "movements": {"up": up, "down": down, "new": new},
+        "movements": {"up": lists["up"], "down": lists["down"], "new": lists["new"]},
         "unchanged": unchanged,
-        "top_list": top_list,
-        "special_policy": special_policy,
-        "credit_review": credit_review,
-        "provisional": provisional_list,
+        "top_list": lists["top_list"],
+        "special_policy": lists["special_policy"],
+        "credit_review": lists["credit_review"],
+        "provisional": lists["provisional"],
+        "counts": counts,
         "graded": sum(now.values()),
         "total": len(rows),
     }
+
+
+def _with_particulars(lists):
+    """{key: [SummaryRow]} of cycle_summary()'s {key: [tuple]}: each listed sheet's
+    customer code and name and its branch's name, read for those sheets alone."""
+    sheet_ids = list({row[0] for rows in lists.values() for row in rows})
+    particulars = {}
+    for start in range(0, len(sheet_ids), 500):  # within every database's parameter limit
+        chunk = sheet_ids[start:start + 500]
+        # SQL text with placeholders only: the query builder took longer to write the ids.
+        particulars.update((row[0], row[1:]) for row in db.execute_sql(
+            "SELECT a.id, c.code, c.name, b.name FROM assessment a "  # noqa: S608
+            "JOIN customer c ON c.id = a.customer_id JOIN branch b ON b.id = a.branch_id "
+            f"WHERE a.id IN ({param_marks(len(chunk))})", chunk))
+    made = {}
+
+    def summary_row(row):
+        sheet_id = row[0]
+        if sheet_id not in made:
+            made[sheet_id] = SummaryRow(sheet_id, *particulars[sheet_id], *row[1:])
+        return made[sheet_id]
+
+    return {key: [summary_row(row) for row in rows] for key, rows in lists.items()}
 
 
 def tasks_for(user):

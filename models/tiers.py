@@ -24,7 +24,16 @@ from peewee import (
     fn,
 )
 
-from .base import BaseModel, DomainError, db, is_sqlite, prepared, utcnow, write_transaction
+from .base import (
+    BaseModel,
+    DomainError,
+    db,
+    param_mark,
+    param_marks,
+    prepared,
+    utcnow,
+    write_transaction,
+)
 from .people import User, scoped_to_branch
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -360,7 +369,7 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
     sql = (f"SELECT customer_id, {column} FROM service_status "  # noqa: S608
            f"WHERE tier_id = {{p}} AND {column} < {{p}}{scope} "
            f"ORDER BY {column}, {', '.join(_TIES[kind])}, customer_id LIMIT {{p}}"
-           ).replace("{p}", _param())
+           ).replace("{p}", param_mark())
 
     def due_in(tier_id, cutoff):  # (due date, customer id, tier id, last date), in order
         interval = datetime.timedelta(days=intervals[tier_id])
@@ -377,7 +386,7 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
     # The page's particulars and each one's last service, written as SQL text as well:
     # the query builder took longer to write fifty ids than the database to read them.
     ids = [c[1] for c in chosen]
-    marks = ", ".join([_param()] * len(ids))
+    marks = param_marks(len(ids))
     details = {row[0]: row for row in db.execute_sql(
         "SELECT c.id, c.code, c.name, b.name, m.display_name FROM customer c "  # noqa: S608
         'JOIN branch b ON b.id = c.branch_id LEFT JOIN "user" m ON m.id = c.account_manager_id '
@@ -388,7 +397,7 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
     found = {customer_id: rest for customer_id, *rest in sorted(db.execute_sql(
         "SELECT customer_id, occurred_on, id, kind, notes FROM activity "  # noqa: S608
         f"WHERE customer_id IN ({marks}) "
-        f"AND kind IN ({', '.join([_param()] * len(activity_kinds))})",
+        f"AND kind IN ({param_marks(len(activity_kinds))})",
         [*ids, *activity_kinds]))}
     latest = {customer_id: Activity(id=activity_id, customer=customer_id, kind=activity_kind,
                                     occurred_on=_date(occurred_on), notes=notes)
@@ -454,17 +463,13 @@ def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=Non
     totals = {} if group_by else dict.fromkeys(SERVICE_KINDS, 0)
     if not parts:
         return totals
-    sql = " UNION ALL ".join(parts).replace("{p}", _param())
+    sql = " UNION ALL ".join(parts).replace("{p}", param_mark())
     for kind, group, count in db.execute_sql(sql, params).fetchall():
         if group_by:
             totals.setdefault(group, dict.fromkeys(SERVICE_KINDS, 0))[kind] += count
         else:
             totals[kind] += count
     return totals
-
-
-def _param():
-    return "?" if is_sqlite() else "%s"
 
 
 def tier_counts(user, today=None, tier_id=None):
@@ -490,7 +495,7 @@ def tier_counts(user, today=None, tier_id=None):
     sql = (f"SELECT tier_id, COUNT(*), SUM({late_sql}) FROM service_status "  # noqa: S608
            f"WHERE {where}{scope} GROUP BY tier_id")  # constants only; values are params
     params += ([tier_id] if tier_id else []) + scope_params
-    rows = db.execute_sql(sql.replace("{p}", _param()), params).fetchall()
+    rows = db.execute_sql(sql.replace("{p}", param_mark()), params).fetchall()
     return {tier: (count, late or 0) for tier, count, late in rows}
 
 

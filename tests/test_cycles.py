@@ -1,5 +1,6 @@
 """Grading cycles: setup, guarded phases, preliminary sheets and committee scores."""
 import datetime
+import re
 
 import pytest
 
@@ -385,7 +386,7 @@ def test_meeting_board_from_agenda_to_final_grade(app, client, setup):
     assert "主任已确定最终等级" in page and "C级" in page
 
 
-def test_summary_lists_movements_and_what_if(app, client, setup):
+def test_summary_lists_movements_and_what_if(app, client, setup, monkeypatch):
     """The summary counts results per tier against before, lists movements, and re-grades
     for a what-if without saving anything."""
     from models import Tier
@@ -404,6 +405,17 @@ def test_summary_lists_movements_and_what_if(app, client, setup):
         assert counts == {"A": 1, "B": 4, "C": 0, "D": 0}
         assert [r.id for r in summary["top_list"]] == [sheets[0].id]
         assert len(summary["movements"]["new"]) == 5  # the test customers had no tier yet
+        # In agenda order, as the meeting and the report take the sheets.
+        order = [a.id for a in Assessment.select().where(Assessment.cycle == cycle)
+                 .order_by(Assessment.agenda_position)]
+        assert [r.id for r in summary["movements"]["new"]] == order
+        first = summary["movements"]["new"][0]
+        sheet = Assessment.get_by_id(first.id)
+        assert (first.customer_code, first.customer_name, first.branch_name) == (
+            sheet.customer.code, sheet.customer.name, sheet.branch.name)
+        short = cycle_summary(cycle, shown=2)  # the page lists the first few of each
+        assert short["movements"]["new"] == summary["movements"]["new"][:2]
+        assert short["counts"]["new"] == 5 and short["counts"]["top_list"] == 1
         what_if = cycle_summary(cycle, {tiers["A"].id: 95, tiers["B"].id: 61,
                                         tiers["C"].id: 0})
         counts = {tier.code: now for tier, now, _before in what_if["distribution"]}
@@ -411,7 +423,14 @@ def test_summary_lists_movements_and_what_if(app, client, setup):
     assert Assessment.get_by_id(sheets[1].id).final_tier_id is None  # nothing saved
     login(client, "chair")
     page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
-    assert "<svg" in page and "等级分布" in page
+    assert "<svg" in page and "等级分布" in page and "首次定级 5 位" in page
+    # The page lists the first sheets of each list and counts the rest: with everyone an
+    # A (what if A began at 0), two of five, then "5 more".
+    monkeypatch.setattr("views.cycles.SUMMARY_SHOWN", 2)
+    everyone = client.get(f"/cycles/{cycle.id}?band_{tiers['A'].id}=0").get_data(as_text=True)
+    top = re.search(r"A级客户名单 <small[^>]*>(\d+)</small>(.*?)</section>", everyone, re.S)
+    assert top.group(1) == "5" and "另有 3 位" in top.group(2)
+    assert re.findall(r'<a href="/assessments/(\d+)">', top.group(2)) == [str(i) for i in order[:2]]
     fragment = client.get(f"/cycles/{cycle.id}?band_{tiers['A'].id}=95&band_{tiers['B'].id}=61"
                           f"&band_{tiers['C'].id}=0", headers={"HX-Request": "true"})
     assert "<html" not in fragment.get_data(as_text=True)

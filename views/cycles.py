@@ -109,6 +109,10 @@ def setup(cycle_id=None):
     return render_template("cycles/form.html", form=form, cycle=cycle)
 
 
+# The summary page shows the first sheets of each list, then "and N more".
+SUMMARY_SHOWN = 30
+
+
 @bp.route("/cycles/<int:cycle_id>")
 def detail(cycle_id):
     """The cycle's state: its phase, what the next phase still needs, each branch's
@@ -123,7 +127,8 @@ def detail(cycle_id):
             .order_by(Branch.name).tuples())
     can_advance = current_user.id == cycle.chair_id or current_user.has_role("admin")
     thresholds = _what_if(request.args)
-    summary = cycle_summary(cycle, thresholds) if cycle.phase != "draft" else None
+    summary = cycle_summary(cycle, thresholds, shown=SUMMARY_SHOWN) \
+        if cycle.phase != "draft" else None
     if htmx and summary is not None:
         return render_template("cycles/_summary.html", cycle=cycle, summary=summary,
                                what_if=bool(thresholds))
