@@ -782,7 +782,8 @@ def cycle_summary(cycle, thresholds=None, shown=None):
             else:
                 unchanged += 1
         row = None
-        for key, wanted in ((moved, moved is not None), ("top_list", result_id == top_id),
+        top = result_id is not None and result_id == top_id
+        for key, wanted in ((moved, moved is not None), ("top_list", top),
                             ("special_policy", special), ("credit_review", credit),
                             ("provisional", provisional)):
             if wanted:
