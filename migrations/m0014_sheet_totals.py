@@ -30,7 +30,7 @@ def migrate(db):
     from models.base import is_sqlite
     migrator = SchemaMigrator.from_database(db)
     run(
-        migrator.add_column("assessment", "preliminary_total", pw.DoubleField(null=True)),
+        migrator.add_column("assessment", "preliminary_total", pw.IntegerField(null=True)),
         migrator.add_column("assessment", "committee_mean", pw.DoubleField(null=True)),
     )
     if is_sqlite():

@@ -148,7 +148,7 @@ class Assessment(BaseModel):
     final_total = DecimalField(max_digits=7, decimal_places=2, null=True)
     # Kept by triggers on the score table (migration 14), never written by the app: the
     # sum of the preliminary points and the committee members' mean total (None: none).
-    preliminary_total = DoubleField(null=True)
+    preliminary_total = IntegerField(null=True)
     committee_mean = DoubleField(null=True)
     rationale = TextField(default="")
     special_policy = BooleanField(default=False)

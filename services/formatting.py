@@ -70,6 +70,14 @@ def percent(value, digits=1):
     return format_decimal(value, format="#,##0." + "0" * digits) + "%"
 
 
+def points(value):
+    """A score or total: whole points as `79`, a committee mean as `79.33`."""
+    if value is None:
+        return "—"
+    value = round(float(value), 2)
+    return str(int(value)) if value.is_integer() else f"{value:.2f}".rstrip("0")
+
+
 def date(value):
     """`2027年3月25日` in Chinese, `Mar 25, 2027` in English."""
     if value is None:
@@ -124,5 +132,5 @@ def register(app, babel):
         npgettext=lambda c, s, p, n: domain.get_translations().unpgettext(c, s, p, n),
         newstyle=True)
     app.jinja_env.filters.update(
-        number=number, money=money, wan=wan, percent=percent, date=date,
+        number=number, money=money, wan=wan, percent=percent, points=points, date=date,
         datetime=datetime_)

@@ -211,7 +211,7 @@ def test_each_sheet_keeps_its_totals_whoever_writes_the_scores(app, setup):
         row = Assessment.get_by_id(assessment.id)
         return row.preliminary_total, row.committee_mean
 
-    assert kept(sheet) == (60, None)
+    assert kept(sheet) == (60, None) and isinstance(kept(sheet)[0], int)  # whole points
     with app.test_request_context():
         save_score(sheet, m1, "committee", criteria[0].id, None, 12, "", 0)
         save_score(sheet, m1, "committee", criteria[1].id, None, 8, "", 0)
@@ -344,6 +344,7 @@ def test_meeting_board_from_agenda_to_final_grade(app, client, setup):
     login(client, "chair")
     page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
     assert "议程" in page and sheet.customer.name in page
+    assert "初评 60 分" in page  # each agenda entry's preliminary total, in whole points
     client.post(f"/cycles/{cycle.id}/meeting/current", data={"assessment": sheet.id})
     state = client.get(f"/cycles/{cycle.id}/meeting/state?seen=")
     assert state.headers.get("HX-Refresh") == "true"
@@ -431,6 +432,8 @@ def test_summary_lists_movements_and_what_if(app, client, setup, monkeypatch):
     top = re.search(r"A级客户名单 <small[^>]*>(\d+)</small>(.*?)</section>", everyone, re.S)
     assert top.group(1) == "5" and "另有 3 位" in top.group(2)
     assert re.findall(r'<a href="/assessments/(\d+)">', top.group(2)) == [str(i) for i in order[:2]]
+    top = re.search(r"A级客户名单 <small[^>]*>1</small>(.*?)</section>", page, re.S).group(1)
+    assert '<td class="num">100</td>' in top  # the finalised total, in whole points
     fragment = client.get(f"/cycles/{cycle.id}?band_{tiers['A'].id}=95&band_{tiers['B'].id}=61"
                           f"&band_{tiers['C'].id}=0", headers={"HX-Request": "true"})
     assert "<html" not in fragment.get_data(as_text=True)

@@ -39,6 +39,8 @@ def test_formats_in_chinese(app):
         assert formatting.wan(Decimal("1234567")) == "123.46 万元"
         assert formatting.number(1234567) == "1,234,567"
         assert formatting.percent(Decimal("87.26")) == "87.3%"
+        assert [formatting.points(v) for v in (100, 79.0, Decimal("79.50"), 79.3333, None)] == [
+            "100", "79", "79.5", "79.33", "—"]
         utc = datetime.datetime(2027, 3, 25, 1, 30)
         assert formatting.datetime_(utc) == "2027年3月25日 09:30"  # Beijing time
 
