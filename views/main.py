@@ -105,11 +105,13 @@ def id_url(endpoint, key):
 def layout_helpers():
     def nav_items():
         items = []
+        # Read through their proxies once, not once per entry.
+        user, path = current_user._get_current_object(), request.path
         for endpoint, label, roles in NAV:
-            if roles is None or current_user.has_role(*roles):
+            if roles is None or user.has_role(*roles):
                 url = url_for(endpoint)
-                active = request.path == url if url == "/" else request.path.startswith(url)
-                badge = NAV_BADGES[endpoint](current_user) if endpoint in NAV_BADGES else 0
+                active = path == url if url == "/" else path.startswith(url)
+                badge = NAV_BADGES[endpoint](user) if endpoint in NAV_BADGES else 0
                 items.append({"url": url, "label": label, "active": active, "badge": badge,
                               "badge_id": f"badge-{endpoint.replace('.', '-')}"
                               if endpoint in NAV_BADGES else None})
