@@ -120,6 +120,11 @@ def _expect_board(chair, totals):
     headings = [h.split()[0] for h in board.locator("thead th").all_inner_texts()[1:]]
     expect(board.locator("tfoot td")).to_have_text([cells[h] for h in headings],
                                                     use_inner_text=True)
+    # Laid out as a table: each member's total sits under the member's name. (The
+    # funnel's kanban `.board` grid once captured this table and scattered its cells.)
+    names, sums = board.locator("thead th").all(), board.locator("tfoot td").all()
+    for name, total in zip(names[1:], sums):
+        assert abs(name.bounding_box()["x"] - total.bounding_box()["x"]) < 1
 
 
 def test_committee_grades_ten_customers_in_a_meeting(app, make, live_server, new_page):
