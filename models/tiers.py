@@ -28,6 +28,7 @@ from .base import (
     BaseModel,
     DomainError,
     db,
+    is_sqlite,
     param_mark,
     param_marks,
     prepared,
@@ -449,15 +450,26 @@ def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=Non
     policies = current_policies(today) if policies is None else policies
     scope, scope_params = _scope_sql(user, branch_id, manager_id)
     key = {"branch": "branch_id", "account_manager": "account_manager_id"}.get(group_by)
-    # Every customer has a branch, so this narrows nothing: it has SQLite walk the
-    # (branch, tier, date) indexes branch by branch, and group without sorting.
-    walk = " AND branch_id IN (SELECT id FROM branch)" if key == "branch_id" else ""
     parts, params = [], []
     for kind in kinds:  # only constants are written into the text; values are parameters
         column = SERVICE_KINDS[kind][2]
-        for tier_id, cutoff in _cutoffs(kind, today, policies).items():
+        cutoffs = _cutoffs(kind, today, policies)
+        if key == "branch_id" and cutoffs:
+            # Per branch, a count of one (branch, tier, date) index range for each tier:
+            # SQLite neither groups nor sorts, and the statement stays short to prepare
+            # (every request's connection prepares it anew).
+            pairs = ", ".join(["({p}, {p})"] * len(cutoffs))
+            parts.append(f"SELECT '{kind}', b.id, (SELECT COUNT(*) FROM service_status "  # noqa: S608
+                         f"WHERE branch_id = b.id AND tier_id = c.column1 "
+                         f"AND {column} < c.column2{scope}) "
+                         f"FROM branch b, (VALUES {pairs}) AS c")
+            params += scope_params
+            for tier_id, cutoff in cutoffs.items():
+                params += [tier_id, cutoff.isoformat() if is_sqlite() else cutoff]
+            continue
+        for tier_id, cutoff in cutoffs.items():
             parts.append(f"SELECT '{kind}', {key or 'NULL'}, COUNT(*) FROM service_status "  # noqa: S608
-                         f"WHERE tier_id = {{p}} AND {column} < {{p}}{scope}{walk}"
+                         f"WHERE tier_id = {{p}} AND {column} < {{p}}{scope}"
                          + (f" GROUP BY {key}" if key else ""))
             params += [tier_id, cutoff.isoformat(), *scope_params]
     totals = {} if group_by else dict.fromkeys(SERVICE_KINDS, 0)
@@ -466,7 +478,8 @@ def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=Non
     sql = " UNION ALL ".join(parts).replace("{p}", param_mark())
     for kind, group, count in db.execute_sql(sql, params).fetchall():
         if group_by:
-            totals.setdefault(group, dict.fromkeys(SERVICE_KINDS, 0))[kind] += count
+            if count:  # a branch's tier with nobody overdue: no group of its own
+                totals.setdefault(group, dict.fromkeys(SERVICE_KINDS, 0))[kind] += count
         else:
             totals[kind] += count
     return totals
