@@ -10,6 +10,7 @@ from wtforms.validators import DataRequired, Email, Length, NumberRange, Optiona
 from forms import Form, choices
 from models import Branch, Tier, User
 from models.customers import ACTIVITY_KINDS, INDUSTRIES, KINDS, NATURES, SORTS
+from models.people import manager_names
 
 ANY = ("", _l("All"))
 
@@ -30,8 +31,7 @@ def manager_choices(branch_ids):
     """"Any" and [(id, name)] of the account managers of these branches, for a filter."""
     if not branch_ids:  # a company-wide user who chose no branch: nothing to ask
         return choices([ANY])
-    return choices([ANY] + [(str(id_), name) for id_, name in managers_of(branch_ids).select(
-        User.id, User.display_name).tuples()])
+    return choices([ANY] + [(str(id_), name) for id_, name in manager_names(branch_ids)])
 
 
 class CustomerFilterForm(Form):

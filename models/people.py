@@ -271,3 +271,17 @@ def scope_shape(scoped, branch):
 def _branch_names(scoped, *, branch):
     return (Branch.visible_to(scope_shape(scoped, branch)).select(Branch.id, Branch.name)
             .order_by(Branch.code).tuples())
+
+
+def manager_names(branch_ids):
+    """[(id, name)] of the active users of these branches, by branch and name: the
+    account managers a filter offers (a prepared query)."""
+    branch_ids = list(branch_ids)
+    return list(_manager_names(len(branch_ids), branches=branch_ids))
+
+
+@prepared
+def _manager_names(count, *, branches):
+    return (User.select(User.id, User.display_name)
+            .where(User.branch.in_(branches.items(count)), User.active)
+            .order_by(User.branch, User.display_name).tuples())
