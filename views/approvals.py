@@ -33,9 +33,8 @@ from models.approvals import (
     may_decide,
     may_file,
     pending_count,
+    pending_page,
     provisional_due,
-    queue,
-    queue_rows,
     requests_of,
     reset_rule,
     rule_keys,
@@ -69,13 +68,12 @@ def queue_page():
     form = QueueFilterForm(request.args, user=current_user)
     form.validate()
     filters = form.filters()
-    query = queue(current_user, **filters)
     size, page = current_app.config["PAGE_SIZE"], form.current_page()
-    total = query.count()
+    total, rows = pending_page(current_user, page, size, **filters)
     if not any(filters.values()):
         g.pending_count = total  # the navigation's badge
     args = {k: v for k, v in request.args.items() if v and k != "page"}
-    context = dict(form=form, rows=queue_rows(query, page, size), total=total, page=page,
+    context = dict(form=form, rows=rows, total=total, page=page,
                    size=size, args=args, tiers={t.id: t for t in form.tiers},
                    bulk=BulkDecisionForm())
     if htmx:
