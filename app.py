@@ -1,6 +1,7 @@
 """Tierdesk: customer grading and tier management (客户分级管理)."""
 import datetime
 import functools
+import gc
 import os
 import secrets
 from pathlib import Path
@@ -115,6 +116,12 @@ def create_app(test_config=None):
 
     _register_request_hooks(app)
     _register_commands(app)
+    if not app.testing:
+        # What a serving process has loaded by now (libraries, the pinyin tables, the
+        # catalogs: some 290,000 objects) lives as long as the process. Frozen, it is
+        # skipped by the collector's full passes, which otherwise walked it all: 80-110
+        # ms each, paid by about one page view in a hundred.
+        gc.freeze()
     return app
 
 
