@@ -434,6 +434,10 @@ def _decide(step_id, user, decision, comment):
     if step is None:
         raise NotFound(_l("There is no such approval step."))
     request = TierChangeRequest.get_by_id(step.request_id)
+    if request.status != "open":
+        # Read after the step: on PostgreSQL a decision committed in between closes the
+        # request, and the step read again says who made it.
+        step = ApprovalStep.get_by_id(step.id)
     customer = Customer.get_by_id(request.customer_id)
     if user.is_branch_scoped and request.branch_id != user.branch_id:
         raise NotFound(_l("There is no such approval step."))
