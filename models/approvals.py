@@ -628,6 +628,8 @@ def pending_page(user, page=1, size=50, branch_id=None, to_tier_id=None, source=
         query = queue(user, branch_id, to_tier_id, source, q)
         return query.count(), list(_rows(query).paginate(page, size))
     shape = _queue_shape(user, branch_id, to_tier_id, source)
+    if not shape[0]:  # no approver role: nothing ever waits
+        return 0, []
     values = dict(user=user.id, branch=user.branch_id, branch_id=branch_id,
                   to_tier_id=to_tier_id, source=source)
     total = list(_queue_count(*shape, **values))[0][0]
@@ -638,7 +640,10 @@ def pending_page(user, page=1, size=50, branch_id=None, to_tier_id=None, source=
 
 def pending_count(user):
     """How many steps wait for `user` (the navigation badge, on every page)."""
-    return list(_queue_count(*_queue_shape(user), user=user.id, branch=user.branch_id))[0][0]
+    shape = _queue_shape(user)
+    if not shape[0]:  # no approver role: not even a query
+        return 0
+    return list(_queue_count(*shape, user=user.id, branch=user.branch_id))[0][0]
 
 
 def _queue_shape(user, branch_id=None, to_tier_id=None, source=None):
