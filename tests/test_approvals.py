@@ -24,6 +24,7 @@ from models.approvals import (
     file_cycle_requests,
     file_request,
     pending_count,
+    pending_page,
     queue,
     reset_rule,
     roles_for,
@@ -522,3 +523,37 @@ def test_provisional_customer_due_is_confirmed_through_a_request(app, world, mak
     assert (confirmed.tier_id, confirmed.provisional) == (t["C"].id, False)
     assert TierHistory.select().where(TierHistory.customer == due.id).count() == 1
     assert _fresh(early).provisional
+
+
+def test_the_queue_filters_and_pages(app, client, world):
+    """The director's queue holds every branch's requests at their step, oldest first;
+    the branch, target tier, source and search filters narrow it, alone and together,
+    and pages split it."""
+    t, c, west_customer = world["tiers"], world["customers"], world["west_customer"]
+    with app.test_request_context():
+        save_rule("any", world["admin"], ["sales_director"])
+        for customer, requester, to in ((c["B"], world["rep"], t["C"]),
+                                        (c["C"], world["rep"], t["D"]),
+                                        (west_customer, world["rep_w"], t["D"])):
+            file_request(customer, requester, to, "下滑")
+    director, east = world["director"], world["east"]
+
+    def names(**filters):
+        return [row.name for row in pending_page(director, **filters)[1]]
+
+    everyone = [c["B"].name, c["C"].name, west_customer.name]
+    assert names() == everyone and pending_count(director) == 3
+    assert names(branch_id=east.id) == everyone[:2]
+    assert names(to_tier_id=t["D"].id) == everyone[1:]
+    assert names(branch_id=east.id, to_tier_id=t["D"].id) == [c["C"].name]
+    assert names(source="mid_year") == everyone and names(source="cycle") == []
+    assert names(q="西南") == [west_customer.name]
+    assert names(q="华东", to_tier_id=t["D"].id) == [c["C"].name]
+    total, second_page = pending_page(director, page=2, size=2)
+    assert total == 3 and [row.name for row in second_page] == [west_customer.name]
+    assert pending_page(director, page=3, size=2) == (3, [])
+    assert pending_page(world["rep"]) == (0, []) and pending_count(world["rep"]) == 0
+    login(client, "director")
+    page = client.get(f"/approvals?branch={east.id}&to_tier={t['D'].id}").get_data(
+        as_text=True)
+    assert c["C"].name in page and c["B"].name not in page and west_customer.name not in page
