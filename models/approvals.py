@@ -653,23 +653,26 @@ def _queue_shape(user, branch_id=None, to_tier_id=None, source=None):
             bool(to_tier_id), bool(source))
 
 
-def _queue_of(roles, scoped, has_branch, by_branch, by_tier, by_source, values):
+def _queue_of(roles, scoped, has_branch, by_branch, by_tier, by_source, *, user, branch,
+              branch_id, to_tier_id, source):
     """queue() of a user of this shape, the values being Params."""
-    user = SimpleNamespace(roles=list(roles), is_branch_scoped=scoped, id=values["user"],
-                           branch_id=values["branch"] if has_branch else None)
-    return queue(user, values["branch_id"] if by_branch else None,
-                 values["to_tier_id"] if by_tier else None,
-                 values["source"] if by_source else None)
+    shape = SimpleNamespace(roles=list(roles), is_branch_scoped=scoped, id=user,
+                            branch_id=branch if has_branch else None)
+    return queue(shape, branch_id if by_branch else None, to_tier_id if by_tier else None,
+                 source if by_source else None)
 
 
 @prepared
-def _queue_count(*shape, user, branch, branch_id=None, to_tier_id=None, source=None):
-    return _queue_of(*shape, locals()).select(fn.COUNT(TierChangeRequest.id)).tuples()
+def _queue_count(*shape, user, branch, branch_id, to_tier_id, source):
+    return _queue_of(*shape, user=user, branch=branch, branch_id=branch_id,
+                     to_tier_id=to_tier_id, source=source
+                     ).select(fn.COUNT(TierChangeRequest.id)).tuples()
 
 
 @prepared
 def _queue_rows(*shape, user, branch, branch_id, to_tier_id, source, offset, limit):
-    return _rows(_queue_of(*shape, locals())).offset(offset).limit(limit)
+    return _rows(_queue_of(*shape, user=user, branch=branch, branch_id=branch_id,
+                           to_tier_id=to_tier_id, source=source)).offset(offset).limit(limit)
 
 
 def _rows(query):

@@ -443,9 +443,10 @@ def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=Non
     """{kind: count} of the customers visible to `user` overdue for each kind. With
     `group_by` ("branch" or "account_manager") {group value: {kind: count}}.
 
-    One UNION ALL statement of a count per kind and tier, each over one (tier, last
-    date) index range. Written as SQL text: it runs on every dashboard, and building
-    it through the query builder cost more than running it."""
+    One UNION ALL statement: a count per kind and tier, each over one (tier, last date)
+    index range; per branch, a count per branch and tier over the (branch, tier, last
+    date) index. Written as SQL text: it runs on every dashboard, and building it
+    through the query builder cost more than running it."""
     today = today or datetime.date.today()
     policies = current_policies(today) if policies is None else policies
     scope, scope_params = _scope_sql(user, branch_id, manager_id)
