@@ -5,7 +5,7 @@ import re
 import pytest
 from flask_babel import force_locale
 
-from models import Activity, AuditEvent, DomainError, ServiceStatus, Tier, TierPolicy
+from models import Activity, AuditEvent, DomainError, ServiceStatus, Tier, TierPolicy, User
 from models.customers import log_activity
 from models.tiers import (
     current_policy,
@@ -270,6 +270,21 @@ def test_compliance_page_and_dashboard(app, client, world, make):
         "/compliance").get_data(as_text=True)  # per branch, for the director
     rep_page = client.get(f"/compliance?branch={world['east'].id}&manager={world['rep'].id}")
     assert tile(rep_page.get_data(as_text=True)) == tile(page)
+
+
+def test_compliance_groups_name_a_deactivated_manager_who_still_holds_customers(
+        app, client, world, make):
+    """The filter offers active managers only; the per-manager counts still name a manager
+    who was deactivated with overdue customers, rather than a dash."""
+    gone = world["other_rep"]
+    late = make.customer(world["east"], "离职经理的客户", tier=world["tiers"]["A"],
+                         account_manager=gone)
+    _activity(late, "call", days_ago(45))
+    User.update(active=False).where(User.id == gone.id).execute()
+    login(client, "bm_e")
+    page = client.get("/compliance").get_data(as_text=True)
+    assert f'<option value="{gone.id}">' not in page  # not offered as a filter
+    assert f'manager={gone.id}">{gone.display_name}</a>' in page
 
 
 def test_account_managers_due_this_week(app, client, world, make):

@@ -17,7 +17,7 @@ from flask_login import current_user
 
 from extensions import htmx
 from forms.tiers import ComplianceFilterForm, MoveTierForm, PolicyForm, TierForm
-from models import Branch, DomainError, Tier, User
+from models import DomainError, Tier, User
 from models.customers import ACTIVITY_KINDS
 from models.tiers import (
     POLICY_LABELS,
@@ -179,7 +179,7 @@ def compliance():
     paging = htmx and htmx.target == "overdue"  # the pager redraws the list alone
     total = None
     if not paging:  # the whole page: its summary's counts give the list's total too
-        context.update(_compliance_summary(branch_id, manager_id, today, policies))
+        context.update(_compliance_summary(form, branch_id, manager_id, today, policies))
         total = context["counts"][kind]
     context["total"], context["rows"] = overdue_page(
         current_user, kind, today, branch_id=branch_id, manager_id=manager_id,
@@ -192,7 +192,7 @@ def compliance():
     return render_template("tiers/compliance.html", **context)
 
 
-def _compliance_summary(branch_id, manager_id, today, policies):
+def _compliance_summary(form, branch_id, manager_id, today, policies):
     """Counts per kind (of the account manager chosen, or of all), and per branch
     (company-wide users) or per account manager (within one branch), from one grouped
     count."""
@@ -203,11 +203,14 @@ def _compliance_summary(branch_id, manager_id, today, policies):
         counts = grouped.get(manager_id, dict.fromkeys(SERVICE_KINDS, 0))
     else:
         counts = {kind: sum(g[kind] for g in grouped.values()) for kind in SERVICE_KINDS}
-    if by_manager:
-        names = dict(User.select(User.id, User.display_name)
-                     .where(User.id.in_([k for k in grouped if k])).tuples())
-    else:  # the branches the user may read, as the filter form offers them
-        names = dict(Branch.names_for(current_user))
+    # The filter form offers the groups by name already: the branches the user may
+    # read, or the branch's active account managers.
+    offered = form.manager if by_manager else form.branch
+    names = {int(choice.value): choice.label for choice in offered.choices if choice.value}
+    unnamed = [key for key in grouped if key and key not in names]
+    if by_manager and unnamed:  # deactivated, or moved on, and still holding customers
+        names.update(User.select(User.id, User.display_name)
+                     .where(User.id.in_(unnamed)).tuples())
     groups = sorted(((names.get(key, "—"), key, values) for key, values in grouped.items()),
                     key=lambda g: (-sum(g[2].values()), g[0]))
     return {"counts": counts, "groups": groups, "by_group": grouped, "by_manager": by_manager}
