@@ -8,9 +8,9 @@ from wtforms import BooleanField, DateField, IntegerField, SelectField, StringFi
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
 from forms import Form, choices
-from models import Branch, Tier, User
+from models import Branch, Tier
 from models.customers import ACTIVITY_KINDS, INDUSTRIES, KINDS, NATURES, SORTS
-from models.people import manager_names
+from models.people import manager_names, managers_of
 
 ANY = ("", _l("All"))
 
@@ -18,13 +18,6 @@ ANY = ("", _l("All"))
 def visible_branches(user):
     """The branches a filter or form offers the user, by code."""
     return Branch.visible_to(user).order_by(Branch.code)
-
-
-def managers_of(branches):
-    """Users who can be account managers in these branches (Branch rows or ids)."""
-    ids = [getattr(branch, "id", branch) for branch in branches]
-    return (User.select().where(User.branch.in_(ids), User.active)
-            .order_by(User.branch, User.display_name))
 
 
 def manager_choices(branch_ids):
@@ -118,11 +111,12 @@ class CustomerForm(Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        branches = list(visible_branches(user))
-        self.branch.choices = choices([(b.id, b.name) for b in branches])
+        branches = {b.id: b.name for b in visible_branches(user)}
+        self.branch.choices = choices(branches)
+        # Each manager named with the branch (from the list above: no query per manager).
         self.account_manager.choices = choices(
-            [(0, _l("— none —"))] + [(u.id, f"{u.display_name}（{u.branch.name}）")
-                                     for u in managers_of(branches).join(Branch)])
+            [(0, _l("— none —"))] + [(u.id, f"{u.display_name}（{branches[u.branch_id]}）")
+                                     for u in managers_of(list(branches))])
 
     def validate_cooperation_since(self, field):
         if field.data and field.data > datetime.date.today():

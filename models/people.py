@@ -273,15 +273,20 @@ def _branch_names(scoped, *, branch):
             .order_by(Branch.code).tuples())
 
 
+def managers_of(branch_ids):
+    """Users who can be account managers in these branches: the active ones, by branch
+    and name."""
+    return (User.select().where(User.branch.in_(branch_ids), User.active)
+            .order_by(User.branch, User.display_name))
+
+
 def manager_names(branch_ids):
-    """[(id, name)] of the active users of these branches, by branch and name: the
-    account managers a filter offers (a prepared query)."""
+    """[(id, name)] of managers_of() these branches: the choices of a filter (a prepared
+    query)."""
     branch_ids = list(branch_ids)
     return list(_manager_names(len(branch_ids), branches=branch_ids))
 
 
 @prepared
 def _manager_names(count, *, branches):
-    return (User.select(User.id, User.display_name)
-            .where(User.branch.in_(branches.items(count)), User.active)
-            .order_by(User.branch, User.display_name).tuples())
+    return managers_of(branches.items(count)).select(User.id, User.display_name).tuples()

@@ -238,6 +238,26 @@ def test_create_audits_and_ignores_extra_fields(client, make):
     assert event.after_data["name"] == "上海新客户有限公司"
 
 
+def test_the_form_offers_active_managers_named_with_their_branch(client, make):
+    """The account-manager choices: the active users of the branches the user may file
+    into, each named with the branch; the admin sees every branch's."""
+    east, west, _, _, manager = _book(make)
+    make.user("rep_w", roles=("sales_rep",), branch=west, display_name="任涛")
+    make.user("gone_e", roles=("sales_rep",), branch=east, display_name="离职员工", active=False)
+    make.user("admin", roles=("admin",))
+
+    def offered(username):
+        login(client, username)
+        page = client.get("/customers/new").get_data(as_text=True)
+        client.post("/logout")
+        select = re.search(r'<select[^>]*name="account_manager".*?</select>', page, re.S)
+        return re.findall(r"<option[^>]*>([^<]*)</option>", select.group(0))[1:]
+
+    east_people = sorted(["宋海燕（华东分公司）", f"{manager.display_name}（华东分公司）"])
+    assert sorted(offered("bm_e")) == east_people
+    assert sorted(offered("admin")) == sorted(east_people + ["任涛（西南分公司）"])
+
+
 def test_edit_records_before_and_after(client, make):
     """An edit is audited with the old and new values; the tier cannot be edited."""
     east, _, tiers, customers, _ = _book(make)
