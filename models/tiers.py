@@ -465,6 +465,8 @@ def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=Non
                          f"AND {column} < c.column2{scope}) "
                          f"FROM branch b, (VALUES {pairs}) AS c")
             params += scope_params
+            # PostgreSQL types a VALUES column by its values: dates there, since text
+            # does not compare with a date column (elsewhere the column types the text).
             for tier_id, cutoff in cutoffs.items():
                 params += [tier_id, cutoff.isoformat() if is_sqlite() else cutoff]
             continue
