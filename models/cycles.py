@@ -6,6 +6,7 @@ and `advance()` refuses until nothing does. Starting a cycle (draft →
 preliminary) freezes its templates and creates the assessments.
 """
 import json
+import math
 from typing import NamedTuple
 
 from flask_babel import lazy_gettext as _l
@@ -651,8 +652,7 @@ def agenda(cycle, branch_id=None, order="agenda"):
     `order` is "agenda" (the sheets' order), "grade" (best preliminary total
     first) or "borderline" (closest to a band boundary first).
     """
-    query = (Assessment.select(Assessment, Customer, Branch,
-                               fn.COALESCE(Assessment.preliminary_total, 0).alias("preliminary"))
+    query = (Assessment.select(Assessment, Customer, Branch)
              .join(Customer, on=(Assessment.customer == Customer.id))
              .switch(Assessment).join(Branch, on=(Assessment.branch == Branch.id))
              .where(Assessment.cycle == cycle))
@@ -660,14 +660,17 @@ def agenda(cycle, branch_id=None, order="agenda"):
         query = query.where(Assessment.branch == branch_id)
     rows = list(query.order_by(Assessment.agenda_position))
     # Each sheet is graded on its own scorecard's bands (prospects may have their own).
+    # A sheet nobody has scored yet has no total and no grade, and sorts last.
     bands = _bands_by_template({row.template_id for row in rows}, Tier.in_order())
     for row in rows:
-        row.preliminary_grade = _band_grade(bands[row.template_id], row.preliminary)
-        row.distance = min((abs(row.preliminary - minimum)
-                            for minimum, _tier in bands[row.template_id] if minimum > 0),
-                           default=0)
+        total = row.preliminary = row.preliminary_total
+        row.preliminary_grade = None if total is None else _band_grade(
+            bands[row.template_id], total)
+        row.distance = math.inf if total is None else min(
+            (abs(total - minimum) for minimum, _tier in bands[row.template_id] if minimum > 0),
+            default=0)
     if order == "grade":
-        rows.sort(key=lambda r: -r.preliminary)
+        rows.sort(key=lambda r: -r.preliminary if r.preliminary is not None else math.inf)
     elif order == "borderline":
         rows.sort(key=lambda r: r.distance)
     return rows

@@ -331,6 +331,28 @@ def test_branch_manager_fills_the_sheet_with_autosave(app, client, setup):
     assert preliminary_total(sheet) == 22
 
 
+def test_the_agenda_tells_an_unscored_sheet_from_a_zero(app, client, setup):
+    """Before the committee review, a sheet nobody has scored has no preliminary total and
+    no grade on the agenda (not "0 points, the lowest tier"), and sorts after the scored."""
+    from models.cycles import agenda
+    from tests.conftest import login
+    cycle = _started(app, setup)
+    sheets = list(Assessment.select().where(Assessment.cycle == cycle)
+                  .order_by(Assessment.agenda_position))
+    scored = sheets[-1]
+    with app.test_request_context():
+        _fill(scored, setup["bm_west"] if scored.branch_id == setup["west"].id
+              else setup["bm_east"], setup["template"], 15)
+        rows = agenda(cycle, order="grade")
+    assert (rows[0].id, rows[0].preliminary, rows[0].preliminary_grade.code) == (
+        scored.id, 90, "A")
+    assert all(r.preliminary is None and r.preliminary_grade is None for r in rows[1:])
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert page.count("尚未初评") == len(sheets) - 1 and "初评 90 分 A级" in page
+    assert "初评 0 分" not in page
+
+
 def test_meeting_board_from_agenda_to_final_grade(app, client, setup):
     """The chair opens a customer, members score it, the chair sees it and sets the grade."""
     from tests.conftest import login
