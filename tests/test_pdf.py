@@ -205,6 +205,8 @@ def test_report_pdf_has_cover_summary_every_sheet_and_signature_page(client, gra
         assert customer.name in text
     assert RARE_NAME in text
     assert "特殊政策" in text and "资信等级审定" in text
+    assert "评定结果指纹（SHA-256）：" in text  # Chinese punctuation, on the cover
+    assert re.search(r"特殊政策客户（\d+）", text)  # each list's title counts it
     assert zh(app, "Signatures of the grading committee") in text
     footers = [footer(app, n, pages) for n in range(1, pages + 1)]
     positions = [squeezed(text).find(words) for words in footers]
