@@ -8,10 +8,10 @@ from pathlib import Path
 
 from babel import Locale
 from flask import Flask, has_request_context, request, session
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from extensions import babel, csrf, htmx, login_manager
+from i18n import lazy_gettext as _l
 
 BASE_DIR = Path(__file__).resolve().parent
 

@@ -1,5 +1,4 @@
 """Forms an administrator uses for users and branches."""
-from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -12,6 +11,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from forms import Form, choices
+from i18n import lazy_gettext as _l
 from models import Branch
 from models.people import LANGUAGES, ROLES
 

@@ -1,7 +1,6 @@
 """Forms of tier change requests: filing, deciding, the queue and the rules."""
 import datetime
 
-from flask_babel import lazy_gettext as _l
 from wtforms import (
     DateField,
     HiddenField,
@@ -14,6 +13,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from forms import Form, choices
+from i18n import lazy_gettext as _l
 from models import Branch, Tier
 from models.approvals import APPROVER_ROLES, SOURCES
 from models.people import ROLES

@@ -1,9 +1,9 @@
 """The audit trail's filter form (GET, no CSRF)."""
-from flask_babel import lazy_gettext as _l
 from wtforms import DateField, IntegerField, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional
 
 from forms import Form, choices
+from i18n import lazy_gettext as _l
 from models.audit import ACTION_LABELS, OBJECT_LABELS
 
 

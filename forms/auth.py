@@ -1,9 +1,9 @@
 """Login and language forms."""
-from flask_babel import lazy_gettext as _l
 from wtforms import HiddenField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from forms import Form, choices
+from i18n import lazy_gettext as _l
 from models.people import LANGUAGES
 
 

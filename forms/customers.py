@@ -2,12 +2,12 @@
 import datetime
 import unicodedata
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
 from forms import Form, choices
+from i18n import lazy_gettext as _l
 from models import Branch, Tier
 from models.customers import ACTIVITY_KINDS, INDUSTRIES, KINDS, NATURES, SORTS
 from models.people import manager_names, managers_of

@@ -1,9 +1,9 @@
 """Forms of the funnel: the week in the URL, quick add, moves, an opportunity's details."""
-from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional, ValidationError
 
 from forms import Form, choices
+from i18n import lazy_gettext as _l
 from models import DomainError
 from models.funnel import AMOUNT_LABELS, CHECKS, STAGES, check_amount
 

@@ -1,10 +1,10 @@
 """Forms of the printed reports: signing the results, reopening, verifying a PDF."""
-from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import PasswordField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from forms import Form
+from i18n import lazy_gettext as _l
 
 
 class SignForm(Form):

@@ -5,7 +5,6 @@ rules live in models.scorecards.validate_template(), whose errors are put
 back on the fields here. Rows are added and removed by submit buttons
 (name="action"), so the editor works without JavaScript.
 """
-from flask_babel import lazy_gettext as _l
 from wtforms import (
     FieldList,
     Form,
@@ -20,6 +19,7 @@ from wtforms.widgets import TextInput
 
 from forms import Form as PageForm
 from forms import choices
+from i18n import lazy_gettext as _l
 from models import Tier
 from models.scorecards import (
     DESCRIPTION_MAX,

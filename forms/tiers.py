@@ -1,11 +1,11 @@
 """Forms of the tiers domain: a tier itself, a policy version, the compliance filters."""
 import datetime
 
-from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from forms import Form, choices
+from i18n import lazy_gettext as _l
 from models import Branch
 from models.tiers import PRIORITIES, SERVICE_KINDS
 

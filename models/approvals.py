@@ -15,7 +15,6 @@ from collections import namedtuple
 from types import SimpleNamespace
 
 from flask_babel import force_locale
-from flask_babel import lazy_gettext as _l
 from peewee import (
     JOIN,
     SQL,
@@ -28,6 +27,8 @@ from peewee import (
     TextField,
     fn,
 )
+
+from i18n import lazy_gettext as _l
 
 from .audit import audit
 from .base import BaseModel, DomainError, NotFound, db, prepared, utcnow, write_transaction

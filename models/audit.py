@@ -3,9 +3,10 @@ import datetime
 import json
 
 from flask import has_request_context, request
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from peewee import CharField, DateTimeField, ForeignKeyField, TextField
+
+from i18n import lazy_gettext as _l
 
 from .base import BaseModel, utcnow
 from .people import User

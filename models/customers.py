@@ -4,7 +4,6 @@ import re
 import unicodedata
 from collections import namedtuple
 
-from flask_babel import lazy_gettext as _l
 from peewee import (
     JOIN,
     SQL,
@@ -19,6 +18,8 @@ from peewee import (
     TextField,
 )
 from pypinyin import Style, lazy_pinyin
+
+from i18n import lazy_gettext as _l
 
 from .base import (
     BaseModel,

@@ -9,7 +9,6 @@ import json
 import math
 from typing import NamedTuple
 
-from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from peewee import (
     JOIN,
@@ -24,6 +23,8 @@ from peewee import (
     TextField,
     fn,
 )
+
+from i18n import lazy_gettext as _l
 
 from .audit import audit
 from .base import (

@@ -13,7 +13,6 @@ import datetime
 import unicodedata
 from decimal import Decimal
 
-from flask_babel import lazy_gettext as _l
 from peewee import (
     SQL,
     BooleanField,
@@ -26,6 +25,8 @@ from peewee import (
     TextField,
     fn,
 )
+
+from i18n import lazy_gettext as _l
 
 from .audit import audit
 from .base import BaseModel, DomainError, db, utcnow, write_transaction

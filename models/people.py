@@ -3,8 +3,9 @@ from types import SimpleNamespace
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask_babel import lazy_gettext as _l
 from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField
+
+from i18n import lazy_gettext as _l
 
 from .base import BaseModel, prepared, utcnow
 

@@ -3,8 +3,9 @@ progress, its file when done, or why it failed."""
 import datetime
 from pathlib import Path
 
-from flask_babel import lazy_gettext as _l
 from peewee import CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
+
+from i18n import lazy_gettext as _l
 
 from .base import BaseModel, utcnow
 from .cycles import GradingCycle

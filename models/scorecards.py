@@ -17,7 +17,6 @@ functions, usable without a request:
 """
 import uuid
 
-from flask_babel import lazy_gettext as _l
 from peewee import (
     JOIN,
     CharField,
@@ -29,6 +28,8 @@ from peewee import (
     fn,
     prefetch,
 )
+
+from i18n import lazy_gettext as _l
 
 from .audit import audit
 from .base import BaseModel, DomainError, is_sqlite, prepared, utcnow, write_transaction

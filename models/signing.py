@@ -10,8 +10,9 @@ change; reopening the cycle clears the signatures, audited.
 import hashlib
 import json
 
-from flask_babel import lazy_gettext as _l
 from peewee import CharField, DateTimeField, ForeignKeyField
+
+from i18n import lazy_gettext as _l
 
 from .audit import audit
 from .base import BaseModel, DomainError, utcnow, write_transaction

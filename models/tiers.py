@@ -10,7 +10,6 @@ import re
 from collections import namedtuple
 
 from flask_babel import get_locale
-from flask_babel import lazy_gettext as _l
 from peewee import (
     JOIN,
     SQL,
@@ -23,6 +22,8 @@ from peewee import (
     TextField,
     fn,
 )
+
+from i18n import lazy_gettext as _l
 
 from .base import (
     BaseModel,

@@ -25,12 +25,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from openpyxl.utils.datetime import from_excel
 from peewee import Case, IntegrityError, chunked
 from peewee import __exception_wrapper__ as peewee_errors
 from psycopg2.extras import execute_values
 
+from i18n import lazy_gettext as _l
 from models import (
     Branch,
     Customer,

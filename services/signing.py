@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
-from flask_babel import lazy_gettext as _l
+
+from i18n import lazy_gettext as _l
 
 _lock = threading.Lock()
 _signers = {}

@@ -20,13 +20,13 @@ import zipfile
 from decimal import Decimal
 
 from defusedxml import DefusedXmlException
-from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from i18n import lazy_gettext as _l
 from models.base import DomainError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # the app's MAX_CONTENT_LENGTH

@@ -15,11 +15,11 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from extensions import htmx
 from forms.customers import ActivityForm, ContactForm, CustomerFilterForm, CustomerForm, ImportForm
+from i18n import lazy_gettext as _l
 from models import (
     Contact,
     Customer,

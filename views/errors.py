@@ -1,8 +1,9 @@
 """Generic error pages in the user's language."""
 from flask import Blueprint, current_app, render_template
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+
+from i18n import lazy_gettext as _l
 
 bp = Blueprint("errors", __name__)
 

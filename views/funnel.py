@@ -15,7 +15,6 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
 from peewee import JOIN
@@ -32,6 +31,7 @@ from forms.funnel import (
     QuickAddForm,
     WeekForm,
 )
+from i18n import lazy_gettext as _l
 from models import Customer, DomainError, Opportunity, StageMove, User, audit
 from models.funnel import (
     CHECKS,

@@ -3,9 +3,9 @@ import datetime
 
 from flask import Blueprint, g, jsonify, render_template, request, url_for
 from flask_babel import get_locale
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from i18n import lazy_gettext as _l
 from models import Branch, Customer, db
 from models.approvals import pending_count
 from models.cycles import tasks_for
