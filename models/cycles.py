@@ -714,16 +714,18 @@ def _bands_by_template(template_ids, tiers):
 
 
 @prepared
-def _summary_rows(*, cycle):
-    """Each sheet of the cycle in agenda order, with its committee mean and preliminary
-    total (both kept on the sheet by triggers): from one index, no join."""
+def _summary_rows(one_branch, *, cycle, branch):
+    """Each sheet of the cycle in agenda order (of one branch's customers when
+    `one_branch`), with its committee mean and preliminary total (both kept on the
+    sheet by triggers): from one index, no join."""
     total = fn.COALESCE(Assessment.final_total, Assessment.committee_mean,
                         Assessment.preliminary_total)
-    return (Assessment.select(Assessment.id, Assessment.template, Assessment.tier_before,
-                              Assessment.final_tier, total, Assessment.special_policy,
-                              Assessment.credit_review, Assessment.provisional)
-            .where(Assessment.cycle == cycle)
-            .order_by(Assessment.agenda_position, Assessment.id))
+    query = (Assessment.select(Assessment.id, Assessment.template, Assessment.tier_before,
+                               Assessment.final_tier, total, Assessment.special_policy,
+                               Assessment.credit_review, Assessment.provisional)
+             .where(Assessment.cycle == cycle)
+             .order_by(Assessment.agenda_position, Assessment.id))
+    return query.where(Assessment.branch == branch) if one_branch else query
 
 
 # The lists cycle_summary() fills, by key.
@@ -731,8 +733,9 @@ SUMMARY_LISTS = ("top_list", "special_policy", "credit_review", "provisional", "
                  "new")
 
 
-def cycle_summary(cycle, thresholds=None, shown=None):
-    """The results of a cycle, for the summary page and the report.
+def cycle_summary(cycle, thresholds=None, shown=None, user=None):
+    """The results of a cycle, for the summary page and the report: of the customers
+    `user` may see when given (a branch manager sees the branch's), else of all.
 
     Each assessment's result is its final grade when set, otherwise the grade
     its total would get on its own template's bands (the committee mean, or
@@ -749,7 +752,9 @@ def cycle_summary(cycle, thresholds=None, shown=None):
     tiers = Tier.in_order()
     by_id = {t.id: t for t in tiers}
     rank = {t.id: t.rank for t in tiers}
-    rows = _summary_rows(cycle=cycle.id).cursor.fetchall()  # raw rows: no model per row
+    one_branch = user is not None and user.is_branch_scoped
+    rows = _summary_rows(one_branch, cycle=cycle.id,  # raw rows: no model per row
+                         branch=user.branch_id if one_branch else None).cursor.fetchall()
     bands = _bands_by_template({row[1] for row in rows} | {cycle.template_existing_id}, tiers)
     if thresholds:
         what_if = sorted(((minimum, by_id[tier_id]) for tier_id, minimum in thresholds.items()
