@@ -25,6 +25,21 @@ class Form(FlaskForm):
             return catalog
 
 
+class QueryForm(Form):
+    """A form read from the query string: no CSRF, and a value that does not parse
+    is ignored (its field's data is None), never an error page."""
+    class Meta:
+        csrf = False
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.validate()
+
+    def value(self, name, default=None):
+        field = self[name]
+        return default if field.errors or field.data in (None, "") else field.data
+
+
 def choices(pairs):
     """SelectField choices from a mapping or (value, label) pairs."""
     items = pairs.items() if isinstance(pairs, dict) else pairs

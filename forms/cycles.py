@@ -1,5 +1,4 @@
 """Forms of the grading cycle: setup, one criterion's score, submission."""
-from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
     DateField,
@@ -11,10 +10,12 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from forms import Form, choices
+from forms import Form, QueryForm, choices
 from forms.admin import MultiCheckboxField
+from i18n import lazy_gettext as _l
 from models import Branch, ScorecardTemplate, User
 from models.customers import KINDS
+from models.scorecards import POINTS_LIMIT
 
 
 class CycleForm(Form):
@@ -72,6 +73,43 @@ class SubmitForm(Form):
     confirm = HiddenField(default="1")
 
 
+def what_if_form(args, tiers):
+    """The cycle page's "what if" bands: a whole-point minimum per tier, as
+    `band_<tier id>`; anything else (text, inf, nan, far out of range) is ignored."""
+    class WhatIfForm(QueryForm):
+        def thresholds(self):
+            """{tier id: minimum total} of the valid bands given, or None."""
+            found = {tier.id: self.value(f"band_{tier.id}") for tier in tiers}
+            return {tier_id: value for tier_id, value in found.items()
+                    if value is not None} or None
+
+    for tier in tiers:
+        setattr(WhatIfForm, f"band_{tier.id}", IntegerField(validators=[
+            Optional(), NumberRange(-POINTS_LIMIT, POINTS_LIMIT)]))
+    return WhatIfForm(args)
+
+
+class SheetsFilterForm(QueryForm):
+    """The cycle's list of sheets: by state and branch, a page at a time."""
+    state = SelectField(choices=choices([("", ""), ("open", "open"),
+                                         ("submitted", "submitted")]), default="")
+    branch = IntegerField(validators=[Optional(), NumberRange(min=1)])
+    page = IntegerField(default=1, validators=[Optional(), NumberRange(1, 100000)])
+
+
+class MeetingFilterForm(QueryForm):
+    """The meeting's agenda: one branch's customers, in an order."""
+    branch = IntegerField(validators=[Optional(), NumberRange(min=1)])
+    order = SelectField(choices=choices([("agenda", "agenda"), ("grade", "grade"),
+                                         ("borderline", "borderline")]), default="agenda")
+
+
+class MeetingPollForm(QueryForm):
+    """What a meeting screen shows now: the current sheet and whether it is final;
+    the chair's board asks for one sheet."""
+    seen = IntegerField(validators=[Optional()])
+    final = StringField()
+    assessment = IntegerField(validators=[Optional()])
 
 
 class FinaliseForm(Form):

@@ -15,7 +15,16 @@ from flask_login import current_user
 from peewee import fn
 
 from extensions import htmx
-from forms.cycles import CycleForm, FinaliseForm, ScoreForm, SubmitForm
+from forms.cycles import (
+    CycleForm,
+    FinaliseForm,
+    MeetingFilterForm,
+    MeetingPollForm,
+    ScoreForm,
+    SheetsFilterForm,
+    SubmitForm,
+    what_if_form,
+)
 from models import (
     Assessment,
     Branch,
@@ -126,8 +135,8 @@ def detail(cycle_id):
             .where(Assessment.cycle == cycle).group_by(Branch.id, Branch.name)
             .order_by(Branch.name).tuples())
     can_advance = current_user.id == cycle.chair_id or current_user.has_role("admin")
-    thresholds = _what_if(request.args)
-    summary = cycle_summary(cycle, thresholds, shown=SUMMARY_SHOWN) \
+    thresholds = what_if_form(request.args, Tier.in_order()).thresholds()
+    summary = cycle_summary(cycle, thresholds, shown=SUMMARY_SHOWN, user=current_user) \
         if cycle.phase != "draft" else None
     if htmx and summary is not None:
         return render_template("cycles/_summary.html", cycle=cycle, summary=summary,
@@ -138,18 +147,6 @@ def detail(cycle_id):
                            can_advance=can_advance,
                            can_edit=cycle.phase == "draft" and current_user.has_role(
                                *SETUP_ROLES))
-
-
-def _what_if(args):
-    """{tier id: minimum total} from `band_<tier id>` query arguments, or None."""
-    thresholds = {}
-    for key, value in args.items():
-        if key.startswith("band_") and key[5:].isdigit():
-            try:
-                thresholds[int(key[5:])] = float(value)
-            except ValueError:
-                continue
-    return thresholds or None
 
 
 @bp.route("/cycles/<int:cycle_id>/advance", methods=["POST"])
@@ -176,16 +173,17 @@ def sheets(cycle_id):
              .join(Customer, on=(Assessment.customer == Customer.id))
              .switch(Assessment).join(Branch, on=(Assessment.branch == Branch.id))
              .where(Assessment.cycle == cycle))
-    state = request.args.get("state", "")
+    form = SheetsFilterForm(request.args)
+    state = form.value("state", "")
     if state == "open":
         query = query.where(Assessment.preliminary_submitted_at.is_null())
     elif state == "submitted":
         query = query.where(Assessment.preliminary_submitted_at.is_null(False))
-    branch = request.args.get("branch", type=int)
+    branch = form.value("branch")
     if branch:
         query = query.where(Assessment.branch == branch)
     size = current_app.config["PAGE_SIZE"]
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = form.value("page", 1)
     total = query.count()
     rows = list(query.order_by(Branch.name, Customer.code).paginate(page, size))
     args = {k: v for k, v in request.args.items() if v and k != "page"}
@@ -311,8 +309,8 @@ def _committee_cycle_or_404(cycle_id):
 
 
 def _meeting_context(cycle):
-    branch = request.args.get("branch", type=int)
-    order = request.args.get("order", "agenda")
+    form = MeetingFilterForm(request.args)
+    branch, order = form.value("branch"), form.value("order", "agenda")
     rows = agenda(cycle, branch_id=branch, order=order)
     current = next((r for r in rows if r.id == cycle.current_assessment), None) or (
         Assessment.get_or_none(Assessment.id == cycle.current_assessment)
@@ -340,13 +338,14 @@ def meeting_state(cycle_id):
     """Polled by every screen: when the chair has moved on, or set or reopened the
     current customer's grade, the page reloads."""
     cycle = _committee_cycle_or_404(cycle_id)
-    seen = request.args.get("seen", type=int)
+    form = MeetingPollForm(request.args)
+    seen = form.value("seen")
     if seen != cycle.current_assessment:
         return "", 200, {"HX-Refresh": "true"}
     if seen is not None:  # the chair set (or reopened) the grade on screen: show it
         final = Assessment.select().where(Assessment.id == seen,
                                           Assessment.finalised_at.is_null(False)).exists()
-        if final != (request.args.get("final") == "1"):
+        if final != (form.value("final") == "1"):
             return "", 200, {"HX-Refresh": "true"}
     return "", 204
 
@@ -354,7 +353,7 @@ def meeting_state(cycle_id):
 @bp.route("/cycles/<int:cycle_id>/meeting/board")
 def meeting_board(cycle_id):
     """The chair's live panel for the current customer (polled)."""
-    sheet = next(iter(board_sheet(assessment=request.args.get("assessment", type=int),
+    sheet = next(iter(board_sheet(assessment=MeetingPollForm(request.args).value("assessment"),
                                   cycle=cycle_id)), None)
     if sheet is None or current_user.id != sheet.cycle.chair_id:
         abort(404)
