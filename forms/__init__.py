@@ -4,6 +4,7 @@ from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 from wtforms.i18n import messages_path
+from wtforms.validators import NumberRange
 
 _WTFORMS_CATALOGS = {}
 
@@ -25,6 +26,11 @@ class Form(FlaskForm):
             return catalog
 
 
+# A record id or revision as a form may carry it: a huge number would not even
+# reach the database (SQLite's INTEGER and PostgreSQL's integer refuse it).
+RECORD_ID = NumberRange(min=1, max=2**31 - 1)
+
+
 class QueryForm(Form):
     """A form read from the query string: no CSRF, and a value that does not parse
     is ignored (its field's data is None), never an error page."""
@@ -38,6 +44,13 @@ class QueryForm(Form):
     def value(self, name, default=None):
         field = self[name]
         return default if field.errors or field.data in (None, "") else field.data
+
+
+def chosen_id(field):
+    """The id a filter's select chose, or None when nothing valid is chosen. (A
+    blank such as " " passes: WTForms' Optional clears the select's own error.)"""
+    text = "" if field.errors or field.data is None else str(field.data)
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def choices(pairs):

@@ -12,7 +12,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from forms import Form, choices
+from forms import Form, choices, chosen_id
 from i18n import lazy_gettext as _l
 from models import Branch, Tier
 from models.approvals import APPROVER_ROLES, SOURCES
@@ -86,9 +86,7 @@ class QueueFilterForm(Form):
                                                 for t in self.tiers])
 
     def filters(self):
-        def number(field):
-            return int(field.data) if field.data and not field.errors else None
-        return {"branch_id": number(self.branch), "to_tier_id": number(self.to_tier),
+        return {"branch_id": chosen_id(self.branch), "to_tier_id": chosen_id(self.to_tier),
                 "source": self.source.data or None if not self.source.errors else None,
                 "q": (self.q.data or "").strip() if not self.q.errors else ""}
 

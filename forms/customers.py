@@ -6,7 +6,7 @@ from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
-from forms import Form, choices
+from forms import Form, choices, chosen_id
 from i18n import lazy_gettext as _l
 from models import Branch, Tier
 from models.customers import ACTIVITY_KINDS, INDUSTRIES, KINDS, NATURES, SORTS
@@ -68,16 +68,13 @@ class CustomerFilterForm(Form):
 
     def filters(self):
         """The valid filters as keyword arguments of find_customers()."""
-        def number(field):
-            return int(field.data) if field.data and not field.errors else None
-        tier = None if not self.tier.data or self.tier.errors else int(self.tier.data)
         return {
             "q": (self.q.data or "") if not self.q.errors else "",
-            "branch_id": number(self.branch), "tier_id": tier,
+            "branch_id": chosen_id(self.branch), "tier_id": chosen_id(self.tier),
             "kind": self.kind.data or None if not self.kind.errors else None,
             "nature": self.nature.data or None if not self.nature.errors else None,
             "industry": self.industry.data or None if not self.industry.errors else None,
-            "manager_id": number(self.manager),
+            "manager_id": chosen_id(self.manager),
             "provisional": None if not self.provisional.data or self.provisional.errors
             else self.provisional.data == "1",
         }

@@ -10,7 +10,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from forms import Form, QueryForm, choices
+from forms import RECORD_ID, Form, QueryForm, choices
 from forms.admin import MultiCheckboxField
 from i18n import lazy_gettext as _l
 from models import Branch, ScorecardTemplate, User
@@ -59,11 +59,11 @@ class CycleForm(Form):
 
 class ScoreForm(Form):
     """One criterion of one sheet, saved as the user changes it."""
-    criterion = IntegerField(validators=[DataRequired()])
-    level = IntegerField(validators=[Optional()])
+    criterion = IntegerField(validators=[DataRequired(), RECORD_ID])
+    level = IntegerField(validators=[Optional(), RECORD_ID])
     points = IntegerField(_l("Points"), validators=[Optional(), NumberRange(0, 10000)])
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=1000)])
-    revision = IntegerField(default=0, validators=[Optional()])
+    revision = IntegerField(default=0, validators=[Optional(), NumberRange(0, 2**31 - 1)])
     stage = SelectField(choices=choices([("preliminary", "preliminary"),
                                          ("committee", "committee")]))
 
@@ -93,13 +93,13 @@ class SheetsFilterForm(QueryForm):
     """The cycle's list of sheets: by state and branch, a page at a time."""
     state = SelectField(choices=choices([("", ""), ("open", "open"),
                                          ("submitted", "submitted")]), default="")
-    branch = IntegerField(validators=[Optional(), NumberRange(min=1)])
+    branch = IntegerField(validators=[Optional(), RECORD_ID])
     page = IntegerField(default=1, validators=[Optional(), NumberRange(1, 100000)])
 
 
 class MeetingFilterForm(QueryForm):
     """The meeting's agenda: one branch's customers, in an order."""
-    branch = IntegerField(validators=[Optional(), NumberRange(min=1)])
+    branch = IntegerField(validators=[Optional(), RECORD_ID])
     order = SelectField(choices=choices([("agenda", "agenda"), ("grade", "grade"),
                                          ("borderline", "borderline")]), default="agenda")
 
@@ -107,9 +107,9 @@ class MeetingFilterForm(QueryForm):
 class MeetingPollForm(QueryForm):
     """What a meeting screen shows now: the current sheet and whether it is final;
     the chair's board asks for one sheet."""
-    seen = IntegerField(validators=[Optional()])
+    seen = IntegerField(validators=[Optional(), RECORD_ID])
     final = StringField()
-    assessment = IntegerField(validators=[Optional()])
+    assessment = IntegerField(validators=[Optional(), RECORD_ID])
 
 
 class FinaliseForm(Form):

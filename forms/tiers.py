@@ -82,8 +82,5 @@ class ComplianceFilterForm(Form):
     def chosen_kind(self):
         return self.kind.data if self.kind.data in SERVICE_KINDS else "contact"
 
-    def number(self, field):
-        return int(field.data) if field.data and not field.errors else None
-
     def current_page(self):
         return self.page.data if self.page.data and not self.page.errors else 1

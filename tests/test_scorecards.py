@@ -1,5 +1,6 @@
 """Scorecard templates: the editor, the rules, versions, history and the blank sheet."""
 import copy
+import html as html_module
 import re
 
 import pytest
@@ -64,12 +65,14 @@ def _counts():
 
 
 def _field_errors(html, field_id):
-    """The error messages shown inside the field block of the input `field_id`."""
+    """The error messages shown inside the field block of the input `field_id`, as the
+    browser reads them (entities decoded)."""
     match = re.search(r'<div class="field[^"]*">\s*(?:<label[^>]*>[^<]*</label>\s*)?'
                       r'<(?:input|select|textarea)[^>]*id="' + re.escape(field_id) + r'"'
                       r'(?:(?!<div class="field).)*', html, re.S)
     assert match, f"no field {field_id}"
-    return re.findall(r'<small class="error">([^<]*)</small>', match.group(0))
+    return [html_module.unescape(e) for e in re.findall(r'<small class="error">([^<]*)</small>',
+                                                           match.group(0))]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from extensions import htmx
+from forms import chosen_id
 from forms.tiers import ComplianceFilterForm, MoveTierForm, PolicyForm, TierForm
 from models import DomainError, Tier, User
 from models.customers import ACTIVITY_KINDS
@@ -170,7 +171,7 @@ def compliance():
     form = ComplianceFilterForm(request.args, user=current_user)
     form.validate()
     kind = form.chosen_kind()
-    branch_id, manager_id = form.number(form.branch), form.number(form.manager)
+    branch_id, manager_id = chosen_id(form.branch), chosen_id(form.manager)
     today = datetime.date.today()
     policies = current_policies(today)
     size, page = current_app.config["PAGE_SIZE"], form.current_page()
