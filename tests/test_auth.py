@@ -2,7 +2,9 @@
 import time
 
 import itsdangerous.timed
+import pytest
 
+from app import create_app
 from models import AuditEvent, User
 from models.people import save_user
 from tests.conftest import PASSWORD, login
@@ -125,3 +127,86 @@ def test_logout_get_changes_nothing(client, make):
     login(client, "chen")
     assert client.get("/logout").status_code == 200
     assert client.get("/").status_code == 200
+
+
+# --- Login limits and the proxy's forwarded address ----------------------------------
+
+def _client_at(app, address, forwarded_for=None):
+    """A browser whose requests reach the app from `address`, with `forwarded_for` in
+    X-Forwarded-For as a proxy would send it."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    if forwarded_for:
+        client.environ_base["HTTP_X_FORWARDED_FOR"] = forwarded_for
+    return client
+
+
+def _login_failed_rows(object_id):
+    return AuditEvent.select().where(AuditEvent.action == "login_failed",
+                                     AuditEvent.object_id == object_id).count()
+
+
+@pytest.fixture
+def proxied_app(app, monkeypatch):
+    """The same database served behind one TLS proxy: TRUSTED_PROXIES=1 in the
+    environment, as the README tells a production set-up."""
+    monkeypatch.setenv("TRUSTED_PROXIES", "1")
+    return create_app({"TESTING": True, "SECRET_KEY": "test-secret",
+                       "DATABASE_URL": app.config["DATABASE_URL"], "WTF_CSRF_ENABLED": False})
+
+
+PROXY = "10.0.0.1"
+
+
+def test_behind_a_trusted_proxy_a_guesser_does_not_lock_out_everyone(proxied_app, make):
+    """With TRUSTED_PROXIES=1, 20 failures from one client behind the proxy refuse that
+    client only; a user forwarded from another address still logs in."""
+    make.user("wang", roles=("sales_rep",))
+    guesser = _client_at(proxied_app, PROXY, "203.0.113.66")
+    for n in range(20):
+        assert login(guesser, f"nobody{n}", "guess").status_code == 200
+    response = login(guesser, "somebody-else", "guess")
+    assert response.status_code == 429
+    assert "尝试次数过多" in response.get_data(as_text=True)
+    user = _client_at(proxied_app, PROXY, "198.51.100.23")
+    response = login(user, "wang")
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert user.get("/").status_code == 200
+    assert _login_failed_rows("ip:203.0.113.66") == 20
+    assert _login_failed_rows(f"ip:{PROXY}") == 0
+    assert AuditEvent.get(AuditEvent.action == "login").ip == "198.51.100.23"
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(app, make):
+    """With TRUSTED_PROXIES=0 (the default) a made-up X-Forwarded-For changes nothing:
+    20 failures from one address refuse it whatever the header says."""
+    make.user("wang", roles=("sales_rep",))
+    for n in range(20):
+        spoofer = _client_at(app, PROXY, f"192.0.2.{n + 1}")
+        assert login(spoofer, f"nobody{n}", "guess").status_code == 200
+    fresh = _client_at(app, PROXY, "198.51.100.99")
+    response = login(fresh, "wang")
+    assert response.status_code == 429
+    assert fresh.get("/").status_code == 302
+    assert _login_failed_rows(f"ip:{PROXY}") == 20
+    assert {e.ip for e in AuditEvent.select()} == {PROXY}
+
+
+def test_only_the_proxys_client_address_and_scheme_are_trusted_never_the_host(proxied_app):
+    """Behind TRUSTED_PROXIES=1 the app sees the client's address and https from the
+    proxy's headers, but keeps the Host it was sent, whatever X-Forwarded-Host says."""
+    seen = {}
+
+    def record(environ, start_response):
+        seen.update(environ)
+        start_response("204 No Content", [])
+        return [b""]
+
+    proxied_app.wsgi_app.app = record  # what the proxy fix hands on to Flask
+    client = _client_at(proxied_app, PROXY, "203.0.113.5")
+    client.get("/login", headers={"X-Forwarded-Proto": "https",
+                                  "X-Forwarded-Host": "evil.example",
+                                  "Host": "tierdesk.example"})
+    assert seen["REMOTE_ADDR"] == "203.0.113.5"
+    assert seen["wsgi.url_scheme"] == "https"
+    assert seen["HTTP_HOST"] == "tierdesk.example"
