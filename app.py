@@ -32,8 +32,6 @@ def create_app(test_config=None):
         # How many proxies in front of the app may say who the client is
         # (X-Forwarded-For, X-Forwarded-Proto); 0 ignores those headers.
         TRUSTED_PROXIES=0,
-        LOGIN_MAX_FAILURES=5,
-        LOGIN_FAILURE_WINDOW_MINUTES=15,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=False,

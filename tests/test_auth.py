@@ -1,11 +1,14 @@
 """Logging in and out, sessions, throttling."""
+import datetime
+import re
 import time
 
 import itsdangerous.timed
 import pytest
 
 from app import create_app
-from models import AuditEvent, User
+from models import AuditEvent, User, utcnow
+from models.login_limits import is_limited, retry_delay
 from models.people import save_user
 from tests.conftest import PASSWORD, login
 
@@ -210,3 +213,104 @@ def test_only_the_proxys_client_address_and_scheme_are_trusted_never_the_host(pr
     assert seen["REMOTE_ADDR"] == "203.0.113.5"
     assert seen["wsgi.url_scheme"] == "https"
     assert seen["HTTP_HOST"] == "tierdesk.example"
+
+
+def test_a_stranger_cannot_lock_admin_out(app, make):
+    """Wrong passwords for `admin` from one address refuse that address (429, even with
+    the right password), while admin logs in from an address that has not failed."""
+    make.user("admin", roles=("admin",), display_name="管理员")
+    stranger = _client_at(app, "198.51.100.7")
+    for _ in range(5):
+        assert login(stranger, "admin", "guess").status_code == 200
+    refused = login(stranger, "admin")  # the right password is not even checked
+    assert refused.status_code == 429
+    assert "尝试次数过多" in refused.get_data(as_text=True)
+    assert stranger.get("/").status_code == 302
+    admin = _client_at(app, "192.0.2.10")
+    response = login(admin, "admin")
+    assert response.status_code == 302
+    assert "管理员" in admin.get("/").get_data(as_text=True)
+    assert _login_failed_rows("admin") == 5
+    assert AuditEvent.select().where(AuditEvent.action == "login_throttled").count() == 1
+    assert AuditEvent.get(AuditEvent.action == "login").ip == "192.0.2.10"
+
+
+def test_a_locked_name_from_a_clean_address_counts_a_wrong_password(app, make):
+    """From an address that has not failed, a wrong password for a locked name is
+    counted as usual, and that address is refused from then on."""
+    make.user("admin", roles=("admin",))
+    stranger = _client_at(app, "198.51.100.7")
+    for _ in range(5):
+        login(stranger, "admin", "guess")
+    other = _client_at(app, "192.0.2.10")
+    assert login(other, "admin", "typo").status_code == 200
+    assert _login_failed_rows("admin") == 6
+    assert login(other, "admin").status_code == 429
+    assert other.get("/").status_code == 302
+
+
+def test_unknown_and_real_names_are_locked_alike(app, make):
+    """Five failures lock an unknown name exactly as a real one: same status, same
+    message, so the lock does not tell which names exist."""
+    make.user("admin", roles=("admin",))
+    client = _client_at(app, "198.51.100.7")
+    answers = {}
+    for name in ("admin", "no-such-user"):
+        for _ in range(5):
+            assert login(client, name, "guess").status_code == 200
+        response = login(client, name, "guess")
+        # The CSRF token is the only part that differs between any two pages.
+        page = re.sub(r'("X-CSRFToken": "|name="csrf_token" value=")[^"]+', "TOKEN",
+                      response.get_data(as_text=True))
+        answers[name] = (response.status_code, page.replace(name, "NAME"))
+    assert answers["admin"] == answers["no-such-user"]
+    assert answers["admin"][0] == 429
+    assert _login_failed_rows("admin") == _login_failed_rows("no-such-user") == 5
+
+
+def _failed_before(name, address, count, seconds_ago):
+    """`count` failed logins for `name` from `address`, `seconds_ago` in the past."""
+    at = utcnow() - datetime.timedelta(seconds=seconds_ago)
+    for _ in range(count):
+        AuditEvent.create(action="login_failed", object_type="user", object_id=name,
+                          ip=address, at=at)
+        AuditEvent.create(action="login_failed", object_type="ip", object_id=f"ip:{address}",
+                          ip=address, at=at)
+
+
+def test_the_lock_lasts_30_seconds_then_doubles_with_each_failure(app, make):
+    """After five failures the guesser waits 30 s; each further failure doubles the
+    wait (60 s after the sixth), and failures older than 15 minutes no longer count."""
+    make.user("admin", roles=("admin",))
+    guesser = _client_at(app, "198.51.100.7")
+    _failed_before("admin", "198.51.100.7", 5, seconds_ago=20)
+    assert login(guesser, "admin").status_code == 429
+    now = utcnow()
+    assert is_limited("admin", "198.51.100.7", now=now + datetime.timedelta(seconds=8))
+    assert not is_limited("admin", "198.51.100.7", now=now + datetime.timedelta(seconds=12))
+    _failed_before("admin", "198.51.100.7", 1, seconds_ago=0)  # the sixth failure
+    now = utcnow()
+    assert is_limited("admin", "198.51.100.7", now=now + datetime.timedelta(seconds=58))
+    assert not is_limited("admin", "198.51.100.7", now=now + datetime.timedelta(seconds=62))
+    assert not is_limited("admin", "198.51.100.7", now=now + datetime.timedelta(minutes=16))
+    assert [retry_delay(n).total_seconds() for n in (4, 5, 6, 7, 9, 10, 40)] == [
+        0, 30, 60, 120, 480, 900, 900]
+
+
+def test_after_the_delay_the_guesser_may_try_again(app, make):
+    """Thirty seconds after a fifth failure the same address may try again."""
+    make.user("admin", roles=("admin",))
+    _failed_before("admin", "198.51.100.7", 5, seconds_ago=31)
+    response = login(_client_at(app, "198.51.100.7"), "admin")
+    assert response.status_code == 302
+
+
+def test_a_user_name_shaped_like_an_address_counts_for_no_address(app, make):
+    """Failures for the user name "ip:<address>" do not lock that address out."""
+    make.user("wang", roles=("sales_rep",))
+    for n in range(20):
+        attacker = _client_at(app, f"198.51.100.{n + 1}")
+        assert login(attacker, "ip:192.0.2.10", "guess").status_code == 200
+    response = login(_client_at(app, "192.0.2.10"), "wang")
+    assert response.status_code == 302
+    assert _login_failed_rows("ip:192.0.2.10") == 20  # all of them for the user name
