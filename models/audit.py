@@ -16,6 +16,7 @@ ACTION_LABELS = {
     "login": _l("Logged in"),
     "login_failed": _l("Failed login"),
     "login_throttled": _l("Login refused (too many failures)"),
+    "sessions_revoked": _l("All sessions ended (too many wrong passwords)"),
     "logout": _l("Logged out"),
     "access_denied": _l("Access denied"),
     "user_created": _l("User created"),

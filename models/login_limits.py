@@ -13,6 +13,11 @@ type `user`; its `ip` column holds the address) and one for the address (object 
   password still logs in (a wrong one counts as usual), so a stranger cannot lock a
   known user out, while the guesser is slowed down more with every failure.
 
+A logged-in user who re-enters their password (to sign) is held to the same records:
+a wrong one is a failure like any other, and the one that brings the user name to
+USER_MAX_FAILURES within WINDOW ends all the user's sessions, so whoever holds a
+session cannot go on guessing its password.
+
 Unknown and known user names are counted and refused alike: nothing here reads the
 user table, so neither the answer nor its time tells which names exist.
 """
@@ -21,7 +26,7 @@ import datetime
 from flask_babel import lazy_gettext as _l
 
 from .audit import AuditEvent, audit, recent_count
-from .base import DomainError, utcnow
+from .base import DomainError, utcnow, write_transaction
 
 WINDOW = datetime.timedelta(minutes=15)
 USER_MAX_FAILURES = 5
@@ -35,6 +40,14 @@ class TooManyFailures(DomainError):
     def __init__(self):
         super().__init__(_l("Too many failed attempts. Please wait a few minutes and try "
                             "again."))
+
+
+class SessionsRevoked(DomainError):
+    """A wrong password in a session was one too many: every session of the user ended."""
+
+    def __init__(self):
+        super().__init__(_l("Too many wrong passwords: you have been logged out everywhere. "
+                            "Log in again."))
 
 
 def retry_delay(failures):
@@ -82,3 +95,18 @@ def record_failure(username, address, actor=None):
     audit("login_failed", object_type="ip", object_id=f"ip:{address}", actor=actor, ip=address)
     return recent_count("login_failed", name, utcnow() - WINDOW, "user")
 
+
+
+def session_password_failed(user, address):
+    """Record a wrong password re-entered by the logged-in `user` (see record_failure).
+    When it is the user name's USER_MAX_FAILURES-th failure within the window or more,
+    revoke every session of the user, audited, and raise SessionsRevoked; otherwise
+    return the number of failures."""
+    with write_transaction():
+        failures = record_failure(user.username, address, actor=user)
+        if failures < USER_MAX_FAILURES:
+            return failures
+        user.revoke_sessions()
+        audit("sessions_revoked", user, actor=user, ip=_address(address),
+              after={"failures": failures, "window_minutes": int(WINDOW.total_seconds() // 60)})
+    raise SessionsRevoked()
