@@ -9,6 +9,7 @@ from pathlib import Path
 from babel import Locale
 from flask import Flask, has_request_context, request, session
 from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from extensions import babel, csrf, htmx, login_manager
 from i18n import lazy_gettext as _l
@@ -28,8 +29,9 @@ def create_app(test_config=None):
         DATABASE_URL=f"sqlite:///{Path(app.instance_path) / 'tierdesk.db'}",
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,
         IDLE_TIMEOUT_MINUTES=30,
-        LOGIN_MAX_FAILURES=5,
-        LOGIN_FAILURE_WINDOW_MINUTES=15,
+        # How many proxies in front of the app may say who the client is
+        # (X-Forwarded-For, X-Forwarded-Proto); 0 ignores those headers.
+        TRUSTED_PROXIES=0,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=False,
@@ -69,10 +71,10 @@ def create_app(test_config=None):
     for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_COOKIE_SECURE",
                 "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE", "SIGNING_PKCS12",
                 "SIGNING_PKCS12_PASSWORD", "SIGNING_DIR", "ORGANISATION_NAME", "PUBLIC_URL",
-                "REPORTS_DIR"):
+                "REPORTS_DIR", "TRUSTED_PROXIES"):
         if key in os.environ:
             value = os.environ[key]
-            if key in ("IDLE_TIMEOUT_MINUTES", "MAX_CONTENT_LENGTH"):
+            if key in ("IDLE_TIMEOUT_MINUTES", "MAX_CONTENT_LENGTH", "TRUSTED_PROXIES"):
                 value = int(value)
             elif key == "SESSION_COOKIE_SECURE":
                 value = value.lower() in ("1", "true", "yes")
@@ -83,6 +85,12 @@ def create_app(test_config=None):
         app.config["SECRET_KEY"] = _instance_secret(app.instance_path)
     app.config["PERMANENT_SESSION_LIFETIME"] = datetime.timedelta(
         minutes=app.config["IDLE_TIMEOUT_MINUTES"])
+    if app.config["TRUSTED_PROXIES"] > 0:
+        # The client's address (login limits, audit trail) and scheme from that many
+        # proxies; never the Host header, which anyone can set.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0,
+                                x_prefix=0)
 
     from models.base import init_database
     init_database(app.config["DATABASE_URL"])

@@ -17,6 +17,7 @@ ACTION_LABELS = {
     "login": _l("Logged in"),
     "login_failed": _l("Failed login"),
     "login_throttled": _l("Login refused (too many failures)"),
+    "sessions_revoked": _l("All sessions ended (too many wrong passwords)"),
     "logout": _l("Logged out"),
     "access_denied": _l("Access denied"),
     "user_created": _l("User created"),
@@ -153,15 +154,17 @@ def _default(value):
 
 
 def audit(action, obj=None, before=None, after=None, actor=None, object_type=None,
-          object_id=None):
+          object_id=None, ip=None):
     """Record one audit event. Every write in the app goes through here.
 
     `obj` is the model instance acted on (its table and id are recorded);
     `before` and `after` are plain dicts. The actor defaults to the logged-in
-    user of the current request.
+    user of the current request, `ip` to the request's client address.
     """
     if actor is None and has_request_context() and current_user and current_user.is_authenticated:
         actor = current_user._get_current_object()
+    if ip is None and has_request_context():
+        ip = request.remote_addr
     if obj is not None:
         object_type = object_type or obj._meta.table_name
         object_id = obj._pk if object_id is None else object_id
@@ -169,13 +172,16 @@ def audit(action, obj=None, before=None, after=None, actor=None, object_type=Non
         actor=actor, actor_name=actor.username if actor else "",
         action=action, object_type=object_type or "", object_id=str(object_id or ""),
         before=_json(before), after=_json(after),
-        ip=(request.remote_addr or "") if has_request_context() else "",
+        ip=(ip or "")[:64],
     )
 
 
-def recent_count(action, object_id, since):
-    """How many `action` events touched `object_id` since `since` (UTC)."""
-    return (AuditEvent.select()
-            .where(AuditEvent.action == action, AuditEvent.object_id == str(object_id),
-                   AuditEvent.at >= since)
-            .count())
+def recent_count(action, object_id, since, object_type=None):
+    """How many `action` events touched `object_id` (of `object_type`, when given) since
+    `since` (UTC)."""
+    query = AuditEvent.select().where(AuditEvent.action == action,
+                                      AuditEvent.object_id == str(object_id),
+                                      AuditEvent.at >= since)
+    if object_type is not None:
+        query = query.where(AuditEvent.object_type == object_type)
+    return query.count()

@@ -17,6 +17,7 @@ from i18n import lazy_gettext as _l
 from .audit import audit
 from .base import BaseModel, DomainError, utcnow, write_transaction
 from .cycles import Assessment, GradingCycle
+from .login_limits import TooManyFailures, is_limited, session_password_failed
 from .people import User
 
 SIGNER_ROLES = {"chair": _l("Committee chair"), "member": _l("Committee member")}
@@ -114,29 +115,43 @@ def unsigned_signers(cycle):
     return waiting
 
 
-def sign(cycle, user, password):
+def _ensure_may_sign(cycle, user):
+    """Raise DomainError unless `user` may sign `cycle` now: the cycle is in the signing
+    phase, the user is on its committee and has not signed, and a chair signs last."""
+    if cycle.phase != "signing":
+        raise DomainError(_l("The results can be signed only while the cycle is in the "
+                             "signing phase."))
+    if not cycle.is_on_committee(user):
+        raise DomainError(_l("Only the committee signs its results."))
+    if CycleSignature.select().where(CycleSignature.cycle == cycle.id,
+                                     CycleSignature.user == user.id).exists():
+        raise DomainError(_l("You have signed these results already."))
+    if user.id == cycle.chair_id and any(m.id != cycle.chair_id
+                                         for m in unsigned_signers(cycle)):
+        raise DomainError(_l("The chair signs last, after every committee member."))
+
+
+def sign(cycle, user, password, address=None):
     """`user` signs the cycle's results after re-entering their password, audited.
 
-    Raises DomainError, recording nothing, when the cycle is not in the
-    signing phase, the user is not on its committee, the password is wrong,
-    the user has signed already, or the chair signs before every member.
-    Returns the CycleSignature.
+    Who may sign is settled before the password is looked at: when the cycle is not
+    in the signing phase, the user is not on its committee, has signed already, or is
+    the chair before every member, DomainError is raised, the password unchecked and
+    nothing recorded. While models.login_limits limits the user name from `address`
+    (the client's), TooManyFailures is raised, the password unchecked. A wrong
+    password is a failed login for the user name and raises DomainError, or
+    SessionsRevoked when it ended the user's sessions. Returns the CycleSignature.
     """
+    _ensure_may_sign(GradingCycle.get_by_id(cycle.id), user)
+    if is_limited(user.username, address):
+        raise TooManyFailures()
     if not user.check_password(password or ""):
+        session_password_failed(user, address)
         raise DomainError(_l("The password is not correct; nothing was signed."))
     with write_transaction():
         cycle = GradingCycle.get_by_id(cycle.id)  # re-read inside the lock
-        if cycle.phase != "signing":
-            raise DomainError(_l("The results can be signed only while the cycle is in the "
-                                 "signing phase."))
-        if not cycle.is_on_committee(user):
-            raise DomainError(_l("Only the committee signs its results."))
-        if CycleSignature.select().where(CycleSignature.cycle == cycle.id,
-                                         CycleSignature.user == user.id).exists():
-            raise DomainError(_l("You have signed these results already."))
+        _ensure_may_sign(cycle, user)
         role = "chair" if user.id == cycle.chair_id else "member"
-        if role == "chair" and any(m.id != cycle.chair_id for m in unsigned_signers(cycle)):
-            raise DomainError(_l("The chair signs last, after every committee member."))
         fingerprint = results_fingerprint(cycle)
         earlier = CycleSignature.select().where(CycleSignature.cycle == cycle.id,
                                                 CycleSignature.fingerprint != fingerprint)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from models import AuditEvent, CycleSignature, DomainError, GradingCycle
+from models import AuditEvent, CycleSignature, DomainError, GradingCycle, User
 from models.cycles import advance, finalise, reopen
 from models.signing import reopen_cycle, results_fingerprint, sign
 from tests.conftest import PASSWORD, login
@@ -121,6 +121,114 @@ def test_signing_through_the_page(app, client, graded):
     assert CycleSignature.get().user_id == member.id
     assert member.display_name in client.get(f"/cycles/{cycle.id}/signing").get_data(
         as_text=True)
+
+
+def _flashes(response):
+    """The messages flashed on a page, in order."""
+    return re.findall(r'<li class="flash[^"]*">([^<]*)</li>', response.get_data(as_text=True))
+
+
+def _failed_logins(user):
+    return AuditEvent.select().where(AuditEvent.action == "login_failed",
+                                     AuditEvent.object_id == user.username).count()
+
+
+def test_who_may_not_sign_gets_the_same_answer_whatever_the_password(app, client, graded,
+                                                                      make):
+    """Someone outside the committee gets the same refusal with the right and a wrong
+    password, and the password is not checked (no failure is recorded)."""
+    s, cycle = graded
+    outsider = make.user("director2", roles=("sales_director",))
+    login(client, outsider.username)
+    url = f"/cycles/{cycle.id}/signing"
+    right = client.post(url, data={"password": PASSWORD})
+    wrong = client.post(url, data={"password": "a guess"})
+    assert right.status_code == wrong.status_code == 200
+    assert _flashes(right) == _flashes(wrong) == ["只有评级委员会成员可以签字确认评定结果。"]
+    assert _failed_logins(outsider) == 0
+    assert CycleSignature.select().count() == 0
+
+
+def test_outside_the_signing_phase_the_answer_is_the_same_whatever_the_password(app, client,
+                                                                                 make):
+    """A committee member signing before the signing phase gets the same refusal with
+    the right and a wrong password, and no failure is recorded."""
+    s, cycle = signing_cycle(app, make, phase="committee")
+    member = s["members"][0]
+    login(client, member.username)
+    url = f"/cycles/{cycle.id}/signing"
+    right = client.post(url, data={"password": PASSWORD})
+    wrong = client.post(url, data={"password": "a guess"})
+    assert right.status_code == wrong.status_code == 200
+    assert _flashes(right) == _flashes(wrong)
+    assert "签字阶段" in _flashes(right)[0]
+    assert _failed_logins(member) == 0
+    assert CycleSignature.select().count() == 0
+
+
+def test_wrong_passwords_at_signing_count_toward_the_login_limit(app, client, graded):
+    """Four wrong passwords at signing and one at the login lock the user name for that
+    address: the right password then gets 429 at the login."""
+    s, cycle = graded
+    member = s["members"][0]
+    login(client, member.username)
+    for _ in range(4):
+        response = client.post(f"/cycles/{cycle.id}/signing", data={"password": "guess"})
+        assert response.status_code == 200
+        assert "密码不正确" in _flashes(response)[0]
+    other = app.test_client()
+    assert login(other, member.username, "guess").status_code == 200
+    response = login(other, member.username)
+    assert response.status_code == 429
+    assert "尝试次数过多" in response.get_data(as_text=True)
+    assert _failed_logins(member) == 5
+    assert CycleSignature.select().count() == 0
+
+
+def test_while_limited_signing_is_refused_without_checking_the_password(app, client, graded):
+    """While the user name is locked for this address, even the right password at the
+    signing form gets 429 and signs nothing."""
+    s, cycle = graded
+    member = s["members"][0]
+    login(client, member.username)
+    guesser = app.test_client()  # the same address
+    for _ in range(5):
+        login(guesser, member.username, "guess")
+    response = client.post(f"/cycles/{cycle.id}/signing", data={"password": PASSWORD})
+    assert response.status_code == 429
+    assert "尝试次数过多" in _flashes(response)[0]
+    assert CycleSignature.select().count() == 0
+    assert client.get("/").status_code == 200  # refused, not logged out
+
+
+def test_five_wrong_passwords_at_signing_end_every_session(app, client, graded):
+    """The fifth wrong password at signing ends all the user's sessions (audited) and
+    sends them to the login page."""
+    s, cycle = graded
+    member = s["members"][0]
+    login(client, member.username)
+    elsewhere = app.test_client()
+    login(elsewhere, member.username)
+    version = User.get_by_id(member.id).session_version
+    url = f"/cycles/{cycle.id}/signing"
+    for _ in range(4):
+        assert client.post(url, data={"password": "guess"}).status_code == 200
+    response = client.post(url, data={"password": "guess"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/login"
+    page = client.get("/login").get_data(as_text=True)
+    assert "您已在所有设备上退出登录" in page
+    for browser in (client, elsewhere):
+        response = browser.get(f"/cycles/{cycle.id}/signing")
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/login")
+    assert User.get_by_id(member.id).session_version == version + 1
+    event = AuditEvent.get(AuditEvent.action == "sessions_revoked")
+    assert (event.object_type, event.object_id, event.actor_id) == ("user", str(member.id),
+                                                                    member.id)
+    assert event.after_data["failures"] == 5
+    assert _failed_logins(member) == 5
+    assert CycleSignature.select().count() == 0
 
 
 # --- The signed PDF and /verify ------------------------------------------------

@@ -1,10 +1,8 @@
 """Logging in and out, and choosing the language."""
-import datetime
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -17,7 +15,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from forms.auth import LanguageForm, LoginForm
 from models import User, audit, utcnow
-from models.audit import recent_count
+from models.login_limits import is_limited, record_failure
 from models.people import DummyPasswordCheck
 
 bp = Blueprint("auth", __name__)
@@ -31,28 +29,20 @@ def _safe_next(target):
     return url_for("main.dashboard")
 
 
-def _throttled(username):
-    """Too many failed logins for this username or address lately."""
-    config = current_app.config
-    since = utcnow() - datetime.timedelta(minutes=config["LOGIN_FAILURE_WINDOW_MINUTES"])
-    limit = config["LOGIN_MAX_FAILURES"]
-    return (recent_count("login_failed", username.lower(), since) >= limit
-            or recent_count("login_failed", f"ip:{request.remote_addr}", since) >= limit * 4)
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Show the login form; on valid credentials start a fresh session.
 
-    An unknown user and a wrong password get the same message; after too
-    many failures the username is refused for a while (429).
+    An unknown user and a wrong password get the same message; while
+    models.login_limits refuses the username from this address, the
+    password is not checked and the answer is 429.
     """
     if current_user.is_authenticated:
         return redirect(url_for("main.dashboard"))
     form = LoginForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
         username = form.username.data.strip()
-        if _throttled(username):
+        if is_limited(username, request.remote_addr):
             audit("login_throttled", object_type="user", object_id=username.lower())
             flash(_("Too many failed attempts. Please wait a few minutes and try again."),
                   "error")
@@ -66,11 +56,7 @@ def login():
             User.update(last_login_at=utcnow()).where(User.id == user.id).execute()
             audit("login", user, actor=user)
             return redirect(_safe_next(form.next.data))
-        # One record per username and one per address, for throttling.
-        audit("login_failed", object_type="user", object_id=username.lower(),
-              actor=user if user else None)
-        audit("login_failed", object_type="ip", object_id=f"ip:{request.remote_addr}",
-              actor=user if user else None)
+        record_failure(username, request.remote_addr, actor=user)
         flash(_("Wrong username or password."), "error")
         return render_template("auth/login.html", form=form), 200
     return render_template("auth/login.html", form=form)

@@ -9,10 +9,12 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
+    session,
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_login import current_user, logout_user
 
 from extensions import htmx
 from forms.reports import ReopenForm, SignForm
@@ -25,6 +27,7 @@ from models import (
     audit,
     utcnow,
 )
+from models.login_limits import SessionsRevoked, TooManyFailures
 from models.signing import (
     reopen_cycle,
     report_signatures,
@@ -92,12 +95,27 @@ def report_pdf(cycle_id):
 @bp.route("/cycles/<int:cycle_id>/signing", methods=["GET", "POST"])
 @role_required(*REPORT_ROLES)
 def signing(cycle_id):
-    """The signatures so far, and the form for a committee member to sign."""
+    """The signatures so far, and the form for a committee member to sign.
+
+    While the user's password guesses are limited the answer is 429; when a wrong
+    password ended the user's sessions, this one ends too and the login page follows.
+    """
     cycle = _cycle_or_404(cycle_id)
     form = SignForm()
+    status = 200
     if form.validate_on_submit():
+        user = current_user._get_current_object()
         try:
-            sign(cycle, current_user, form.password.data)
+            sign(cycle, user, form.password.data, address=request.remote_addr)
+        except SessionsRevoked as error:
+            logout_user()
+            session.clear()
+            session["language"] = user.language  # the login page keeps speaking it
+            flash(str(error), "error")
+            return redirect(url_for("auth.login"), 303)
+        except TooManyFailures as error:
+            flash(str(error), "error")
+            status = 429
         except DomainError as error:
             flash(str(error), "error")
         else:
@@ -113,7 +131,7 @@ def signing(cycle_id):
                   and current_user.id not in signed_ids),
         can_reopen=(cycle.phase == "signing" and (current_user.id == cycle.chair_id
                                                   or current_user.has_role("admin"))),
-        reopen_form=ReopenForm())
+        reopen_form=ReopenForm()), status
 
 
 @bp.route("/cycles/<int:cycle_id>/reopen", methods=["POST"])
