@@ -66,8 +66,9 @@ def _in_app(function, *args):
         return
     from models import db
     app = _worker()
-    base_url = app.config.get("PUBLIC_URL") or "http://localhost/"
-    with app.app_context(), app.test_request_context(base_url=base_url):
+    # A stand-in request for url_for and the catalog. No address it carries is ever
+    # printed: a report's verification address comes from PUBLIC_URL alone.
+    with app.app_context(), app.test_request_context(base_url=app.config.get("PUBLIC_URL")):
         db.connect(reuse_if_open=True)
         try:
             function(*args)
@@ -91,7 +92,7 @@ def read_import(batch_id):
 def run_report_job(job_id):
     """Render the report of a ReportJob inside an app context, recording progress,
     the file and whether it is signed, or the reason it failed."""
-    from models import GradingCycle, ReportJob, utcnow
+    from models import DomainError, GradingCycle, ReportJob, utcnow
     from models.reports import prune_report_files
     from models.signing import results_fingerprint
     from services.reports import SHEET_BATCH, signed_report_pdf, will_be_signed
@@ -112,6 +113,10 @@ def run_report_job(job_id):
         data = signed_report_pdf(cycle, progress, app.config.get("REPORT_BATCH", SHEET_BATCH))
         path = reports_dir(app) / f"report-{job.id}.pdf"
         path.write_bytes(data)
+    except DomainError as error:  # a refusal (no PUBLIC_URL for a signed report), not a bug
+        ReportJob.update(state="failed", error=str(error)[:1000],
+                         finished_at=utcnow()).where(ReportJob.id == job.id).execute()
+        return
     except Exception as error:  # noqa: BLE001 — the user is told why and may retry
         app.logger.error("report job %s failed\n%s", job.id, traceback.format_exc())
         ReportJob.update(state="failed", error=f"{type(error).__name__}: {error}"[:1000],
