@@ -199,8 +199,13 @@ def _register_request_hooks(app):
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "same-origin")
+        if app.config["SESSION_COOKIE_SECURE"]:  # served over HTTPS: only ever over HTTPS
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if request.endpoint != "static":
+            # Pages, exports and PDFs all carry customer data: no copy in any cache.
+            # Overwrites send_file's "no-cache", which still lets a cache keep it.
+            headers["Cache-Control"] = "no-store"
         if response.mimetype == "text/html":
-            headers.setdefault("Cache-Control", "no-store")
             response.vary.add("HX-Request")
         return response
 
