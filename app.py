@@ -22,7 +22,10 @@ PUBLIC_ENDPOINTS = frozenset({"static", "auth.login", "auth.set_language", "main
 def create_app(test_config=None):
     """Build the app: defaults, then the environment, then `test_config`."""
     app = Flask(__name__, instance_path=str(BASE_DIR / "instance"))
-    os.makedirs(app.instance_path, exist_ok=True)
+    # The database, its backups by default, the secret and signing keys, the reports:
+    # the instance folder is this user's alone.
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    os.chmod(app.instance_path, 0o700)
     app.config.from_mapping(
         SECRET_KEY=None,
         DATABASE_URL=f"sqlite:///{Path(app.instance_path) / 'tierdesk.db'}",

@@ -177,3 +177,23 @@ def test_without_public_url_a_signed_job_fails_with_why_and_writes_nothing(app, 
     page = client.get(f"/cycles/{cycle.id}/report", headers={"Host": "evil.example"}).get_data(
         as_text=True)
     assert "暂时无法生成签字版报告" in page
+
+
+def test_reports_and_the_job_queue_are_this_users_alone(app, client, graded, immediate_jobs,
+                                                        tmp_path, monkeypatch):
+    """The reports folder a job makes is 0700 and the report it writes 0600; the huey
+    queue's SQLite file (and the folder made for it) are 0600 and 0700."""
+    from services import jobs
+    from tests.test_db import mode
+    s, cycle = graded
+    login(client, "chair")
+    client.post(f"/cycles/{cycle.id}/report/jobs")
+    job = ReportJob.get()
+    assert job.state == "done"
+    assert (mode(Path(app.config["REPORTS_DIR"])), mode(Path(job.path))) == ("0o700", "0o600")
+    monkeypatch.setenv("HUEY_DB", str(tmp_path / "queue" / "huey.db"))
+    queue = jobs._make_huey()
+    queue.storage.enqueue(b"job")
+    files = [tmp_path / "queue" / name for name in ("huey.db", "huey.db-wal", "huey.db-shm")]
+    assert mode(tmp_path / "queue") == "0o700"
+    assert {f.name: mode(f) for f in files if f.exists()} == {f.name: "0o600" for f in files}

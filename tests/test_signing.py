@@ -283,6 +283,13 @@ def test_verify_answers_bad_uploads_clearly(app, client, signed_report):
     assert response.status_code == 400
 
 
+def test_the_generated_key_and_its_folder_are_this_users_alone(app, signed_report, tmp_path):
+    """The key made on first use is 0600 in a signing folder of mode 0700."""
+    from tests.test_db import mode
+    directory = tmp_path / "signing"
+    assert (mode(directory), mode(directory / "org-key.pem")) == ("0o700", "0o600")
+
+
 def test_the_dashboard_asks_members_then_the_chair_to_sign(app, client, graded):
     """Members see a signing task; the chair sees one only when the members have signed."""
     s, cycle = graded
