@@ -31,6 +31,9 @@ def create_app(test_config=None):
         DATABASE_URL=f"sqlite:///{Path(app.instance_path) / 'tierdesk.db'}",
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,
         IDLE_TIMEOUT_MINUTES=30,
+        # However busy, a session ends this long after its login (a stolen cookie
+        # kept alive by use dies too).
+        SESSION_MAX_HOURS=12,
         LOGIN_MAX_FAILURES=5,
         LOGIN_FAILURE_WINDOW_MINUTES=15,
         SESSION_COOKIE_HTTPONLY=True,
@@ -69,13 +72,13 @@ def create_app(test_config=None):
         REPORT_INLINE_MAX=200,
         REPORTS_DIR=None,
     )
-    for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_COOKIE_SECURE",
-                "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE", "SIGNING_PKCS12",
-                "SIGNING_PKCS12_PASSWORD", "SIGNING_DIR", "ORGANISATION_NAME", "PUBLIC_URL",
-                "REPORTS_DIR"):
+    for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_MAX_HOURS",
+                "SESSION_COOKIE_SECURE", "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE",
+                "SIGNING_PKCS12", "SIGNING_PKCS12_PASSWORD", "SIGNING_DIR",
+                "ORGANISATION_NAME", "PUBLIC_URL", "REPORTS_DIR"):
         if key in os.environ:
             value = os.environ[key]
-            if key in ("IDLE_TIMEOUT_MINUTES", "MAX_CONTENT_LENGTH"):
+            if key in ("IDLE_TIMEOUT_MINUTES", "SESSION_MAX_HOURS", "MAX_CONTENT_LENGTH"):
                 value = int(value)
             elif key == "SESSION_COOKIE_SECURE":
                 value = value.lower() in ("1", "true", "yes")
@@ -176,15 +179,43 @@ def _unauthorized():
 
 
 def _register_request_hooks(app):
-    from models.base import db
+    from flask import flash, make_response, redirect, url_for
+    from flask_babel import gettext as _
+    from flask_login import logout_user
+
+    from models.base import db, utcnow
 
     @app.before_request
     def open_db_and_require_login():
         db.connect(reuse_if_open=True)
         session.permanent = True  # idle timeout: the cookie expires when unused
+        if current_user.is_authenticated and _older_than_allowed(session.get("login_at")):
+            # Past SESSION_MAX_HOURS since login, however busy: log out. A session
+            # without a login time (from before this rule) cannot show its age.
+            language = current_user.language
+            logout_user()
+            session.clear()
+            session["language"] = language
+            if request.endpoint not in PUBLIC_ENDPOINTS:
+                flash(_("You logged in more than %(hours)s hours ago: please log in again.",
+                        hours=app.config["SESSION_MAX_HOURS"]), "info")
+                login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
+                if htmx:  # as for any other logged-out htmx request
+                    return make_response("", 401, {"HX-Redirect": login_url})
+                return redirect(login_url)
         if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
             return login_manager.unauthorized()
         return None
+
+    def _older_than_allowed(login_at):
+        """Whether a session that logged in at `login_at` (ISO, UTC) has outlived
+        SESSION_MAX_HOURS; a missing or unreadable time counts as too old."""
+        try:
+            started = datetime.datetime.fromisoformat(login_at)
+        except (TypeError, ValueError):
+            return True
+        limit = datetime.timedelta(hours=app.config["SESSION_MAX_HOURS"])
+        return utcnow() - started > limit
 
     @app.teardown_request
     def close_db(exc):
