@@ -15,6 +15,8 @@ PORT ?= 5000
 .PHONY: run test bench setup setup-test system-deps system-deps-test translations db lint \
         extract-messages clean
 
+# The signed report prints PUBLIC_URL/verify and is refused without it: the demo's own.
+run: export PUBLIC_URL ?= http://$(HOST):$(PORT)
 run: setup db
 	@echo "Tierdesk: http://$(HOST):$(PORT)  (demo password: demo2027)"
 	@$(FLASK) demo-logins

@@ -23,7 +23,10 @@ PUBLIC_ENDPOINTS = frozenset({"static", "auth.login", "auth.set_language", "main
 def create_app(test_config=None):
     """Build the app: defaults, then the environment, then `test_config`."""
     app = Flask(__name__, instance_path=str(BASE_DIR / "instance"))
-    os.makedirs(app.instance_path, exist_ok=True)
+    # The database, its backups by default, the secret and signing keys, the reports:
+    # the instance folder is this user's alone.
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    os.chmod(app.instance_path, 0o700)
     app.config.from_mapping(
         SECRET_KEY=None,
         DATABASE_URL=f"sqlite:///{Path(app.instance_path) / 'tierdesk.db'}",
@@ -32,6 +35,9 @@ def create_app(test_config=None):
         # How many proxies in front of the app may say who the client is
         # (X-Forwarded-For, X-Forwarded-Proto); 0 ignores those headers.
         TRUSTED_PROXIES=0,
+        # However busy, a session ends this long after its login (a stolen cookie
+        # kept alive by use dies too).
+        SESSION_MAX_HOURS=12,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=False,
@@ -68,13 +74,14 @@ def create_app(test_config=None):
         REPORT_INLINE_MAX=200,
         REPORTS_DIR=None,
     )
-    for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_COOKIE_SECURE",
-                "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE", "SIGNING_PKCS12",
-                "SIGNING_PKCS12_PASSWORD", "SIGNING_DIR", "ORGANISATION_NAME", "PUBLIC_URL",
-                "REPORTS_DIR", "TRUSTED_PROXIES"):
+    for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_MAX_HOURS",
+                "SESSION_COOKIE_SECURE", "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE",
+                "SIGNING_PKCS12", "SIGNING_PKCS12_PASSWORD", "SIGNING_DIR",
+                "ORGANISATION_NAME", "PUBLIC_URL", "REPORTS_DIR", "TRUSTED_PROXIES"):
         if key in os.environ:
             value = os.environ[key]
-            if key in ("IDLE_TIMEOUT_MINUTES", "MAX_CONTENT_LENGTH", "TRUSTED_PROXIES"):
+            if key in ("IDLE_TIMEOUT_MINUTES", "SESSION_MAX_HOURS", "MAX_CONTENT_LENGTH",
+                       "TRUSTED_PROXIES"):
                 value = int(value)
             elif key == "SESSION_COOKIE_SECURE":
                 value = value.lower() in ("1", "true", "yes")
@@ -181,15 +188,43 @@ def _unauthorized():
 
 
 def _register_request_hooks(app):
-    from models.base import db
+    from flask import flash, make_response, redirect, url_for
+    from flask_babel import gettext as _
+    from flask_login import logout_user
+
+    from models.base import db, utcnow
 
     @app.before_request
     def open_db_and_require_login():
         db.connect(reuse_if_open=True)
         session.permanent = True  # idle timeout: the cookie expires when unused
+        if current_user.is_authenticated and _older_than_allowed(session.get("login_at")):
+            # Past SESSION_MAX_HOURS since login, however busy: log out. A session
+            # without a login time (from before this rule) cannot show its age.
+            language = current_user.language
+            logout_user()
+            session.clear()
+            session["language"] = language
+            if request.endpoint not in PUBLIC_ENDPOINTS:
+                flash(_("You logged in more than %(hours)s hours ago: please log in again.",
+                        hours=app.config["SESSION_MAX_HOURS"]), "info")
+                login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
+                if htmx:  # as for any other logged-out htmx request
+                    return make_response("", 401, {"HX-Redirect": login_url})
+                return redirect(login_url)
         if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
             return login_manager.unauthorized()
         return None
+
+    def _older_than_allowed(login_at):
+        """Whether a session that logged in at `login_at` (ISO, UTC) has outlived
+        SESSION_MAX_HOURS; a missing or unreadable time counts as too old."""
+        try:
+            started = datetime.datetime.fromisoformat(login_at)
+        except (TypeError, ValueError):
+            return True
+        limit = datetime.timedelta(hours=app.config["SESSION_MAX_HOURS"])
+        return utcnow() - started > limit
 
     @app.teardown_request
     def close_db(exc):
@@ -207,8 +242,13 @@ def _register_request_hooks(app):
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "same-origin")
+        if app.config["SESSION_COOKIE_SECURE"]:  # served over HTTPS: only ever over HTTPS
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if request.endpoint != "static":
+            # Pages, exports and PDFs all carry customer data: no copy in any cache.
+            # Overwrites send_file's "no-cache", which still lets a cache keep it.
+            headers["Cache-Control"] = "no-store"
         if response.mimetype == "text/html":
-            headers.setdefault("Cache-Control", "no-store")
             response.vary.add("HX-Request")
         return response
 

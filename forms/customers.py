@@ -4,12 +4,28 @@ import unicodedata
 
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from forms import Form, choices, chosen_id
 from i18n import lazy_gettext as _l
 from models import Branch, Tier
-from models.customers import ACTIVITY_KINDS, INDUSTRIES, KINDS, NATURES, SORTS
+from models.customers import (
+    ACTIVITY_KINDS,
+    CODE_UNAVAILABLE,
+    INDUSTRIES,
+    KINDS,
+    NATURES,
+    SORTS,
+    code_refusal,
+)
 from models.people import manager_names, managers_of
 
 ANY = ("", _l("All"))
@@ -92,10 +108,30 @@ def _nfkc(text):
     return unicodedata.normalize("NFKC", text).strip() if text else text
 
 
+class CodeFormat:
+    """At most 32 letters, digits, '.', '-' and '_'. A branch-scoped user reads the words
+    save_customer() gives for a code held anywhere (CODE_UNAVAILABLE), so that a code
+    another branch holds cannot be told from a malformed one."""
+
+    field_flags = {"maxlength": 32}
+
+    def __init__(self):
+        self.checks = (Length(max=32), Regexp(r"^[A-Za-z0-9_.\-]+$", message=_l(
+            "Use letters, digits, '.', '-' and '_'.")))
+
+    def __call__(self, form, field):
+        try:
+            for check in self.checks:
+                check(form, field)
+        except ValidationError:
+            if form.branch_scoped:
+                raise ValidationError(CODE_UNAVAILABLE) from None
+            raise
+
+
 class CustomerForm(Form):
-    code = StringField(_l("Customer code"), filters=[_nfkc], validators=[
-        DataRequired(), Length(max=32),
-        Regexp(r"^[A-Za-z0-9_.\-]+$", message=_l("Use letters, digits, '.', '-' and '_'."))])
+    code = StringField(_l("Customer code"), filters=[_nfkc],
+                       validators=[DataRequired(), CodeFormat()])
     name = StringField(_l("Customer name"), validators=[DataRequired(), Length(max=200)])
     kind = SelectField(_l("Kind"), choices=choices(KINDS))
     nature = SelectField(_l("Enterprise nature"), choices=choices(NATURES), default="private")
@@ -108,12 +144,23 @@ class CustomerForm(Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.branch_scoped = user.is_branch_scoped
+        self.customer = kwargs.get("obj")  # the customer edited; None for a new one
         branches = {b.id: b.name for b in visible_branches(user)}
         self.branch.choices = choices(branches)
         # Each manager named with the branch (from the list above: no query per manager).
         self.account_manager.choices = choices(
             [(0, _l("— none —"))] + [(u.id, f"{u.display_name}（{branches[u.branch_id]}）")
                                      for u in managers_of(list(branches))])
+
+    def validate_code(self, field):
+        """A code another customer holds is refused beside the field, where a malformed
+        one is, and for a branch-scoped user in the same words (code_refusal)."""
+        if field.errors:
+            return  # malformed: said already
+        refusal = code_refusal(field.data.strip(), self.customer, self.branch_scoped)
+        if refusal:
+            raise ValidationError(refusal)
 
     def validate_cooperation_since(self, field):
         if field.data and field.data > datetime.date.today():

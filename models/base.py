@@ -6,6 +6,7 @@ serve SQLite (the embedded default) and PostgreSQL (`DATABASE_URL`).
 import datetime
 import functools
 import inspect
+import logging
 import os
 import sqlite3
 
@@ -69,11 +70,36 @@ def utcnow():
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
+def private_sqlite_file(path):
+    """Make the SQLite file at `path` readable and writable by this user alone (0600):
+    create it so when it does not exist yet (an empty file is an empty database, and
+    SQLite gives its -wal, -shm and -journal files the database's mode), else set the
+    mode of the file and of those beside it. A path whose folder is missing is left to
+    SQLite to report; a file owned by someone else keeps the mode its owner chose."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        return
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            logging.getLogger(__name__).warning("%s is not ours; its mode is left as it is",
+                                                name)
+
+
 def init_database(url):
     """Bind `db` to the database at `url` and return it.
 
-    SQLite URLs get the pragmas above on every connection; PostgreSQL URLs
-    use the pooled driver so gunicorn workers reuse connections.
+    SQLite URLs get the pragmas above on every connection, and their file is made
+    private to this user (private_sqlite_file); PostgreSQL URLs use the pooled driver
+    so gunicorn workers reuse connections.
     """
     if db.obj is not None:  # re-binding (tests): release the old connections
         close_all = getattr(db.obj, "close_all", None)
@@ -85,7 +111,9 @@ def init_database(url):
             "postgresql://", "postgresql+pool://", 1)
         database = connect(url, max_connections=32, stale_timeout=300)
     elif url.startswith("sqlite:"):
-        database = KeptOpenSqliteDatabase(**parse(url), pragmas=SQLITE_PRAGMAS, timeout=10,
+        params = parse(url)
+        private_sqlite_file(params.get("database", ""))
+        database = KeptOpenSqliteDatabase(**params, pragmas=SQLITE_PRAGMAS, timeout=10,
                                           autoconnect=True)
     else:
         database = connect(url)

@@ -423,12 +423,34 @@ def customer_audit_dict(customer):
     }
 
 
+# What a branch-scoped user is told about a code some customer holds: the same words
+# whichever branch holds it, so that no one learns which codes other branches use.
+# (The customer form gives a malformed code the same words, for the same users.)
+CODE_UNAVAILABLE = _l("This customer code cannot be used; please choose another (letters, "
+                      "digits, '.', '-' and '_').")
+
+
+def code_refusal(code, customer=None, branch_scoped=False):
+    """Why `code` cannot be the code of `customer` (None: a new customer), or None when it
+    is free. A branch-scoped user reads CODE_UNAVAILABLE: not that the code is taken, nor
+    whose it is."""
+    clash = Customer.select().where(Customer.code == code)
+    if customer is not None:
+        clash = clash.where(Customer.id != customer.id)
+    if not clash.exists():
+        return None
+    if branch_scoped:
+        return CODE_UNAVAILABLE
+    return _l("The customer code %(code)s is taken.", code=code)
+
+
 def save_customer(customer, user, **values):
     """Create (`customer` is None) or update a customer from `values`, audited.
 
     Only EDITABLE_FIELDS are taken: a tier, an id or anything else passed in
-    is ignored. Raises DomainError when the code is taken, the branch lies
-    outside the user's scope, or the account manager is not of that branch.
+    is ignored. Raises DomainError when the code is taken (see code_refusal),
+    the branch lies outside the user's scope, or the account manager is not of
+    that branch.
     """
     from .audit import audit
     values = {k: v for k, v in values.items() if k in EDITABLE_FIELDS}
@@ -446,12 +468,10 @@ def save_customer(customer, user, **values):
         if manager_id and not User.select().where(User.id == manager_id,
                                                   User.branch == branch_id).exists():
             raise DomainError(_l("The account manager must work in the customer's branch."))
-        code = values.get("code", customer.code if customer else "")
-        clash = Customer.select().where(Customer.code == code)
-        if customer is not None:
-            clash = clash.where(Customer.id != customer.id)
-        if clash.exists():
-            raise DomainError(_l("The customer code %(code)s is taken.", code=code))
+        refusal = code_refusal(values.get("code", customer.code if customer else ""),
+                               customer, user.is_branch_scoped)
+        if refusal:
+            raise DomainError(refusal)
         creating = customer is None
         before = None if creating else customer_audit_dict(customer)
         customer = customer or Customer()

@@ -23,7 +23,7 @@ user table, so neither the answer nor its time tells which names exist.
 """
 import datetime
 
-from flask_babel import lazy_gettext as _l
+from i18n import lazy_gettext as _l
 
 from .audit import AuditEvent, audit, recent_count
 from .base import DomainError, utcnow, write_transaction
@@ -94,7 +94,6 @@ def record_failure(username, address, actor=None):
     audit("login_failed", object_type="user", object_id=name, actor=actor, ip=address)
     audit("login_failed", object_type="ip", object_id=f"ip:{address}", actor=actor, ip=address)
     return recent_count("login_failed", name, utcnow() - WINDOW, "user")
-
 
 
 def session_password_failed(user, address):

@@ -44,7 +44,7 @@ from models import (
     write_transaction,
 )
 from models.base import is_sqlite
-from models.customers import INDUSTRIES, KINDS, NATURES, pinyin_initials
+from models.customers import CODE_UNAVAILABLE, INDUSTRIES, KINDS, NATURES, pinyin_initials
 from services import formatting
 from services.spreadsheets import (
     CSV_MIMETYPE,
@@ -705,7 +705,8 @@ def _preview_row(number, values, errors, current, references, user, headers):
     code = values.get("code", "")
     name = values.get("name", "")
     if _outside_scope(current, user):
-        # Say no more than that: another branch's customer is none of the user's business.
+        # The form's words for a code held anywhere: whose it is, and that another
+        # branch holds it, is none of the user's business.
         return ImportRow(number, "error", code, name, [(headers["code"], _outside_scope_message())])
     if "account_manager" in values and not _failed(errors, headers, "branch"):
         target = _target_branch(values, current, user)
@@ -742,7 +743,8 @@ def _outside_scope(current, user):
 
 
 def _outside_scope_message():
-    return _("This code belongs to a customer of another branch.")
+    """The words the customer form uses for a code held anywhere: no more than that."""
+    return str(CODE_UNAVAILABLE)
 
 
 def _plan_row(values, current, references, user):

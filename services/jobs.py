@@ -24,8 +24,10 @@ def _make_huey():
     redis_url = os.environ.get("REDIS_URL")
     if redis_url:
         return RedisHuey("tierdesk", url=redis_url)
+    from models.base import private_sqlite_file
     path = os.environ.get("HUEY_DB") or str(BASE_DIR / "instance" / "huey.db")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_sqlite_file(path)  # the queue holds job arguments: this user's alone
     return SqliteHuey("tierdesk", filename=path)
 
 
@@ -52,9 +54,18 @@ def _build_worker_app():
 
 
 def reports_dir(app):
+    """Where finished reports are kept; made readable by this user alone (0700)."""
     path = Path(app.config.get("REPORTS_DIR") or Path(app.instance_path) / "reports")
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def write_private(path, data):
+    """Write `data` to `path`, readable and writable by this user alone (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)  # a file left from before keeps its mode otherwise
+        out.write(data)
 
 
 def _in_app(function, *args):
@@ -66,8 +77,9 @@ def _in_app(function, *args):
         return
     from models import db
     app = _worker()
-    base_url = app.config.get("PUBLIC_URL") or "http://localhost/"
-    with app.app_context(), app.test_request_context(base_url=base_url):
+    # A stand-in request for url_for and the catalog. No address it carries is ever
+    # printed: a report's verification address comes from PUBLIC_URL alone.
+    with app.app_context(), app.test_request_context(base_url=app.config.get("PUBLIC_URL")):
         db.connect(reuse_if_open=True)
         try:
             function(*args)
@@ -91,7 +103,7 @@ def read_import(batch_id):
 def run_report_job(job_id):
     """Render the report of a ReportJob inside an app context, recording progress,
     the file and whether it is signed, or the reason it failed."""
-    from models import GradingCycle, ReportJob, utcnow
+    from models import DomainError, GradingCycle, ReportJob, utcnow
     from models.reports import prune_report_files
     from models.signing import results_fingerprint
     from services.reports import SHEET_BATCH, signed_report_pdf, will_be_signed
@@ -111,7 +123,11 @@ def run_report_job(job_id):
         signed = will_be_signed(cycle, fingerprint)
         data = signed_report_pdf(cycle, progress, app.config.get("REPORT_BATCH", SHEET_BATCH))
         path = reports_dir(app) / f"report-{job.id}.pdf"
-        path.write_bytes(data)
+        write_private(path, data)
+    except DomainError as error:  # a refusal (no PUBLIC_URL for a signed report), not a bug
+        ReportJob.update(state="failed", error=str(error)[:1000],
+                         finished_at=utcnow()).where(ReportJob.id == job.id).execute()
+        return
     except Exception as error:  # noqa: BLE001 — the user is told why and may retry
         app.logger.error("report job %s failed\n%s", job.id, traceback.format_exc())
         ReportJob.update(state="failed", error=f"{type(error).__name__}: {error}"[:1000],

@@ -8,9 +8,20 @@ import datetime
 import io
 from types import SimpleNamespace
 
+from flask import current_app
 from flask_babel import gettext as _
 
-from models import Assessment, Branch, Customer, Score, ScorecardTemplate, Tier, User
+from i18n import lazy_gettext as _l
+from models import (
+    Assessment,
+    Branch,
+    Customer,
+    DomainError,
+    Score,
+    ScorecardTemplate,
+    Tier,
+    User,
+)
 from models.cycles import average, committee_arithmetic, cycle_summary
 from services import pdf
 from services.formatting import translated
@@ -142,9 +153,10 @@ def report_parts(cycle, batch_size=SHEET_BATCH):
 
 def _report_context(cycle, fingerprint=None):
     from models.signing import report_signatures
+    url = verify_url()
     return dict(cycle=cycle, doc_title=cycle.name,
                 signatures=report_signatures(cycle), fingerprint=fingerprint,
-                verify_url=verify_url(), qr=qr_svg_data_uri(verify_url()))
+                verify_url=url, qr=qr_svg_data_uri(url) if url else None)
 
 
 def render_part(cycle, kind, ids, context, template_of, first_page=1, total_pages=None):
@@ -216,14 +228,38 @@ def merge(parts, title, keywords=""):
     return out.getvalue()
 
 
+class PublicURLMissing(DomainError):
+    """The signed report prints where to check it, and PUBLIC_URL does not say where."""
+
+
+# For the administrator, in the log (the user is only told to ask them).
+PUBLIC_URL_MISSING_LOG = (
+    "A signed committee report was refused: PUBLIC_URL is not set. The report prints "
+    "the address of /verify under its QR code, and Tierdesk takes that address from "
+    "PUBLIC_URL alone, never from the request (its Host header is whatever the client "
+    "sends). Set PUBLIC_URL to the address users reach Tierdesk at, such as "
+    "https://tierdesk.example.com, for the web server and the worker alike.")
+
+
 def signed_report_pdf(cycle, progress=None, batch_size=SHEET_BATCH):
     """The report, signed with the organisation's key once the whole committee has
-    signed the results (PAdES); before that, unsigned and marked as a draft."""
+    signed the results (PAdES); before that, unsigned and marked as a draft.
+
+    Raises PublicURLMissing, before rendering anything, for a report that would be
+    signed while PUBLIC_URL is unset: its verification address would be invented.
+    """
     from models.signing import results_fingerprint
     from services.signing import sign_pdf
     fingerprint = results_fingerprint(cycle)
+    signed = will_be_signed(cycle, fingerprint)
+    if signed and verify_url() is None:
+        current_app.logger.warning(PUBLIC_URL_MISSING_LOG)
+        raise PublicURLMissing(_l(
+            "The signed report cannot be made yet: the administrator has not set the "
+            "address at which this system is reached (PUBLIC_URL), which the report prints "
+            "for checking it. Please ask the administrator."))
     data = report_pdf(cycle, progress, batch_size, fingerprint)
-    if will_be_signed(cycle, fingerprint):
+    if signed:
         data = sign_pdf(data, reason=f"{cycle.name} · {fingerprint}")
     return data
 
@@ -239,15 +275,12 @@ def will_be_signed(cycle, fingerprint):
 
 
 def verify_url():
-    """The absolute URL of /verify, from the configured public address."""
-    from flask import current_app, url_for
+    """The absolute URL of /verify from PUBLIC_URL, or None when it is unset.
+
+    Never from the request: its Host header is the client's to choose, and a
+    report fetched with `Host: evil.example` would send its readers there."""
     base = current_app.config.get("PUBLIC_URL")
-    if base:
-        return base.rstrip("/") + "/verify"
-    try:
-        return url_for("verify.index", _external=True)
-    except RuntimeError:
-        return "/verify"
+    return base.rstrip("/") + "/verify" if base else None
 
 
 def qr_svg_data_uri(text):

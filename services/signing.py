@@ -75,6 +75,7 @@ def _generate(directory, organisation):
     # written last, so its presence means the pair is complete.
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)  # a key left by a broken attempt keeps its mode otherwise
         out.write(key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption()))

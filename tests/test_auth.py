@@ -102,6 +102,42 @@ def test_idle_session_expires(client, make, monkeypatch):
     assert response.headers["Location"].startswith("/login")
 
 
+def test_a_session_ends_twelve_hours_after_login_however_busy(app, client, make, monkeypatch):
+    """A session older than SESSION_MAX_HOURS (12) is logged out and sent to the login page
+    with why; htmx gets 401 and HX-Redirect; the limit can be set in the environment."""
+    import datetime
+
+    from app import create_app
+    from models import utcnow
+    make.user("feng", roles=("admin",))
+    login(client, "feng")
+    with client.session_transaction() as session:
+        started = datetime.datetime.fromisoformat(session["login_at"])
+        assert abs(utcnow() - started) < datetime.timedelta(minutes=1)
+        session["login_at"] = (utcnow() - datetime.timedelta(hours=11, minutes=59)).isoformat()
+    assert client.get("/").status_code == 200  # within the twelve hours
+    with client.session_transaction() as session:
+        session["login_at"] = (utcnow() - datetime.timedelta(hours=12, minutes=1)).isoformat()
+    response = client.get("/admin/users")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=/admin/users"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "您登录已超过 12 小时，请重新登录。" in page
+    assert client.get("/").status_code == 302  # logged out, not just turned away once
+    with client.session_transaction() as session:
+        assert "_user_id" not in session and "login_at" not in session
+    login(client, "feng")
+    assert client.get("/").status_code == 200
+    with client.session_transaction() as session:
+        session["login_at"] = (utcnow() - datetime.timedelta(hours=13)).isoformat()
+    response = client.get("/admin/users", headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login?next=/admin/users"
+    monkeypatch.setenv("SESSION_MAX_HOURS", "2")
+    assert create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL":
+                       app.config["DATABASE_URL"]}).config["SESSION_MAX_HOURS"] == 2
+
+
 def test_repeated_failures_are_throttled(client, make):
     """After five wrong passwords even the right one is refused for a while."""
     make.user("zheng", roles=("admin",))

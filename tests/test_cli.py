@@ -134,3 +134,18 @@ def test_backup_while_writes_go_on(sqlite_app, tmp_path):
     restored.close()
     again = runner.invoke(args=["backup", str(target)])
     assert again.exit_code != 0 and "exists" in again.output
+
+
+def test_a_backup_is_readable_by_this_user_alone(sqlite_app, tmp_path):
+    """`flask backup` writes its copy with mode 0600, in a folder it makes with 0700."""
+    from tests.test_db import mode
+    runner = sqlite_app.test_cli_runner()
+    Branch.create(code="BK", name="备份分公司")
+    db.close()
+    target = tmp_path / "backups" / "tierdesk.db"
+    result = runner.invoke(args=["backup", str(target)])
+    assert result.exit_code == 0, result.output
+    assert (mode(target.parent), mode(target)) == ("0o700", "0o600")
+    restored = sqlite3.connect(target)
+    assert restored.execute("SELECT name FROM branch WHERE code='BK'").fetchone() == ("备份分公司",)
+    restored.close()

@@ -346,7 +346,9 @@ def test_branch_scoped_user_imports_only_their_branch(company, make):
     rows = by_row(preview_import("scope.xlsx", data, manager))
     assert rows[2].action == "create"
     assert rows[3].errors == [("所属分公司", "You can only keep customers of your own branch.")]
-    assert rows[4].errors == [("客户编号", "This code belongs to a customer of another branch.")]
+    # The customer form's words for any code held elsewhere: not whose, nor that a branch does.
+    assert rows[4].errors == [("客户编号", "This customer code cannot be used; please choose "
+                                         "another (letters, digits, '.', '-' and '_').")]
     assert rows[4].changes == [] and rows[4].name == "换个名字"
     assert "北京" not in repr(rows[4])
 

@@ -279,9 +279,9 @@ def test_bad_input_is_refused_with_a_message_and_nothing_saved(client, make):
     login(client, "bm_e")
     customers, events = Customer.select().count(), AuditEvent.select().count()
     cases = [
-        (_form(east, code="C001"), "已被使用"),
+        (_form(east, code="C001"), "此客户编号不可用，请换一个"),
         (_form(east, name=""), "必填"),
-        (_form(east, code="含 空格"), "只能使用"),
+        (_form(east, code="含 空格"), "此客户编号不可用，请换一个"),
         (_form(east, branch=str(west.id)), "不是有效的选择"),
         (_form(east, account_manager=str(other_rep.id)), "不是有效的选择"),
         (_form(east, cooperation_since="2099-01-01"), "将来"),
@@ -293,6 +293,41 @@ def test_bad_input_is_refused_with_a_message_and_nothing_saved(client, make):
         assert message in response.get_data(as_text=True), (data, message)
     assert Customer.select().count() == customers
     assert AuditEvent.select().count() == events
+
+
+UNAVAILABLE = "此客户编号不可用，请换一个（可使用字母、数字、“.”、“-”和“_”）。"
+
+
+def _refusals(html):
+    """The words of the page's error messages and field errors, in order."""
+    return [re.sub(r"\s+", " ", text).strip() for text in re.findall(
+        r'class="(?:flash flash-error|error)"[^>]*>(.*?)</', html, re.S)]
+
+
+def test_a_branch_manager_cannot_tell_which_codes_other_branches_hold(client, make):
+    """To a branch manager, a code another branch holds is refused in the very words of a
+    malformed code and of one their own branch holds, creating or editing, naming neither
+    holder nor branch; an admin still reads that the code is taken, or why it is malformed."""
+    east, _, _, customers, _ = _book(make)
+    login(client, "bm_e")
+    count, events = Customer.select().count(), AuditEvent.select().count()
+
+    def refusal(code, url="/customers/new"):
+        response = client.post(url, data=_form(east, code=code))
+        assert response.status_code == 200, code
+        return response.get_data(as_text=True)
+    other, edited = refusal("C101"), refusal("C101", f"/customers/{customers['yy'].id}/edit")
+    for page in (other, edited, refusal("C002"), refusal("含 空格"), refusal("X" * 33)):
+        assert _refusals(page) == [UNAVAILABLE], _refusals(page)
+    for page in (other, edited):
+        assert "已被使用" not in page and "西南" not in page and "成都天府" not in page
+    assert (Customer.select().count(), AuditEvent.select().count()) == (count, events)
+    assert Customer.get_by_id(customers["yy"].id).code == "C003"
+    client.post("/logout")
+    make.user("boss", roles=("admin",))
+    login(client, "boss")
+    assert "客户编号 C101 已被使用。" in refusal("C101")
+    assert "只能使用字母、数字" in refusal("含 空格")
 
 
 def test_log_a_visit_in_one_step(client, make):

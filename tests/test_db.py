@@ -217,3 +217,50 @@ def test_prepared_queries_bind_new_values_and_keep_a_shape_apart(app, make):
     assert [c.name for c in named(2, ids=ids[:2])] == ["张三", "李四"]
     assert [c.name for c in named(2, ids=ids[1:])] == ["李四", "王五"]
     assert [c.name for c in named(1, ids=ids[2:])] == ["王五"]
+
+
+def mode(path):
+    """The permission bits of `path`, as ls shows them in octal."""
+    import stat
+    return oct(stat.S_IMODE(path.stat().st_mode))
+
+
+def test_the_instance_folder_and_the_database_files_are_this_users_alone(backend, app, client,
+                                                                         make):
+    """The instance folder is 0700; on SQLite the database file and the -wal and -shm a
+    write leaves beside it are 0600 (PostgreSQL keeps no file here)."""
+    from pathlib import Path
+    make.user("admin", roles=("admin",))
+    login(client, "admin")
+    assert client.post("/admin/branches/new", data={"code": "MD", "name": "权限分公司"}
+                       ).status_code == 303
+    assert Branch.get(Branch.code == "MD").name == "权限分公司"
+    assert mode(Path(app.instance_path)) == "0o700"
+    if backend == "sqlite":
+        database = Path(db.database)
+        files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+        assert {f.name: mode(f) for f in files} == {f.name: "0o600" for f in files}
+
+
+def test_an_older_readable_database_is_made_private_at_start(tmp_path):
+    """A SQLite database and WAL left readable by others (0644) are 0600 once the app
+    starts, and an instance folder left open (0755) is 0700."""
+    from app import BASE_DIR
+    instance = BASE_DIR / "instance"
+    instance.mkdir(exist_ok=True)
+    instance.chmod(0o755)
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=wal")
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    for name in (path, tmp_path / "old.db-wal", tmp_path / "old.db-shm"):
+        name.chmod(0o644)
+    try:
+        create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": f"sqlite:///{path}"})
+        assert [mode(p) for p in (path, tmp_path / "old.db-wal", tmp_path / "old.db-shm")] == \
+            ["0o600"] * 3
+        assert mode(instance) == "0o700"
+    finally:
+        conn.close()
+        db.close()

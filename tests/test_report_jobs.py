@@ -6,11 +6,13 @@ import pytest
 from models import AuditEvent, ReportJob
 from tests.conftest import PASSWORD, login, run_in_huey_worker
 from tests.pdf_helpers import pdf_text, signing_cycle
+from tests.test_signing import login_at_evil
 
 
 @pytest.fixture
 def app(app, tmp_path):
-    app.config.update(SIGNING_DIR=str(tmp_path / "signing"), REPORTS_DIR=str(tmp_path / "out"))
+    app.config.update(SIGNING_DIR=str(tmp_path / "signing"), REPORTS_DIR=str(tmp_path / "out"),
+                      PUBLIC_URL="https://tierdesk.example.com")
     return app
 
 
@@ -136,3 +138,62 @@ def test_only_the_newest_reports_files_are_kept(app, client, graded, immediate_j
     files = sorted(p.name for p in Path(app.config["REPORTS_DIR"]).iterdir())
     assert files == sorted(Path(j.path).name for j in kept)
     assert client.get(f"/report-jobs/{jobs_[0].id}/report.pdf").status_code == 404
+
+
+def _signed(app, s, cycle):
+    from models.signing import sign
+    with app.test_request_context():
+        for member in (*s["members"], s["chair"]):
+            sign(cycle, member, PASSWORD)
+
+
+def test_a_jobs_report_names_public_url_never_the_requests_host(app, client, graded,
+                                                                  immediate_jobs):
+    """A report rendered as a job, started with `Host: evil.example`, names PUBLIC_URL/verify."""
+    s, cycle = graded
+    _signed(app, s, cycle)
+    login_at_evil(client, "chair")
+    client.post(f"/cycles/{cycle.id}/report/jobs", headers={"Host": "evil.example"})
+    job = ReportJob.get()
+    assert job.state == "done" and job.signed == 1
+    text = pdf_text(Path(job.path).read_bytes())
+    assert "evil.example" not in text and "https://tierdesk.example.com/verify" in text
+
+
+def test_without_public_url_a_signed_job_fails_with_why_and_writes_nothing(app, client, graded,
+                                                                           immediate_jobs):
+    """Without PUBLIC_URL a job for a report to be signed fails, says why on the report
+    page, and leaves no file; no address is made up for it."""
+    s, cycle = graded
+    _signed(app, s, cycle)
+    app.config["PUBLIC_URL"] = None
+    login_at_evil(client, "chair")
+    client.post(f"/cycles/{cycle.id}/report/jobs", headers={"Host": "evil.example"})
+    job = ReportJob.get()
+    assert job.state == "failed" and not job.path
+    assert "PUBLIC_URL" in job.error and "Error" not in job.error  # a refusal, not a crash
+    assert not Path(app.config["REPORTS_DIR"]).exists() or not any(
+        Path(app.config["REPORTS_DIR"]).iterdir())
+    page = client.get(f"/cycles/{cycle.id}/report", headers={"Host": "evil.example"}).get_data(
+        as_text=True)
+    assert "暂时无法生成签字版报告" in page
+
+
+def test_reports_and_the_job_queue_are_this_users_alone(app, client, graded, immediate_jobs,
+                                                        tmp_path, monkeypatch):
+    """The reports folder a job makes is 0700 and the report it writes 0600; the huey
+    queue's SQLite file (and the folder made for it) are 0600 and 0700."""
+    from services import jobs
+    from tests.test_db import mode
+    s, cycle = graded
+    login(client, "chair")
+    client.post(f"/cycles/{cycle.id}/report/jobs")
+    job = ReportJob.get()
+    assert job.state == "done"
+    assert (mode(Path(app.config["REPORTS_DIR"])), mode(Path(job.path))) == ("0o700", "0o600")
+    monkeypatch.setenv("HUEY_DB", str(tmp_path / "queue" / "huey.db"))
+    queue = jobs._make_huey()
+    queue.storage.enqueue(b"job")
+    files = [tmp_path / "queue" / name for name in ("huey.db", "huey.db-wal", "huey.db-shm")]
+    assert mode(tmp_path / "queue") == "0o700"
+    assert {f.name: mode(f) for f in files if f.exists()} == {f.name: "0o600" for f in files}

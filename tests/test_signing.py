@@ -13,11 +13,14 @@ from models.signing import reopen_cycle, results_fingerprint, sign
 from tests.conftest import PASSWORD, login
 from tests.pdf_helpers import RARE_NAME, pdf_text, signing_cycle
 
+PUBLIC_URL = "https://tierdesk.example.com"
+
 
 @pytest.fixture
 def app(app, tmp_path):
-    """The app with its signing key kept in this test's own directory."""
-    app.config["SIGNING_DIR"] = str(tmp_path / "signing")
+    """The app with its signing key kept in this test's own directory, and the public
+    address a signed report needs."""
+    app.config.update(SIGNING_DIR=str(tmp_path / "signing"), PUBLIC_URL=PUBLIC_URL)
     return app
 
 
@@ -388,6 +391,13 @@ def test_verify_answers_bad_uploads_clearly(app, client, signed_report):
     assert response.status_code == 400
 
 
+def test_the_generated_key_and_its_folder_are_this_users_alone(app, signed_report, tmp_path):
+    """The key made on first use is 0600 in a signing folder of mode 0700."""
+    from tests.test_db import mode
+    directory = tmp_path / "signing"
+    assert (mode(directory), mode(directory / "org-key.pem")) == ("0o700", "0o600")
+
+
 def test_the_dashboard_asks_members_then_the_chair_to_sign(app, client, graded):
     """Members see a signing task; the chair sees one only when the members have signed."""
     s, cycle = graded
@@ -450,3 +460,81 @@ def test_renaming_a_customer_or_a_tier_does_not_change_what_was_signed(app, grad
     from models import Assessment
     Assessment.update(rationale="改过的理由").where(Assessment.cycle == cycle).execute()
     assert results_fingerprint(cycle) != before  # what was signed does change it
+
+
+# --- The address printed in the report ------------------------------------------
+
+EVIL = {"Host": "evil.example"}
+
+
+def login_at_evil(client, username):
+    """Log in through a request to evil.example: the session cookie is that host's."""
+    response = client.post("/login", data={"username": username, "password": PASSWORD},
+                           headers=EVIL)
+    assert response.status_code == 302
+
+
+def test_the_signed_report_names_public_url_never_the_requests_host(app, client, graded):
+    """With PUBLIC_URL set, the report asked for with `Host: evil.example` names exactly
+    PUBLIC_URL/verify, in words and in its QR code."""
+    from services import reports
+    s, cycle = graded
+    _sign_all(app, s, cycle)
+    login_at_evil(client, "chair")
+    response = client.get(f"/cycles/{cycle.id}/report.pdf", headers=EVIL)
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = pdf_text(response.data)
+    assert "evil.example" not in text
+    assert re.findall(r"https?://\S+", text) == [f"{PUBLIC_URL}/verify"] * 2  # cover, back
+    with app.test_request_context(headers=EVIL):
+        context = reports._report_context(cycle)
+    assert context["verify_url"] == f"{PUBLIC_URL}/verify"
+    assert context["qr"] == reports.qr_svg_data_uri(f"{PUBLIC_URL}/verify")
+    with app.app_context():
+        from services.signing import verify
+        assert verify(response.data).valid
+
+
+def test_without_public_url_the_signed_report_is_refused_with_why(app, client, graded):
+    """Without PUBLIC_URL a report that would be signed is refused: the user reads why on
+    the report page, no PDF is sent (least of all one naming the request's host), and the
+    log tells the administrator what to set."""
+    s, cycle = graded
+    _sign_all(app, s, cycle)
+    app.config["PUBLIC_URL"] = None
+    login_at_evil(client, "chair")
+    response = client.get(f"/cycles/{cycle.id}/report.pdf", headers=EVIL)
+    assert response.status_code == 303 and response.mimetype != "application/pdf"
+    assert response.headers["Location"].endswith(f"/cycles/{cycle.id}/report")
+    assert b"evil.example" not in response.data
+    page = client.get(response.headers["Location"], headers=EVIL).get_data(as_text=True)
+    assert "暂时无法生成签字版报告" in page and "PUBLIC_URL" in page
+    assert "evil.example" not in page
+
+
+def test_without_public_url_the_refusal_is_logged_for_the_administrator(app, graded, caplog):
+    """The administrator's explanation (set PUBLIC_URL, never the Host header) is in the log."""
+    from services import reports
+    s, cycle = graded
+    _sign_all(app, s, cycle)
+    app.config["PUBLIC_URL"] = None
+    with app.test_request_context(headers=EVIL), pytest.raises(reports.PublicURLMissing):
+        reports.signed_report_pdf(cycle)
+    assert "PUBLIC_URL is not set" in caplog.text and "Host header" in caplog.text
+
+
+def test_without_public_url_a_draft_report_prints_no_address(app, client, graded):
+    """An unsigned draft asked for with `Host: evil.example` and no PUBLIC_URL prints no
+    verification address and no QR code at all."""
+    from services import reports
+    s, cycle = graded
+    app.config["PUBLIC_URL"] = None
+    login_at_evil(client, "chair")
+    response = client.get(f"/cycles/{cycle.id}/report.pdf", headers=EVIL)
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = pdf_text(response.data)
+    assert cycle.name in text
+    assert "evil.example" not in text and "/verify" not in text and "核验本文件" not in text
+    with app.test_request_context(headers=EVIL):
+        context = reports._report_context(cycle)
+    assert context["verify_url"] is None and context["qr"] is None

@@ -8,7 +8,8 @@ from tests.pdf_helpers import signing_cycle
 
 @pytest.fixture
 def app(app, tmp_path, immediate_jobs):
-    app.config.update(SIGNING_DIR=str(tmp_path / "signing"), REPORTS_DIR=str(tmp_path / "out"))
+    app.config.update(SIGNING_DIR=str(tmp_path / "signing"), REPORTS_DIR=str(tmp_path / "out"),
+                      PUBLIC_URL="https://tierdesk.example.com")
     return app
 
 

@@ -18,6 +18,41 @@ def test_security_headers_on_every_response(client, make, path):
     assert headers["Referrer-Policy"] == "same-origin"
 
 
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def test_hsts_on_every_response_only_when_cookies_are_secure(app, client):
+    """With SESSION_COOKIE_SECURE every response, static files and errors too, tells the
+    browser to use HTTPS only (HSTS); without it, none does."""
+    paths = ["/login", "/", "/healthz", "/static/vendor/htmx/htmx.min.js", "/no-such-page"]
+    assert [client.get(path).headers.get("Strict-Transport-Security") for path in paths] == \
+        [None] * len(paths)
+    app.config["SESSION_COOKIE_SECURE"] = True
+    assert [client.get(path).headers.get("Strict-Transport-Security") for path in paths] == \
+        [HSTS] * len(paths)
+
+
+def test_exports_and_pdfs_are_never_stored(app, client, make):
+    """Every answer but a static file says Cache-Control: no-store: pages, redirects, the
+    customer exports (.xlsx, .csv) and PDFs, which carry customer data too."""
+    from services.demo import ensure_reference_data
+    with app.test_request_context():
+        template = ensure_reference_data()
+    branch = make.branch("E", "华东分公司")
+    make.customer(branch, "上海浦江精密机械有限公司", code="C001")
+    make.user("bm_e", roles=("branch_manager",), branch=branch)
+    login(client, "bm_e")
+    answers = {path: client.get(path) for path in (
+        "/", "/customers/new", "/customers/export.xlsx", "/customers/export.csv",
+        "/funnel/export.xlsx", f"/scorecards/{template.id}/sheet.pdf", "/no-such-page")}
+    assert {path: answer.mimetype for path, answer in answers.items()
+            if answer.status_code != 200 and path != "/no-such-page"} == {}
+    assert {path: answer.headers.get("Cache-Control") for path, answer in answers.items()} == \
+        {path: "no-store" for path in answers}
+    static = client.get("/static/vendor/htmx/htmx.min.js")
+    assert static.status_code == 200 and "no-store" not in static.headers.get("Cache-Control", "")
+
+
 def test_pages_vary_on_hx_request(client, make):
     """A page that answers htmx with a fragment says so in Vary."""
     make.user("admin", roles=("admin",))

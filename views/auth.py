@@ -53,6 +53,7 @@ def login():
         if ok and user.active:
             session.clear()  # a new session: nothing carried from before login
             login_user(user)
+            session["login_at"] = utcnow().isoformat()  # SESSION_MAX_HOURS counts from here
             User.update(last_login_at=utcnow()).where(User.id == user.id).execute()
             audit("login", user, actor=user)
             return redirect(_safe_next(form.next.data))

@@ -80,15 +80,20 @@ def _cycle_or_404(cycle_id):
 @role_required(*REPORT_ROLES)
 def report_pdf(cycle_id):
     """The committee report; signed with the organisation's key once everyone
-    signed. A large cycle is rendered in the background: see the report page."""
+    signed. A large cycle is rendered in the background: see the report page.
+    A report to be signed while PUBLIC_URL is unset is refused there, with why."""
     cycle = _cycle_or_404(cycle_id)
     limit = current_app.config.get("REPORT_INLINE_MAX", 200)
     if Assessment.select().where(Assessment.cycle == cycle).count() > limit:
         flash(_("This report holds more than %(n)s sheets; it is rendered in the background.",
                 n=limit), "info")
         return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
-    data = reports.signed_report_pdf(
-        cycle, batch_size=current_app.config.get("REPORT_BATCH", reports.SHEET_BATCH))
+    try:
+        data = reports.signed_report_pdf(
+            cycle, batch_size=current_app.config.get("REPORT_BATCH", reports.SHEET_BATCH))
+    except reports.PublicURLMissing as error:
+        flash(str(error), "error")
+        return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
     return pdf_response(data, f"cycle-{cycle.id}-report.pdf")
 
 
