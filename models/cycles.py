@@ -234,8 +234,10 @@ def save_cycle(cycle, user, *, name, year, template_existing, template_prospect,
     return cycle
 
 
-def missing_for_next_phase(cycle):
-    """What must happen before the cycle may move on: a list of sentences."""
+def missing_for_next_phase(cycle, user=None):
+    """What must happen before the cycle may move on: a list of sentences, about the
+    sheets `user` may see when given (a branch manager reads the branch's only)."""
+    sheets = Assessment.visible_to(user) if user is not None else Assessment.select()
     missing = []
     if cycle.phase == "draft":
         if not cycle.members().exists():
@@ -243,7 +245,7 @@ def missing_for_next_phase(cycle):
         if not cycle.scoped_customers().exists():
             missing.append(_l("The scope holds no customer."))
     elif cycle.phase == "preliminary":
-        open_sheets = (Assessment.select(Branch.name, fn.COUNT(Assessment.id).alias("n"))
+        open_sheets = (sheets.select(Branch.name, fn.COUNT(Assessment.id).alias("n"))
                        .join(Branch, on=(Assessment.branch == Branch.id))
                        .where(Assessment.cycle == cycle,
                               Assessment.preliminary_submitted_at.is_null())
@@ -253,8 +255,8 @@ def missing_for_next_phase(cycle):
                                     "%(branch)s: %(num)s preliminary sheets not submitted.",
                                     count, branch=branch))
     elif cycle.phase == "committee":
-        count = Assessment.select().where(Assessment.cycle == cycle,
-                                          Assessment.finalised_at.is_null()).count()
+        count = sheets.where(Assessment.cycle == cycle,
+                             Assessment.finalised_at.is_null()).count()
         if count:
             missing.append(ngettext("%(num)s assessment has no final grade yet.",
                                     "%(num)s assessments have no final grade yet.", count))

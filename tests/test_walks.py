@@ -19,14 +19,17 @@ REFERENCE_PARAMS = {"branch", "manager", "assessment", "actor"}
 
 
 def _mark_other_branch(home):
-    """Give every record of the branches other than `home` a name that must never
-    reach a user of `home`; returns {parameter: another branch's value}."""
+    """Give every record of the branches other than `home`, and the other branch
+    itself, a name that must never reach a user of `home`; returns {parameter:
+    another branch's value}."""
     others = Customer.select(Customer.id).where(Customer.branch != home.id)
     Customer.update(name=Customer.code.concat(SECRET + "有限公司")).where(
         Customer.branch != home.id).execute()
     Contact.update(name="机密联系人").where(Contact.customer.in_(others)).execute()
     Activity.update(notes=f"{SECRET}的拜访记录").where(Activity.customer.in_(others)).execute()
     other = Branch.get(Branch.id != home.id)
+    other.name = f"{SECRET}所在分公司"  # a branch-scoped user sees the own branch alone
+    other.save()
     return {
         "branch": other.id,
         "manager": User.get(User.branch == other.id, User.username.startswith("rep_")).id,

@@ -143,7 +143,7 @@ def detail(cycle_id):
                                what_if=bool(thresholds))
     return render_template("cycles/detail.html", cycle=cycle, branches=list(rows),
                            summary=summary, what_if=bool(thresholds),
-                           missing=missing_for_next_phase(cycle), phases=PHASES,
+                           missing=missing_for_next_phase(cycle, current_user), phases=PHASES,
                            can_advance=can_advance,
                            can_edit=cycle.phase == "draft" and current_user.has_role(
                                *SETUP_ROLES))
