@@ -4,7 +4,7 @@ import sys
 import click
 from flask_babel import force_locale
 
-from models import Branch, DomainError, db
+from models import Branch, DomainError, GradingCycle, db
 from models.people import ROLES, save_user
 
 
@@ -22,9 +22,13 @@ def _print_logins():
     if not rows:
         return
     click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
-    for username, name, roles, branch in rows:
-        click.echo(f"  {username:<12} {name:<6} {roles} {branch}")
+    for username, name, roles, branch, hint in rows:
+        click.echo(f"  {username:<12} {name:<6} {roles} {branch}" + (f"  — {hint}" if hint else ""))
     click.echo("  (every branch has bm_<code> and rep_<code>_1..3)")
+    meeting = GradingCycle.get_or_none(GradingCycle.phase == "committee")
+    if meeting:
+        click.echo(f"The meeting: log in as chair and as member1 in two browsers, then open "
+                   f"/cycles/{meeting.id}/meeting ({meeting.name}).")
 
 
 def register(app):
@@ -58,13 +62,15 @@ def register(app):
     def seed_demo(seed, customers, reps_per_branch, branches, if_empty):
         """Fill an empty database with a believable demo company."""
         from models import User
-        from services.demo import build_demo
+        from services.demo import build_demo, build_demo_meeting
         if User.select().exists():
             if if_empty:
                 return
             _fail("the database already has users; seed-demo fills only an empty database.")
         build_demo(seed=seed, customers=customers, reps_per_branch=reps_per_branch,
                    branches=branches)
+        if customers:  # a second cycle, in committee review: the meeting to try
+            build_demo_meeting(seed=seed)
         click.echo(f"Demo company created: {customers} customers.")
         _print_logins()
 

@@ -306,6 +306,72 @@ def _grading_cycle(today, admin):
     advance(cycle, chair)
 
 
+
+# Remarks a branch manager writes under a preliminary sheet.
+PRELIMINARY_REMARKS = ["合作稳定，回款及时，建议维持现有等级。",
+                       "今年采购量明显增长，建议上调一级。",
+                       "高层关系良好，但利润贡献一般。", "回款偶有拖延，需关注资信情况。"]
+
+
+def build_demo_meeting(seed=2027, size=12, today=None):
+    """A smaller cycle already in committee review, beside the one in 初评: `size`
+    customers of every branch with their preliminary sheets filled and submitted by
+    the branch managers, three customers scored by members 1 and 2, the first of them
+    settled by the chair, and the meeting on the second. So a newcomer can open the
+    meeting as the chair and as a member at once. Written through the same rules as
+    the screens (save_score, submit_preliminary, finalise). Returns the cycle."""
+    from models import Assessment
+    from models.cycles import (
+        advance,
+        committee_summary,
+        finalise,
+        save_cycle,
+        save_score,
+        set_current,
+        submit_preliminary,
+    )
+    rng = random.Random(seed + 1)
+    today = today or datetime.date(2026, 11, 25)
+    admin = User.get(User.username == "admin")
+    chair = User.get(User.username == "chair")
+    members = list(User.select().where(User.username.in_(["member1", "member2", "director"]))
+                   .order_by(User.username))
+    template = ScorecardTemplate.get(ScorecardTemplate.kind == "existing")
+    picked, per_branch = [], {}
+    for customer in (Customer.select(Customer.id, Customer.branch)
+                     .where(Customer.kind == "existing", Customer.tier.is_null(False))
+                     .order_by(Customer.code)):
+        if per_branch.get(customer.branch_id, 0) < max(1, size // 6) and len(picked) < size:
+            per_branch[customer.branch_id] = per_branch.get(customer.branch_id, 0) + 1
+            picked.append(customer.id)
+    cycle = save_cycle(None, admin, name=f"{today.year}年度重点客户复评（演示）", year=today.year,
+                       template_existing=template, template_prospect=None,
+                       scope={"customers": picked}, chair=chair, members=members,
+                       meeting_from=today, meeting_to=today)
+    cycle = advance(cycle, chair)
+    managers = {u.branch_id: u for u in User.with_role("branch_manager")}
+    criteria = template.criteria_with_levels()
+    sheets = list(Assessment.select().where(Assessment.cycle == cycle)
+                  .order_by(Assessment.agenda_position))
+
+    def score(sheet, user, stage):
+        for criterion in criteria:
+            level = rng.choice(criterion.levels)
+            save_score(sheet, user, stage, criterion.id, level.id,
+                       rng.randint(level.min_points, level.max_points), "", 0)
+
+    for sheet in sheets:
+        score(sheet, managers[sheet.branch_id], "preliminary")
+        submit_preliminary(sheet, managers[sheet.branch_id], rng.choice(PRELIMINARY_REMARKS))
+    cycle = advance(cycle, chair)
+    for sheet in sheets[:3]:
+        for member in members[:2]:
+            score(Assessment.get_by_id(sheet.id), member, "committee")
+    first = Assessment.get_by_id(sheets[0].id)
+    finalise(first, chair, committee_summary(first)["mean_grade"])
+    set_current(cycle, chair, Assessment.get_by_id(sheets[1].id))
+    return cycle
+
 # Believable service policies (服务政策), per tier code: (contact, visit, analysis,
 # response hours, holiday greetings, dedicated manager, production priority, credit terms).
 POLICIES = {
@@ -626,8 +692,22 @@ def db_max_id(model):
     return fn.MAX(model.id)
 
 
+# What each kind of demo user is there to try (the login list says it beside them).
+TRY = {
+    "admin": "users, branches, tiers, scorecards, approval rules, imports",
+    "chair": "chairs the meeting under way: scores, settles, moves everyone on",
+    "member1": "scores in that meeting: open it beside the chair, in another browser",
+    "member2": "another member of both committees",
+    "member3": "a member of the 初评 cycle's committee",
+    "director": "committee member; the second approval of a promotion to the top tier",
+    "gm": "the last approval of a promotion to the top tier",
+    "bm_": "fills the branch's 初评 sheets; approves the branch's tier changes",
+    "rep_": "the weekly sales funnel; logs contacts with the branch's customers",
+}
+
+
 def demo_logins():
-    """[(username, name, roles, branch)] of the demo users worth trying."""
+    """[(username, name, roles, branch, what to try)] of the demo users worth trying."""
     from models.people import ROLES
     wanted = ["admin", "chair", "member1", "member2", "member3", "director", "gm"]
     users = {u.username: u for u in User.select().where(
@@ -637,4 +717,6 @@ def demo_logins():
     ordered += sorted((u for name, u in users.items() if name not in wanted),
                       key=lambda u: (u.branch_id or 0, u.username))
     return [(u.username, u.display_name, "、".join(str(ROLES[r]) for r in u.roles),
-             u.branch.name if u.branch_id else "") for u in ordered]
+             u.branch.name if u.branch_id else "",
+             TRY.get(u.username) or TRY.get(u.username.split("_")[0] + "_", ""))
+            for u in ordered]

@@ -76,6 +76,34 @@ def test_seed_demo_builds_a_believable_company(runner):
     assert runner.invoke(args=["seed-demo", "--if-empty"]).exit_code == 0
 
 
+def test_the_demo_has_a_meeting_to_open_as_chair_and_member(runner, client):
+    """seed-demo adds a small cycle in committee review: sheets submitted, a few
+    customers scored, one settled, the meeting on the next; the login list says whom
+    to try, and the chair and a member each open that meeting."""
+    from models import Assessment, GradingCycle, Score
+    from tests.conftest import login
+    result = runner.invoke(args=["seed-demo", "--customers", "60"])
+    assert result.exit_code == 0, result.output
+    phases = {c.phase for c in GradingCycle.select()}
+    assert phases == {"preliminary", "committee"}
+    meeting = GradingCycle.get(GradingCycle.phase == "committee")
+    sheets = Assessment.select().where(Assessment.cycle == meeting)
+    assert 6 <= sheets.count() <= 12
+    assert sheets.where(Assessment.preliminary_submitted_at.is_null()).count() == 0
+    assert sheets.where(Assessment.finalised_at.is_null(False)).count() == 1
+    scored = {s.assessment_id for s in Score.select().where(
+        Score.stage == "committee", Score.assessment.in_(sheets))}
+    assert len(scored) == 3 and meeting.current_assessment in scored
+    assert f"/cycles/{meeting.id}/meeting" in result.output
+    assert "chair" in result.output and "member1" in result.output
+    for username in ("chair", "member1"):
+        login(client, username, "demo2027")
+        page = client.get(f"/cycles/{meeting.id}/meeting").get_data(as_text=True)
+        current = Assessment.get_by_id(meeting.current_assessment)
+        assert current.customer.name in page, username
+        client.post("/logout")
+
+
 def test_seed_is_deterministic(app, tmp_path):
     """Two databases seeded with the same seed hold the same customers."""
     from app import create_app
