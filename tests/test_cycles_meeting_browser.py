@@ -122,9 +122,14 @@ def _expect_board(chair, totals):
                                                     use_inner_text=True)
     # Laid out as a table: each member's total sits under the member's name. (The
     # funnel's kanban `.board` grid once captured this table and scattered its cells.)
-    names, sums = board.locator("thead th").all(), board.locator("tfoot td").all()
-    for name, total in zip(names[1:], sums):
-        assert abs(name.bounding_box()["x"] - total.bounding_box()["x"]) < 1
+    # Measured in one step: the board is polled, and a swap between two measurements
+    # would leave the second one measuring an element no longer on the page.
+    names, sums = board.evaluate("""board => [
+        [...board.querySelectorAll('thead th')].slice(1).map(e => e.getBoundingClientRect().x),
+        [...board.querySelectorAll('tfoot td')].map(e => e.getBoundingClientRect().x)]""")
+    assert len(names) == len(sums) == len(cells)
+    for name, total in zip(names, sums):
+        assert abs(name - total) < 1
 
 
 def test_committee_grades_ten_customers_in_a_meeting(app, make, live_server, new_page):
