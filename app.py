@@ -249,7 +249,9 @@ def _register_request_hooks(app):
             # Overwrites send_file's "no-cache", which still lets a cache keep it.
             headers["Cache-Control"] = "no-store"
         if response.mimetype == "text/html":
+            # A fragment for htmx, the whole page for a plain GET or a history restore.
             response.vary.add("HX-Request")
+            response.vary.add("HX-History-Restore-Request")
         return response
 
 

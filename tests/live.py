@@ -166,4 +166,7 @@ def screenshot(page, name):
     folder = os.environ.get("SCREENSHOT_DIR")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        # caret="initial": hiding the caret makes Playwright inject a style, which our CSP
+        # later reports (an inline style) when htmx swaps the page after the screenshot.
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True,
+                        caret="initial")

@@ -65,6 +65,74 @@ def test_pages_vary_on_hx_request(client, make):
     assert "<html" not in fragment.get_data(as_text=True)
 
 
+HISTORY_RESTORE = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+LAYOUT = '<header class="topbar">'
+
+# Pages whose filters or pager push their URL (hx-push-url): the address, what the
+# page's filter form shows for it, and the headers under which htmx gets a fragment.
+# A new such page is one more line here.
+PUSHED_PAGES = [
+    ("/customers?q=pj&page=2", 'type="search" value="pj"', {}),
+    ("/approvals?q=pj&source=cycle", '<option value="cycle" selected>', {}),
+    ("/funnel?week=2026-W10", "2026-W10", {}),
+    ("/funnel/team?week=2026-W10", "2026-W10", {}),
+    ("/audit?actor=zhang", 'name="actor" type="text" value="zhang"', {}),
+    ("/compliance?kind=visit&page=2", '<option value="visit" selected>',
+     {"HX-Target": "overdue"}),
+]
+
+
+@pytest.fixture
+def page_reader(client, make):
+    """Logged in as someone who may open every page that pushes its URL."""
+    make.user("reader", roles=("admin", "branch_manager"))
+    login(client, "reader")
+    return client
+
+
+@pytest.mark.parametrize("path, filled_in, fragment_headers", PUSHED_PAGES)
+def test_history_restore_gets_the_whole_page(page_reader, path, filled_in, fragment_headers):
+    """htmx restoring a pushed URL (HX-Request and HX-History-Restore-Request) gets the
+    whole page, with the URL's filters filled in, and Vary names both headers."""
+    response = page_reader.get(path, headers=dict(HISTORY_RESTORE, **fragment_headers))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" in html and LAYOUT in html and 'aria-label="主导航"' in html
+    assert filled_in in html
+    assert {"HX-Request", "HX-History-Restore-Request"} <= set(response.vary)
+
+
+@pytest.mark.parametrize("path, filled_in, fragment_headers", PUSHED_PAGES)
+def test_a_filter_or_page_change_gets_the_fragment(page_reader, path, filled_in,
+                                                   fragment_headers):
+    """An ordinary htmx request (HX-Request alone) for the same URL gets only the part
+    that changes, without the layout."""
+    response = page_reader.get(path, headers=dict({"HX-Request": "true"},
+                                                  **fragment_headers))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" not in html and LAYOUT not in html
+    assert "HX-Request" in response.vary
+
+
+# Never restored from history: the benchmark floor (a bare template on purpose) and
+# files, which are slow to make and not pages.
+NOT_PAGES = ("/floor", "/healthz", "/logout")
+
+
+def test_every_page_answers_a_history_restore_whole(app, page_reader):
+    """Any page without URL parameters, asked for as a history restore, answers the
+    whole layout or not a page at all: a view added later cannot forget it."""
+    paths = sorted(rule.rule for rule in app.url_map.iter_rules()
+                   if "GET" in rule.methods and not rule.arguments
+                   and rule.rule not in NOT_PAGES
+                   and not rule.rule.endswith((".pdf", ".xlsx", ".csv")))
+    bare = [path for path in paths
+            if (answer := page_reader.get(path, headers=HISTORY_RESTORE)).mimetype == "text/html"
+            and answer.status_code == 200 and LAYOUT not in answer.get_data(as_text=True)]
+    assert len(paths) > 20 and bare == []
+
+
 def test_oversized_request_is_413(client, make):
     """A body over the limit is refused with 413 and a page in Chinese that gives the
     limit."""
