@@ -699,6 +699,7 @@ class SummaryRow(NamedTuple):
     special_policy: bool
     credit_review: bool
     provisional: bool
+    settled: bool  # the result is the chair's final grade, not a total's band grade
 
 
 def _bands_by_template(template_ids, tiers):
@@ -745,9 +746,10 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
     before the cycle per tier, the movements against the tier each customer
     held (`unchanged` counts those who keep it), and the lists the committee
     signs: the top tier, special policies, credit review, provisional
-    customers. Lists are in agenda order; with `shown`, each holds its first
-    `shown` sheets only (the page shows thirty, the report all), and `counts`
-    counts them all. Four queries, whatever the size.
+    customers. `settled` counts the final grades alone (what-if or not), `computed`
+    the results that are only a total's band grade. Lists are in agenda order;
+    with `shown`, each holds its first `shown` sheets only (the page shows thirty,
+    the report all), and `counts` counts them all. Four queries, whatever the size.
     """
     tiers = Tier.in_order()
     by_id = {t.id: t for t in tiers}
@@ -765,12 +767,15 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
     lists = {key: [] for key in SUMMARY_LISTS}
     counts = dict.fromkeys(SUMMARY_LISTS, 0)
     top_id = tiers[0].id if tiers else None
-    unchanged = 0
+    unchanged = settled = 0
     # A thousand sheets a request: plain tuples here, names only for the listed ones.
     for sheet_id, template_id, before_id, final_id, total, special, credit, provisional in rows:
         if total is not None:
             total = round(float(total), 2)
-        if final_id and not thresholds:
+        if final_id:
+            settled += 1
+        is_final = bool(final_id) and not thresholds
+        if is_final:
             result = by_id.get(final_id)
         elif total is not None:
             result = _band_grade(bands[template_id], total)
@@ -799,7 +804,7 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
                 counts[key] += 1
                 if shown is None or counts[key] <= shown:
                     row = row or (sheet_id, by_id.get(before_id), result, total, bool(special),
-                                  bool(credit), bool(provisional))
+                                  bool(credit), bool(provisional), is_final)
                     lists[key].append(row)
     lists = _with_particulars(lists)
     return {
@@ -813,7 +818,10 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
         "credit_review": lists["credit_review"],
         "provisional": lists["provisional"],
         "counts": counts,
-        "graded": sum(now.values()),
+        # Settled: the chair's final grades only. The other results are what the totals
+        # would get, shown as the distribution but never counted as settled.
+        "settled": settled,
+        "computed": sum(now.values()) - (0 if thresholds else settled),
         "total": len(rows),
     }
 

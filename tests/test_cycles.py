@@ -567,3 +567,35 @@ def test_the_customer_page_lists_its_assessment_sheets(app, client, setup):
     assert "初评" in page  # the cycle's phase
     other = client.get(f"/customers/{setup['customers'][1].id}").get_data(as_text=True)
     assert "尚未参加任何评级周期" not in other
+
+
+def test_settled_counts_only_final_grades(app, client, setup):
+    """已定级 counts the chair's final grades only; the results the totals would get are
+    shown as computed, never counted as settled, on the page, the list and the dashboard."""
+    from models import Customer, Tier
+    from models.cycles import cycle_summary, finalise
+    from tests.conftest import login
+    Customer.update(tier=Tier.get(Tier.code == "C").id).execute()
+    cycle = _in_committee(app, setup)  # every sheet has a preliminary total: a B
+    sheets = list(Assessment.select().where(Assessment.cycle == cycle)
+                  .order_by(Assessment.agenda_position))
+    with app.test_request_context():
+        for criterion in _criteria(setup["template"]):
+            save_score(sheets[0], setup["members"][0], "committee", criterion.id, None,
+                       criterion.max_points, "", 0)
+        finalise(sheets[0], setup["chair"], Tier.get(Tier.code == "A"))
+        summary = cycle_summary(cycle)
+        assert (summary["settled"], summary["computed"], summary["total"]) == (1, 4, 5)
+        what_if = cycle_summary(cycle, {Tier.get(Tier.code == "A").id: 0})
+        assert what_if["settled"] == 1  # a what-if settles nothing
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
+    assert re.search(r"已定级</td><td></td><td[^>]*>1 / 5<", page)
+    assert "其中 4 位的结果只是按总分推算的等级，尚未定级。" in page
+    moved = re.search(r"升级客户 <small[^>]*>5</small>.*?</section>", page, re.S).group(0)
+    assert moved.count("（推算）") == 4  # the final A is not marked
+    listing = client.get("/cycles").get_data(as_text=True)
+    row = re.search(rf"{cycle.name}.*?</tr>", listing, re.S).group(0)
+    assert re.findall(r'<td class="num">(\d+)</td>', row) == ["5", "5", "1"]
+    login(client, "m1")
+    assert 'class="big">4<' in client.get("/").get_data(as_text=True)  # still to grade

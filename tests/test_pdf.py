@@ -248,3 +248,19 @@ def test_cycle_page_offers_the_report_to_report_roles_only(client, graded):
     login(manager, "bm_e")
     assert 'data-testid="report-link"' not in manager.get(f"/cycles/{cycle.id}").get_data(
         as_text=True)
+
+
+def test_report_summary_counts_only_final_grades(app, make):
+    """The report's summary says 已评定 for final grades alone, and how many results are
+    only a total's grade, marked （推算） in its lists."""
+    from models import Tier
+    from services import reports
+    s, cycle = signing_cycle(app, make, phase="committee")  # preliminary totals, no finals
+    Assessment.update(tier_before=Tier.get(Tier.code == "C").id).where(
+        Assessment.cycle == cycle).execute()
+    with app.test_request_context():
+        context = reports._report_context(cycle)
+        text = pdf_text(reports.render_part(cycle, "front", None, context, None))
+    assert "共 5 位客户，已评定 0 位" in text
+    assert "其中 5 位的结果只是按总分推算的等级，尚未定级。" in text
+    assert text.count("（推算）") >= 5
