@@ -205,7 +205,7 @@ def test_report_pdf_has_cover_summary_every_sheet_and_signature_page(client, gra
         assert customer.name in text
     assert RARE_NAME in text
     assert "特殊政策" in text and "资信等级审定" in text
-    assert "评定结果指纹（SHA-256）：" in text  # Chinese punctuation, on the cover
+    assert "草稿：评级委员会尚未全体签字确认本评定结果。" in text  # unsigned: a draft's cover
     assert re.search(r"特殊政策客户（\d+）", text)  # each list's title counts it
     assert zh(app, "Signatures of the grading committee") in text
     footers = [footer(app, n, pages) for n in range(1, pages + 1)]
@@ -264,3 +264,42 @@ def test_report_summary_counts_only_final_grades(app, make):
     assert "共 5 位客户，已评定 0 位" in text
     assert "其中 5 位的结果只是按总分推算的等级，尚未定级。" in text
     assert text.count("（推算）") >= 5
+
+
+def _pages(data):
+    """The text of each page of a PDF (pdftotext ends each page with a form feed)."""
+    pages = pdf_text(data).split("\f")
+    return pages[:-1] if pages and not pages[-1].strip() else pages
+
+
+def test_a_draft_report_says_draft_on_every_page_and_carries_nothing_to_verify(app, make,
+                                                                               tmp_path):
+    """Until the whole committee has signed, every page of the report says 草稿 and the
+    cover has no fingerprint and no verification QR code; the signed report has both on
+    its cover and 草稿 nowhere."""
+    from models.signing import results_fingerprint, sign
+    from services import reports
+    from tests.conftest import PASSWORD
+    app.config.update(SIGNING_DIR=str(tmp_path / "signing"),
+                      PUBLIC_URL="https://tierdesk.example.com")
+    s, cycle = signing_cycle(app, make)
+    with app.test_request_context():
+        sign(cycle, s["members"][0], PASSWORD)  # one signature: still a draft
+        draft = reports.signed_report_pdf(cycle, batch_size=2)
+    pages = _pages(draft)
+    assert len(pages) == pdf_pages(draft) >= 7
+    assert [n for n, page in enumerate(pages, 1) if "草稿" not in page] == []
+    fingerprint = results_fingerprint(cycle)
+    cover = pages[0]
+    for absent in (fingerprint, "SHA-256", "核验", "/verify"):
+        assert absent not in cover, absent
+    assert "草稿：评级委员会尚未全体签字确认本评定结果。" in cover
+    assert "tierdesk.example.com" not in pdf_text(draft)
+    with app.test_request_context():
+        for member in (s["members"][1], s["chair"]):
+            sign(cycle, member, PASSWORD)
+        signed = reports.signed_report_pdf(cycle, batch_size=2)
+    assert "草稿" not in pdf_text(signed)
+    cover = _pages(signed)[0]
+    assert "评定结果指纹（SHA-256）：" in cover and fingerprint in squeezed(cover)
+    assert "核验本文件：" in cover and "https://tierdesk.example.com/verify" in cover
