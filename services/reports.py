@@ -258,16 +258,22 @@ def signed_report_pdf(cycle, progress=None, batch_size=SHEET_BATCH):
     from services.signing import sign_pdf
     fingerprint = results_fingerprint(cycle)
     signed = will_be_signed(cycle, fingerprint)
+    ensure_public_url(signed)
+    data = report_pdf(cycle, progress, batch_size, fingerprint, signed)
+    if signed:
+        data = sign_pdf(data, reason=f"{cycle.name} · {fingerprint}")
+    return data
+
+
+def ensure_public_url(signed):
+    """Raise PublicURLMissing (and tell the log what to set) for a report to be signed
+    while PUBLIC_URL is unset: its verification address would be invented."""
     if signed and verify_url() is None:
         current_app.logger.warning(PUBLIC_URL_MISSING_LOG)
         raise PublicURLMissing(_l(
             "The signed report cannot be made yet: the administrator has not set the "
             "address at which this system is reached (PUBLIC_URL), which the report prints "
             "for checking it. Please ask the administrator."))
-    data = report_pdf(cycle, progress, batch_size, fingerprint, signed)
-    if signed:
-        data = sign_pdf(data, reason=f"{cycle.name} · {fingerprint}")
-    return data
 
 
 def will_be_signed(cycle, fingerprint):

@@ -10,7 +10,14 @@ from models import Assessment, ScorecardTemplate
 from services import pdf
 from services.demo import ensure_reference_data
 from tests.conftest import login
-from tests.pdf_helpers import RARE_NAME, pdf_pages, pdf_text, signing_cycle
+from tests.pdf_helpers import RARE_NAME, fetch_report, pdf_pages, pdf_text, signing_cycle
+
+
+@pytest.fixture
+def app(app, tmp_path):
+    """The app with the report jobs' files in this test's own directory."""
+    app.config.update(REPORTS_DIR=str(tmp_path / "reports"))
+    return app
 
 
 def zh(app, msgid, **values):
@@ -185,15 +192,16 @@ def test_blank_sheet_pdf(app, client, make):
     assert ScorecardTemplate.select().count() >= 1
 
 
-def test_report_pdf_has_cover_summary_every_sheet_and_signature_page(client, graded):
+def test_report_pdf_has_cover_summary_every_sheet_and_signature_page(client, graded,
+                                                                     immediate_jobs):
     """The report: cover, summary lists, one sheet per customer, the signature page,
     numbered 第 N 页 / 共 M 页 across the merged batches."""
     s, cycle = graded
     login(client, "chair")
     page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
-    assert f"/cycles/{cycle.id}/report.pdf" in page
+    assert f'href="/cycles/{cycle.id}/report"' in page
     client.application.config["REPORT_BATCH"] = 2  # several batches even for five sheets
-    response = client.get(f"/cycles/{cycle.id}/report.pdf")
+    response = fetch_report(client, cycle)
     assert response.status_code == 200
     data = response.data
     text = pdf_text(data)
@@ -220,7 +228,7 @@ def test_report_is_refused_to_branch_roles(client, graded):
     assert client.get(f"/cycles/{cycle.id}/report.pdf").status_code == 403
 
 
-def test_report_numbers_pages_right_when_a_sheet_runs_long(client, graded):
+def test_report_numbers_pages_right_when_a_sheet_runs_long(client, graded, immediate_jobs):
     """A sheet that runs over one page (a long rationale) still leaves every page
     numbered N of the true total."""
     s, cycle = graded
@@ -229,7 +237,7 @@ def test_report_numbers_pages_right_when_a_sheet_runs_long(client, graded):
         Assessment.id == sheet.id).execute()
     login(client, "chair")
     client.application.config["REPORT_BATCH"] = 2
-    data = client.get(f"/cycles/{cycle.id}/report.pdf").data
+    data = fetch_report(client, cycle).data
     pages = pdf_pages(data)
     text = pdf_text(data)
     app = client.application
