@@ -71,7 +71,6 @@ def create_app(test_config=None):
         # Committee reports: sheets per rendered batch, the most rendered inside a
         # request (more go to a background job), where finished jobs keep the file.
         REPORT_BATCH=50,
-        REPORT_INLINE_MAX=200,
         REPORTS_DIR=None,
     )
     for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_MAX_HOURS",

@@ -39,7 +39,7 @@ from .base import (
 )
 from .customers import Customer
 from .people import Branch, User, scope_shape, scoped_to_branch
-from .scorecards import GradeBand, ScorecardTemplate
+from .scorecards import Criterion, GradeBand, ScorecardTemplate, reachable_tiers
 from .tiers import Tier
 
 PHASES = {
@@ -109,6 +109,15 @@ class GradingCycle(BaseModel):
         if not self.template_prospect_id:
             query = query.where(Customer.kind == "existing")
         return query
+
+    def tiers_out_of_reach(self):
+        """[(template, [tier])] for each of the cycle's templates whose bands leave some
+        of the company's tiers out of reach of every total."""
+        tiers = Tier.in_order()
+        templates = [self.template_existing] + (
+            [self.template_prospect] if self.template_prospect_id else [])
+        found = [(template, template.tiers_out_of_reach(tiers)) for template in templates]
+        return [(template, missing) for template, missing in found if missing]
 
     def audit_dict(self):
         return {"name": self.name, "year": self.year, "phase": self.phase,
@@ -701,6 +710,7 @@ class SummaryRow(NamedTuple):
     special_policy: bool
     credit_review: bool
     provisional: bool
+    settled: bool  # the result is the chair's final grade, not a total's band grade
 
 
 def _bands_by_template(template_ids, tiers):
@@ -732,7 +742,7 @@ def _summary_rows(one_branch, *, cycle, branch):
 
 # The lists cycle_summary() fills, by key.
 SUMMARY_LISTS = ("top_list", "special_policy", "credit_review", "provisional", "up", "down",
-                 "new")
+                 "new", "not_compared")
 
 
 def cycle_summary(cycle, thresholds=None, shown=None, user=None):
@@ -745,11 +755,14 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
     id: minimum total}) re-grades every total with other band minima — the
     "what if" — without saving anything. Returns the distribution now and
     before the cycle per tier, the movements against the tier each customer
-    held (`unchanged` counts those who keep it), and the lists the committee
-    signs: the top tier, special policies, credit review, provisional
-    customers. Lists are in agenda order; with `shown`, each holds its first
-    `shown` sheets only (the page shows thirty, the report all), and `counts`
-    counts them all. Four queries, whatever the size.
+    held (`unchanged` counts those who keep it; a move from or to a tier the
+    sheet's bands cannot give is `not_compared`, never up or down: a customer in
+    D on bands that end at C is not upgraded by the bands), and the lists the
+    committee signs: the top tier, special policies, credit review, provisional
+    customers. `settled` counts the final grades alone (what-if or not), `computed`
+    the results that are only a total's band grade. Lists are in agenda order;
+    with `shown`, each holds its first `shown` sheets only (the page shows thirty,
+    the report all), and `counts` counts them all. Five queries, whatever the size.
     """
     tiers = Tier.in_order()
     by_id = {t.id: t for t in tiers}
@@ -762,17 +775,25 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
         what_if = sorted(((minimum, by_id[tier_id]) for tier_id, minimum in thresholds.items()
                           if tier_id in by_id), key=lambda b: -b[0])
         bands = dict.fromkeys(bands, what_if)
+    tops = dict(Criterion.select(Criterion.template, fn.SUM(Criterion.max_points))
+                .where(Criterion.template.in_(list(bands))).group_by(Criterion.template)
+                .tuples())
+    reach = {template_id: reachable_tiers(template_bands, tops.get(template_id) or 0)
+             for template_id, template_bands in bands.items()}
     now = dict.fromkeys(by_id, 0)
     before = dict.fromkeys(by_id, 0)
     lists = {key: [] for key in SUMMARY_LISTS}
     counts = dict.fromkeys(SUMMARY_LISTS, 0)
     top_id = tiers[0].id if tiers else None
-    unchanged = 0
+    unchanged = settled = 0
     # A thousand sheets a request: plain tuples here, names only for the listed ones.
     for sheet_id, template_id, before_id, final_id, total, special, credit, provisional in rows:
         if total is not None:
             total = round(float(total), 2)
-        if final_id and not thresholds:
+        if final_id:
+            settled += 1
+        is_final = bool(final_id) and not thresholds
+        if is_final:
             result = by_id.get(final_id)
         elif total is not None:
             result = _band_grade(bands[template_id], total)
@@ -786,12 +807,14 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
             now[result_id] += 1
             if not before_id:
                 moved = "new"
+            elif result_id == before_id:
+                unchanged += 1
+            elif not {before_id, result_id} <= reach[template_id]:
+                moved = "not_compared"
             elif rank[result_id] < rank[before_id]:
                 moved = "up"
-            elif rank[result_id] > rank[before_id]:
-                moved = "down"
             else:
-                unchanged += 1
+                moved = "down"
         row = None
         top = result_id is not None and result_id == top_id
         for key, wanted in ((moved, moved is not None), ("top_list", top),
@@ -801,21 +824,25 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
                 counts[key] += 1
                 if shown is None or counts[key] <= shown:
                     row = row or (sheet_id, by_id.get(before_id), result, total, bool(special),
-                                  bool(credit), bool(provisional))
+                                  bool(credit), bool(provisional), is_final)
                     lists[key].append(row)
     lists = _with_particulars(lists)
     return {
         "tiers": tiers,
         "bands": bands[cycle.template_existing_id],
         "distribution": [(t, now[t.id], before[t.id]) for t in tiers],
-        "movements": {"up": lists["up"], "down": lists["down"], "new": lists["new"]},
+        "movements": {"up": lists["up"], "down": lists["down"], "new": lists["new"],
+                      "not_compared": lists["not_compared"]},
         "unchanged": unchanged,
         "top_list": lists["top_list"],
         "special_policy": lists["special_policy"],
         "credit_review": lists["credit_review"],
         "provisional": lists["provisional"],
         "counts": counts,
-        "graded": sum(now.values()),
+        # Settled: the chair's final grades only. The other results are what the totals
+        # would get, shown as the distribution but never counted as settled.
+        "settled": settled,
+        "computed": sum(now.values()) - (0 if thresholds else settled),
         "total": len(rows),
     }
 

@@ -7,8 +7,9 @@ from peewee import CharField, DateTimeField, ForeignKeyField, IntegerField, Text
 
 from i18n import lazy_gettext as _l
 
+from .audit import AuditEvent
 from .base import BaseModel, utcnow
-from .cycles import GradingCycle
+from .cycles import Assessment, GradingCycle, Score
 from .people import User
 
 JOB_STATES = {"queued": _l("Waiting to start"), "running": _l("Rendering"),
@@ -57,6 +58,35 @@ class ReportJob(BaseModel):
     @property
     def may_retry(self):
         return self.state == "failed" or self.stalled
+
+
+# What changes a report's content besides the committee's scores (Score.updated_at): the
+# phase, results and signatures, and the names it prints. Scores are not audited.
+REPORT_CHANGES = ("cycle_updated", "cycle_phase", "preliminary_submitted",
+                  "assessment_finalised", "assessment_reopened", "cycle_signed",
+                  "cycle_reopened", "customer_updated", "customer_import", "branch_updated",
+                  "tier_created", "tier_updated", "tier_moved", "user_updated")
+
+
+def current_report_job(cycle, fingerprint, signed):
+    """The newest of the cycle's report jobs that shows the cycle as it is now: queued,
+    running or done (not failed or stopped), requested after the last change a report
+    shows, and, when done, rendered from these results (`fingerprint`), signed or not
+    as `signed` says, with its file still on disk. None when there is none."""
+    job = (ReportJob.select().where(ReportJob.cycle == cycle.id,
+                                    ReportJob.state.in_(("queued", "running", "done")))
+           .order_by(ReportJob.id.desc()).first())
+    if job is None or job.stalled:
+        return None
+    if job.state == "done" and (job.fingerprint != fingerprint or bool(job.signed) != signed
+                                or not job.path or not Path(job.path).is_file()):
+        return None
+    changed = (AuditEvent.select().where(AuditEvent.at >= job.created_at,
+                                         AuditEvent.action.in_(REPORT_CHANGES)).exists()
+               or Score.select().join(Assessment, on=(Score.assessment == Assessment.id))
+               .where(Assessment.cycle == cycle.id, Score.updated_at >= job.created_at)
+               .exists())
+    return None if changed else job
 
 
 def prune_report_files(cycle_id, keep=KEPT_FILES):

@@ -145,6 +145,12 @@ class ScorecardTemplate(BaseModel):
     def max_total(self):
         return max_total(self)
 
+    def tiers_out_of_reach(self, tiers):
+        """The tiers of `tiers` (in their order) that no total on this template can get."""
+        reach = reachable_tiers([(band.min_total, band.tier) for band in self.bands_desc()],
+                                self.max_total)
+        return [tier for tier in tiers if tier.id not in reach]
+
     def versions(self):
         """Every version of this template's family, newest first."""
         return (ScorecardTemplate.select(ScorecardTemplate, User)
@@ -199,6 +205,18 @@ class GradeBand(BaseModel):
     template = ForeignKeyField(ScorecardTemplate, backref="bands", on_delete="CASCADE")
     tier = ForeignKeyField(Tier, on_delete="RESTRICT")
     min_total = IntegerField()
+
+
+def reachable_tiers(bands, top):
+    """The ids of the tiers some total from 0 to `top` gets on `bands` ([(minimum, tier)],
+    highest first): a band above `top`, or below another band of the same minimum, is
+    never reached."""
+    reach, minima = set(), set()
+    for minimum, tier in bands:
+        if minimum <= top and minimum not in minima:
+            reach.add(tier.id)
+        minima.add(minimum)
+    return reach
 
 
 def max_total(template):

@@ -151,10 +151,15 @@ def report_parts(cycle, batch_size=SHEET_BATCH):
     return parts
 
 
-def _report_context(cycle, fingerprint=None):
-    from models.signing import report_signatures
-    url = verify_url()
-    return dict(cycle=cycle, doc_title=cycle.name,
+def _report_context(cycle, fingerprint=None, signed=None):
+    """What every part of the report shows. Until the whole committee has signed
+    (`signed`, worked out when None) the report is a draft: every page says so, and it
+    prints no verification address or QR code (nothing could verify it)."""
+    from models.signing import report_signatures, results_fingerprint
+    if signed is None:
+        signed = will_be_signed(cycle, fingerprint or results_fingerprint(cycle))
+    url = verify_url() if signed else None
+    return dict(cycle=cycle, doc_title=cycle.name, draft=not signed,
                 signatures=report_signatures(cycle), fingerprint=fingerprint,
                 verify_url=url, qr=qr_svg_data_uri(url) if url else None)
 
@@ -178,9 +183,10 @@ def _page_count(data):
     return len(PdfReader(io.BytesIO(data)).pages)
 
 
-def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None):
+def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, signed=None):
     """The committee report of `cycle`: cover and summary, every assessment sheet,
-    the signature page, numbered 第 N 页 / 共 M 页 across the whole document.
+    the signature page, numbered 第 N 页 / 共 M 页 across the whole document; a draft
+    on every page until the whole committee has signed (`signed`; None: find out).
 
     Each batch of sheets is its own WeasyPrint document (memory stays flat),
     numbered from where the previous one ended. M is estimated up front (one
@@ -190,7 +196,7 @@ def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None):
     """
     from models.signing import results_fingerprint
     fingerprint = fingerprint or results_fingerprint(cycle)
-    context = _report_context(cycle, fingerprint)
+    context = _report_context(cycle, fingerprint, signed)
     parts = report_parts(cycle, batch_size)
     template_of = _template_cache()
     sheets = sum(len(ids) for kind, ids in parts if kind == "sheets")
@@ -252,16 +258,22 @@ def signed_report_pdf(cycle, progress=None, batch_size=SHEET_BATCH):
     from services.signing import sign_pdf
     fingerprint = results_fingerprint(cycle)
     signed = will_be_signed(cycle, fingerprint)
+    ensure_public_url(signed)
+    data = report_pdf(cycle, progress, batch_size, fingerprint, signed)
+    if signed:
+        data = sign_pdf(data, reason=f"{cycle.name} · {fingerprint}")
+    return data
+
+
+def ensure_public_url(signed):
+    """Raise PublicURLMissing (and tell the log what to set) for a report to be signed
+    while PUBLIC_URL is unset: its verification address would be invented."""
     if signed and verify_url() is None:
         current_app.logger.warning(PUBLIC_URL_MISSING_LOG)
         raise PublicURLMissing(_l(
             "The signed report cannot be made yet: the administrator has not set the "
             "address at which this system is reached (PUBLIC_URL), which the report prints "
             "for checking it. Please ask the administrator."))
-    data = report_pdf(cycle, progress, batch_size, fingerprint)
-    if signed:
-        data = sign_pdf(data, reason=f"{cycle.name} · {fingerprint}")
-    return data
 
 
 def will_be_signed(cycle, fingerprint):

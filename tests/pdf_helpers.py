@@ -41,6 +41,16 @@ def signing_cycle(app, make, phase="signing"):
     return s, cycle
 
 
+def fetch_report(client, cycle, **kwargs):
+    """/cycles/<id>/report.pdf as a user gets it, with jobs run at once (the
+    `immediate_jobs` fixture): the first request starts the render and sends them to the
+    report page, the next one serves the finished file."""
+    first = client.get(f"/cycles/{cycle.id}/report.pdf", **kwargs)
+    assert first.status_code == 303, first.get_data(as_text=True)[:300]
+    assert first.headers["Location"].endswith(f"/cycles/{cycle.id}/report")
+    return client.get(f"/cycles/{cycle.id}/report.pdf", **kwargs)
+
+
 def pdf_text(data):
     """The text of a PDF as pdftotext reads it."""
     return subprocess.run(["pdftotext", "-layout", "-", "-"], input=data, capture_output=True,

@@ -544,7 +544,7 @@ def test_summary_grades_each_sheet_on_its_own_non_default_scorecard(app, client,
         moved = {key: sorted(r.customer_name for r in rows)
                  for key, rows in summary["movements"].items()}
         assert moved == {"up": [names[2]], "down": [names[1]],
-                         "new": sorted([names[4], "潜在客户堃喆有限公司"])}
+                         "new": sorted([names[4], "潜在客户堃喆有限公司"]), "not_compared": []}
         assert summary["unchanged"] == 2  # names[0] and names[3]: counted, never listed
         grades = {row.customer_id: row.preliminary_grade.code for row in agenda(cycle)}
         assert grades[newcomer.id] == "B"
@@ -567,3 +567,65 @@ def test_the_customer_page_lists_its_assessment_sheets(app, client, setup):
     assert "初评" in page  # the cycle's phase
     other = client.get(f"/customers/{setup['customers'][1].id}").get_data(as_text=True)
     assert "尚未参加任何评级周期" not in other
+
+
+def test_settled_counts_only_final_grades(app, client, setup):
+    """已定级 counts the chair's final grades only; the results the totals would get are
+    shown as computed, never counted as settled, on the page, the list and the dashboard."""
+    from models import Customer, Tier
+    from models.cycles import cycle_summary, finalise
+    from tests.conftest import login
+    Customer.update(tier=Tier.get(Tier.code == "C").id).execute()
+    cycle = _in_committee(app, setup)  # every sheet has a preliminary total: a B
+    sheets = list(Assessment.select().where(Assessment.cycle == cycle)
+                  .order_by(Assessment.agenda_position))
+    with app.test_request_context():
+        for criterion in _criteria(setup["template"]):
+            save_score(sheets[0], setup["members"][0], "committee", criterion.id, None,
+                       criterion.max_points, "", 0)
+        finalise(sheets[0], setup["chair"], Tier.get(Tier.code == "A"))
+        summary = cycle_summary(cycle)
+        assert (summary["settled"], summary["computed"], summary["total"]) == (1, 4, 5)
+        what_if = cycle_summary(cycle, {Tier.get(Tier.code == "A").id: 0})
+        assert what_if["settled"] == 1  # a what-if settles nothing
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
+    assert re.search(r"已定级</td><td></td><td[^>]*>1 / 5<", page)
+    assert "其中 4 位的结果只是按总分推算的等级，尚未定级。" in page
+    moved = re.search(r"升级客户 <small[^>]*>5</small>.*?</section>", page, re.S).group(0)
+    assert moved.count("（推算）") == 4  # the final A is not marked
+    listing = client.get("/cycles").get_data(as_text=True)
+    row = re.search(rf"{cycle.name}.*?</tr>", listing, re.S).group(0)
+    assert re.findall(r'<td class="num">(\d+)</td>', row) == ["5", "5", "1"]
+    login(client, "m1")
+    assert 'class="big">4<' in client.get("/").get_data(as_text=True)  # still to grade
+
+
+def test_a_tier_the_bands_cannot_give_is_named_and_never_counts_as_a_move(app, client, setup):
+    """On bands that end at C, the draft cycle's page names D as out of reach, and a
+    customer in D who gets a C or B is not counted as moved up (a C customer who gets a B
+    is)."""
+    from models import Customer, Tier
+    from models.cycles import cycle_summary
+    from tests.conftest import login
+    tiers = {t.code: t for t in Tier.select()}
+    second = setup["customers"][1]
+    Customer.update(tier=tiers["D"].id).where(Customer.id != second.id).execute()
+    Customer.update(tier=tiers["C"].id).where(Customer.id == second.id).execute()
+    cycle = _cycle(app, setup)
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
+    warning = re.search(r'data-testid="out-of-reach".*?</section>', page, re.S).group(0)
+    assert "评分表“客户质量等级评估表”没有任何分数段能评出D级" in warning
+    assert "A级" not in warning and "C级" not in warning
+    with app.test_request_context():
+        cycle = advance(cycle, setup["chair"])
+        for sheet in Assessment.select().where(Assessment.cycle == cycle):
+            user = setup["bm_east"] if sheet.branch_id == setup["east"].id else setup["bm_west"]
+            _fill(sheet, user, setup["template"])  # 60 points: a B
+        summary = cycle_summary(cycle)
+    assert [r.customer_name for r in summary["movements"]["up"]] == [second.name]
+    assert summary["counts"]["not_compared"] == 4 and summary["unchanged"] == 0
+    page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
+    assert "升级 1 位" in page and "未比较升降 4 位" in page
+    assert 'data-testid="out-of-reach"' not in page  # said before the start, not after

@@ -10,7 +10,14 @@ from models import Assessment, ScorecardTemplate
 from services import pdf
 from services.demo import ensure_reference_data
 from tests.conftest import login
-from tests.pdf_helpers import RARE_NAME, pdf_pages, pdf_text, signing_cycle
+from tests.pdf_helpers import RARE_NAME, fetch_report, pdf_pages, pdf_text, signing_cycle
+
+
+@pytest.fixture
+def app(app, tmp_path):
+    """The app with the report jobs' files in this test's own directory."""
+    app.config.update(REPORTS_DIR=str(tmp_path / "reports"))
+    return app
 
 
 def zh(app, msgid, **values):
@@ -185,15 +192,16 @@ def test_blank_sheet_pdf(app, client, make):
     assert ScorecardTemplate.select().count() >= 1
 
 
-def test_report_pdf_has_cover_summary_every_sheet_and_signature_page(client, graded):
+def test_report_pdf_has_cover_summary_every_sheet_and_signature_page(client, graded,
+                                                                     immediate_jobs):
     """The report: cover, summary lists, one sheet per customer, the signature page,
     numbered 第 N 页 / 共 M 页 across the merged batches."""
     s, cycle = graded
     login(client, "chair")
     page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
-    assert f"/cycles/{cycle.id}/report.pdf" in page
+    assert f'href="/cycles/{cycle.id}/report"' in page
     client.application.config["REPORT_BATCH"] = 2  # several batches even for five sheets
-    response = client.get(f"/cycles/{cycle.id}/report.pdf")
+    response = fetch_report(client, cycle)
     assert response.status_code == 200
     data = response.data
     text = pdf_text(data)
@@ -205,7 +213,7 @@ def test_report_pdf_has_cover_summary_every_sheet_and_signature_page(client, gra
         assert customer.name in text
     assert RARE_NAME in text
     assert "特殊政策" in text and "资信等级审定" in text
-    assert "评定结果指纹（SHA-256）：" in text  # Chinese punctuation, on the cover
+    assert "草稿：评级委员会尚未全体签字确认本评定结果。" in text  # unsigned: a draft's cover
     assert re.search(r"特殊政策客户（\d+）", text)  # each list's title counts it
     assert zh(app, "Signatures of the grading committee") in text
     footers = [footer(app, n, pages) for n in range(1, pages + 1)]
@@ -220,7 +228,7 @@ def test_report_is_refused_to_branch_roles(client, graded):
     assert client.get(f"/cycles/{cycle.id}/report.pdf").status_code == 403
 
 
-def test_report_numbers_pages_right_when_a_sheet_runs_long(client, graded):
+def test_report_numbers_pages_right_when_a_sheet_runs_long(client, graded, immediate_jobs):
     """A sheet that runs over one page (a long rationale) still leaves every page
     numbered N of the true total."""
     s, cycle = graded
@@ -229,7 +237,7 @@ def test_report_numbers_pages_right_when_a_sheet_runs_long(client, graded):
         Assessment.id == sheet.id).execute()
     login(client, "chair")
     client.application.config["REPORT_BATCH"] = 2
-    data = client.get(f"/cycles/{cycle.id}/report.pdf").data
+    data = fetch_report(client, cycle).data
     pages = pdf_pages(data)
     text = pdf_text(data)
     app = client.application
@@ -248,3 +256,58 @@ def test_cycle_page_offers_the_report_to_report_roles_only(client, graded):
     login(manager, "bm_e")
     assert 'data-testid="report-link"' not in manager.get(f"/cycles/{cycle.id}").get_data(
         as_text=True)
+
+
+def test_report_summary_counts_only_final_grades(app, make):
+    """The report's summary says 已评定 for final grades alone, and how many results are
+    only a total's grade, marked （推算） in its lists."""
+    from models import Tier
+    from services import reports
+    s, cycle = signing_cycle(app, make, phase="committee")  # preliminary totals, no finals
+    Assessment.update(tier_before=Tier.get(Tier.code == "C").id).where(
+        Assessment.cycle == cycle).execute()
+    with app.test_request_context():
+        context = reports._report_context(cycle)
+        text = pdf_text(reports.render_part(cycle, "front", None, context, None))
+    assert "共 5 位客户，已评定 0 位" in text
+    assert "其中 5 位的结果只是按总分推算的等级，尚未定级。" in text
+    assert text.count("（推算）") >= 5
+
+
+def _pages(data):
+    """The text of each page of a PDF (pdftotext ends each page with a form feed)."""
+    pages = pdf_text(data).split("\f")
+    return pages[:-1] if pages and not pages[-1].strip() else pages
+
+
+def test_a_draft_report_says_draft_on_every_page_and_carries_nothing_to_verify(app, make,
+                                                                               tmp_path):
+    """Until the whole committee has signed, every page of the report says 草稿 and the
+    cover has no fingerprint and no verification QR code; the signed report has both on
+    its cover and 草稿 nowhere."""
+    from models.signing import results_fingerprint, sign
+    from services import reports
+    from tests.conftest import PASSWORD
+    app.config.update(SIGNING_DIR=str(tmp_path / "signing"),
+                      PUBLIC_URL="https://tierdesk.example.com")
+    s, cycle = signing_cycle(app, make)
+    with app.test_request_context():
+        sign(cycle, s["members"][0], PASSWORD)  # one signature: still a draft
+        draft = reports.signed_report_pdf(cycle, batch_size=2)
+    pages = _pages(draft)
+    assert len(pages) == pdf_pages(draft) >= 7
+    assert [n for n, page in enumerate(pages, 1) if "草稿" not in page] == []
+    fingerprint = results_fingerprint(cycle)
+    cover = pages[0]
+    for absent in (fingerprint, "SHA-256", "核验", "/verify"):
+        assert absent not in cover, absent
+    assert "草稿：评级委员会尚未全体签字确认本评定结果。" in cover
+    assert "tierdesk.example.com" not in pdf_text(draft)
+    with app.test_request_context():
+        for member in (s["members"][1], s["chair"]):
+            sign(cycle, member, PASSWORD)
+        signed = reports.signed_report_pdf(cycle, batch_size=2)
+    assert "草稿" not in pdf_text(signed)
+    cover = _pages(signed)[0]
+    assert "评定结果指纹（SHA-256）：" in cover and fingerprint in squeezed(cover)
+    assert "核验本文件：" in cover and "https://tierdesk.example.com/verify" in cover

@@ -76,14 +76,51 @@ def test_a_failed_job_says_why_and_can_be_retried(app, client, graded, immediate
     assert ReportJob.get_by_id(job.id).state == "done"
 
 
-def test_a_large_report_goes_to_the_background(app, client, graded):
-    """Above REPORT_INLINE_MAX sheets, report.pdf sends the user to the job page."""
+def test_report_pdf_never_renders_in_the_request(app, client, graded, monkeypatch):
+    """However small the cycle, report.pdf renders nothing itself: it queues one render
+    (reused when asked again) and sends the user to the report page's progress bar."""
+    from services import reports
+    queued = []
+    monkeypatch.setattr("views.reports._enqueue", lambda job: queued.append(job.id))
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("the report was rendered in the request")
+    monkeypatch.setattr(reports, "report_pdf", no_render)
+    monkeypatch.setattr(reports, "render_part", no_render)
     s, cycle = graded
-    app.config["REPORT_INLINE_MAX"] = 2
     login(client, "chair")
     response = client.get(f"/cycles/{cycle.id}/report.pdf")
-    assert response.status_code == 303
+    assert response.status_code == 303 and response.mimetype != "application/pdf"
     assert response.headers["Location"].endswith(f"/cycles/{cycle.id}/report")
+    job = ReportJob.get()
+    assert queued == [job.id] and job.state == "queued"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'hx-trigger="every 1s"' in page and "<progress" in page
+    assert client.get(f"/cycles/{cycle.id}/report.pdf").status_code == 303
+    assert queued == [job.id] and ReportJob.select().count() == 1  # the same render
+
+
+def test_report_pdf_serves_a_current_file_and_renders_again_after_a_change(
+        app, client, graded, immediate_jobs):
+    """A finished render that still shows the cycle as it is comes straight from
+    report.pdf; once anything in it changes, the page says the file is outdated and
+    report.pdf starts a new render."""
+    from models.signing import sign
+    s, cycle = graded
+    login(client, "chair")
+    assert client.get(f"/cycles/{cycle.id}/report.pdf").status_code == 303
+    response = client.get(f"/cycles/{cycle.id}/report.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert cycle.name in pdf_text(response.data) and ReportJob.select().count() == 1
+    assert "data-testid=\"outdated\"" not in client.get(f"/cycles/{cycle.id}/report").get_data(
+        as_text=True)
+    with app.test_request_context():
+        sign(cycle, s["members"][0], PASSWORD)  # the signature page changes
+    page = client.get(f"/cycles/{cycle.id}/report").get_data(as_text=True)
+    assert "此文件生成后评级周期又有变动" in page
+    assert client.get(f"/cycles/{cycle.id}/report.pdf").status_code == 303
+    assert ReportJob.select().count() == 2
+    assert "用户" in pdf_text(client.get(f"/cycles/{cycle.id}/report.pdf").data)
 
 
 def test_the_huey_worker_renders_a_queued_job(app, graded, tmp_path):

@@ -11,7 +11,7 @@ from models import AuditEvent, CycleSignature, DomainError, GradingCycle, User
 from models.cycles import advance, finalise, reopen
 from models.signing import reopen_cycle, results_fingerprint, sign
 from tests.conftest import PASSWORD, login
-from tests.pdf_helpers import RARE_NAME, pdf_text, signing_cycle
+from tests.pdf_helpers import RARE_NAME, fetch_report, pdf_text, signing_cycle
 
 PUBLIC_URL = "https://tierdesk.example.com"
 
@@ -20,7 +20,8 @@ PUBLIC_URL = "https://tierdesk.example.com"
 def app(app, tmp_path):
     """The app with its signing key kept in this test's own directory, and the public
     address a signed report needs."""
-    app.config.update(SIGNING_DIR=str(tmp_path / "signing"), PUBLIC_URL=PUBLIC_URL)
+    app.config.update(SIGNING_DIR=str(tmp_path / "signing"), PUBLIC_URL=PUBLIC_URL,
+                      REPORTS_DIR=str(tmp_path / "reports"))
     return app
 
 
@@ -237,12 +238,12 @@ def test_five_wrong_passwords_at_signing_end_every_session(app, client, graded):
 # --- The signed PDF and /verify ------------------------------------------------
 
 @pytest.fixture
-def signed_report(app, client, graded):
+def signed_report(app, client, graded, immediate_jobs):
     """The committee signed; the chair downloads the report."""
     s, cycle = graded
     _sign_all(app, s, cycle)
     login(client, "chair")
-    response = client.get(f"/cycles/{cycle.id}/report.pdf")
+    response = fetch_report(client, cycle)
     assert response.status_code == 200
     return s, cycle, response.data
 
@@ -474,14 +475,15 @@ def login_at_evil(client, username):
     assert response.status_code == 302
 
 
-def test_the_signed_report_names_public_url_never_the_requests_host(app, client, graded):
+def test_the_signed_report_names_public_url_never_the_requests_host(app, client, graded,
+                                                                     immediate_jobs):
     """With PUBLIC_URL set, the report asked for with `Host: evil.example` names exactly
     PUBLIC_URL/verify, in words and in its QR code."""
     from services import reports
     s, cycle = graded
     _sign_all(app, s, cycle)
     login_at_evil(client, "chair")
-    response = client.get(f"/cycles/{cycle.id}/report.pdf", headers=EVIL)
+    response = fetch_report(client, cycle, headers=EVIL)
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     text = pdf_text(response.data)
     assert "evil.example" not in text
@@ -523,14 +525,15 @@ def test_without_public_url_the_refusal_is_logged_for_the_administrator(app, gra
     assert "PUBLIC_URL is not set" in caplog.text and "Host header" in caplog.text
 
 
-def test_without_public_url_a_draft_report_prints_no_address(app, client, graded):
+def test_without_public_url_a_draft_report_prints_no_address(app, client, graded,
+                                                              immediate_jobs):
     """An unsigned draft asked for with `Host: evil.example` and no PUBLIC_URL prints no
     verification address and no QR code at all."""
     from services import reports
     s, cycle = graded
     app.config["PUBLIC_URL"] = None
     login_at_evil(client, "chair")
-    response = client.get(f"/cycles/{cycle.id}/report.pdf", headers=EVIL)
+    response = fetch_report(client, cycle, headers=EVIL)
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     text = pdf_text(response.data)
     assert cycle.name in text

@@ -187,10 +187,11 @@ def pdf_payloads_intact(text):
 
 
 @pytest.mark.parametrize("username", ["admin", "bm_sh"])
-def test_hostile_text_never_becomes_markup(app, client, username):
+def test_hostile_text_never_becomes_markup(app, client, username, immediate_jobs, tmp_path):
     """With both payloads in every text a person can set and in every query
     parameter, no page, partial, PDF or export shows an element or attribute that
     the input created, and every PDF prints the payload as the text typed."""
+    app.config["REPORTS_DIR"] = str(tmp_path / "reports")  # report.pdf renders as a job
     walk.build_company(app)
     _fill_with_hostile_text(app)
     with app.app_context():

@@ -141,8 +141,10 @@ def detail(cycle_id):
     if htmx and summary is not None:
         return render_template("cycles/_summary.html", cycle=cycle, summary=summary,
                                what_if=bool(thresholds))
+    # Before the cycle starts, while the setup may change: grades no total can give.
+    out_of_reach = cycle.tiers_out_of_reach() if cycle.phase == "draft" else []
     return render_template("cycles/detail.html", cycle=cycle, branches=list(rows),
-                           summary=summary, what_if=bool(thresholds),
+                           summary=summary, what_if=bool(thresholds), out_of_reach=out_of_reach,
                            missing=missing_for_next_phase(cycle, current_user), phases=PHASES,
                            can_advance=can_advance,
                            can_edit=cycle.phase == "draft" and current_user.has_role(

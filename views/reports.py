@@ -1,11 +1,11 @@
 """Printed documents: assessment sheets and blank sheets as PDF, the committee
-report, and the committee signing the cycle's results."""
+report (always rendered in the background), and the committee signing the cycle's
+results."""
 from pathlib import Path
 
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -28,6 +28,7 @@ from models import (
     utcnow,
 )
 from models.login_limits import SessionsRevoked, TooManyFailures
+from models.reports import current_report_job
 from models.signing import (
     reopen_cycle,
     report_signatures,
@@ -79,22 +80,24 @@ def _cycle_or_404(cycle_id):
 @bp.route("/cycles/<int:cycle_id>/report.pdf")
 @role_required(*REPORT_ROLES)
 def report_pdf(cycle_id):
-    """The committee report; signed with the organisation's key once everyone
-    signed. A large cycle is rendered in the background: see the report page.
-    A report to be signed while PUBLIC_URL is unset is refused there, with why."""
+    """The committee report, never rendered here: the file of a finished render that
+    still shows the cycle as it is, or else the report page, with a render started in
+    the background (or the one under way) whose progress it shows. A report to be
+    signed while PUBLIC_URL is unset is refused on that page, with why."""
     cycle = _cycle_or_404(cycle_id)
-    limit = current_app.config.get("REPORT_INLINE_MAX", 200)
-    if Assessment.select().where(Assessment.cycle == cycle).count() > limit:
-        flash(_("This report holds more than %(n)s sheets; it is rendered in the background.",
-                n=limit), "info")
-        return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
+    fingerprint = results_fingerprint(cycle)
+    signed = reports.will_be_signed(cycle, fingerprint)
     try:
-        data = reports.signed_report_pdf(
-            cycle, batch_size=current_app.config.get("REPORT_BATCH", reports.SHEET_BATCH))
+        reports.ensure_public_url(signed)
     except reports.PublicURLMissing as error:
         flash(str(error), "error")
         return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
-    return pdf_response(data, f"cycle-{cycle.id}-report.pdf")
+    job = current_report_job(cycle, fingerprint, signed)
+    if job is not None and job.state == "done":
+        return pdf_response(Path(job.path).read_bytes(), f"cycle-{cycle.id}-report.pdf")
+    if job is None:
+        _start(cycle)
+    return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
 
 
 @bp.route("/cycles/<int:cycle_id>/signing", methods=["GET", "POST"])
@@ -171,12 +174,20 @@ def _job_or_404(job_id):
 @bp.route("/cycles/<int:cycle_id>/report")
 @role_required(*REPORT_ROLES)
 def report_page(cycle_id):
-    """The report's background renders: start one, watch its progress, download it."""
+    """The report's background renders: start one, watch its progress, download it;
+    a finished file that no longer shows the cycle as it is says so."""
     cycle = _cycle_or_404(cycle_id)
     jobs = list(ReportJob.select().where(ReportJob.cycle == cycle)
                 .order_by(ReportJob.id.desc()).limit(5))
-    return render_template("reports/report.html", cycle=cycle, jobs=jobs,
-                           job=jobs[0] if jobs else None)
+    job = jobs[0] if jobs else None
+    outdated = False
+    if job is not None and job.state == "done":
+        fingerprint = results_fingerprint(cycle)
+        current = current_report_job(cycle, fingerprint,
+                                     reports.will_be_signed(cycle, fingerprint))
+        outdated = current is None or current.id != job.id
+    return render_template("reports/report.html", cycle=cycle, jobs=jobs, job=job,
+                           outdated=outdated)
 
 
 @bp.route("/cycles/<int:cycle_id>/report/jobs", methods=["POST"])
@@ -184,12 +195,18 @@ def report_page(cycle_id):
 def start_report(cycle_id):
     """Queue a render of the report, audited; htmx gets the progress panel."""
     cycle = _cycle_or_404(cycle_id)
-    job = ReportJob.create(cycle=cycle, requested_by=current_user.id)
-    audit("report_job", cycle, after={"job": job.id})
-    _enqueue(job)
+    job = _start(cycle)
     if htmx:
         return render_template("reports/_job.html", job=ReportJob.get_by_id(job.id))
     return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
+
+
+def _start(cycle):
+    """A new render of the cycle's report, audited and queued."""
+    job = ReportJob.create(cycle=cycle, requested_by=current_user.id)
+    audit("report_job", cycle, after={"job": job.id})
+    _enqueue(job)
+    return job
 
 
 def _enqueue(job):
