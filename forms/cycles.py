@@ -5,6 +5,7 @@ from wtforms import (
     HiddenField,
     IntegerField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
@@ -88,6 +89,9 @@ class ScoreForm(Form):
 class SubmitForm(Form):
     comment = TextAreaField(_l("Overall comment"), validators=[Optional(), Length(max=2000)])
     confirm = HiddenField(default="1")
+    # The criteria whose rows on the screen show a change not saved (refused, proposed
+    # or being typed): filled in by the sheet's script as it submits.
+    unsaved = SelectMultipleField(coerce=int, validate_choice=False)
 
 
 def what_if_form(args, tiers):

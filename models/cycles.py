@@ -562,12 +562,14 @@ def save_score(assessment, user, stage, criterion_id, level_id, points, comment,
 
 
 class SheetIncomplete(DomainError):
-    """A preliminary sheet cannot be submitted yet: `criteria` (in the scorecard's
-    order) have no points."""
+    """A preliminary sheet cannot be submitted yet: `missing` criteria have no points,
+    `unsaved` ones show a change on the screen that was not saved (both in the
+    scorecard's order); `criteria` is both, in that order."""
 
-    def __init__(self, message, criteria):
+    def __init__(self, message, missing, unsaved=()):
         super().__init__(message)
-        self.criteria = criteria
+        self.missing, self.unsaved = list(missing), list(unsaved)
+        self.criteria = sorted(self.missing + self.unsaved, key=lambda c: c.position)
 
 
 def unscored_criteria(assessment):
@@ -578,11 +580,13 @@ def unscored_criteria(assessment):
     return [c for c in assessment.template.criteria_with_levels() if c.id not in scored]
 
 
-def submit_preliminary(assessment, user, comment=""):
+def submit_preliminary(assessment, user, comment="", unsaved=()):
     """Submit a filled preliminary sheet, audited.
 
-    Raises SheetIncomplete naming every criterion without points, DomainError when
-    the user may not fill the sheet (any more).
+    `unsaved` are the ids of criteria whose row on the screen shows a change the
+    server refused or has not stored: the sheet the user sees is not the one stored.
+    Raises SheetIncomplete naming every criterion without points or unsaved,
+    DomainError when the user may not fill the sheet (any more).
     """
     with write_transaction():
         assessment = _locked(assessment)
@@ -590,11 +594,17 @@ def submit_preliminary(assessment, user, comment=""):
         if reason:
             raise DomainError(reason)
         missing = unscored_criteria(assessment)
-        if missing:
-            raise SheetIncomplete(
-                _l("Give points for every criterion before submitting. Still without "
-                   "points: %(names)s.", names=str(_l(", ")).join(c.name for c in missing)),
-                missing)
+        changed = [c for c in assessment.template.criteria_with_levels()
+                   if c.id in set(unsaved) and c not in missing]
+        if missing or changed:
+            separator = str(_l(", "))
+            reasons = [_l("Give points for every criterion before submitting. Still without "
+                          "points: %(names)s.", names=separator.join(c.name for c in missing))
+                       ] if missing else []
+            if changed:
+                reasons.append(_l("Changes not saved: %(names)s. Correct them or undo them "
+                                  "first.", names=separator.join(c.name for c in changed)))
+            raise SheetIncomplete(" ".join(str(r) for r in reasons), missing, changed)
         Assessment.update(preliminary_submitted_at=utcnow(), preliminary_by=user.id,
                           preliminary_comment=comment or "").where(
             Assessment.id == assessment.id).execute()

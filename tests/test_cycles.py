@@ -449,7 +449,8 @@ def test_in_committee_a_range_level_proposes_the_preliminary_points(app, client,
 
 def test_a_refused_submit_names_the_rows_and_keeps_the_overall_comment(app, client, setup):
     """Submitting an incomplete sheet names every criterion without points, marks their
-    rows, keeps the overall comment, and leaves the sheet open; its total reads
+    rows (and those showing a change not saved), keeps the overall comment, and leaves
+    the sheet open; its total reads
     "4 of 6 scored", never a grade."""
     from tests.conftest import login
     cycle = _started(app, setup)
@@ -479,6 +480,14 @@ def test_a_refused_submit_names_the_rows_and_keeps_the_overall_comment(app, clie
     assert answer.status_code == 200 and f"尚未打分：{names}。" in text
     assert f'data-first="{missing[0].id}"' in text and "<textarea" not in text
     assert text.count("尚未打分</span>") == 2 and 'hx-swap-oob="true"' in text
+    # A row whose screen shows a change that was refused is named too (the sheet's script
+    # says which), though points for it are stored.
+    text = client.post(f"/assessments/{sheet.id}/submit", headers={"HX-Request": "true"},
+                       data={"comment": comment, "unsaved": [criteria[0].id]}
+                       ).get_data(as_text=True)
+    assert f"修改尚未保存：{criteria[0].name}。" in text
+    assert f'data-first="{criteria[0].id}"' in text
+    assert f'id="need-{criteria[0].id}" hx-swap-oob="true">修改未保存</span>' in text
     assert Assessment.get_by_id(sheet.id).preliminary_submitted_at is None
     with app.test_request_context():
         for criterion in missing:

@@ -198,14 +198,15 @@ def sheets(cycle_id):
 
 # --- One assessment sheet --------------------------------------------------------
 
-def _scores_context(assessment, stage, user, answers=None, incomplete=()):
+def _scores_context(assessment, stage, user, answers=None, incomplete=(), unsaved=()):
     """What a row and the total need: the scorecard, the user's scores at `stage`
     (in committee the member's own, beside the preliminary ones), the points proposed
     for range levels still without points, total and grade.
 
     `answers` ({criterion id: answer}) are what the server just said about rows; a row
     answered with a refusal shows what was typed, so the total leaves its stored points
-    out as the row does. `incomplete` lists the criteria a failed submit names.
+    out as the row does. `incomplete` lists the criteria a failed submit names, of which
+    `unsaved` are those with a change on the screen that was not saved.
     """
     template = assessment.template
     query = Score.select().where(Score.assessment == assessment.id, Score.stage == stage)
@@ -223,7 +224,7 @@ def _scores_context(assessment, stage, user, answers=None, incomplete=()):
                 criteria_count=len(criteria), scores=scores, preliminary=preliminary,
                 proposals=pending_proposals(criteria, scores, preliminary),
                 total=sum(counted), scored=len(counted), grade=template.grade_for(sum(counted)),
-                answers=answers, incomplete=list(incomplete),
+                answers=answers, incomplete=list(incomplete), unsaved=list(unsaved),
                 can_fill=may_score(assessment, user, stage) is None, stage=stage)
 
 
@@ -335,14 +336,15 @@ def submit(assessment_id):
     """
     sheet = get_visible_or_404(Assessment, assessment_id)
     form = SubmitForm()
-    error, incomplete = None, []
+    error, incomplete, unsaved = None, [], []
     if not form.validate_on_submit():
         error = next(iter(form.errors.values()))[0]
     else:
         try:
-            submit_preliminary(sheet, current_user, form.comment.data)
+            submit_preliminary(sheet, current_user, form.comment.data, form.unsaved.data)
         except SheetIncomplete as refusal:
             error, incomplete = str(refusal), [c.id for c in refusal.criteria]
+            unsaved = [c.id for c in refusal.unsaved]
         except DomainError as refusal:
             if not htmx:
                 flash(str(refusal), "error")
@@ -356,9 +358,10 @@ def submit(assessment_id):
     elif htmx:
         response = make_response(render_template(
             "cycles/_submit_failed.html", criteria=sheet.template.criteria_with_levels(),
-            incomplete=incomplete, submit_error=error, submit_oob=True))
+            incomplete=incomplete, unsaved=unsaved, submit_error=error, submit_oob=True))
     else:
-        context = _sheet_context(sheet, "preliminary", current_user, incomplete=incomplete)
+        context = _sheet_context(sheet, "preliminary", current_user, incomplete=incomplete,
+                                 unsaved=unsaved)
         response = make_response(render_template(
             "cycles/sheet.html", **dict(context, submit_form=form, submit_error=error)), 422)
     response.vary.add("HX-Request")
