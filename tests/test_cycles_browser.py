@@ -85,13 +85,15 @@ def test_the_sheet_by_keyboard_never_says_more_than_is_true(app, page, setup):
     expect(_row(page, nature).locator(".save-state")).to_have_text("✓ 已保存")
     expect(_row(page, nature).locator("input[name=points]")).to_have_value("15")
 
-    # A range level proposes its midpoint, unsaved, in the focused points field.
+    # A range level proposes its midpoint, unsaved, in the points field one Tab away.
     _row(page, strength).locator("select[name=level]").focus()
     page.keyboard.press("ArrowDown")  # 强大 (10–15)
     state, box = _row(page, strength).locator(".save-state"), \
         _row(page, strength).locator("input[name=points]")
     expect(state).to_contain_text("建议 13 分（尚未保存）")
     expect(box).to_have_value("13")
+    expect(_row(page, strength).locator("select[name=level]")).to_be_focused()
+    page.keyboard.press("Tab")
     expect(box).to_be_focused()
     expect(page.locator("#sheet-total")).to_contain_text("已评 1/6 项")
     _shots(page, "sheet-proposal")

@@ -8,7 +8,8 @@
 // - Enter in a row's field sends it (accepting proposed points).
 // - Leaving a field that was typed in sends it even when the browser sees no change
 //   (typing the proposed points over themselves).
-// - Proposed points take the focus, selected, when the level was chosen by keyboard.
+// - The focus stays where the member put it: Tab from the level reaches the proposed
+//   points with them selected, so Enter accepts them and typing replaces them.
 // - Submitting the sheet says which rows show values not stored; a refused submit moves
 //   to the first row it names.
 (function () {
@@ -101,15 +102,7 @@
 
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     var element = event.target;
-    if (element.matches && element.matches("input[data-proposed]")) {
-      var form = rowForm(element);
-      var active = document.activeElement;
-      // Only while the member is still on this row's level (not typing elsewhere).
-      if (form && active && active.name === "level" && rowForm(active) === form) {
-        element.focus();
-        element.select();
-      }
-    } else if (element.id === "submit-message" && element.dataset.first) {
+    if (element.id === "submit-message" && element.dataset.first) {
       var row = document.getElementById("criterion-" + element.dataset.first);
       if (!row) return;
       row.scrollIntoView({ block: "center" });
