@@ -5,6 +5,7 @@ from wtforms import (
     HiddenField,
     IntegerField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
@@ -58,19 +59,39 @@ class CycleForm(Form):
 
 
 class ScoreForm(Form):
-    """One criterion of one sheet, saved as the user changes it."""
+    """One criterion of one sheet, saved as the user changes it. Whether the points
+    fit the criterion and its level is the model's rule (save_score)."""
     criterion = IntegerField(validators=[DataRequired(), RECORD_ID])
     level = IntegerField(validators=[Optional(), RECORD_ID])
-    points = IntegerField(_l("Points"), validators=[Optional(), NumberRange(0, 10000)])
+    # Any whole number passes here, however large: save_score() says what fits.
+    points = IntegerField(_l("Points"), validators=[Optional()],
+                          invalid_value_message=_l("Enter whole points."))
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=1000)])
     revision = IntegerField(default=0, validators=[Optional(), NumberRange(0, 2**31 - 1)])
     stage = SelectField(choices=choices([("preliminary", "preliminary"),
                                          ("committee", "committee")]))
 
+    def refusal(self):
+        """(field name, message) of the first field that did not validate, or None."""
+        for name in ("points", "level", "comment"):
+            if self[name].errors:
+                return name, str(self[name].errors[0])
+        return next(((name, str(errors[0])) for name, errors in self.errors.items()), None)
+
+    def typed(self):
+        """What the screen sent, to show back beside a refusal: the level and comment,
+        and the points exactly as typed."""
+        raw = self.points.raw_data
+        return {"level": self.level.data, "points": raw[0] if raw else "",
+                "comment": self.comment.data or "", "revision": self.revision.data or 0}
+
 
 class SubmitForm(Form):
     comment = TextAreaField(_l("Overall comment"), validators=[Optional(), Length(max=2000)])
     confirm = HiddenField(default="1")
+    # The criteria whose rows on the screen show a change not saved (refused, proposed
+    # or being typed): filled in by the sheet's script as it submits.
+    unsaved = SelectMultipleField(coerce=int, validate_choice=False)
 
 
 def what_if_form(args, tiers):

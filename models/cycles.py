@@ -446,13 +446,89 @@ def may_score(assessment, user, stage):
     return None
 
 
+class InvalidScore(DomainError):
+    """The level or points sent do not fit the criterion; nothing was stored.
+
+    `field` names the control at fault ("level" or "points"), for the screen to mark.
+    """
+
+    def __init__(self, message, field):
+        super().__init__(message)
+        self.field = field
+
+
+def proposed_points(level, preliminary=None):
+    """The points a level whose points are a range proposes: `preliminary` (the
+    preliminary sheet's points for the criterion) when they lie in the range, else the
+    range's midpoint rounded half up to whole points. None for a fixed-points level."""
+    if level is None or level.is_fixed:
+        return None
+    if preliminary is not None and level.min_points <= preliminary <= level.max_points:
+        return preliminary
+    return math.floor((level.min_points + level.max_points) / 2 + 0.5)
+
+
+class Proposal(NamedTuple):
+    """Points proposed for a level whose points are a range; not saved until sent."""
+    level: object
+    points: int
+
+
+def pending_proposals(criteria, scores, preliminary=None):
+    """{criterion id: Proposal} for each score in `scores` ({criterion id: Score}) whose
+    level is a range and whose points have not come yet; `preliminary` ({criterion id:
+    Score}, the preliminary sheet's) gives the points to propose where it has them."""
+    proposals = {}
+    for criterion in criteria:
+        score = scores.get(criterion.id)
+        if score is None or score.points is not None or not score.level:
+            continue
+        level = next((lv for lv in criterion.levels if lv.id == score.level), None)
+        earlier = (preliminary or {}).get(criterion.id)
+        points = proposed_points(level, earlier.points if earlier else None)
+        if points is not None:
+            proposals[criterion.id] = Proposal(level, points)
+    return proposals
+
+
+def proposal_for(assessment, criterion, score):
+    """The Proposal for a score just saved (None when it needs none): in committee the
+    preliminary sheet's points for the criterion come first."""
+    preliminary = None
+    if score.stage == "committee" and score.points is None and score.level:
+        earlier = next(iter(_score_of(False, assessment=assessment.id, stage="preliminary",
+                                      criterion=criterion.id, member=0)), None)
+        preliminary = {criterion.id: earlier} if earlier else None
+    return pending_proposals([criterion], {criterion.id: score}, preliminary).get(criterion.id)
+
+
+def _check_points(criterion, level, points):
+    """Raise InvalidScore unless `points` fit `level`, or the criterion without one."""
+    if points < 0:
+        raise InvalidScore(_l("Points cannot be negative."), "points")
+    if level is None:
+        if points > criterion.max_points:
+            raise InvalidScore(_l("This criterion gives at most %(high)s points.",
+                                  high=criterion.max_points), "points")
+    elif level.is_fixed:
+        if points != level.min_points:
+            raise InvalidScore(_l("This level scores %(points)s points.",
+                                  points=level.min_points), "points")
+    elif not level.min_points <= points <= level.max_points:
+        raise InvalidScore(_l("This level scores %(low)s–%(high)s points.",
+                              low=level.min_points, high=level.max_points), "points")
+
+
 def save_score(assessment, user, stage, criterion_id, level_id, points, comment, revision):
     """Save one criterion's level, points and comment for `user` at `stage`.
 
-    `revision` is the revision of the score the screen showed (0 for none).
-    Raises DomainError when scoring is not open to the user, the level is not
-    one of the criterion's or the points lie outside it; StaleScore when the
-    score changed since (another tab). Returns the saved Score.
+    `revision` is the revision of the score the screen showed (0 for none). A
+    fixed-points level fills its points; a level whose points are a range, sent
+    without points, is saved without points (the sheet stays incomplete until they
+    come: see proposed_points()). Raises InvalidScore when the level is not one of
+    the criterion's or the points do not fit it (nothing is stored); DomainError
+    when scoring is not open to the user; StaleScore when the score changed since
+    (another tab). Returns the saved Score.
     """
     criterion = next((c for c in assessment.template.criteria_with_levels()
                       if c.id == criterion_id), None)
@@ -462,14 +538,10 @@ def save_score(assessment, user, stage, criterion_id, level_id, points, comment,
     if level_id:
         level = next((lv for lv in criterion.levels if lv.id == level_id), None)
         if level is None:
-            raise DomainError(_l("Choose one of the criterion's levels."))
+            raise InvalidScore(_l("Choose one of the criterion's levels."), "level")
     if points is not None:
-        low, high = (level.min_points, level.max_points) if level else (0, criterion.max_points)
-        if not low <= points <= high:
-            raise DomainError(_l("Points for %(level)s lie between %(low)s and %(high)s.",
-                                 level=level.name if level else criterion.name,
-                                 low=low, high=high))
-    elif level is not None and level.min_points == level.max_points:
+        _check_points(criterion, level, points)
+    elif level is not None and level.is_fixed:
         points = level.min_points  # a fixed-points level needs no typing
     with write_transaction():
         assessment = _locked(assessment)
@@ -500,20 +572,50 @@ def save_score(assessment, user, stage, criterion_id, level_id, points, comment,
     return current
 
 
-def submit_preliminary(assessment, user, comment=""):
-    """Submit a filled preliminary sheet; every criterion needs points. Audited."""
-    from .scorecards import Criterion
+class SheetIncomplete(DomainError):
+    """A preliminary sheet cannot be submitted yet: `missing` criteria have no points,
+    `unsaved` ones show a change on the screen that was not saved (both in the
+    scorecard's order); `criteria` is both, in that order."""
+
+    def __init__(self, message, missing, unsaved=()):
+        super().__init__(message)
+        self.missing, self.unsaved = list(missing), list(unsaved)
+        self.criteria = sorted(self.missing + self.unsaved, key=lambda c: c.position)
+
+
+def unscored_criteria(assessment):
+    """The criteria of the preliminary sheet that have no points yet, in order."""
+    scored = {criterion for criterion, in Score.select(Score.criterion).where(
+        Score.assessment == assessment.id, Score.stage == "preliminary",
+        Score.points.is_null(False)).tuples()}
+    return [c for c in assessment.template.criteria_with_levels() if c.id not in scored]
+
+
+def submit_preliminary(assessment, user, comment="", unsaved=()):
+    """Submit a filled preliminary sheet, audited.
+
+    `unsaved` are the ids of criteria whose row on the screen shows a change the
+    server refused or has not stored: the sheet the user sees is not the one stored.
+    Raises SheetIncomplete naming every criterion without points or unsaved,
+    DomainError when the user may not fill the sheet (any more).
+    """
     with write_transaction():
         assessment = _locked(assessment)
         reason = may_score(assessment, user, "preliminary")
         if reason:
             raise DomainError(reason)
-        criteria = Criterion.select().where(Criterion.template == assessment.template_id).count()
-        scored = Score.select().where(Score.assessment == assessment.id,
-                                      Score.stage == "preliminary",
-                                      Score.points.is_null(False)).count()
-        if scored < criteria:
-            raise DomainError(_l("Give points for every criterion before submitting."))
+        missing = unscored_criteria(assessment)
+        changed = [c for c in assessment.template.criteria_with_levels()
+                   if c.id in set(unsaved) and c not in missing]
+        if missing or changed:
+            separator = str(_l(", "))
+            reasons = [_l("Give points for every criterion before submitting. Still without "
+                          "points: %(names)s.", names=separator.join(c.name for c in missing))
+                       ] if missing else []
+            if changed:
+                reasons.append(_l("Changes not saved: %(names)s. Correct them or undo them "
+                                  "first.", names=separator.join(c.name for c in changed)))
+            raise SheetIncomplete(" ".join(str(r) for r in reasons), missing, changed)
         Assessment.update(preliminary_submitted_at=utcnow(), preliminary_by=user.id,
                           preliminary_comment=comment or "").where(
             Assessment.id == assessment.id).execute()

@@ -111,7 +111,7 @@ def test_preliminary_scores_stay_in_their_ranges(app, setup):
         score = save_score(sheet, setup["bm_east"], "preliminary", nature.id,
                            _level(nature, "股份公司").id, None, "", 0)
         assert score.points == 10 and score.revision == 1
-        with pytest.raises(DomainError, match="10 到 15"):
+        with pytest.raises(DomainError, match="10–15"):
             save_score(sheet, setup["bm_east"], "preliminary", strength.id,
                        _level(strength, "强大").id, 3, "", 0)
         save_score(sheet, setup["bm_east"], "preliminary", strength.id,
@@ -319,7 +319,8 @@ def test_branch_manager_fills_the_sheet_with_autosave(app, client, setup):
         "revision": 0, "stage": "preliminary"})
     row = refused.get_data(as_text=True)
     assert "10" in row and "15" in row and "state-error" in row
-    assert refused.headers["HX-Retarget"] == f"#criterion-{strength.id}"
+    # Refused, it too answers only the parts that change: what was typed stays.
+    assert "HX-Retarget" not in refused.headers and "<select" not in row
     client.post(f"/assessments/{sheet.id}/scores", headers=hx, data={
         "criterion": strength.id, "level": _level(strength, "强大").id, "points": 12,
         "revision": 0, "stage": "preliminary"})
@@ -329,6 +330,174 @@ def test_branch_manager_fills_the_sheet_with_autosave(app, client, setup):
     assert "state-stale" in stale and 'value="12"' in stale
     assert Score.get(Score.criterion == strength.id).points == 12
     assert preliminary_total(sheet) == 22
+
+
+def _row_parts(text, criterion):
+    """The state message and the points input an autosave answered for one row."""
+    state = re.search(
+        rf'<span class="save-state([^"]*)" id="state-{criterion.id}"[^>]*>(.*?)</span>', text, re.S)
+    box = re.search(rf'<input type="text" name="points" id="points-input-{criterion.id}"[^>]*>',
+                    text)
+    return (state[1].strip(), state[2].strip()) if state else None, box[0] if box else None
+
+
+@pytest.mark.parametrize("level, typed, reason", [
+    ("强大", "99", "该档次分值为 10–15 分。"),  # outside the level's range
+    (None, "99", "本项最高 15 分。"),  # above the criterion's maximum
+    ("强大", "12.5", "请填写整数。"),  # fractional where points are whole
+    (None, "-3", "分数不能为负数。"),
+    ("强大", "十二", "请填写整数。"),
+])
+def test_refused_points_say_why_beside_the_field_and_keep_what_was_typed(
+        app, client, setup, level, typed, reason):
+    """Points that do not fit are refused beside the field: the typed value stays, marked,
+    nothing is stored, "saved" is never shown and the total reads as incomplete."""
+    from tests.conftest import login
+    cycle = _started(app, setup)
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.branch == setup["east"])
+    strength = _criteria(setup["template"])[1]
+    data = {"criterion": strength.id, "level": _level(strength, level).id if level else "",
+            "points": typed, "comment": "规模大", "revision": 0, "stage": "preliminary"}
+    login(client, "bm_e")
+    answer = client.post(f"/assessments/{sheet.id}/scores", data=data,
+                         headers={"HX-Request": "true"})
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200  # htmx swaps only a 2xx answer
+    (state, message), box = _row_parts(text, strength)
+    assert "state-error" in state and message == reason
+    assert f'value="{typed}"' in box and 'aria-invalid="true"' in box
+    assert "已保存" not in text and "已评 0/6 项" in text
+    assert 'id="revision-' not in text  # the row keeps the revision it had
+    page = client.post(f"/assessments/{sheet.id}/scores", data=data)  # without script
+    text = page.get_data(as_text=True)
+    assert page.status_code == 422
+    (state, message), box = _row_parts(text, strength)
+    assert "state-error" in state and message == reason
+    assert f'value="{typed}"' in box and 'value="规模大"' in text
+    assert Score.select().count() == 0
+
+
+def test_a_refused_change_keeps_the_score_saved_before(app, client, setup):
+    """A refused change stores nothing: the earlier score stays, and the row is not
+    counted in the total while it shows the refused value."""
+    from tests.conftest import login
+    cycle = _started(app, setup)
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.branch == setup["east"])
+    strength = _criteria(setup["template"])[1]
+    login(client, "bm_e")
+    hx = {"HX-Request": "true"}
+    data = {"criterion": strength.id, "level": _level(strength, "强大").id, "points": 13,
+            "revision": 0, "stage": "preliminary"}
+    assert "已保存" in client.post(f"/assessments/{sheet.id}/scores", data=data,
+                                   headers=hx).get_data(as_text=True)
+    text = client.post(f"/assessments/{sheet.id}/scores", headers=hx,
+                       data=dict(data, points=16, revision=1)).get_data(as_text=True)
+    assert "该档次分值为 10–15 分" in text and "已保存" not in text
+    assert "已评 0/6 项" in text and f'id="points-{strength.id}" hx-swap-oob="true">—' in text
+    score = Score.get(Score.criterion == strength.id)
+    assert (score.points, score.revision) == (13, 1)
+
+
+def test_a_range_level_proposes_points_that_are_not_saved(app, client, setup):
+    """Choosing a level whose points are a range saves the level and proposes its midpoint
+    (rounded to whole points), marked as not saved; the sheet stays incomplete until
+    points are sent."""
+    from tests.conftest import login
+    cycle = _started(app, setup)
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.branch == setup["east"])
+    strength = _criteria(setup["template"])[1]
+    login(client, "bm_e")
+    hx = {"HX-Request": "true"}
+    data = {"criterion": strength.id, "level": _level(strength, "强大").id, "points": "",
+            "revision": 0, "stage": "preliminary"}
+    text = client.post(f"/assessments/{sheet.id}/scores", data=data,
+                       headers=hx).get_data(as_text=True)
+    (state, message), box = _row_parts(text, strength)
+    assert "state-proposed" in state and "已保存" not in text
+    assert message == "该档次分值为 10–15 分，建议 13 分（尚未保存）：按回车确认，或改填其他分数。"
+    assert 'value="13"' in box and 'data-proposed="13"' in box
+    assert "已评 0/6 项" in text and "按等级区间" not in text
+    score = Score.get(Score.criterion == strength.id)
+    assert (score.level, score.points) == (_level(strength, "强大").id, None)
+    # The sheet shows the proposal again, still unsaved; sent, it is saved.
+    page = client.get(f"/assessments/{sheet.id}").get_data(as_text=True)
+    (state, message), box = _row_parts(page, strength)
+    assert "state-proposed" in state and 'value="13"' in box
+    text = client.post(f"/assessments/{sheet.id}/scores", headers=hx,
+                       data=dict(data, points=13, revision=1)).get_data(as_text=True)
+    assert "已保存" in text and "已评 1/6 项" in text
+    assert Score.get(Score.criterion == strength.id).points == 13
+
+
+def test_in_committee_a_range_level_proposes_the_preliminary_points(app, client, setup):
+    """A member choosing a range level is offered the preliminary sheet's points when
+    they lie in the range, else the range's midpoint."""
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)  # every preliminary score is 10
+    sheet = Assessment.select().where(Assessment.cycle == cycle).first()
+    strength = _criteria(setup["template"])[1]
+    login(client, "m1")
+    for level, proposed in (("强大", "10"), ("较弱", "3")):  # 10–15 holds 10; 0–5 does not
+        revision = Score.select().where(Score.member == setup["members"][0].id).count()
+        text = client.post(f"/assessments/{sheet.id}/scores", headers={"HX-Request": "true"},
+                           data={"criterion": strength.id, "level": _level(strength, level).id,
+                                 "points": "", "revision": revision, "stage": "committee"}
+                           ).get_data(as_text=True)
+        (state, _message), box = _row_parts(text, strength)
+        assert "state-proposed" in state and f'value="{proposed}"' in box, text
+
+
+def test_a_refused_submit_names_the_rows_and_keeps_the_overall_comment(app, client, setup):
+    """Submitting an incomplete sheet names every criterion without points, marks their
+    rows (and those showing a change not saved), keeps the overall comment, and leaves
+    the sheet open; its total reads
+    "4 of 6 scored", never a grade."""
+    from tests.conftest import login
+    cycle = _started(app, setup)
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.branch == setup["east"])
+    criteria = _criteria(setup["template"])
+    with app.test_request_context():
+        for criterion in criteria[:2] + criteria[3:5]:
+            save_score(sheet, setup["bm_east"], "preliminary", criterion.id, None, 10, "", 0)
+    missing = [criteria[2], criteria[5]]
+    login(client, "bm_e")
+    page = client.get(f"/assessments/{sheet.id}").get_data(as_text=True)
+    assert "已评 4/6 项，尚不能定级。" in page and "按等级区间" not in page
+    comment = "战略客户，建议维持A级\n回款稳定"
+    answer = client.post(f"/assessments/{sheet.id}/submit", data={"comment": comment})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    names = "、".join(c.name for c in missing)
+    assert f"提交前请为每个评分项打分。尚未打分：{names}。" in page
+    assert comment in page  # the overall comment is still in its box
+    for criterion in criteria:
+        marked = f'id="need-{criterion.id}">尚未打分</span>' in page
+        assert marked == (criterion in missing), criterion.name
+    assert re.search(rf'id="level-input-{missing[0].id}"[^>]*autofocus', page)
+    answer = client.post(f"/assessments/{sheet.id}/submit", data={"comment": comment},
+                         headers={"HX-Request": "true"})
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and f"尚未打分：{names}。" in text
+    assert f'data-first="{missing[0].id}"' in text and "<textarea" not in text
+    assert text.count("尚未打分</span>") == 2 and 'hx-swap-oob="true"' in text
+    # A row whose screen shows a change that was refused is named too (the sheet's script
+    # says which), though points for it are stored.
+    text = client.post(f"/assessments/{sheet.id}/submit", headers={"HX-Request": "true"},
+                       data={"comment": comment, "unsaved": [criteria[0].id]}
+                       ).get_data(as_text=True)
+    assert f"修改尚未保存：{criteria[0].name}。" in text
+    assert f'data-first="{criteria[0].id}"' in text
+    assert f'id="need-{criteria[0].id}" hx-swap-oob="true">修改未保存</span>' in text
+    assert Assessment.get_by_id(sheet.id).preliminary_submitted_at is None
+    with app.test_request_context():
+        for criterion in missing:
+            save_score(sheet, setup["bm_east"], "preliminary", criterion.id, None, 10, "", 0)
+    page = client.get(f"/assessments/{sheet.id}").get_data(as_text=True)
+    assert "按等级区间：B级" in page and "尚不能定级" not in page
+    answer = client.post(f"/assessments/{sheet.id}/submit", data={"comment": comment},
+                         headers={"HX-Request": "true"})
+    assert answer.headers["HX-Redirect"] == f"/assessments/{sheet.id}"
+    assert Assessment.get_by_id(sheet.id).preliminary_comment == comment
 
 
 def test_the_agenda_tells_an_unscored_sheet_from_a_zero(app, client, setup):

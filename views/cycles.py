@@ -39,6 +39,9 @@ from models import (
 )
 from models.cycles import (
     PHASES,
+    STAGES,
+    InvalidScore,
+    SheetIncomplete,
     StaleScore,
     advance,
     agenda,
@@ -48,6 +51,8 @@ from models.cycles import (
     finalise,
     may_score,
     missing_for_next_phase,
+    pending_proposals,
+    proposal_for,
     reopen,
     sales_hint,
     save_cycle,
@@ -195,9 +200,16 @@ def sheets(cycle_id):
 
 # --- One assessment sheet --------------------------------------------------------
 
-def _scores_context(assessment, stage, user):
+def _scores_context(assessment, stage, user, answers=None, incomplete=(), unsaved=()):
     """What a row and the total need: the scorecard, the user's scores at `stage`
-    (in committee the member's own, beside the preliminary ones), total and grade."""
+    (in committee the member's own, beside the preliminary ones), the points proposed
+    for range levels still without points, total and grade.
+
+    `answers` ({criterion id: answer}) are what the server just said about rows; a row
+    answered with a refusal shows what was typed, so the total leaves its stored points
+    out as the row does. `incomplete` lists the criteria a failed submit names, of which
+    `unsaved` are those with a change on the screen that was not saved.
+    """
     template = assessment.template
     query = Score.select().where(Score.assessment == assessment.id, Score.stage == stage)
     if stage == "committee":
@@ -206,23 +218,26 @@ def _scores_context(assessment, stage, user):
     preliminary = {s.criterion: s for s in Score.select().where(
         Score.assessment == assessment.id, Score.stage == "preliminary")
     } if stage == "committee" else {}
-    total = sum(s.points for s in scores.values() if s.points is not None)
-    scored = sum(1 for s in scores.values() if s.points is not None)
-    return dict(assessment=assessment, template=template,
-                criteria=template.criteria_with_levels(), scores=scores,
-                preliminary=preliminary, total=total, scored=scored,
-                grade=template.grade_for(total),
+    answers = answers or {}
+    counted = [s.points for c, s in scores.items()
+               if s.points is not None and not (c in answers and answers[c]["typed"])]
+    criteria = template.criteria_with_levels()
+    return dict(assessment=assessment, template=template, criteria=criteria,
+                criteria_count=len(criteria), scores=scores, preliminary=preliminary,
+                proposals=pending_proposals(criteria, scores, preliminary),
+                total=sum(counted), scored=len(counted), grade=template.grade_for(sum(counted)),
+                answers=answers, incomplete=list(incomplete), unsaved=list(unsaved),
                 can_fill=may_score(assessment, user, stage) is None, stage=stage)
 
 
-def _sheet_context(assessment, stage, user):
+def _sheet_context(assessment, stage, user, **rows):
     """The whole sheet: the scores, plus the customer, its yearly figures and the
     data hint."""
     years = list(CustomerYear.select().where(CustomerYear.customer == assessment.customer_id)
                  .order_by(CustomerYear.year))
     hint = sales_hint(assessment.customer_id, assessment.cycle.year - 1,
                       current_app.config["PYRAMID_CUTS"])
-    return dict(_scores_context(assessment, stage, user), cycle=assessment.cycle,
+    return dict(_scores_context(assessment, stage, user, **rows), cycle=assessment.cycle,
                 customer=assessment.customer, years=years, hint=hint,
                 submit_form=SubmitForm())
 
@@ -235,69 +250,124 @@ def assessment(assessment_id):
                            **_sheet_context(sheet, "preliminary", current_user))
 
 
+def _answer(state, message, field=None, typed=None):
+    """What the server says about one row: see _criterion.html."""
+    return {"state": state, "message": message, "field": field, "typed": typed}
+
+
 @bp.route("/assessments/<int:assessment_id>/scores", methods=["POST"])
 def save(assessment_id):
-    """Autosave one criterion; htmx gets the row back (and the new total out of band).
+    """Autosave one criterion; htmx gets the changed parts of the row back (the total
+    out of band).
 
-    A stale revision (another tab saved meanwhile) answers the row as it now is,
-    with a warning; nothing is overwritten.
+    A level whose points are a range, sent without points, is saved without them
+    and answers with proposed points, not saved until sent. A level or points that do
+    not fit are refused beside the field, the typed value kept and nothing stored
+    (without htmx: the sheet again, 422). A stale revision (another tab saved
+    meanwhile) answers the row as it now is, with a warning; nothing is overwritten.
     """
     found = list(sheet_with_scorecard(current_user.is_branch_scoped, assessment=assessment_id,
                                       branch=current_user.branch_id))
     # Not visible: the one access check answers (404, and audited when it exists).
     sheet = found[0] if found else get_visible_or_404(Assessment, assessment_id)
-    form = ScoreForm()
-    message, level, score = None, "saved", None
-    if not form.validate_on_submit():
-        message, level = _("The points must be a whole number."), "error"
-    else:
-        try:
-            score = save_score(sheet, current_user, form.stage.data, form.criterion.data,
-                               form.level.data, form.points.data, form.comment.data,
-                               form.revision.data)
-        except StaleScore as error:
-            message, level = str(error), "stale"
-        except DomainError as error:
-            message, level = str(error), "error"
-    if not htmx:
-        if level != "saved":
-            flash(message, "error")
-        return redirect(url_for("cycles.assessment", assessment_id=sheet.id), 303)
     template = sheet.template
+    form = ScoreForm()
     criterion = next((c for c in template.criteria_with_levels()
                       if c.id == form.criterion.data), None)
     if criterion is None:
         abort(404)
-    if score:
-        total, scored = sheet_total(sheet, score.stage, current_user)
-        return render_template("cycles/_saved.html", criterion=criterion, score=score,
-                               filled_points=score.points != form.points.data,
-                               template=template, total=total, scored=scored,
-                               grade=template.grade_for(total))
-    # Refused or stale: the whole row as it now is, with the reason.
-    context = _scores_context(sheet, form.stage.data or "preliminary", current_user)
-    response = make_response(render_template("cycles/_criterion.html", criterion=criterion,
-                                             message=message, state=level, oob_total=True,
-                                             **context))
-    response.headers.update({"HX-Retarget": f"#criterion-{criterion.id}",
-                             "HX-Reswap": "outerHTML"})
+    stage = form.stage.data if form.stage.data in STAGES else "preliminary"
+    score, refusal, answer = None, None, None
+    if not form.validate_on_submit():
+        refusal = form.refusal()
+    else:
+        try:
+            score = save_score(sheet, current_user, stage, criterion.id, form.level.data,
+                               form.points.data, form.comment.data, form.revision.data)
+        except InvalidScore as error:
+            refusal = error.field, str(error)
+        except StaleScore as error:
+            answer = _answer("stale", str(error))
+        except DomainError as error:
+            answer = _answer("error", str(error))
+    if refusal:
+        answer = _answer("error", refusal[1], field=refusal[0], typed=form.typed())
+    if not htmx:
+        if refusal and stage == "preliminary":
+            context = _sheet_context(sheet, stage, current_user,
+                                     answers={criterion.id: answer})
+            return render_template("cycles/sheet.html", **context), 422
+        if answer:
+            flash(answer["message"], "error")
+        return redirect(url_for("cycles.assessment", assessment_id=sheet.id), 303)
+    if score or refusal:  # the parts of the row that change, out of band
+        if score:
+            total, scored = sheet_total(sheet, score.stage, current_user)
+            proposal = proposal_for(sheet, criterion, score)
+        else:
+            context = _scores_context(sheet, stage, current_user,
+                                      answers={criterion.id: answer})
+            total, scored, proposal = context["total"], context["scored"], None
+        response = make_response(render_template(
+            "cycles/_saved.html", criterion=criterion, score=score,
+            state="proposed" if proposal else "saved" if score else "error",
+            proposal=proposal, message=answer and answer["message"],
+            field=refusal and refusal[0], typed=answer and answer["typed"],
+            filled_points=score is not None and score.points != form.points.data,
+            template=template, total=total, scored=scored,
+            criteria_count=len(template.criteria_with_levels()),
+            grade=template.grade_for(total)))
+    else:  # stale, or scoring closed: the whole row as it now is, with the reason
+        context = _scores_context(sheet, stage, current_user, answers={criterion.id: answer})
+        response = make_response(render_template("cycles/_criterion.html",
+                                                 criterion=criterion, oob_total=True,
+                                                 **context))
+        response.headers.update({"HX-Retarget": f"#criterion-{criterion.id}",
+                                 "HX-Reswap": "outerHTML"})
+    response.vary.add("HX-Request")
     return response
 
 
 @bp.route("/assessments/<int:assessment_id>/submit", methods=["POST"])
 def submit(assessment_id):
-    """Submit the preliminary sheet to the committee."""
+    """Submit the preliminary sheet to the committee.
+
+    A refusal names every criterion still without points and marks their rows; over
+    htmx it answers those parts out of band, so nothing typed is replaced; without
+    htmx the sheet renders again with what was posted (422).
+    """
     sheet = get_visible_or_404(Assessment, assessment_id)
     form = SubmitForm()
-    if form.validate_on_submit():
+    error, incomplete, unsaved = None, [], []
+    if not form.validate_on_submit():
+        error = next(iter(form.errors.values()))[0]
+    else:
         try:
-            submit_preliminary(sheet, current_user, form.comment.data)
-        except DomainError as error:
-            flash(str(error), "error")
-        else:
-            flash(_("The preliminary sheet of %(customer)s was submitted.",
-                    customer=sheet.customer.name), "success")
-    return redirect(url_for("cycles.assessment", assessment_id=sheet.id), 303)
+            submit_preliminary(sheet, current_user, form.comment.data, form.unsaved.data)
+        except SheetIncomplete as refusal:
+            error, incomplete = str(refusal), [c.id for c in refusal.criteria]
+            unsaved = [c.id for c in refusal.unsaved]
+        except DomainError as refusal:
+            if not htmx:
+                flash(str(refusal), "error")
+                return redirect(url_for("cycles.assessment", assessment_id=sheet.id), 303)
+            error = str(refusal)
+    if error is None:
+        flash(_("The preliminary sheet of %(customer)s was submitted.",
+                customer=sheet.customer.name), "success")
+        url = url_for("cycles.assessment", assessment_id=sheet.id)
+        response = make_response("", 200, {"HX-Redirect": url}) if htmx else redirect(url, 303)
+    elif htmx:
+        response = make_response(render_template(
+            "cycles/_submit_failed.html", criteria=sheet.template.criteria_with_levels(),
+            incomplete=incomplete, unsaved=unsaved, submit_error=error, submit_oob=True))
+    else:
+        context = _sheet_context(sheet, "preliminary", current_user, incomplete=incomplete,
+                                 unsaved=unsaved)
+        response = make_response(render_template(
+            "cycles/sheet.html", **dict(context, submit_form=form, submit_error=error)), 422)
+    response.vary.add("HX-Request")
+    return response
 
 
 # --- The meeting board ----------------------------------------------------------
