@@ -119,10 +119,19 @@ class SheetsFilterForm(QueryForm):
 
 
 class MeetingFilterForm(QueryForm):
-    """The meeting's agenda: one branch's customers, in an order."""
+    """The meeting's agenda: one branch's customers, in an order, all or the
+    unsettled ones only (`state=open`)."""
     branch = IntegerField(validators=[Optional(), RECORD_ID])
     order = SelectField(choices=choices([("agenda", "agenda"), ("grade", "grade"),
-                                         ("borderline", "borderline")]), default="agenda")
+                                         ("borderline", "borderline"),
+                                         ("disagreement", "disagreement")]), default="agenda")
+    state = SelectField(choices=choices([("", ""), ("open", "open")]), default="")
+
+    def args(self):
+        """The valid filters as query arguments, for links and forms that keep them."""
+        found = {name: self.value(name) for name in ("branch", "order", "state")}
+        return {name: value for name, value in found.items()
+                if value not in (None, "") and not (name == "order" and value == "agenda")}
 
 
 class MeetingPollForm(QueryForm):
@@ -141,3 +150,10 @@ class FinaliseForm(Form):
     special_policy = BooleanField(_l("Special policy"))
     credit_review = BooleanField(_l("Credit-rating review"))
     reopen = BooleanField()
+    # The chair's one key: settle, then move everyone to the next unsettled customer.
+    and_next = BooleanField()
+
+
+class ToDiscussForm(Form):
+    """The chair sets the current customer aside to discuss again (or clears it)."""
+    flag = BooleanField()

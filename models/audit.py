@@ -44,6 +44,7 @@ ACTION_LABELS = {
     "meeting_moved": _l("Meeting moved to a customer"),
     "assessment_finalised": _l("Final grade set"),
     "assessment_reopened": _l("Final grade reopened"),
+    "assessment_to_discuss": _l("Customer marked to discuss again (or cleared)"),
     "tier_created": _l("Tier created"),
     "tier_updated": _l("Tier changed"),
     "tier_moved": _l("Tier moved in the order"),

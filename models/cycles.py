@@ -5,6 +5,7 @@ move is guarded: `missing_for_next_phase()` says what still stands in the way,
 and `advance()` refuses until nothing does. Starting a cycle (draft →
 preliminary) freezes its templates and creates the assessments.
 """
+import datetime
 import json
 import math
 from typing import NamedTuple
@@ -164,6 +165,8 @@ class Assessment(BaseModel):
     rationale = TextField(default="")
     special_policy = BooleanField(default=False)
     credit_review = BooleanField(default=False)
+    # The chair set it aside at the meeting to come back to (cleared when settled).
+    to_discuss = BooleanField(default=False)
     finalised_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
     finalised_at = DateTimeField(null=True)
 
@@ -670,16 +673,23 @@ def committee_summary(assessment, template=None, cycle=None):
     scored = {(member_id, criterion_id): value for member_id, criterion_id, value in scores}
     by_member, by_criterion, mean = committee_arithmetic(scored)
     totals = sorted(by_member.values())
-    grades = {member: template.grade_for(total) for member, total in by_member.items()}
+    criteria_count = len(template.criteria_with_levels())
+    scored_by = {}  # criteria each person has given points for, the chair included
+    for member_id, _criterion_id, points in scores:
+        if points is not None:
+            scored_by[member_id] = scored_by.get(member_id, 0) + 1
+    # A total of some criteria only is no result: it gets no grade until complete.
+    grades = {member: template.grade_for(total) for member, total in by_member.items()
+              if scored_by.get(member) == criteria_count}
     spread = (totals[-1] - totals[0]) if totals else 0
     # Members (not the chair, who may score too) who have scored every criterion.
-    criteria_count = len(template.criteria_with_levels())
-    per_member = {}
-    for member_id, _criterion_id, points in scores:
-        if points is not None and member_id != cycle.chair_id:
-            per_member[member_id] = per_member.get(member_id, 0) + 1
+    per_member = {m: n for m, n in scored_by.items() if m != cycle.chair_id}
     return {
         "complete_members": sum(1 for n in per_member.values() if n == criteria_count),
+        "criteria_count": criteria_count,
+        "scored_by": scored_by,
+        "mean_complete": bool(by_member) and all(
+            scored_by.get(m) == criteria_count for m in by_member),
         "points": scored,
         "member_totals": by_member,
         "member_grades": grades,
@@ -722,7 +732,8 @@ def finalise(assessment, user, tier, rationale="", special_policy=False, credit_
         Assessment.update(final_tier=tier.id, final_total=summary["mean"],
                           rationale=(rationale or "").strip(), special_policy=special_policy,
                           credit_review=credit_review, finalised_by=user.id,
-                          finalised_at=utcnow()).where(Assessment.id == assessment.id).execute()
+                          finalised_at=utcnow(), to_discuss=False,
+                          ).where(Assessment.id == assessment.id).execute()
         audit("assessment_finalised", assessment, after={
             "customer": assessment.customer_id, "final_tier": tier.code,
             "computed": computed.code if computed else None, "mean": summary["mean"],
@@ -788,6 +799,193 @@ def agenda(cycle, branch_id=None, order="agenda"):
     elif order == "borderline":
         rows.sort(key=lambda r: r.distance)
     return rows
+
+
+class AgendaCounts(NamedTuple):
+    """How far the meeting has got: sheets settled, set aside to discuss again (and not
+    settled), not scored by any committee member yet (and not settled), and in all."""
+    settled: int
+    to_discuss: int
+    not_scored: int
+    total: int
+
+
+@prepared
+def _criteria_counts(*, cycle):
+    """(template id, criteria) of the scorecards a cycle's sheets use."""
+    from .scorecards import Criterion
+    used = Assessment.select(Assessment.template).where(Assessment.cycle == cycle)
+    return (Criterion.select(Criterion.template, fn.COUNT(Criterion.id))
+            .where(Criterion.template.in_(used)).group_by(Criterion.template).tuples())
+
+
+@prepared
+def _scored_per_sheet(*, cycle):
+    """(sheet, stage, person, total, criteria scored) of every sheet of a cycle: one
+    grouped query for the whole agenda."""
+    return (Score.select(Score.assessment, Score.stage, Score.member, fn.SUM(Score.points),
+                         fn.COUNT(Score.points))
+            .join(Assessment, on=(Score.assessment == Assessment.id))
+            .where(Assessment.cycle == cycle, Score.points.is_null(False))
+            .group_by(Score.assessment, Score.stage, Score.member).tuples())
+
+
+def meeting_agenda(cycle, branch_id=None, order="agenda", unsettled_only=False):
+    """The meeting's agenda (see agenda()) with what the committee has done on each
+    sheet, and the counts of the whole agenda (of one branch when given).
+
+    Each row also gets `criteria_count`, `preliminary_scored` (criteria with
+    preliminary points: a partial total is shown as such, never graded) and
+    `spread` (how far apart the totals lie of the members who scored every
+    criterion; None below two). `order` may also be "disagreement" (largest
+    spread first). With `unsettled_only` the settled sheets are left out of the
+    rows, not of the counts. Returns (rows, AgendaCounts); a few queries in all.
+    """
+    rows = agenda(cycle, branch_id=branch_id,
+                  order="agenda" if order == "disagreement" else order)
+    criteria = dict(_criteria_counts(cycle=cycle.id))
+    preliminary, committee = {}, {}
+    for sheet_id, stage, _member, total, count in _scored_per_sheet(cycle=cycle.id):
+        if stage == "preliminary":
+            preliminary[sheet_id] = preliminary.get(sheet_id, 0) + count
+        else:
+            committee.setdefault(sheet_id, []).append((total, count))
+    for row in rows:
+        row.criteria_count = criteria.get(row.template_id, 0)
+        row.preliminary_scored = preliminary.get(row.id, 0)
+        complete = [total for total, count in committee.get(row.id, ())
+                    if count == row.criteria_count]
+        row.committee_scored = row.id in committee
+        row.spread = max(complete) - min(complete) if len(complete) > 1 else None
+        if row.preliminary_scored < row.criteria_count:  # a partial total is no grade
+            row.preliminary_grade = None
+    if order == "disagreement":
+        rows.sort(key=lambda r: -r.spread if r.spread is not None else math.inf)
+    counts = AgendaCounts(
+        settled=sum(1 for r in rows if r.finalised_at),
+        to_discuss=sum(1 for r in rows if r.to_discuss and not r.finalised_at),
+        not_scored=sum(1 for r in rows if not r.committee_scored and not r.finalised_at),
+        total=len(rows))
+    if unsettled_only:
+        rows = [r for r in rows if not r.finalised_at]
+    return rows, counts
+
+
+def next_unsettled(cycle, after, branch_id=None, order="agenda"):
+    """The sheet the meeting moves on to from `after`: the next unsettled one in the
+    agenda as the chair orders it, going round to the start; those marked "to
+    discuss again" come last. None when every sheet is settled."""
+    rows, _counts = meeting_agenda(cycle, branch_id=branch_id, order=order)
+    ids = [r.id for r in rows]
+    start = ids.index(after.id) + 1 if after.id in ids else 0
+    ring = [r for r in rows[start:] + rows[:start] if not r.finalised_at and r.id != after.id]
+    return next((r for r in ring if not r.to_discuss), None) or next(iter(ring), None)
+
+
+def settle_and_next(assessment, user, tier, rationale="", special_policy=False,
+                    credit_review=False, branch_id=None, order="agenda"):
+    """The chair's one key: set the final grade of `assessment` by finalise()'s rules,
+    then move the whole committee to the next unsettled sheet (next_unsettled()), in
+    one transaction, both audited. Raises DomainError as finalise() does, and then
+    nothing changes. Returns the sheet moved to, or None when none is left."""
+    with write_transaction():
+        finalise(assessment, user, tier, rationale, special_policy, credit_review)
+        cycle = GradingCycle.get_by_id(assessment.cycle_id)
+        following = next_unsettled(cycle, assessment, branch_id=branch_id, order=order)
+        if following is not None:
+            set_current(cycle, user, following)
+    return following
+
+
+def mark_to_discuss(assessment, user, flag=True):
+    """The chair marks a customer "to discuss again" (or clears the mark), audited.
+
+    Raises DomainError for anyone but the chair, outside the committee review, or
+    for a settled customer (reopen its grade first)."""
+    with write_transaction():
+        assessment = _locked(assessment)
+        if user.id != assessment.cycle.chair_id:
+            raise DomainError(_l("Only the committee chair sets customers aside."))
+        if assessment.cycle.phase != "committee":
+            raise DomainError(_l("The meeting runs during the committee review."))
+        if assessment.is_final:
+            raise DomainError(_l("This customer's final grade is set; reopen it to discuss "
+                                 "it again."))
+        if assessment.to_discuss == bool(flag):
+            return
+        Assessment.update(to_discuss=bool(flag)).where(Assessment.id == assessment.id).execute()
+        audit("assessment_to_discuss", assessment, before={"to_discuss": assessment.to_discuss},
+              after={"to_discuss": bool(flag), "customer": assessment.customer_id})
+
+
+class PastGrade(NamedTuple):
+    """A grade the customer held before: from a cycle's final grade or its tier history."""
+    year: int
+    label: str
+    tier: Tier
+
+
+def past_grades(customer_id, cycle, limit=3):
+    """The customer's final grades of the last `limit` cycles before `cycle`, newest
+    first; years without a cycle's grade are filled from its tier history (the tier
+    in force at that year's end). Two queries."""
+    from .customers import TierHistory
+    found = {}
+    finals = (Assessment.select(GradingCycle.year, GradingCycle.name, Tier)
+              .join(GradingCycle).switch(Assessment)
+              .join(Tier, on=(Assessment.final_tier == Tier.id))
+              .where(Assessment.customer == customer_id, GradingCycle.year < cycle.year,
+                     GradingCycle.id != cycle.id)
+              .order_by(GradingCycle.year.desc(), GradingCycle.id.desc()).limit(limit))
+    for row in finals:
+        found.setdefault(row.cycle.year, PastGrade(row.cycle.year, row.cycle.name,
+                                                   row.final_tier))
+    if len(found) < limit:
+        history = (TierHistory.select(TierHistory, Tier).join(Tier)
+                   .where(TierHistory.customer == customer_id,
+                          TierHistory.effective_on < datetime.date(cycle.year, 1, 1))
+                   .order_by(TierHistory.effective_on.desc(), TierHistory.id.desc()))
+        for entry in history:
+            year = entry.effective_on.year
+            if year not in found:
+                found[year] = PastGrade(year, entry.source_label, entry.tier)
+    return [found[year] for year in sorted(found, reverse=True)[:limit]]
+
+
+def settled_distribution(cycle, cuts=None):
+    """The grades settled so far in the cycle beside what to hold them against.
+
+    Returns {"rows": [(tier, settled, share %, previous share % or None, guideline
+    share % or None)], "settled", "previous" (the last earlier cycle with final
+    grades, or None)}. The guideline is the customer pyramid (`cuts`, the top
+    layers' ends in % from the top), one layer per tier from the top. Three queries.
+    """
+    tiers = Tier.in_order()
+
+    def shares(of_cycle):
+        counts = dict(Assessment.select(Assessment.final_tier, fn.COUNT(Assessment.id))
+                      .where(Assessment.cycle == of_cycle, Assessment.final_tier.is_null(False))
+                      .group_by(Assessment.final_tier).tuples())
+        return counts, sum(counts.values())
+
+    now, settled = shares(cycle.id)
+    previous = (GradingCycle.select().join(Assessment)
+                .where(GradingCycle.id != cycle.id, GradingCycle.year <= cycle.year,
+                       Assessment.final_tier.is_null(False),
+                       (GradingCycle.year < cycle.year) | (GradingCycle.id < cycle.id))
+                .order_by(GradingCycle.year.desc(), GradingCycle.id.desc()).first())
+    before, before_total = shares(previous.id) if previous else ({}, 0)
+    guide = {}
+    if cuts:
+        ends = [*list(cuts)[:max(len(tiers) - 1, 0)], 100]  # the lowest tier: the rest
+        for n, tier in enumerate(tiers[:len(ends)]):
+            guide[tier.id] = ends[n] - (ends[n - 1] if n else 0)
+    rows = [(tier, now.get(tier.id, 0),
+             round(100.0 * now.get(tier.id, 0) / settled, 1) if settled else None,
+             round(100.0 * before.get(tier.id, 0) / before_total, 1) if before_total else None,
+             guide.get(tier.id))
+            for tier in tiers]
+    return {"rows": rows, "settled": settled, "previous": previous}
 
 
 # --- The cycle's summary ---------------------------------------------------------

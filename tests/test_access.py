@@ -52,6 +52,7 @@ ROUTE_ROLES = {
     "cycles.meeting_board": EVERYONE,
     "cycles.move_meeting": EVERYONE,
     "cycles.finalise_sheet": EVERYONE,
+    "cycles.mark_discuss": EVERYONE,
     "tiers.index": EVERYONE,
     "tiers.detail": EVERYONE,
     "tiers.handbook_pdf": EVERYONE,

@@ -554,7 +554,7 @@ def test_meeting_board_from_agenda_to_final_grade(app, client, setup):
     login(client, "chair")
     board = client.get(f"/cycles/{cycle.id}/meeting/board?assessment={sheet.id}",
                        headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert "<b>80</b>" in board and "<b>20</b>" in board and "<b>50.0</b>" in board
+    assert "<b>80</b>" in board and "<b>20</b>" in board and "<b>50</b>" in board
     assert 'data-testid="disagree"' in board
     tier_c = next(t for t in __import__("models").Tier.select() if t.code == "C")
     client.post(f"/assessments/{sheet.id}/finalise", data={"tier": tier_c.id})
@@ -798,3 +798,330 @@ def test_a_tier_the_bands_cannot_give_is_named_and_never_counts_as_a_move(app, c
     page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
     assert "升级 1 位" in page and "未比较升降 4 位" in page
     assert 'data-testid="out-of-reach"' not in page  # said before the start, not after
+
+
+# --- The chair's side of the meeting ---------------------------------------------
+
+def _agenda_sheets(cycle):
+    return list(Assessment.select().where(Assessment.cycle == cycle)
+                .order_by(Assessment.agenda_position))
+
+
+def _committee_scores(app, sheet, member, points):
+    """`member` gives these points, criterion by criterion (fewer: a partial sheet)."""
+    with app.test_request_context():
+        for criterion, p in zip(_criteria(sheet.template), points):
+            saved = Score.get_or_none(Score.assessment == sheet.id, Score.member == member.id,
+                                      Score.criterion == criterion.id)
+            save_score(sheet, member, "committee", criterion.id, None, p, "",
+                       saved.revision if saved else 0)
+
+
+def _open(app, setup, cycle, sheet):
+    from models.cycles import set_current
+    with app.test_request_context():
+        set_current(cycle, setup["chair"], sheet)
+
+
+def _flashes(page):
+    return re.findall(r'class="flash flash-\w+">([^<]*)<', page)
+
+
+def test_the_chair_settles_and_moves_everyone_on_in_one_request(app, client, setup):
+    """Settle-and-next sets the grade the board proposes (the mean's band), moves the
+    meeting to the next unsettled sheet, skipping those set aside, audits both, and the
+    members' screens learn of it at their next poll."""
+    from models import GradingCycle, Tier
+    from models.cycles import mark_to_discuss
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)
+    sheets = _agenda_sheets(cycle)
+    m1, m2 = setup["members"]
+    _open(app, setup, cycle, sheets[0])
+    _committee_scores(app, sheets[0], m1, (12, 12, 12, 12, 16, 16))  # 80
+    _committee_scores(app, sheets[0], m2, (10, 10, 10, 10, 15, 15))  # 70: mean 75, an A
+    with app.test_request_context():
+        mark_to_discuss(sheets[1], setup["chair"])  # set aside: the key skips it for now
+    tier_a = Tier.get(Tier.code == "A")
+    login(client, "chair")
+    response = client.post(f"/assessments/{sheets[0].id}/finalise",
+                           data={"tier": tier_a.id, "and_next": "y"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/cycles/{cycle.id}/meeting"
+    settled = Assessment.get_by_id(sheets[0].id)
+    assert (settled.final_tier_id, float(settled.final_total)) == (tier_a.id, 75.0)
+    assert GradingCycle.get_by_id(cycle.id).current_assessment == sheets[2].id
+    actions = [e.action for e in AuditEvent.select().order_by(AuditEvent.id)][-2:]
+    assert actions == ["assessment_finalised", "meeting_moved"]
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert f"{sheets[0].customer.name} 已定级，委员会转到 {sheets[2].customer.name}。" in page
+    assert f"<h1>{sheets[2].customer.name}</h1>" in page
+    assert "Ctrl+Enter" in page and 'data-settle-next' in page  # the key, told on the page
+    client.post("/logout")
+    login(client, "m1")  # a member's screen still showing the settled customer reloads
+    state = client.get(f"/cycles/{cycle.id}/meeting/state?seen={sheets[0].id}&final=0")
+    assert state.headers.get("HX-Refresh") == "true"
+    # With the agenda ordered and filtered, the move follows that order and keeps it.
+    client.post("/logout")
+    login(client, "chair")
+    _committee_scores(app, sheets[2], m1, (10, 10, 10, 10, 10, 10))
+    response = client.post(f"/assessments/{sheets[2].id}/finalise?state=open&order=grade",
+                           data={"tier": Tier.get(Tier.code == "B").id, "and_next": "y"})
+    assert response.headers["Location"] == f"/cycles/{cycle.id}/meeting?order=grade&state=open"
+    assert GradingCycle.get_by_id(cycle.id).current_assessment == sheets[3].id
+
+
+def test_settle_and_next_is_refused_to_others_and_on_a_settled_sheet(app, client, setup):
+    """A member, someone off the committee, and a second press on a settled sheet are
+    refused with a message; the grade, the meeting and the audit trail stay as they were."""
+    from models import GradingCycle, Tier
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)
+    sheets = _agenda_sheets(cycle)
+    _open(app, setup, cycle, sheets[0])
+    _committee_scores(app, sheets[0], setup["members"][0], (10, 10, 10, 10, 10, 10))
+    tier_b = Tier.get(Tier.code == "B")
+    data = {"tier": tier_b.id, "and_next": "y"}
+    decisions = AuditEvent.select().where(AuditEvent.action.in_(
+        ["assessment_finalised", "meeting_moved"]))
+    events = decisions.count()
+
+    def unchanged():
+        assert GradingCycle.get_by_id(cycle.id).current_assessment == sheets[0].id
+        assert Assessment.get_by_id(sheets[0].id).final_tier_id is None
+        assert decisions.count() == events
+
+    login(client, "m1")
+    client.post(f"/assessments/{sheets[0].id}/finalise", data=data)
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "只有评级委员会主任可以确定最终等级。" in _flashes(page), _flashes(page)
+    assert "data-settle-next" not in page  # no key for a member
+    unchanged()
+    client.post("/logout")
+    login(client, "bm_e")
+    assert client.post(f"/assessments/{sheets[0].id}/finalise", data=data).status_code == 404
+    unchanged()
+    client.post("/logout")
+    login(client, "chair")
+    client.post(f"/assessments/{sheets[0].id}/finalise", data={"tier": tier_b.id})
+    _open(app, setup, cycle, sheets[0])
+    moved = decisions.count()
+    client.post(f"/assessments/{sheets[0].id}/finalise", data=data)  # settled already
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "该客户的最终等级已经确定。" in _flashes(page), _flashes(page)
+    assert GradingCycle.get_by_id(cycle.id).current_assessment == sheets[0].id
+    assert decisions.count() == moved
+
+
+def test_the_agenda_counts_sorts_by_disagreement_and_filters_the_unsettled(app, client, setup):
+    """The agenda counts settled / to discuss / not yet scored, sorts by the spread of the
+    members' complete totals, shows the unsettled only, and its links keep the filter."""
+    from models import Tier
+    from models.cycles import finalise, mark_to_discuss
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)
+    sheets = _agenda_sheets(cycle)
+    m1, m2 = setup["members"]
+    _committee_scores(app, sheets[0], m1, (10, 10, 10, 10, 10, 10))
+    with app.test_request_context():
+        finalise(sheets[0], setup["chair"], Tier.get(Tier.code == "B"))
+        mark_to_discuss(sheets[4], setup["chair"])
+    _committee_scores(app, sheets[1], m1, (10, 10, 10, 10, 10, 10))  # 60
+    _committee_scores(app, sheets[1], m2, (12, 12, 12, 12, 16, 16))  # 80: 20 apart
+    _committee_scores(app, sheets[2], m1, (10, 10, 10, 10, 10, 10))  # 60
+    _committee_scores(app, sheets[2], m2, (10, 10, 10, 10, 15, 10))  # 65: 5 apart
+    _committee_scores(app, sheets[3], m1, (15, 15, 15))  # half a sheet: no spread yet
+    _committee_scores(app, sheets[3], m2, (0, 0, 0, 0, 0, 0))
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "已定级 1 · 待再议 1 · 未评分 1 · 共 5" in page  # sheet 4 alone is unscored
+    assert page.count('data-testid="to-discuss"') == 1 and "分差 20" in page
+    page = client.get(f"/cycles/{cycle.id}/meeting?order=disagreement").get_data(as_text=True)
+    names = re.findall(r'class="agenda-customer[^"]*">([^<]+)', page)
+    assert names[:2] == [sheets[1].customer.name, sheets[2].customer.name]
+    page = client.get(f"/cycles/{cycle.id}/meeting?state=open&order=disagreement"
+                      ).get_data(as_text=True)
+    names = re.findall(r'class="agenda-customer[^"]*">([^<]+)', page)
+    assert sheets[0].customer.name not in names and len(names) == 4
+    assert "已定级 1 · 待再议 1" in page  # the counts are of the whole agenda
+    assert '<option value="open" selected>' in page
+    # "Discuss now" keeps the filter: the chair lands back on the same agenda.
+    assert (f'action="/cycles/{cycle.id}/meeting/current?order=disagreement&amp;state=open"'
+            in page)
+    response = client.post(f"/cycles/{cycle.id}/meeting/current?order=disagreement&state=open",
+                           data={"assessment": sheets[2].id})
+    assert response.headers["Location"] == (
+        f"/cycles/{cycle.id}/meeting?order=disagreement&state=open")
+
+
+def test_the_board_names_who_has_not_scored_and_grades_no_partial_total(app, client, setup):
+    """The chair's board names the members who have not scored every criterion; a partial
+    total reads as 已评 n/6 项, never with a grade; means print as points (75, not 75.0)."""
+    from models import User
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)
+    sheet = _agenda_sheets(cycle)[0]
+    m1, m2 = setup["members"]
+    User.update(display_name="委员甲").where(User.id == m1.id).execute()
+    User.update(display_name="委员乙").where(User.id == m2.id).execute()
+    _open(app, setup, cycle, sheet)
+    login(client, "chair")
+    board = client.get(f"/cycles/{cycle.id}/meeting/board?assessment={sheet.id}"
+                       ).get_data(as_text=True)
+    waiting = re.search(r'data-testid="waiting">尚未评完：(.*?)</p>', board, re.S).group(1)
+    assert "委员甲" in waiting and "委员乙" in waiting
+    _committee_scores(app, sheet, m1, (15, 15, 15, 15, 20, 20))  # 100: an A
+    _committee_scores(app, sheet, m2, (12, 12, 12))  # 36 so far: not a C
+    board = client.get(f"/cycles/{cycle.id}/meeting/board?assessment={sheet.id}"
+                       ).get_data(as_text=True)
+    waiting = re.search(r'data-testid="waiting">(.*?)</p>', board, re.S).group(1)
+    assert "委员乙" in waiting and "已评 3/6 项" in waiting and "委员甲" not in waiting
+    footer = re.search(r"<tfoot>(.*?)</tfoot>", board, re.S).group(1)
+    cells = re.findall(r'<td class="num">(.*?)</td>', footer, re.S)
+    assert "C级" not in footer and "已评 3/6 项" in footer
+    assert "<b>100</b><br><small>A级</small>" in footer
+    assert "68" in cells[-2] and "未评完" in cells[-2] and "A级" not in cells[-2]  # (100+36)/2
+    # Complete at last: the member's total and the mean are results, in points.
+    _committee_scores(app, sheet, m2, (12, 12, 12, 12, 16, 16))
+    board = client.get(f"/cycles/{cycle.id}/meeting/board?assessment={sheet.id}"
+                       ).get_data(as_text=True)
+    assert "<b>90</b><br><small>A级</small>" in board and "<b>90</b>" in board
+    assert 'data-testid="waiting"' not in board and "90.0" not in board
+    mean = re.search(r"<tfoot>(.*?)</tfoot>", board, re.S).group(1)
+    assert re.findall(r'<td class="num">(.*?)</td>', mean, re.S)[-2] == (
+        "<b>90</b><br><small>A级</small>")
+    criterion_means = re.findall(r'<td class="num">(\d+(?:\.\d+)?)</td>', board)
+    assert "13.5" in criterion_means and not [m for m in criterion_means if m.endswith(".0")]
+
+
+def test_the_agenda_shows_a_partial_preliminary_total_as_partial(app, client, setup):
+    """A preliminary sheet scored in part reads 初评已评 n/6 项 on the agenda, not a total
+    with a grade."""
+    from tests.conftest import login
+    cycle = _started(app, setup)
+    sheet = _agenda_sheets(cycle)[0]
+    criteria = _criteria(setup["template"])
+    with app.test_request_context():
+        for criterion in criteria[1:4]:
+            save_score(sheet, setup["bm_east"], "preliminary", criterion.id, None, 12, "", 0)
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    entry = re.search(rf"{sheet.customer.name}.*?</small>", page, re.S).group(0)
+    assert "初评已评 3/6 项" in entry and "36" not in entry and "级" not in entry
+
+
+def test_the_chair_marks_a_customer_to_discuss_again(app, client, setup):
+    """Only the chair marks an unsettled customer "to discuss again"; the mark is audited,
+    shown on the agenda, counted, and cleared when the customer is settled."""
+    from models import Tier
+    from models.cycles import finalise
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)
+    sheets = _agenda_sheets(cycle)
+    _open(app, setup, cycle, sheets[0])
+    login(client, "m1")
+    client.post(f"/assessments/{sheets[0].id}/discuss", data={"flag": "y"})
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "只有评级委员会主任可以把客户标记为待再议。" in _flashes(page)
+    assert not Assessment.get_by_id(sheets[0].id).to_discuss
+    client.post("/logout")
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "标记为“待再议”" in page
+    client.post(f"/assessments/{sheets[0].id}/discuss", data={"flag": "y"})
+    assert Assessment.get_by_id(sheets[0].id).to_discuss
+    event = AuditEvent.select().where(AuditEvent.action == "assessment_to_discuss").get()
+    assert (event.before_data, event.after_data["to_discuss"]) == ({"to_discuss": False}, True)
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert page.count('data-testid="to-discuss"') == 1 and "待再议 1" in page
+    assert "取消“待再议”" in page
+    _committee_scores(app, sheets[0], setup["members"][0], (10, 10, 10, 10, 10, 10))
+    with app.test_request_context():
+        finalise(sheets[0], setup["chair"], Tier.get(Tier.code == "B"))
+    assert not Assessment.get_by_id(sheets[0].id).to_discuss
+    client.post(f"/assessments/{sheets[0].id}/discuss", data={"flag": "y"})  # settled
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "该客户的最终等级已确定；如需再议，请先重新打开。" in _flashes(page)
+    assert not Assessment.get_by_id(sheets[0].id).to_discuss and "待再议 0" in page
+
+
+def test_the_committee_sees_the_last_three_grades_and_the_distribution(app, client, setup,
+                                                                      make):
+    """Every screen shows the current customer's final grades of the last three cycles
+    (its tier history filling a year without a cycle), and the grades settled so far beside the
+    previous cycle's shares and the pyramid guideline."""
+    import datetime as dt
+
+    from models import GradingCycle, Tier, TierHistory
+    from models.cycles import finalise
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)
+    sheet = _agenda_sheets(cycle)[0]
+    tiers = {t.code: t for t in Tier.select()}
+    earlier = {}
+    for year, code in ((2024, "C"), (2026, "A")):
+        earlier[year] = GradingCycle.create(
+            name=f"{year}年度客户分级评定", year=year, phase="published",
+            template_existing=setup["template"], chair=setup["chair"])
+        Assessment.create(cycle=earlier[year], customer=sheet.customer_id,
+                          template=setup["template"], branch=sheet.branch_id,
+                          final_tier=tiers[code], finalised_at=dt.datetime(year, 4, 1))
+    for other in setup["customers"][1:4]:  # the 2026 cycle: 1 A of 4 → 25 %, 3 B → 75 %
+        Assessment.create(cycle=earlier[2026], customer=other.id, template=setup["template"],
+                          branch=other.branch_id, final_tier=tiers["B"])
+    for day, code in ((dt.date(2023, 5, 1), "D"), (dt.date(2025, 5, 1), "B")):
+        TierHistory.create(customer=sheet.customer_id, tier=tiers[code], effective_on=day,
+                           source="approval")
+    _open(app, setup, cycle, sheet)
+    _committee_scores(app, sheet, setup["members"][0], (10, 10, 10, 10, 10, 10))
+    with app.test_request_context():
+        finalise(sheet, setup["chair"], tiers["B"])
+    login(client, "m1")
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    past = re.search(r'data-testid="past-grades">(.*?)</p>', page, re.S).group(1)
+    years = re.findall(r'class="past-grade">(\d{4})', past)
+    assert years == ["2026", "2025", "2024"]  # not 2023: three at most
+    assert re.search(r"2026.*A级.*2025.*B级.*2024.*C级", past, re.S) and "D级" not in past
+    table = re.search(r'data-testid="distribution">(.*?)</table>', page, re.S).group(1)
+    heads = re.findall(r'<th class="num">(.*?)</th>', table)
+    assert heads == ["A级", "B级", "C级", "D级"]
+    rows = {name: re.findall(r'<td class="num">(.*?)</td>', cells, re.S) for name, cells in
+            re.findall(r'<th scope="row">(.*?)</th>(.*?)</tr>', table, re.S)}
+    assert rows["本次评定"][1] == '1 <small class="muted">100.0%</small>'
+    assert rows["本次评定"][0] == rows["本次评定"][2] == '0 <small class="muted">0.0%</small>'
+    assert rows["2026年度客户分级评定"] == ["25.0%", "75.0%", "0.0%", "0.0%"]
+    assert rows["指引"] == ["1%", "4%", "15%", "80%"]
+
+
+def test_the_chairs_board_takes_the_same_queries_whatever_the_committee_size(
+        app, client, setup, make):
+    """The polled board partial reads a few queries, as many for six members as for two."""
+    from models import db
+    from tests.conftest import login
+    counts = []
+    for size in (2, 6):
+        extra = [make.user(roles=("committee_member",)) for _ in range(size - 2)]
+        cycle = _cycle(app, setup, members=[*setup["members"], *extra],
+                       name=f"委员{size}人", scope={"customers": [setup["customers"][0].id]})
+        with app.test_request_context():
+            cycle = advance(cycle, setup["chair"])
+            sheet = _agenda_sheets(cycle)[0]
+            _fill(sheet, setup["bm_east"], setup["template"])
+            submit_preliminary(sheet, setup["bm_east"])
+            cycle = advance(cycle, setup["chair"])
+        for member in [*setup["members"], *extra]:
+            _committee_scores(app, sheet, member, (10, 10, 10))
+        _open(app, setup, cycle, sheet)
+        login(client, "chair")
+        url = f"/cycles/{cycle.id}/meeting/board?assessment={sheet.id}"
+        client.get(url)  # warm: the frozen scorecard is kept by the process
+        queries = []
+        db.obj.query_hooks.append(queries.append)
+        try:
+            board = client.get(url).get_data(as_text=True)
+        finally:
+            db.obj.query_hooks.remove(queries.append)
+        assert board.count("已评 3/6 项") == 2 * size  # each total, and who is waiting
+        counts.append(len(queries))
+        client.post("/logout")
+    assert counts[0] == counts[1] and counts[0] <= 8, counts

@@ -3,7 +3,8 @@ session of their own, grade ten customers from the first one to the last final g
 from playwright.sync_api import expect
 
 from models import Assessment, CriterionLevel, CustomerYear, Score, Tier, User
-from models.cycles import advance, save_cycle, set_current, submit_preliminary
+from models.cycles import advance, save_cycle, save_score, set_current, submit_preliminary
+from services.formatting import points
 from tests.conftest import PASSWORD
 from tests.live import log_in, screenshot
 from tests.test_cycles import _criteria, _fill, _in_committee, make_setup
@@ -112,7 +113,7 @@ def _expect_board(chair, totals):
     board = chair.locator("#board")
     board.locator("[data-testid=scored]:text-is('3 位委员中已有 3 位打分。')").wait_for()
     mean = round(sum(totals) / 3, 2)
-    cells = {"周主任": "—", "平均分": f"{mean} {_band(mean)}级",
+    cells = {"周主任": "—", "平均分": f"{points(mean)} {_band(mean)}级",
              "分差": str(max(totals) - min(totals))}
     for who, total in zip(("委员甲", "委员乙", "委员丙"), totals):
         cells[who] = f"{total} {_band(total)}级"
@@ -278,3 +279,62 @@ def test_a_saved_row_still_shows_the_preliminary_score(app, make, live_server, p
     row.locator("input[name=points]").press("Tab")
     _saved(page, criteria[1], 12)
     expect(row.locator("td.muted")).to_have_text("10", timeout=1000)
+
+
+def test_the_chair_settles_and_moves_on_with_one_key(app, make, live_server, new_page):
+    """One key settles the customer with the board's grade (N) or the chair's own with a
+    rationale (Ctrl+Enter) and moves everyone on: a member's screen follows by itself."""
+    cycle, sheets, setup = _meeting_setup(app, make)
+    live_server.app.config.update(MEETING_POLL_SECONDS=1, BOARD_POLL_SECONDS=1)
+    criteria = _criteria(setup["template"])
+    members = [User.get(User.username == name) for name in MEMBERS]
+    with app.test_request_context():
+        set_current(cycle, setup["chair"], sheets[0])
+        for sheet, totals in zip(sheets[:2], TOTALS[:2]):
+            for member, total in zip(members, totals):
+                for criterion, p in zip(criteria, _split(total)):
+                    save_score(sheet, member, "committee", criterion.id, None, p, "", 0)
+        # A member halfway through the third customer: the board says so, with no grade.
+        for criterion in criteria[:4]:
+            save_score(sheets[2], members[0], "committee", criterion.id, None, 12, "", 0)
+    chair, member = new_page(), new_page()
+    _log_in_together([chair, member], ("chair", "m1"))
+    for page in (chair, member):
+        page.goto(f"/cycles/{cycle.id}/meeting")
+    expect(chair.get_by_test_id("keys")).to_contain_text("Ctrl+Enter")
+    expect(chair.get_by_test_id("agenda-counts")).to_have_text(
+        "已定级 0 · 待再议 0 · 未评分 7 · 共 10")
+    for width, height in ((1366, 900), (390, 844)):
+        chair.set_viewport_size({"width": width, "height": height})
+        screenshot(chair, f"meeting-chair-keys-{width}")
+    chair.set_viewport_size({"width": 1366, "height": 900})
+
+    # N, outside any text field: the mean's band (86.67: an A), then the next customer.
+    chair.evaluate("document.activeElement && document.activeElement.blur()")
+    with chair.expect_navigation():
+        chair.keyboard.press("n")
+    expect(chair.locator("h1")).to_have_text(sheets[1].customer.name)
+    expect(chair.locator(".flashes")).to_contain_text(
+        f"{sheets[0].customer.name} 已定级，委员会转到 {sheets[1].customer.name}。")
+    member.locator(f"h1:text-is('{sheets[1].customer.name}')").wait_for()
+    assert Assessment.get_by_id(sheets[0].id).final_tier.code == "A"
+
+    # Typing "n" in the rationale is just a letter; Ctrl+Enter there settles on C with it.
+    chair.locator("#final-tier-choice select").select_option(
+        str(Tier.get(Tier.code == "C").id))
+    chair.locator("textarea[name=rationale]").fill("回款偏慢")
+    chair.locator("textarea[name=rationale]").press("n")
+    expect(chair.locator("textarea[name=rationale]")).to_have_value("回款偏慢n")
+    with chair.expect_navigation():
+        chair.locator("textarea[name=rationale]").press("Control+Enter")
+    expect(chair.locator("h1")).to_have_text(sheets[2].customer.name)
+    member.locator(f"h1:text-is('{sheets[2].customer.name}')").wait_for()
+    second = Assessment.get_by_id(sheets[1].id)
+    assert (second.final_tier.code, second.rationale) == ("C", "回款偏慢n")
+    board = chair.locator("#board")
+    expect(board.get_by_test_id("waiting")).to_contain_text("委员甲")
+    expect(board.get_by_test_id("incomplete")).to_have_text("已评 4/6 项")
+    expect(chair.get_by_test_id("agenda-counts")).to_contain_text("已定级 2")
+    for width, height in ((1366, 900), (390, 844)):
+        chair.set_viewport_size({"width": width, "height": height})
+        screenshot(chair, f"meeting-chair-next-{width}")

@@ -23,6 +23,7 @@ from forms.cycles import (
     ScoreForm,
     SheetsFilterForm,
     SubmitForm,
+    ToDiscussForm,
     what_if_form,
 )
 from models import (
@@ -44,13 +45,15 @@ from models.cycles import (
     SheetIncomplete,
     StaleScore,
     advance,
-    agenda,
     board_sheet,
     committee_summary,
     cycle_summary,
     finalise,
+    mark_to_discuss,
     may_score,
+    meeting_agenda,
     missing_for_next_phase,
+    past_grades,
     pending_proposals,
     proposal_for,
     reopen,
@@ -58,6 +61,8 @@ from models.cycles import (
     save_cycle,
     save_score,
     set_current,
+    settle_and_next,
+    settled_distribution,
     sheet_total,
     sheet_with_scorecard,
     submit_preliminary,
@@ -382,18 +387,24 @@ def _committee_cycle_or_404(cycle_id):
 
 def _meeting_context(cycle):
     form = MeetingFilterForm(request.args)
-    branch, order = form.value("branch"), form.value("order", "agenda")
-    rows = agenda(cycle, branch_id=branch, order=order)
+    branch, order, state = form.value("branch"), form.value("order", "agenda"), \
+        form.value("state", "")
+    rows, counts = meeting_agenda(cycle, branch_id=branch, order=order,
+                                  unsettled_only=state == "open")
     current = next((r for r in rows if r.id == cycle.current_assessment), None) or (
         Assessment.get_or_none(Assessment.id == cycle.current_assessment)
         if cycle.current_assessment else None)
-    context = dict(cycle=cycle, agenda=rows, current=current, order=order, branch=branch,
+    context = dict(cycle=cycle, agenda=rows, counts=counts, current=current, order=order,
+                   branch=branch, state=state, filters=form.args(),
                    branches=Branch.select().order_by(Branch.code),
+                   distribution=settled_distribution(cycle, current_app.config["PYRAMID_CUTS"]),
                    is_chair=current_user.id == cycle.chair_id)
     if current is not None:
-        context.update(_sheet_context(current, "committee", current_user))
+        context.update(_sheet_context(current, "committee", current_user),
+                       past=past_grades(current.customer_id, cycle))
         if context["is_chair"]:
-            context.update(_board_context(cycle, current), finalise_form=FinaliseForm())
+            context.update(_board_context(cycle, current), finalise_form=FinaliseForm(),
+                           discuss_form=ToDiscussForm())
     return context
 
 
@@ -433,10 +444,17 @@ def meeting_board(cycle_id):
 
 
 def _board_context(cycle, sheet):
+    """The chair's board: the scores, and who has not scored every criterion yet (a
+    handful of queries whatever the committee's size)."""
     template = sheet.template
+    members = cycle.committee_people()
+    summary = committee_summary(sheet, template, cycle)
+    waiting = [(person, summary["scored_by"].get(person.id, 0)) for person in members
+               if person.id != cycle.chair_id
+               and summary["scored_by"].get(person.id, 0) < summary["criteria_count"]]
     return dict(cycle=cycle, current=sheet, template=template,
-                criteria=template.criteria_with_levels(), members=cycle.committee_people(),
-                summary=committee_summary(sheet, template, cycle), tiers=Tier.ordered())
+                criteria=template.criteria_with_levels(), members=members, waiting=waiting,
+                summary=summary, tiers=Tier.ordered())
 
 
 @bp.route("/cycles/<int:cycle_id>/meeting/current", methods=["POST"])
@@ -451,21 +469,37 @@ def move_meeting(cycle_id):
         set_current(cycle, current_user, sheet)
     except DomainError as error:
         flash(str(error), "error")
-    return redirect(url_for("cycles.meeting", cycle_id=cycle.id, **request.args), 303)
+    return redirect(url_for("cycles.meeting", cycle_id=cycle.id,
+                            **MeetingFilterForm(request.args).args()), 303)
 
 
 @bp.route("/assessments/<int:assessment_id>/finalise", methods=["POST"])
 def finalise_sheet(assessment_id):
-    """The chair sets the final grade (or reopens it)."""
+    """The chair sets the final grade (or reopens it); with `and_next` (the chair's one
+    key) the committee then moves on to the next unsettled customer of the agenda as
+    the query string filters and orders it."""
     sheet = get_visible_or_404(Assessment, assessment_id)
     cycle = sheet.cycle
     if not cycle.is_on_committee(current_user):
         abort(404)
     form = FinaliseForm()
+    filters = MeetingFilterForm(request.args)
     if form.validate_on_submit():
         try:
             if form.reopen.data:
                 reopen(sheet, current_user, form.rationale.data)
+            elif form.and_next.data:
+                following = settle_and_next(
+                    sheet, current_user, Tier.get_by_id(form.tier.data), form.rationale.data,
+                    form.special_policy.data, form.credit_review.data,
+                    branch_id=filters.value("branch"), order=filters.value("order", "agenda"))
+                if following is None:
+                    flash(_("%(customer)s is settled. Every customer on the agenda is "
+                            "settled now.", customer=sheet.customer.name), "success")
+                else:
+                    flash(_("%(customer)s is settled; the committee moves on to "
+                            "%(next)s.", customer=sheet.customer.name,
+                            next=following.customer.name), "success")
             else:
                 finalise(sheet, current_user, Tier.get_by_id(form.tier.data),
                          form.rationale.data, form.special_policy.data,
@@ -474,4 +508,21 @@ def finalise_sheet(assessment_id):
             flash(str(error), "error")
     else:
         flash(_("Choose the final grade."), "error")
-    return redirect(url_for("cycles.meeting", cycle_id=cycle.id), 303)
+    return redirect(url_for("cycles.meeting", cycle_id=cycle.id, **filters.args()), 303)
+
+
+@bp.route("/assessments/<int:assessment_id>/discuss", methods=["POST"])
+def mark_discuss(assessment_id):
+    """The chair marks the customer "to discuss again" (or clears the mark)."""
+    sheet = get_visible_or_404(Assessment, assessment_id)
+    cycle = sheet.cycle
+    if not cycle.is_on_committee(current_user):
+        abort(404)
+    form = ToDiscussForm()
+    if form.validate_on_submit():
+        try:
+            mark_to_discuss(sheet, current_user, form.flag.data)
+        except DomainError as error:
+            flash(str(error), "error")
+    return redirect(url_for("cycles.meeting", cycle_id=cycle.id,
+                            **MeetingFilterForm(request.args).args()), 303)
