@@ -187,3 +187,23 @@ def test_team_table_back_and_forward(page, make):
     expect(branch).to_have_value(str(west.id))
     expect(week).to_contain_text(f"西南分公司 · {week_before}")
     expect(page.locator("tr[data-member]").first).to_contain_text("西南分公司代表")
+
+
+def test_changing_the_branch_keeps_the_week_shown(page, make):
+    """After moving to the week before, another branch shows that same week, and the
+    export and print links follow the table's week and branch."""
+    make.branch("E", "华东分公司")
+    west = make.branch("W", "西南分公司")
+    make.user("director", roles=("sales_director",))
+    log_in(page, "director")
+    page.goto("/funnel/team")
+    page.get_by_role("link", name="← 上一周").click()
+    expect(page).to_have_url(re.compile(r"week=\d{4}-W\d\d"))
+    week_before = re.search(r"week=(\d{4}-W\d\d)", page.url).group(1)
+    page.locator("form.filters select[name=branch]").select_option(str(west.id))
+    week = page.get_by_test_id("week-range")
+    expect(week).to_contain_text(f"西南分公司 · {week_before}")
+    expect(page).to_have_url(re.compile(rf"branch={west.id}&week={week_before}$"))
+    export = page.get_by_role("link", name="导出（.xlsx）")
+    expect(export).to_have_attribute("href", re.compile(
+        rf"week={week_before}&branch={west.id}|branch={west.id}&week={week_before}"))

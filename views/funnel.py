@@ -295,8 +295,8 @@ def team():
                        ("table", "total_cells", "previous_cells"),
                        _team_cells(rows, total, previous))),
                    member_url=url_for("funnel.team_member", user_id=0, week=context["week"]))
-    if htmx:
-        return render_template("funnel/_team_table.html", **context)
+    if htmx:  # the table, and the week and links outside it that follow it
+        return render_template("funnel/_team_table.html", oob=True, **context)
     return render_template("funnel/team.html", **context)
 
 
