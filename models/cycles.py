@@ -26,6 +26,7 @@ from peewee import (
 )
 
 from i18n import lazy_gettext as _l
+from i18n import sentences
 
 from .audit import audit
 from .base import (
@@ -298,7 +299,7 @@ def advance(cycle, user):
         cycle = GradingCycle.get_by_id(cycle.id)  # re-read inside the lock
         missing = missing_for_next_phase(cycle)
         if missing:
-            raise DomainError(" ".join(str(m) for m in missing))
+            raise DomainError(sentences(missing))
         before = cycle.phase
         cycle.phase = PHASE_ORDER[PHASE_ORDER.index(before) + 1]
         if before == "draft":
@@ -618,7 +619,7 @@ def submit_preliminary(assessment, user, comment="", unsaved=()):
             if changed:
                 reasons.append(_l("Changes not saved: %(names)s. Correct them or undo them "
                                   "first.", names=separator.join(c.name for c in changed)))
-            raise SheetIncomplete(" ".join(str(r) for r in reasons), missing, changed)
+            raise SheetIncomplete(sentences(reasons), missing, changed)
         Assessment.update(preliminary_submitted_at=utcnow(), preliminary_by=user.id,
                           preliminary_comment=comment or "").where(
             Assessment.id == assessment.id).execute()

@@ -486,6 +486,8 @@ def test_a_refused_submit_names_the_rows_and_keeps_the_overall_comment(app, clie
                        data={"comment": comment, "unsaved": [criteria[0].id]}
                        ).get_data(as_text=True)
     assert f"修改尚未保存：{criteria[0].name}。" in text
+    # Both reasons read as Chinese sentences do: side by side, no space between.
+    assert f"尚未打分：{names}。修改尚未保存：{criteria[0].name}。" in text
     assert f'data-first="{criteria[0].id}"' in text
     assert f'id="need-{criteria[0].id}" hx-swap-oob="true">修改未保存</span>' in text
     assert Assessment.get_by_id(sheet.id).preliminary_submitted_at is None
