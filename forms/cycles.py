@@ -157,3 +157,7 @@ class FinaliseForm(Form):
 class ToDiscussForm(Form):
     """The chair sets the current customer aside to discuss again (or clears it)."""
     flag = BooleanField()
+
+
+class TakeOverForm(Form):
+    """A committee member takes over the preliminary scores as their own (one key)."""

@@ -576,6 +576,39 @@ def save_score(assessment, user, stage, criterion_id, level_id, points, comment,
     return current
 
 
+def take_over_preliminary(assessment, user):
+    """Save the preliminary sheet's levels and points as `user`'s committee scores, in
+    one transaction and through save_score()'s rules, for every criterion the member
+    has not given points yet: points the member gave stay as they are, comments too.
+
+    Raises DomainError (nothing saved) when the member may not score the sheet now: not
+    on the committee, not in the committee review, or the final grade set. Returns
+    (criteria taken over, criteria that kept the member's own points), in the
+    scorecard's order.
+    """
+    with write_transaction():
+        assessment = _locked(assessment)
+        reason = may_score(assessment, user, "committee")
+        if reason:
+            raise DomainError(reason)
+        preliminary = {s.criterion: s for s in Score.select().where(
+            Score.assessment == assessment.id, Score.stage == "preliminary")}
+        mine = {s.criterion: s for s in Score.select().where(
+            Score.assessment == assessment.id, Score.stage == "committee",
+            Score.member == user.id)}
+        taken, kept = [], []
+        for criterion in assessment.template.criteria_with_levels():
+            earlier, own = preliminary.get(criterion.id), mine.get(criterion.id)
+            if own is not None and own.points is not None:
+                kept.append(criterion)
+            elif earlier is not None and earlier.points is not None:
+                save_score(assessment, user, "committee", criterion.id, earlier.level,
+                           earlier.points, own.comment if own else "",
+                           own.revision if own else 0)
+                taken.append(criterion)
+    return taken, kept
+
+
 class SheetIncomplete(DomainError):
     """A preliminary sheet cannot be submitted yet: `missing` criteria have no points,
     `unsaved` ones show a change on the screen that was not saved (both in the

@@ -46,6 +46,7 @@ ROUTE_ROLES = {
     "cycles.move_on": ("admin", "committee_chair"),
     "cycles.assessment": EVERYONE,
     "cycles.save": EVERYONE,
+    "cycles.take_over": EVERYONE,
     "cycles.submit": EVERYONE,
     "cycles.meeting": EVERYONE,
     "cycles.meeting_state": EVERYONE,

@@ -1127,3 +1127,131 @@ def test_the_chairs_board_takes_the_same_queries_whatever_the_committee_size(
         counts.append(len(queries))
         client.post("/logout")
     assert counts[0] == counts[1] and counts[0] <= 8, counts
+
+
+# --- A member's keys: taking over the preliminary scores, replaying a save -------------
+
+def _mine(sheet, member):
+    """{criterion id: (level, points, comment, revision)} of a member's committee scores."""
+    return {s.criterion: (s.level, s.points, s.comment, s.revision) for s in Score.select().where(
+        Score.assessment == sheet.id, Score.stage == "committee", Score.member == member.id)}
+
+
+def _take_over(client, sheet):
+    return client.post(f"/assessments/{sheet.id}/take-over", headers={"HX-Request": "true"})
+
+
+def test_a_member_takes_over_the_preliminary_scores_in_one_request(app, client, setup):
+    """One request saves the preliminary levels and points as the member's committee
+    scores; a criterion the member already gave points keeps them; every row and the
+    total come back saved."""
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)  # every preliminary score is 10
+    sheet = _agenda_sheets(cycle)[0]
+    _open(app, setup, cycle, sheet)
+    m1 = setup["members"][0]
+    criteria = _criteria(setup["template"])
+    _committee_scores(app, sheet, m1, (15,))  # m1 gave 客户性质 15 already
+    login(client, "m1")
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "采用初评分数" in page and 'aria-keyshortcuts="P"' in page
+    assert "快捷键：数字键选择当前评分项的档次" in page and 'id="offline-banner"' in page
+    # The focus starts on the first criterion m1 has not scored.
+    assert re.search(rf'id="level-input-{criteria[1].id}"[^>]* autofocus', page)
+    answer = _take_over(client, sheet)
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert "已采用 5 项初评分数作为您的评分，您已打分的 1 项保留原分数，可逐项调整。" in text
+    assert text.count('class="criterion" hx-swap-oob="true"') == 6
+    assert "<b>65</b> / 100" in text and "已评 6/6 项" not in text
+    preliminary = {s.criterion: (s.level, s.points) for s in Score.select().where(
+        Score.assessment == sheet.id, Score.stage == "preliminary")}
+    mine = _mine(sheet, m1)
+    assert mine[criteria[0].id][1:] == (15, "", 1)  # kept, not touched
+    for criterion in criteria[1:]:
+        assert mine[criterion.id] == (*preliminary[criterion.id], "", 1)
+    # Pressed again: nothing left to take over, nothing changes.
+    assert "未采用初评分数" in _take_over(client, sheet).get_data(as_text=True)
+    assert _mine(sheet, m1) == mine
+
+
+def test_take_over_is_refused_when_the_member_may_not_score(app, client, setup):
+    """A take-over on a settled sheet, outside the committee review, or by someone off
+    the committee is refused with the reason, and no score changes."""
+    from models import Tier
+    from models.cycles import finalise
+    from tests.conftest import login
+    started = _started(app, setup)  # still in preliminary grading
+    early = Assessment.get(Assessment.cycle == started, Assessment.branch == setup["east"])
+    login(client, "m1")
+    text = _take_over(client, early).get_data(as_text=True)
+    assert "只有在委员会复评阶段才能打复评分。" in text and "state-error" in text
+    assert not Score.select().where(Score.stage == "committee").exists()
+    client.post("/logout")
+
+    cycle = _finish_preliminary(app, setup, started)
+    sheets = _agenda_sheets(cycle)
+    _committee_scores(app, sheets[0], setup["members"][1], (10, 10, 10, 10, 10, 10))
+    with app.test_request_context():
+        finalise(sheets[0], setup["chair"], Tier.get(Tier.code == "B"))
+    before = list(Score.select().order_by(Score.id).tuples())
+    login(client, "m1")
+    answer = _take_over(client, sheets[0])
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "最终等级已确定" in text and "state-error" in text
+    assert 'name="level"' not in text  # the rows come back locked
+    page = client.post(f"/assessments/{sheets[0].id}/take-over")  # without htmx
+    assert page.status_code == 303
+    assert page.headers["Location"] == f"/cycles/{cycle.id}/meeting"
+    assert "最终等级已确定" in client.get(page.headers["Location"]).get_data(as_text=True)
+    client.post("/logout")
+    login(client, "bm_e")  # sees the sheet, is not on the committee
+    assert _take_over(client, sheets[0]).status_code == 404
+    assert _take_over(client, sheets[1]).status_code == 404
+    assert list(Score.select().order_by(Score.id).tuples()) == before
+    with app.test_request_context(), pytest.raises(DomainError, match="委员"):
+        from models.cycles import take_over_preliminary
+        take_over_preliminary(sheets[1], setup["bm_east"])
+    assert list(Score.select().order_by(Score.id).tuples()) == before
+
+
+def _finish_preliminary(app, setup, cycle):
+    with app.test_request_context():
+        for sheet in Assessment.select().where(Assessment.cycle == cycle):
+            user = setup["bm_east"] if sheet.branch_id == setup["east"].id else setup["bm_west"]
+            _fill(sheet, user, setup["template"])
+            submit_preliminary(sheet, user)
+        return advance(cycle, setup["chair"])
+
+
+def test_a_replayed_save_older_than_the_server_is_refused_and_shows_the_newer_value(
+        app, client, setup):
+    """A save sent again after the connection returns carries the revision it was based
+    on: when the score changed meanwhile it is not applied, and the row shows the
+    server's value and says so."""
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)
+    sheet = _agenda_sheets(cycle)[0]
+    _open(app, setup, cycle, sheet)
+    growth = _criteria(setup["template"])[2]
+    login(client, "m1")
+    hx = {"HX-Request": "true"}
+    data = {"criterion": growth.id, "level": "", "points": 12, "revision": 0,
+            "stage": "committee", "comment": ""}
+    assert "已保存" in client.post(f"/assessments/{sheet.id}/scores", data=data,
+                                   headers=hx).get_data(as_text=True)
+    # Offline on the laptop, the member typed 9 over revision 1; meanwhile the same
+    # member's other device saved 14 (revision 2).
+    client.post(f"/assessments/{sheet.id}/scores", headers=hx,
+                data=dict(data, points=14, revision=1))
+    replay = client.post(f"/assessments/{sheet.id}/scores", headers=hx,
+                         data=dict(data, points=9, revision=1))
+    text = replay.get_data(as_text=True)
+    assert replay.headers["HX-Retarget"] == f"#criterion-{growth.id}"
+    (state, message), box = _row_parts(text, growth)
+    assert "state-stale" in state and "已在别处" in message, message
+    assert 'value="14"' in box and f'id="points-{growth.id}">14<' in text
+    assert f'id="revision-{growth.id}" value="2"' in text  # the next save builds on it
+    score = Score.get(Score.assessment == sheet.id, Score.criterion == growth.id,
+                      Score.stage == "committee")
+    assert (score.points, score.revision) == (14, 2)

@@ -100,7 +100,8 @@ def test_the_sheet_by_keyboard_never_says_more_than_is_true(app, page, setup):
     page.keyboard.press("Enter")  # accepts the proposal
     expect(state).to_have_text("✓ 已保存")
     expect(_row(page, strength).locator(".points")).to_have_text("13")
-    expect(box).to_be_focused()  # Enter saved the row; it did not post the page
+    # Enter saved the row and moved on to the next criterion; it did not post the page.
+    expect(_row(page, growth).locator("select[name=level]")).to_be_focused()
 
     # Points typed, saved; then 99 over them: refused beside the field, the old mark gone.
     growth_box = _row(page, growth).locator("input[name=points]")

@@ -338,3 +338,129 @@ def test_the_chair_settles_and_moves_on_with_one_key(app, make, live_server, new
     for width, height in ((1366, 900), (390, 844)):
         chair.set_viewport_size({"width": width, "height": height})
         screenshot(chair, f"meeting-chair-next-{width}")
+
+
+class _Keys:
+    """The keyboard, counting every key it presses (typing counts one per character)."""
+
+    def __init__(self, page):
+        self.page, self.count = page, 0
+
+    def press(self, key):
+        self.count += 1
+        self.page.keyboard.press(key)
+
+    def type(self, text):
+        self.count += len(text)
+        self.page.keyboard.type(text)
+
+
+def _committee_score(sheet, criterion):
+    return Score.get(Score.assessment == sheet.id, Score.criterion == criterion.id,
+                     Score.stage == "committee")
+
+
+def test_a_member_scores_a_whole_sheet_in_at_most_twelve_keystrokes(
+        app, make, live_server, page):
+    """Six criteria with the keyboard alone, no mouse: a digit picks the level, Enter takes
+    the points shown (a fixed level's, the preliminary points where they fit the range,
+    else its midpoint) and moves on; every row saves with the right points."""
+    sheet, criteria = _member_on_first_customer(app, make, page)  # preliminary 10 each
+    expect(page.get_by_test_id("member-keys")).to_contain_text("数字键")
+    expect(_row(page, criteria[0]).locator("select[name=level]")).to_be_focused()
+    # (level number, its name, the points Enter takes) per criterion, in order.
+    plan = [("2", "股份公司", 10),  # fixed points
+            ("1", "强大", 10), ("2", "中成长", 10),  # the preliminary 10 fits the range
+            ("3", "较小", 3), ("1", "与最高层关系默契", 18),  # 10 does not: the midpoint
+            ("2", "一般重要", 10)]
+    keys = _Keys(page)
+    for digit, _name, _points in plan:
+        keys.press(digit)
+        keys.press("Enter")
+    for criterion, (_digit, _name, taken) in zip(criteria, plan):
+        _saved(page, criterion, taken)
+    expect(page.locator("#sheet-total")).to_contain_text("61 / 100")
+    assert keys.count <= 12, keys.count
+    for criterion, (_digit, name, taken) in zip(criteria, plan):
+        score = _committee_score(sheet, criterion)
+        assert (CriterionLevel.get_by_id(score.level).name, score.points) == (name, taken)
+    for width, height in ((1366, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        screenshot(page, f"meeting-member-keys-{width}")
+
+
+def test_a_member_takes_over_the_preliminary_scores_with_one_key_and_adjusts_a_row(
+        app, make, live_server, page):
+    """P takes over every preliminary score at once (one request); the member then
+    changes one row by keyboard, and only that row differs from the preliminary sheet."""
+    sheet, criteria = _member_on_first_customer(app, make, page)
+    expect(_row(page, criteria[0]).locator("select[name=level]")).to_be_focused()
+    with page.expect_request(f"**/assessments/{sheet.id}/take-over"):
+        page.keyboard.press("p")
+    expect(page.get_by_test_id("take-over-state")).to_have_text(
+        "已采用 6 项初评分数作为您的评分，可逐项调整。")
+    for criterion in criteria:
+        expect(_row(page, criterion).locator(".points")).to_have_text("10")
+    expect(page.locator("#sheet-total")).to_contain_text("60 / 100")
+    growth = criteria[2]
+    _row(page, growth).locator("select[name=level]").focus()
+    page.keyboard.press("1")  # 高成长（10–15）
+    page.keyboard.type("12")
+    page.keyboard.press("Enter")
+    _saved(page, growth, 12)
+    expect(page.locator("#sheet-total")).to_contain_text("62 / 100")
+    preliminary = {s.criterion: (s.level, s.points) for s in Score.select().where(
+        Score.assessment == sheet.id, Score.stage == "preliminary")}
+    for criterion in criteria:
+        score = _committee_score(sheet, criterion)
+        if criterion == growth:
+            assert (CriterionLevel.get_by_id(score.level).name, score.points) == ("高成长", 12)
+        else:
+            assert (score.level, score.points) == preliminary[criterion.id]
+
+
+def test_a_dropped_connection_keeps_the_typed_score_and_sends_it_when_it_returns(
+        app, make, live_server, page):
+    """Offline, the member sees a banner and keeps what they typed; back online the row
+    is sent with the revision it was based on: saved when nothing changed meanwhile,
+    refused with the newer value shown when the score changed elsewhere."""
+    from tests.live import problems_of
+    sheet, criteria = _member_on_first_customer(app, make, page)
+    strength, growth = criteria[1], criteria[2]
+    banner = page.get_by_test_id("offline-banner")
+    expect(banner).to_be_hidden()
+    page.context.set_offline(True)
+    expect(banner).to_have_text("网络已断开，已输入的内容会在恢复后自动提交。")
+    _row(page, growth).locator("select[name=level]").focus()
+    page.keyboard.press("1")  # 高成长（10–15）
+    page.keyboard.type("13")
+    page.keyboard.press("Enter")
+    typed = _row(page, strength).locator("input[name=points]")
+    typed.fill("7")
+    typed.press("Enter")
+    for criterion in (growth, strength):
+        expect(_row(page, criterion).locator(".save-state")).to_have_text(
+            "尚未提交：网络恢复后会自动提交。")
+    expect(_row(page, growth).locator("input[name=points]")).to_have_value("13")
+    expect(typed).to_have_value("7")
+    with app.test_request_context():  # meanwhile m1's other device saves strength
+        save_score(sheet, User.get(User.username == "m1"), "committee", strength.id, None, 12,
+                   "", 0)
+    for width, height in ((1366, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        screenshot(page, f"meeting-member-offline-{width}")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.context.set_offline(False)
+    _saved(page, growth, 13)
+    expect(_row(page, strength).locator(".save-state")).to_contain_text("已在别处")
+    expect(typed).to_have_value("12")
+    expect(_row(page, strength).locator(".points")).to_have_text("12")
+    expect(banner).to_be_hidden()
+    score = _committee_score(sheet, growth)
+    assert (CriterionLevel.get_by_id(score.level).name, score.points) == ("高成长", 13)
+    assert (_committee_score(sheet, strength).points,
+            _committee_score(sheet, strength).revision) == (12, 1)
+    # The requests that failed while offline were expected; nothing else went wrong.
+    assert all("ERR_INTERNET_DISCONNECTED" in p or "sendError" in p or "htmx:" in p
+               for p in problems_of(page)), problems_of(page)
+    problems_of(page).clear()

@@ -23,6 +23,7 @@ from forms.cycles import (
     ScoreForm,
     SheetsFilterForm,
     SubmitForm,
+    TakeOverForm,
     ToDiscussForm,
     what_if_form,
 )
@@ -66,6 +67,7 @@ from models.cycles import (
     sheet_total,
     sheet_with_scorecard,
     submit_preliminary,
+    take_over_preliminary,
 )
 
 from .access import get_visible_or_404, role_required
@@ -333,6 +335,50 @@ def save(assessment_id):
     return response
 
 
+@bp.route("/assessments/<int:assessment_id>/take-over", methods=["POST"])
+def take_over(assessment_id):
+    """A committee member's one key: the preliminary sheet's levels and points become the
+    member's committee scores wherever the member has no points yet (take_over_preliminary).
+
+    htmx gets every row of the member's sheet back out of band, as they now are, and a
+    line saying what happened or why nothing did; without htmx the meeting page, with
+    that line as a message.
+    """
+    sheet = get_visible_or_404(Assessment, assessment_id)
+    if not sheet.cycle.is_on_committee(current_user):
+        abort(404)  # as the meeting page: only the committee knows it
+    form = TakeOverForm()
+    if not form.validate_on_submit():
+        state, message = "error", next(iter(form.errors.values()))[0]
+    else:
+        try:
+            taken, kept = take_over_preliminary(sheet, current_user)
+            state, message = "saved", _take_over_message(taken, kept)
+        except DomainError as error:
+            state, message = "error", str(error)
+    if not htmx:
+        flash(message, "success" if state == "saved" else "error")
+        return redirect(url_for("cycles.meeting", cycle_id=sheet.cycle_id), 303)
+    context = _scores_context(Assessment.get_by_id(sheet.id), "committee", current_user)
+    response = make_response(render_template(
+        "cycles/_taken_over.html", take_over_state=state, take_over_message=message,
+        **context))
+    response.vary.add("HX-Request")
+    return response
+
+
+def _take_over_message(taken, kept):
+    if not taken:
+        return _("Nothing was taken over: every criterion with a preliminary score already "
+                 "has your points.")
+    if kept:
+        return _("The preliminary scores of %(n)s criteria are now yours, and %(kept)s "
+                 "criteria you had scored keep your points; adjust any row.",
+                 n=len(taken), kept=len(kept))
+    return _("The preliminary scores of %(n)s criteria are now yours; adjust any row.",
+             n=len(taken))
+
+
 @bp.route("/assessments/<int:assessment_id>/submit", methods=["POST"])
 def submit(assessment_id):
     """Submit the preliminary sheet to the committee.
@@ -401,7 +447,13 @@ def _meeting_context(cycle):
                    is_chair=current_user.id == cycle.chair_id)
     if current is not None:
         context.update(_sheet_context(current, "committee", current_user),
-                       past=past_grades(current.customer_id, cycle))
+                       past=past_grades(current.customer_id, cycle),
+                       take_over_form=TakeOverForm())
+        if not context["is_chair"]:  # the chair's keys work outside the fields
+            scores = context["scores"]
+            context["focus_first"] = next(
+                (c.id for c in context["criteria"]
+                 if c.id not in scores or scores[c.id].points is None), None)
         if context["is_chair"]:
             context.update(_board_context(cycle, current), finalise_form=FinaliseForm(),
                            discuss_form=ToDiscussForm())

@@ -12,6 +12,13 @@
 //   points with them selected, so Enter accepts them and typing replaces them.
 // - Submitting the sheet says which rows show values not stored; a refused submit moves
 //   to the first row it names.
+// - Keys (the meeting's legend tells them): a digit on a row's level picks that level
+//   (1 = the first) and moves to the points; Enter there accepts the points shown (or
+//   the proposal still on its way), or sends the typed ones, and moves to the next row;
+//   P outside a text field presses "take over the preliminary scores".
+// - A save that cannot reach the server stays on the screen, marked, with the banner
+//   shown; it goes again, with the revision it was based on, when the connection
+//   returns. The server refuses it if the score changed meanwhile and shows the newer one.
 (function () {
   "use strict";
 
@@ -73,7 +80,9 @@
     if (sheet.id !== "submit-sheet") return;
     sheet.querySelectorAll("input[name=unsaved]").forEach(function (old) { old.remove(); });
     document.querySelectorAll("form.score-form").forEach(function (form) {
-      if (!form.querySelector(".state-error, .state-proposed, [data-dirty]")) return;
+      if (!form.querySelector(".state-error, .state-proposed, .state-unsent, [data-dirty]")) {
+        return;
+      }
       var mark = document.createElement("input");
       mark.type = "hidden";
       mark.name = "unsaved";
@@ -82,22 +91,170 @@
     });
   }, true);
 
+  function levelOption(form) {
+    var level = form.querySelector("select[name=level]");
+    return level && level.selectedOptions[0];
+  }
+
+  function isRange(option) {
+    return Boolean(option && option.dataset.min) && option.dataset.min !== option.dataset.max;
+  }
+
+  function focusPoints(form) {
+    var points = form.querySelector("input[name=points]");
+    if (!points) return;
+    points.focus();
+    points.select();  // typed digits replace what is shown
+  }
+
+  function focusNextRow(form) {
+    var forms = Array.prototype.slice.call(document.querySelectorAll("form.score-form"));
+    var next = forms[forms.indexOf(form) + 1];
+    var level = next && next.querySelector("select[name=level]");
+    if (level) level.focus();
+  }
+
   // A row's form has two text fields, so Enter would not submit it anyway: it sends the
-  // field typed in, or the proposed points, and otherwise does nothing.
+  // field typed in, or the proposed points. In the points field it also accepts a
+  // proposal that has not arrived yet (sent when it does) and moves to the next row.
   document.addEventListener("keydown", function (event) {
     var input = event.target;
     if (event.key !== "Enter" || input.tagName !== "INPUT" || !rowForm(input)) return;
+    if (event.isComposing) return;
     event.preventDefault();
+    var form = rowForm(input);
     if (input.dataset.dirty || input.dataset.proposed !== undefined) {
       delete input.dataset.proposed;
       send(input);
+    } else if (input.name === "points" && input.value.trim() === "" &&
+               isRange(levelOption(form))) {
+      form.dataset.accept = "1";
+    }
+    if (input.name === "points") focusNextRow(form);
+  });
+
+  function typingIn(element) {
+    if (!element || element.isContentEditable) return Boolean(element);
+    return element.tagName === "TEXTAREA" ||
+      (element.tagName === "INPUT" && element.type !== "checkbox" && element.type !== "radio" &&
+       element.type !== "button" && element.type !== "submit");
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
+    var target = event.target;
+    if (/^[1-9]$/.test(event.key) && target.tagName === "SELECT" && target.name === "level") {
+      var form = rowForm(target);
+      if (!form) return;
+      event.preventDefault();
+      var levels = Array.prototype.filter.call(target.options, function (o) { return o.value; });
+      var option = levels[Number(event.key) - 1];
+      if (!option) return;
+      if (target.value !== option.value) {
+        target.value = option.value;
+        target.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+      focusPoints(form);
+    } else if ((event.key === "p" || event.key === "P") && !event.repeat &&
+               !typingIn(target)) {
+      var button = document.querySelector("[data-take-over]");
+      if (!button) return;
+      event.preventDefault();
+      button.click();
     }
   });
 
+  // The proposal for a level has come: select it if the member sits in it, send it if
+  // the member already pressed Enter for it.
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var points = event.target;
+    if (points.name !== "points" || points.dataset.proposed === undefined) return;
+    var form = rowForm(points);
+    setTimeout(function () {  // after htmx has given the new field the focus back
+      if (form && form.dataset.accept) {
+        delete form.dataset.accept;
+        delete points.dataset.proposed;
+        send(points);
+      } else if (document.activeElement === points) {
+        points.select();
+      }
+    }, 0);
+  });
+
+  // --- A dropped connection -----------------------------------------------------
+  function banner() { return document.getElementById("offline-banner"); }
+
+  function showBanner(shown) {
+    var element = banner();
+    if (element) element.hidden = !shown;
+  }
+
+  function markRow(form, kind) {
+    var state = form.querySelector(".save-state");
+    var element = banner();
+    if (!state || !element) return;
+    state.className = "save-state state-" + (kind === "unsent" ? "unsent" : "error");
+    state.textContent = element.dataset[kind];
+  }
+
+  function unsentRows() {
+    return document.querySelectorAll("form.score-form[data-unsent]");
+  }
+
+  // Each row goes again as it stands, with the revision it was based on.
+  function replay() {
+    if (!navigator.onLine) return;
+    unsentRows().forEach(function (form) {
+      delete form.dataset.unsent;
+      form.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+  }
+
+  document.addEventListener("htmx:sendError", function (event) {
+    var form = rowForm(event.detail.elt);
+    if (form) {
+      form.dataset.unsent = "1";
+      markRow(form, "unsent");
+    }
+    showBanner(true);
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var form = rowForm(event.detail.elt);
+    if (!form) return;
+    if (event.detail.xhr.status >= 500) {  // the server is down or restarting: later
+      form.dataset.unsent = "1";
+      markRow(form, "unsent");
+      showBanner(true);
+    } else {
+      markRow(form, "refused");
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.successful && navigator.onLine && !unsentRows().length) showBanner(false);
+  });
+
+  window.addEventListener("offline", function () { showBanner(true); });
+  window.addEventListener("online", function () {
+    if (!unsentRows().length) showBanner(false);
+    replay();
+  });
+  // A server that did not answer, with the network up, is tried again now and then.
+  setInterval(function () { if (unsentRows().length) replay(); }, 5000);
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!navigator.onLine) showBanner(true);
+  });
+
   // An answer must not overwrite a field typed into since its request left.
+  // (A whole row, as a take-over sends, keeps a row with a field being typed in.)
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var target = event.detail.target;
-    if (target && target.dataset && target.dataset.dirty) event.detail.shouldSwap = false;
+    if (!target || !target.dataset) return;
+    if (target.dataset.dirty || (target.classList.contains("criterion") &&
+                                 target.querySelector("[data-dirty], form[data-unsent]"))) {
+      event.detail.shouldSwap = false;
+    }
   });
 
   document.addEventListener("htmx:oobAfterSwap", function (event) {
