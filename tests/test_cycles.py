@@ -1125,3 +1125,61 @@ def test_the_chairs_board_takes_the_same_queries_whatever_the_committee_size(
         counts.append(len(queries))
         client.post("/logout")
     assert counts[0] == counts[1] and counts[0] <= 8, counts
+
+
+def _matrix(page, testid):
+    """The movement matrix on a page: {row heading: [cell text, …]} with the column
+    headings under "columns"; tags dropped, spaces squeezed."""
+    table = re.search(rf'data-testid="{testid}">(.*?)</table>', page, re.S).group(1)
+
+    def text(cell):
+        return " ".join(re.sub(r"<[^>]+>", " ", cell).split())
+    found = {"columns": [text(c) for c in re.findall(r'<th scope="col"[^>]*>(.*?)</th>',
+                                                       table, re.S)]}
+    for head, cells in re.findall(r'<tr><th scope="row">(.*?)</th>(.*?)</tr>', table, re.S):
+        found[text(head)] = [text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", cells, re.S)]
+    return found
+
+
+def test_movement_matrix_counts_previous_tier_against_result(app, client, setup):
+    """The movement matrix crosses the tier each customer held before with the result: the
+    meeting counts settled final grades only; the summary counts every result, marks the
+    computed ones, and shows a branch manager the branch's customers alone."""
+    from models import Tier
+    from models.cycles import finalise
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)  # every preliminary total is 60: a computed B
+    tiers = {t.code: t for t in Tier.select()}
+    sheets = _agenda_sheets(cycle)  # east: 0, 1, 2; west: 3, 4
+    for sheet, code in zip(sheets, ("A", "B", "C", "B", None)):
+        Assessment.update(tier_before=tiers[code].id if code else None).where(
+            Assessment.id == sheet.id).execute()
+    _open(app, setup, cycle, sheets[0])
+    for sheet, tier in ((sheets[0], "A"), (sheets[3], "C")):
+        _committee_scores(app, sheet, setup["members"][0], (10, 10, 10, 10, 10, 10))
+        with app.test_request_context():
+            finalise(sheet, setup["chair"], tiers[tier], "委员会讨论后调整")
+    login(client, "m1")
+    meeting = _matrix(client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True),
+                      "settled-movements")
+    assert meeting["columns"] == ["评定前 ＼ 本次结果", "A级", "B级", "C级", "D级", "合计"]
+    assert meeting["A级"] == ["1", "0", "0", "0", "1"]  # kept A: the diagonal
+    assert meeting["B级"] == ["0", "0", "1", "0", "1"]  # settled down to C
+    assert meeting["C级"] == meeting["尚未定级"] == ["0", "0", "0", "0", "0"]
+    assert meeting["合计"] == ["1", "0", "1", "0", "2"]
+    client.post("/logout")
+    login(client, "chair")
+    summary = _matrix(client.get(f"/cycles/{cycle.id}").get_data(as_text=True),
+                      "movement-matrix")
+    assert summary["A级"] == ["1", "0", "0", "0", "1"]
+    assert summary["B级"] == ["0", "1 推算 1", "1", "0", "2"]
+    assert summary["C级"] == ["0", "1 推算 1", "0", "0", "1"]
+    assert summary["尚未定级"] == ["0", "1 推算 1", "0", "0", "1"]
+    assert summary["合计"] == ["1", "3", "1", "0", "5"]
+    client.post("/logout")
+    login(client, "bm_w")
+    west = _matrix(client.get(f"/cycles/{cycle.id}").get_data(as_text=True),
+                   "movement-matrix")
+    assert west["B级"] == ["0", "0", "1", "0", "1"]
+    assert west["尚未定级"] == ["0", "1 推算 1", "0", "0", "1"]
+    assert west["合计"] == ["0", "1", "1", "0", "2"]
