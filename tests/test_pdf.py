@@ -339,3 +339,20 @@ def test_report_summary_shows_the_movement_matrix(client, graded, immediate_jobs
     assert rows["D级"] == ["0", "0", "0", "0", "0"]
     assert rows["尚未定级"] == ["1", "0", "0", "0", "1"]
     assert rows["合计"] == ["3", "2", "0", "0", "5"]
+
+
+def test_scores_print_as_whole_points_or_two_decimals(client, graded):
+    """A sheet's totals, committee mean and final total print as 66 (never 66.0 or
+    66.00), on the PDF sheet and on the customer's page."""
+    s, cycle = graded  # the first sheet: members' totals 60 and 72, mean 66
+    sheet = Assessment.select().where(Assessment.cycle == cycle).order_by(
+        Assessment.agenda_position).first()
+    login(client, "admin")
+    text = pdf_text(client.get(f"/assessments/{sheet.id}/sheet.pdf").data)
+    final = re.search(r"最终总分\s+(\S+)", text).group(1)
+    assert final == "66"
+    # The totals row: the preliminary total, each member's, the committee mean.
+    assert re.search(r"总分（满分 100）\s+60\s+(60\s+72|72\s+60)\s+66\b", text)
+    assert not re.search(r"\b\d+\.0\b|\b\d+\.00\b", text)
+    page = client.get(f"/customers/{sheet.customer_id}").get_data(as_text=True)
+    assert '<span class="muted">66</span>' in page
