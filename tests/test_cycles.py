@@ -1183,3 +1183,33 @@ def test_movement_matrix_counts_previous_tier_against_result(app, client, setup)
     assert west["B级"] == ["0", "0", "1", "0", "1"]
     assert west["尚未定级"] == ["0", "1 推算 1", "0", "0", "1"]
     assert west["合计"] == ["0", "1", "1", "0", "2"]
+
+
+def _half_width_after_chinese(page):
+    """The visible text's ASCII : ; ( ) that follow Chinese: a Chinese reader expects ：；（）."""
+    text = re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", page, flags=re.S)
+    return re.findall(r"[\u4e00-\u9fff）]\s?[:;()]", text)
+
+
+def test_chinese_pages_put_full_width_punctuation_after_chinese(app, client, setup):
+    """The preliminary sheet and the meeting read 当前等级：and 最终等级：, never an ASCII
+    colon or bracket after Chinese text."""
+    from models import Tier
+    from models.cycles import finalise
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)
+    sheet = _agenda_sheets(cycle)[0]
+    Assessment.update(preliminary_comment="整体良好").where(Assessment.id == sheet.id).execute()
+    _open(app, setup, cycle, sheet)
+    _committee_scores(app, sheet, setup["members"][0], (10, 10, 10, 10, 10, 10))
+    with app.test_request_context():
+        finalise(sheet, setup["chair"], Tier.get(Tier.code == "B"))
+    login(client, "bm_e")
+    page = client.get(f"/assessments/{sheet.id}").get_data(as_text=True)
+    assert "当前等级：" in page and "总体评价：" in page
+    assert _half_width_after_chinese(page) == []
+    client.post("/logout")
+    login(client, "m1")
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "最终等级：" in page
+    assert _half_width_after_chinese(page) == []
