@@ -185,17 +185,19 @@ class TemplateForm(PageForm):
     def _place(self, name, label=None):
         """"Criterion 2 · Level 1 · Points to" for criteria-1-levels-0-max_points."""
         parts, words = name.split("-"), []
-        positions = {"criteria": (self.criteria, _l("Criterion")),
-                     "bands": (self.bands, _l("Grade band"))}
+        # Whole phrases through the catalog: a word glued to a number stays English
+        # (and reads 评分项 2 where Chinese may want another order).
+        positions = {"criteria": (self.criteria, lambda n: _l("Criterion %(n)s", n=n)),
+                     "bands": (self.bands, lambda n: _l("Grade band %(n)s", n=n))}
         if parts[0] in positions and len(parts) > 1:
-            entries, word = positions[parts[0]]
+            entries, phrase = positions[parts[0]]
             index = next(i for i, e in enumerate(entries) if e.name == f"{parts[0]}-{parts[1]}")
-            words.append(f"{word} {index + 1}")
+            words.append(phrase(index + 1))
             if len(parts) > 3 and parts[2] == "levels":
                 levels = entries[index].form.levels
                 level = next(i for i, e in enumerate(levels)
                              if e.name == f"{levels.name}-{parts[3]}")
-                words.append(f"{_l('Level')} {level + 1}")
+                words.append(_l("Level %(n)s", n=level + 1))
         if label:
             words.append(str(label))
         return " · ".join(str(w) for w in words)

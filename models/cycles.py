@@ -1074,6 +1074,54 @@ def _summary_rows(one_branch, *, cycle, branch):
     return query.where(Assessment.branch == branch) if one_branch else query
 
 
+class MatrixCell(NamedTuple):
+    """One cell of the movement matrix: how many customers went from the row's tier to
+    the column's; `computed` of them hold only a total's band grade, not a final one."""
+    count: int
+    computed: int
+    move: str  # "same" (the diagonal), "up", "down" or "new" (no tier before)
+
+
+def movement_matrix(tiers, cells):
+    """Previous tier × result: {"tiers" (the columns, top first), "rows": [(tier before,
+    or None for no tier yet, [MatrixCell per column], row total)], "column_totals",
+    "total", "computed"}, from `cells` {(before id or None, result id): [count,
+    computed]}. The rows are every tier, then "no tier yet"; the diagonal counts the
+    customers who keep their tier. Built here alone, for the meeting, the summary
+    and the report."""
+    rank = {t.id: t.rank for t in tiers}
+    rows = []
+    for before in [*tiers, None]:
+        before_id = before.id if before is not None else None
+        line = []
+        for result in tiers:
+            count, computed = cells.get((before_id, result.id), (0, 0))
+            if before_id is None:
+                move = "new"
+            elif before_id == result.id:
+                move = "same"
+            else:
+                move = "up" if rank[result.id] < rank[before_id] else "down"
+            line.append(MatrixCell(count, computed, move))
+        rows.append((before, line, sum(cell.count for cell in line)))
+    column_totals = [sum(line[n].count for _before, line, _total in rows)
+                     for n in range(len(tiers))]
+    return {"tiers": tiers, "rows": rows, "column_totals": column_totals,
+            "total": sum(column_totals),
+            "computed": sum(cell.computed for _before, line, _total in rows for cell in line)}
+
+
+def settled_movements(cycle):
+    """The meeting's movement matrix: the final grades settled so far against the tier
+    each customer held before the cycle (computed grades never count). One query."""
+    counts = (Assessment.select(Assessment.tier_before, Assessment.final_tier,
+                                fn.COUNT(Assessment.id))
+              .where(Assessment.cycle == cycle, Assessment.final_tier.is_null(False))
+              .group_by(Assessment.tier_before, Assessment.final_tier).tuples())
+    return movement_matrix(Tier.in_order(), {(before, result): (count, 0)
+                                             for before, result, count in counts})
+
+
 # The lists cycle_summary() fills, by key.
 SUMMARY_LISTS = ("top_list", "special_policy", "credit_review", "provisional", "up", "down",
                  "new", "not_compared")
@@ -1096,7 +1144,9 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
     customers. `settled` counts the final grades alone (what-if or not), `computed`
     the results that are only a total's band grade. Lists are in agenda order;
     with `shown`, each holds its first `shown` sheets only (the page shows thirty,
-    the report all), and `counts` counts them all. Five queries, whatever the size.
+    the report all), and `counts` counts them all. `matrix` holds the same results
+    as previous tier × result (see movement_matrix), each cell saying how many of
+    its results are computed. Five queries, whatever the size.
     """
     tiers = Tier.in_order()
     by_id = {t.id: t for t in tiers}
@@ -1120,6 +1170,7 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
     counts = dict.fromkeys(SUMMARY_LISTS, 0)
     top_id = tiers[0].id if tiers else None
     unchanged = settled = 0
+    cells = {}  # (tier before, result): [count, computed], for the movement matrix
     # A thousand sheets a request: plain tuples here, names only for the listed ones.
     for sheet_id, template_id, before_id, final_id, total, special, credit, provisional in rows:
         if total is not None:
@@ -1139,6 +1190,9 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
         result_id = result.id if result is not None else None
         if result_id is not None:
             now[result_id] += 1
+            cell = cells.setdefault((before_id or None, result_id), [0, 0])
+            cell[0] += 1
+            cell[1] += not is_final
             if not before_id:
                 moved = "new"
             elif result_id == before_id:
@@ -1168,6 +1222,7 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
         "movements": {"up": lists["up"], "down": lists["down"], "new": lists["new"],
                       "not_compared": lists["not_compared"]},
         "unchanged": unchanged,
+        "matrix": movement_matrix(tiers, cells),
         "top_list": lists["top_list"],
         "special_policy": lists["special_policy"],
         "credit_review": lists["credit_review"],

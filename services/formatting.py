@@ -43,17 +43,25 @@ def number(value, digits=0):
 
 
 def money(value):
-    """An amount of 元: `1,234.50 元`, or `¥1,234.50` in English."""
+    """An amount of 元: `1,234.50 元`, or `¥1,234.50` in English; a real zero is `0 元`
+    (never `0.00 元`), no amount at all `—`."""
     if value is None:
         return "—"
     value = Decimal(value)
+    pattern = "#,##0.00" if value else "#,##0"
     if is_chinese():
-        return format_decimal(value, format="#,##0.00") + " 元"
-    return "¥" + format_decimal(value, format="#,##0.00")
+        return format_decimal(value, format=pattern) + " 元"
+    return "¥" + format_decimal(value, format=pattern)
+
+
+def amount(value):
+    """An amount that is nothing until someone enters it (an opportunity's premium,
+    stored as 0 by default): `—` for 0 or None, else as money()."""
+    return money(value) if value else "—"
 
 
 def wan(value):
-    """A large amount in 万元 (ten thousands of 元): `123.46 万元`.
+    """A large amount in 万元 (ten thousands of 元): `123.46 万元`; zero is `0 万元`.
 
     English has no such unit, so English users read the full amount.
     """
@@ -61,7 +69,20 @@ def wan(value):
         return "—"
     if not is_chinese():
         return money(value)
-    return format_decimal(Decimal(value) / WAN, format="#,##0.00") + " 万元"
+    value = Decimal(value)
+    return format_decimal(value / WAN, format="#,##0.00" if value else "#,##0") + " 万元"
+
+
+def week(value):
+    """An ISO week, given as "2026-W49" or as any day in it: `2026年第49周` in Chinese,
+    `2026-W49` in English. URLs keep the ISO form (?week=2026-W49)."""
+    if value is None:
+        return "—"
+    if isinstance(value, datetime.date):
+        year, number_, _day = value.isocalendar()
+    else:
+        year, number_ = int(value[:4]), int(value[6:])
+    return f"{year}年第{number_}周" if is_chinese() else f"{year}-W{number_:02d}"
 
 
 def percent(value, digits=1):
@@ -132,5 +153,5 @@ def register(app, babel):
         npgettext=lambda c, s, p, n: domain.get_translations().unpgettext(c, s, p, n),
         newstyle=True)
     app.jinja_env.filters.update(
-        number=number, money=money, wan=wan, percent=percent, points=points, date=date,
-        datetime=datetime_)
+        number=number, money=money, amount=amount, wan=wan, week=week, percent=percent,
+        points=points, date=date, datetime=datetime_)

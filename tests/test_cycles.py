@@ -1255,3 +1255,91 @@ def test_a_replayed_save_older_than_the_server_is_refused_and_shows_the_newer_va
     score = Score.get(Score.assessment == sheet.id, Score.criterion == growth.id,
                       Score.stage == "committee")
     assert (score.points, score.revision) == (14, 2)
+
+
+def _matrix(page, testid):
+    """The movement matrix on a page: {row heading: [cell text, …]} with the column
+    headings under "columns"; tags dropped, spaces squeezed."""
+    table = re.search(rf'data-testid="{testid}">(.*?)</table>', page, re.S).group(1)
+
+    def text(cell):
+        return " ".join(re.sub(r"<[^>]+>", " ", cell).split())
+    found = {"columns": [text(c) for c in re.findall(r'<th scope="col"[^>]*>(.*?)</th>',
+                                                       table, re.S)]}
+    for head, cells in re.findall(r'<tr><th scope="row">(.*?)</th>(.*?)</tr>', table, re.S):
+        found[text(head)] = [text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", cells, re.S)]
+    return found
+
+
+def test_movement_matrix_counts_previous_tier_against_result(app, client, setup):
+    """The movement matrix crosses the tier each customer held before with the result: the
+    meeting counts settled final grades only; the summary counts every result, marks the
+    computed ones, and shows a branch manager the branch's customers alone."""
+    from models import Tier
+    from models.cycles import finalise
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)  # every preliminary total is 60: a computed B
+    tiers = {t.code: t for t in Tier.select()}
+    sheets = _agenda_sheets(cycle)  # east: 0, 1, 2; west: 3, 4
+    for sheet, code in zip(sheets, ("A", "B", "C", "B", None)):
+        Assessment.update(tier_before=tiers[code].id if code else None).where(
+            Assessment.id == sheet.id).execute()
+    _open(app, setup, cycle, sheets[0])
+    for sheet, tier in ((sheets[0], "A"), (sheets[3], "C")):
+        _committee_scores(app, sheet, setup["members"][0], (10, 10, 10, 10, 10, 10))
+        with app.test_request_context():
+            finalise(sheet, setup["chair"], tiers[tier], "委员会讨论后调整")
+    login(client, "m1")
+    meeting = _matrix(client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True),
+                      "settled-movements")
+    assert meeting["columns"] == ["评定前 ＼ 本次结果", "A级", "B级", "C级", "D级", "合计"]
+    assert meeting["A级"] == ["1", "0", "0", "0", "1"]  # kept A: the diagonal
+    assert meeting["B级"] == ["0", "0", "1", "0", "1"]  # settled down to C
+    assert meeting["C级"] == meeting["尚未定级"] == ["0", "0", "0", "0", "0"]
+    assert meeting["合计"] == ["1", "0", "1", "0", "2"]
+    client.post("/logout")
+    login(client, "chair")
+    summary = _matrix(client.get(f"/cycles/{cycle.id}").get_data(as_text=True),
+                      "movement-matrix")
+    assert summary["A级"] == ["1", "0", "0", "0", "1"]
+    assert summary["B级"] == ["0", "1 推算 1", "1", "0", "2"]
+    assert summary["C级"] == ["0", "1 推算 1", "0", "0", "1"]
+    assert summary["尚未定级"] == ["0", "1 推算 1", "0", "0", "1"]
+    assert summary["合计"] == ["1", "3", "1", "0", "5"]
+    client.post("/logout")
+    login(client, "bm_w")
+    west = _matrix(client.get(f"/cycles/{cycle.id}").get_data(as_text=True),
+                   "movement-matrix")
+    assert west["B级"] == ["0", "0", "1", "0", "1"]
+    assert west["尚未定级"] == ["0", "1 推算 1", "0", "0", "1"]
+    assert west["合计"] == ["0", "1", "1", "0", "2"]
+
+
+def _half_width_after_chinese(page):
+    """The visible text's ASCII : ; ( ) that follow Chinese: a Chinese reader expects ：；（）."""
+    text = re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", page, flags=re.S)
+    return re.findall(r"[\u4e00-\u9fff）]\s?[:;()]", text)
+
+
+def test_chinese_pages_put_full_width_punctuation_after_chinese(app, client, setup):
+    """The preliminary sheet and the meeting read 当前等级：and 最终等级：, never an ASCII
+    colon or bracket after Chinese text."""
+    from models import Tier
+    from models.cycles import finalise
+    from tests.conftest import login
+    cycle = _in_committee(app, setup)
+    sheet = _agenda_sheets(cycle)[0]
+    Assessment.update(preliminary_comment="整体良好").where(Assessment.id == sheet.id).execute()
+    _open(app, setup, cycle, sheet)
+    _committee_scores(app, sheet, setup["members"][0], (10, 10, 10, 10, 10, 10))
+    with app.test_request_context():
+        finalise(sheet, setup["chair"], Tier.get(Tier.code == "B"))
+    login(client, "bm_e")
+    page = client.get(f"/assessments/{sheet.id}").get_data(as_text=True)
+    assert "当前等级：" in page and "总体评价：" in page
+    assert _half_width_after_chinese(page) == []
+    client.post("/logout")
+    login(client, "m1")
+    page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
+    assert "最终等级：" in page
+    assert _half_width_after_chinese(page) == []

@@ -590,10 +590,39 @@ def test_the_team_table_prints_as_a_pdf_with_the_weeks_figures(client, make):
     assert response.status_code == 200 and response.data.startswith(b"%PDF")
     text = re.sub(r"\s+", " ", pdf_text(response.data))
     assert "Weekly team funnel" in text and week in text
-    assert re.search(r"宋海燕 1 0 1 0 0 ¥0\.00 ¥0\.00", text)
+    assert re.search(r"宋海燕 1 0 1 0 0 — —", text)  # no deal won: no amount
     assert re.search(r"王强 0 0 0 0 1 ¥12,000\.00 ¥30,000\.50", text)
     assert re.search(r"Team total 1 0 1 0 1 ¥12,000\.00 ¥30,000\.50", text)
-    assert re.search(r"Previous week 3 1 1 0 0 ¥0\.00 ¥0\.00", text)
+    assert re.search(r"Previous week 3 1 1 0 0 — —", text)
     client.post("/logout")
     login(client, "rep_e")  # a rep does not read the team's table
     assert client.get(f"/funnel/team.pdf?week={week}").status_code == 403
+
+
+def test_a_chinese_reader_sees_weeks_by_number_and_no_empty_amounts(client, make):
+    """For a Chinese reader the team table, its PDF and its export name the week
+    2026年第11周 while the links keep ?week=2026-W11; an amount with no deal won reads —,
+    never 0.00 元, nor does a prospect whose amount nobody entered."""
+    from tests.pdf_helpers import pdf_text
+    east, _, rep, rep2, *_ = _team(make)
+    _replay_week(rep, rep2)
+    make.user("bm_zh", roles=("branch_manager",), branch=east)  # reads Chinese
+    login(client, "bm_zh")
+    page = client.get(f"/funnel/team?week={week_of(MONDAY)}").get_data(as_text=True)
+    heading = re.search(r'data-testid="week-range">(.*?)</strong>', page, re.S).group(1)
+    assert "2026年第11周" in heading and "W11" not in heading
+    assert "week=2026-W10" in page  # the URL keeps the ISO week
+    row = re.search(r'<tr[^>]*data-member="宋海燕".*?</tr>', page, re.S).group(0)
+    cells = [" ".join(re.sub(r"<[^>]+>", " ", c).split())
+             for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    assert cells[-2:] == ["—", "—"]
+    assert "12,000.00 元" in page and "0.00 元" not in page.replace("12,000.00 元", "")
+    member = client.get(f"/funnel/team/members/{rep.id}?week={week_of(MONDAY)}"
+                        ).get_data(as_text=True)
+    assert "宋海燕 · 2026年第11周" in member and "0.00 元" not in member
+    text = re.sub(r"\s+", " ", pdf_text(client.get("/funnel/team.pdf?week=2026-W11").data))
+    assert "2026年第11周" in text and "W11" not in text
+    assert re.search(r"宋海燕 1 0 1 0 0 — —", text)
+    sheet = load_workbook(io.BytesIO(client.get(
+        "/funnel/team/export.xlsx?week=2026-W11").data)).active
+    assert sheet.title == "E 2026年第11周"

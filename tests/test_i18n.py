@@ -45,6 +45,19 @@ def test_formats_in_chinese(app):
         assert formatting.datetime_(utc) == "2027年3月25日 09:30"  # Beijing time
 
 
+def test_chinese_reads_weeks_by_number_and_zero_amounts_without_decimals(app):
+    """A Chinese reader sees 2026年第49周 for a week, 0 元 / 0 万元 for a real zero and —
+    for an amount nobody entered; English keeps 2026-W49."""
+    with app.test_request_context(), force_locale("zh_CN"):
+        assert formatting.week("2026-W49") == "2026年第49周"
+        assert formatting.week(datetime.date(2027, 1, 1)) == "2026年第53周"
+        assert formatting.money(0) == "0 元" and formatting.wan(0) == "0 万元"
+        assert formatting.amount(Decimal("0.00")) == formatting.amount(None) == "—"
+        assert formatting.amount(Decimal("30000.5")) == "30,000.50 元"
+    with app.test_request_context(), force_locale("en"):
+        assert formatting.week("2026-W09") == "2026-W09"
+
+
 def test_formats_in_english(app):
     """English users read Mar 25, 2027 and ¥1,234.50; 万元 becomes the full amount."""
     with app.test_request_context(), force_locale("en"):

@@ -311,3 +311,48 @@ def test_a_draft_report_says_draft_on_every_page_and_carries_nothing_to_verify(a
     cover = _pages(signed)[0]
     assert "评定结果指纹（SHA-256）：" in cover and fingerprint in squeezed(cover)
     assert "核验本文件：" in cover and "https://tierdesk.example.com/verify" in cover
+
+
+def test_report_summary_shows_the_movement_matrix(client, graded, immediate_jobs):
+    """The committee report's summary crosses the tier each customer held before the
+    cycle with the final grade, the unchanged on the diagonal, row and column totals."""
+    from models import Tier
+    s, cycle = graded  # final grades in agenda order: B, B, A, A, A
+    tiers = {t.code: t.id for t in Tier.select()}
+    sheets = list(Assessment.select().where(Assessment.cycle == cycle)
+                  .order_by(Assessment.agenda_position))
+    for sheet, code in zip(sheets, ("B", "A", "A", None, "C")):
+        Assessment.update(tier_before=tiers[code] if code else None).where(
+            Assessment.id == sheet.id).execute()
+    login(client, "chair")
+    text = pdf_text(fetch_report(client, cycle).data)
+    assert "等级变动矩阵：评定前等级 × 本次结果" in text
+    rows = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 6 and all(w.isdigit() for w in words[1:]):
+            rows.setdefault(words[0], words[1:])
+    assert squeezed(text).count("评定前＼本次结果A级B级C级D级合计") == 1
+    assert rows["A级"] == ["1", "1", "0", "0", "2"]  # one kept A, one down to B
+    assert rows["B级"] == ["0", "1", "0", "0", "1"]
+    assert rows["C级"] == ["1", "0", "0", "0", "1"]  # up to A
+    assert rows["D级"] == ["0", "0", "0", "0", "0"]
+    assert rows["尚未定级"] == ["1", "0", "0", "0", "1"]
+    assert rows["合计"] == ["3", "2", "0", "0", "5"]
+
+
+def test_scores_print_as_whole_points_or_two_decimals(client, graded):
+    """A sheet's totals, committee mean and final total print as 66 (never 66.0 or
+    66.00), on the PDF sheet and on the customer's page."""
+    s, cycle = graded  # the first sheet: members' totals 60 and 72, mean 66
+    sheet = Assessment.select().where(Assessment.cycle == cycle).order_by(
+        Assessment.agenda_position).first()
+    login(client, "admin")
+    text = pdf_text(client.get(f"/assessments/{sheet.id}/sheet.pdf").data)
+    final = re.search(r"最终总分\s+(\S+)", text).group(1)
+    assert final == "66"
+    # The totals row: the preliminary total, each member's, the committee mean.
+    assert re.search(r"总分（满分 100）\s+60\s+(60\s+72|72\s+60)\s+66\b", text)
+    assert not re.search(r"\b\d+\.0\b|\b\d+\.00\b", text)
+    page = client.get(f"/customers/{sheet.customer_id}").get_data(as_text=True)
+    assert '<span class="muted">66</span>' in page

@@ -542,3 +542,17 @@ def test_the_migration_upgrades_a_version_2_database(backend, tmp_path):
         db.close()
         if backend == "postgresql":
             pg_execute(f"DROP SCHEMA {url.rsplit('%3D', 1)[1]} CASCADE")
+
+
+def test_a_chinese_admin_reads_where_each_problem_is_in_chinese(client, login_as):
+    """The editor's error summary names the place of a problem in Chinese (评分项 1 · 档次 2),
+    with a full-width colon, and no English word such as "Level"."""
+    _tiers()
+    login_as("admin")  # reads Chinese
+    html = client.post("/scorecards/new", data=_form(_break(
+        _set("criteria.0.levels.1.name", "")))).get_data(as_text=True)
+    summary = re.search(r'data-testid="error-summary">(.*?)</div>', html, re.S).group(1)
+    items = [" ".join(re.sub(r"<[^>]+>", "", item).split())
+             for item in re.findall(r"<li>(.*?)</li>", summary, re.S)]
+    assert items == ["评分项 1 · 档次 2 · 档次名称：请填写档次名称。"]
+    assert "Level" not in summary and "Criterion" not in summary

@@ -64,6 +64,7 @@ from models.cycles import (
     set_current,
     settle_and_next,
     settled_distribution,
+    settled_movements,
     sheet_total,
     sheet_with_scorecard,
     submit_preliminary,
@@ -444,6 +445,7 @@ def _meeting_context(cycle):
                    branch=branch, state=state, filters=form.args(),
                    branches=Branch.select().order_by(Branch.code),
                    distribution=settled_distribution(cycle, current_app.config["PYRAMID_CUTS"]),
+                   movements=settled_movements(cycle),
                    is_chair=current_user.id == cycle.chair_id)
     if current is not None:
         context.update(_sheet_context(current, "committee", current_user),

@@ -94,7 +94,7 @@ def _week(text):
         _not_found(_l("There is no week “%(week)s”. Weeks are written like 2027-W12, "
                       "and a year has 52 or 53 of them.", week=text[:20]))
     if monday > today:
-        _not_found(_l("The week %(week)s has not begun yet.", week=week_of(monday)))
+        _not_found(_l("The week %(week)s has not begun yet.", week=formatting.week(monday)))
     return monday, week_of(monday)
 
 
@@ -300,11 +300,20 @@ def team():
     return render_template("funnel/team.html", **context)
 
 
-def _figure(value, column, chinese):
-    """A cell's figure as text: a count, or an amount of 元 the way services.formatting
-    writes it (its grouping and decimals, without a locale lookup per cell)."""
-    if column in ("premium_received", "standard_premium"):
-        return f"{value:,.2f} 元" if chinese else f"¥{value:,.2f}"
+AMOUNTS = ("premium_received", "standard_premium")
+
+
+def _figure(figures, column, chinese):
+    """A row's figure in `column` as text: a count, or an amount of 元 the way
+    services.formatting.money writes it (without a locale lookup per cell). The amounts
+    are those of the week's won deals: with none won there is no amount (—), and a
+    real zero reads 0 元, never 0.00 元."""
+    value = figures[column]
+    if column in AMOUNTS:
+        if not figures["won"] and not value:
+            return "—"
+        text = f"{value:,.2f}" if value else "0"
+        return f"{text} 元" if chinese else f"¥{text}"
     return str(value)
 
 
@@ -317,11 +326,10 @@ def _cells(figures, previous, against):
     against = escape(against)
     cells = []
     for column in TEAM_COLUMNS:
-        text = escape(_figure(figures[column], column, chinese))
+        text = escape(_figure(figures, column, chinese))
         if previous is not None and figures[column] != previous[column]:
             delta = figures[column] - previous[column]
-            shown = f"{abs(delta):,.2f}" if column in ("premium_received", "standard_premium") \
-                else str(abs(delta))
+            shown = f"{abs(delta):,.2f}" if column in AMOUNTS else str(abs(delta))
             sign, direction = ("+", "up") if delta > 0 else ("\u2212", "down")
             text = (f'{text} <small class="delta {direction}" title="{against}">'
                     f"{sign}{escape(shown)}</small>")
@@ -405,7 +413,7 @@ def export_week():
             for stage in STAGES for item in board[stage]]
     audit("funnel_export", object_type="opportunity",
           after={"what": "week", "week": week, "rows": len(rows)})
-    return _xlsx(write_xlsx(headers, rows, week), f"funnel-{week}.xlsx")
+    return _xlsx(write_xlsx(headers, rows, formatting.week(week)), f"funnel-{week}.xlsx")
 
 
 @bp.route("/team.pdf")
@@ -418,11 +426,12 @@ def team_pdf():
     rows, total, previous = team_table(branch.id, monday)
     chinese = is_chinese()
     data = pdf.render("pdf/funnel_team.html", doc_title=f"{_('Weekly team funnel')} · "
-                      f"{branch.name} · {week}", branch=branch, week=week, monday=monday,
+                      f"{branch.name} · {formatting.week(week)}", branch=branch, week=week,
+                      monday=monday,
                       sunday=monday + datetime.timedelta(days=6), rows=rows, total=total,
                       previous=previous, columns=TEAM_COLUMNS,
                       labels={c: str(TEAM_COLUMN_LABELS[c]) for c in TEAM_COLUMNS},
-                      figure=lambda value, column: _figure(value, column, chinese))
+                      figure=lambda figures, column: _figure(figures, column, chinese))
     return pdf_response(data, f"funnel-team-{branch.code}-{week}.pdf")
 
 
@@ -440,5 +449,5 @@ def export_team():
     table.append([_("Previous week")] + [previous[c] for c in TEAM_COLUMNS])
     audit("funnel_export", object_type="opportunity",
           after={"what": "team", "week": week, "branch": branch.code, "rows": len(rows)})
-    return _xlsx(write_xlsx(headers, table, f"{branch.code} {week}"),
+    return _xlsx(write_xlsx(headers, table, f"{branch.code} {formatting.week(week)}"),
                  f"funnel-team-{branch.code}-{week}.xlsx")
