@@ -147,6 +147,12 @@ def test_approval_queue_back_and_forward(app, page, make, small_pages):
     expect(to_tier).to_have_value(tier_c)
 
 
+def shown(week):
+    """An ISO week of the URL (2026-W48) as the page shows it to a Chinese reader."""
+    year, number = week.split("-W")
+    return f"{year}年第{int(number)}周"
+
+
 def test_team_table_back_and_forward(page, make):
     """Another branch, then the week before on the team table; Back and Forward show the
     whole page with the URL's branch and week each time."""
@@ -160,32 +166,33 @@ def test_team_table_back_and_forward(page, make):
     branch = page.locator(f"{form} select[name=branch]")
     week = page.get_by_test_id("week-range")
     expect(branch).to_have_value(str(east.id))
-    this_week = re.search(r"\d{4}-W\d\d", week.inner_text()).group()
+    year, number = re.search(r"(\d{4})年第(\d+)周", week.inner_text()).groups()
+    this_week = f"{year}-W{int(number):02d}"  # as the URL writes it
 
     branch.select_option(str(west.id))
     expect(page).to_have_url(re.compile(rf"/funnel/team\?branch={west.id}&week={this_week}$"))
     expect(week).to_contain_text("西南分公司")
     page.get_by_role("link", name="← 上一周").click()
     expect(page).to_have_url(re.compile(rf"week=(?!{this_week})\d{{4}}-W\d\d"))
-    expect(week).not_to_contain_text(this_week)
+    expect(week).not_to_contain_text(shown(this_week))
     week_before = re.search(r"week=(\d{4}-W\d\d)", page.url).group(1)
 
     _travel(page, page.go_back)  # the west branch, this week
     _whole_page(page, form)
     expect(branch).to_have_value(str(west.id))
-    expect(week).to_contain_text(f"西南分公司 · {this_week}")
+    expect(week).to_contain_text(f"西南分公司 · {shown(this_week)}")
 
     _travel(page, page.go_back)  # the table as first loaded
     expect(page).to_have_url(re.compile(r"/funnel/team$"))
     _whole_page(page, form)
     expect(branch).to_have_value(str(east.id))
-    expect(week).to_contain_text(f"华东分公司 · {this_week}")
+    expect(week).to_contain_text(f"华东分公司 · {shown(this_week)}")
 
     _travel(page, page.go_forward)
     _travel(page, page.go_forward)
     _whole_page(page, form)
     expect(branch).to_have_value(str(west.id))
-    expect(week).to_contain_text(f"西南分公司 · {week_before}")
+    expect(week).to_contain_text(f"西南分公司 · {shown(week_before)}")
     expect(page.locator("tr[data-member]").first).to_contain_text("西南分公司代表")
 
 
@@ -202,7 +209,7 @@ def test_changing_the_branch_keeps_the_week_shown(page, make):
     week_before = re.search(r"week=(\d{4}-W\d\d)", page.url).group(1)
     page.locator("form.filters select[name=branch]").select_option(str(west.id))
     week = page.get_by_test_id("week-range")
-    expect(week).to_contain_text(f"西南分公司 · {week_before}")
+    expect(week).to_contain_text(f"西南分公司 · {shown(week_before)}")
     expect(page).to_have_url(re.compile(rf"branch={west.id}&week={week_before}$"))
     export = page.get_by_role("link", name="导出（.xlsx）")
     expect(export).to_have_attribute("href", re.compile(
