@@ -39,7 +39,7 @@ from .base import (
     utcnow,
     write_transaction,
 )
-from .customers import Customer
+from .customers import Customer, TierHistory
 from .people import Branch, User, scope_shape, scoped_to_branch
 from .scorecards import Criterion, GradeBand, ScorecardTemplate, reachable_tiers
 from .tiers import Tier
@@ -847,7 +847,6 @@ class AgendaCounts(NamedTuple):
 @prepared
 def _criteria_counts(*, cycle):
     """(template id, criteria) of the scorecards a cycle's sheets use."""
-    from .scorecards import Criterion
     used = Assessment.select(Assessment.template).where(Assessment.cycle == cycle)
     return (Criterion.select(Criterion.template, fn.COUNT(Criterion.id))
             .where(Criterion.template.in_(used)).group_by(Criterion.template).tuples())
@@ -963,7 +962,6 @@ def past_grades(customer_id, cycle, limit=3):
     """The customer's final grades of the last `limit` cycles before `cycle`, newest
     first; years without a cycle's grade are filled from its tier history (the tier
     in force at that year's end). Two queries."""
-    from .customers import TierHistory
     found = {}
     finals = (Assessment.select(GradingCycle.year, GradingCycle.name, Tier)
               .join(GradingCycle).switch(Assessment)
