@@ -1077,14 +1077,15 @@ class MatrixCell(NamedTuple):
     the column's; `computed` of them hold only a total's band grade, not a final one."""
     count: int
     computed: int
-    move: str  # "same" (the diagonal), "up", "down" or "new" (no tier before)
+    move: str  # "same" (the diagonal), "up", "down", "new" (no tier before) or
+    # "not-compared" (a tier the sheet's bands cannot give: neither up nor down)
 
 
-def movement_matrix(tiers, cells):
+def movement_matrix(tiers, cells, not_compared=frozenset()):
     """Previous tier × result: {"tiers" (the columns, top first), "rows": [(tier before,
     or None for no tier yet, [MatrixCell per column], row total)], "column_totals",
     "total", "computed"}, from `cells` {(before id or None, result id): [count,
-    computed]}. The rows are every tier, then "no tier yet"; the diagonal counts the
+    computed]}; the cells in `not_compared` are neither up nor down. The rows are every tier, then "no tier yet"; the diagonal counts the
     customers who keep their tier. Built here alone, for the meeting, the summary
     and the report."""
     rank = {t.id: t.rank for t in tiers}
@@ -1098,6 +1099,8 @@ def movement_matrix(tiers, cells):
                 move = "new"
             elif before_id == result.id:
                 move = "same"
+            elif (before_id, result.id) in not_compared:
+                move = "not-compared"  # neither up nor down: see cycle_summary
             else:
                 move = "up" if rank[result.id] < rank[before_id] else "down"
             line.append(MatrixCell(count, computed, move))
@@ -1169,6 +1172,7 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
     top_id = tiers[0].id if tiers else None
     unchanged = settled = 0
     cells = {}  # (tier before, result): [count, computed], for the movement matrix
+    not_compared = set()  # the cells holding a move the bands cannot give
     # A thousand sheets a request: plain tuples here, names only for the listed ones.
     for sheet_id, template_id, before_id, final_id, total, special, credit, provisional in rows:
         if total is not None:
@@ -1197,6 +1201,7 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
                 unchanged += 1
             elif not {before_id, result_id} <= reach[template_id]:
                 moved = "not_compared"
+                not_compared.add((before_id, result_id))
             elif rank[result_id] < rank[before_id]:
                 moved = "up"
             else:
@@ -1220,7 +1225,7 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
         "movements": {"up": lists["up"], "down": lists["down"], "new": lists["new"],
                       "not_compared": lists["not_compared"]},
         "unchanged": unchanged,
-        "matrix": movement_matrix(tiers, cells),
+        "matrix": movement_matrix(tiers, cells, not_compared),
         "top_list": lists["top_list"],
         "special_policy": lists["special_policy"],
         "credit_review": lists["credit_review"],

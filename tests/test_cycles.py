@@ -797,8 +797,14 @@ def test_a_tier_the_bands_cannot_give_is_named_and_never_counts_as_a_move(app, c
         summary = cycle_summary(cycle)
     assert [r.customer_name for r in summary["movements"]["up"]] == [second.name]
     assert summary["counts"]["not_compared"] == 4 and summary["unchanged"] == 0
+    # The matrix colours D → B neither as up nor as down; C → B is up.
+    moves = {(before.code, tier.code): cell.move for before, line, _total in
+             summary["matrix"]["rows"] if before for tier, cell in
+             zip(summary["matrix"]["tiers"], line) if cell.count}
+    assert moves == {("D", "B"): "not-compared", ("C", "B"): "up"}
     page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
     assert "升级 1 位" in page and "未比较升降 4 位" in page
+    assert '<td class="num not-compared">4' in page and '<td class="num up">1' in page
     assert 'data-testid="out-of-reach"' not in page  # said before the start, not after
 
 
