@@ -1085,9 +1085,9 @@ def movement_matrix(tiers, cells, not_compared=frozenset()):
     """Previous tier × result: {"tiers" (the columns, top first), "rows": [(tier before,
     or None for no tier yet, [MatrixCell per column], row total)], "column_totals",
     "total", "computed"}, from `cells` {(before id or None, result id): [count,
-    computed]}; the cells in `not_compared` are neither up nor down. The rows are every tier, then "no tier yet"; the diagonal counts the
-    customers who keep their tier. Built here alone, for the meeting, the summary
-    and the report."""
+    computed]}; the cells in `not_compared` are neither up nor down. The rows are
+    every tier, then "no tier yet"; the diagonal counts the customers who keep their
+    tier. Built here alone, for the meeting, the summary and the report."""
     rank = {t.id: t.rank for t in tiers}
     rows = []
     for before in [*tiers, None]:
