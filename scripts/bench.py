@@ -1,12 +1,14 @@
-"""Tierdesk benchmark rig: the latency of named pages, as ratios to a floor route.
+"""Tierdesk benchmark rig: the latency of named pages, as ratios to a floor outside the app.
 
 `make bench` builds a large demo company (20,000 customers, ~300 users), serves it
 with gunicorn (2 workers) on 127.0.0.1, and measures p50, p95 and p99 latency of
-the pages in `PAGES` below. The floor route (`GET /floor`: one primary-key lookup
-and a tiny template, on the same stack and behind the same login) is measured in
-the same rounds, interleaved with the pages, so that each page is reported as a
-ratio to it. Ratios travel between machines and survive a noisy neighbour far
-better than milliseconds do.
+the pages in `PAGES` below. The floor is another app, scripts/floor_app.py: a plain,
+well-written Flask page (Flask-Login, a connection per request, one primary-key
+lookup, a small template with a layout) that imports nothing of Tierdesk, served
+beside it by the same gunicorn settings from the same database, and measured in the
+same rounds, interleaved with the pages, so that each page is reported as a ratio to
+it. Tierdesk's own per-request costs count against every page. Ratios travel
+between machines and survive a noisy neighbour far better than milliseconds do.
 
 It is a report, not a test: it exits non-zero only when something breaks (a page
 answers an unexpected status, the server does not start), never because a page is
@@ -47,6 +49,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 class Page:
     """One measured request.
 
+    `server` is "tierdesk", or "floor" for the reference app (scripts/floor_app.py).
     `path` (and `data`, the form of a POST) may be a callable taking a `Context`:
     it is called once per planned request before measuring starts, so it may
     query the database (say, for a customer id) without slowing the timed loop.
@@ -66,6 +69,7 @@ class Page:
     headers: dict = field(default_factory=dict)  # e.g. {"HX-Request": "true"} for a partial
     expect: tuple[int, ...] = (200,)  # any other status is an error
     requests: int | None = None  # per client and round; None: --requests
+    server: str = "tierdesk"
 
 
 # The pages to measure. Add a line to add a page; `floor` must stay. Examples:
@@ -77,7 +81,7 @@ class Page:
 #        concurrency=30, requests=1, expect=(200, 303),
 #        data=lambda ctx: {"criterion": 1, "points": ctx.rng.randint(0, 15)}),
 PAGES = [
-    Page("floor", "GET", "/floor", "admin"),
+    Page("floor", "GET", "/", "admin", server="floor"),
     Page("healthz", "GET", "/healthz", None),
     Page("dashboard (bm_sh)", "GET", "/", "bm_sh"),
     Page("dashboard (admin)", "GET", "/", "admin"),
@@ -106,7 +110,7 @@ PAGES = [
     Page("meeting: member's scoring partial", "POST", lambda ctx: _score_slot(ctx)[0],
          "member2", headers={"HX-Request": "true"}, data=lambda ctx: _score_slot(ctx)[1]),
     # The same stack under the same 30-client load, for the autosave's comparison.
-    Page("floor x30", "GET", "/floor", "admin", concurrency=30, requests=1),
+    Page("floor x30", "GET", "/", "admin", concurrency=30, requests=1, server="floor"),
     Page("meeting: autosave x30 members", "POST", lambda ctx: _score_slot(ctx)[0],
          "member1", concurrency=30, requests=1, headers={"HX-Request": "true"},
          data=lambda ctx: _score_slot(ctx)[1]),
@@ -411,12 +415,17 @@ def free_port():
         return probe.getsockname()[1]
 
 
-class Server:
-    """gunicorn serving the app on 127.0.0.1; always stopped on leaving the `with`."""
+# What gunicorn serves: Tierdesk, and the floor beside it.
+APPS = {"tierdesk": "app:create_app()", "floor": "scripts.floor_app:create_app()"}
 
-    def __init__(self, database_url, port, workers):
+
+class Server:
+    """gunicorn serving an app of APPS on 127.0.0.1; always stopped on leaving the `with`."""
+
+    def __init__(self, database_url, port, workers, app="tierdesk"):
         self.database_url, self.port, self.workers = database_url, port, workers
-        self.log_path = RESULTS / "gunicorn.log"
+        self.app = app
+        self.log_path = RESULTS / ("gunicorn.log" if app == "tierdesk" else f"gunicorn-{app}.log")
         self.process = None
 
     def __enter__(self):
@@ -426,7 +435,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
              "--bind", f"127.0.0.1:{self.port}", "--timeout", str(TIMEOUT_S),
-             "app:create_app()"],
+             APPS[self.app]],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         return self
 
@@ -474,8 +483,8 @@ class Client:
     http.client then reconnects by itself, the same for every page.)
     """
 
-    def __init__(self, port, username=None):
-        self.port, self.username = port, username
+    def __init__(self, port, username=None, server="tierdesk"):
+        self.port, self.username, self.server = port, username, server
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
         self.cookies = {}
         self.csrf_token = None
@@ -525,7 +534,8 @@ class Client:
         if status != 302 or urlsplit(self.last_location).path != "/":
             raise BenchError(f"login as {self.username!r} failed: {status} "
                              f"{self.last_location or body[:200]!r}")
-        self.fetch_csrf_token()
+        if self.server == "tierdesk":  # the floor's page posts nothing
+            self.fetch_csrf_token()
 
     def fetch_csrf_token(self):
         """The token the pages carry; login starts a new session, hence a new token."""
@@ -537,8 +547,9 @@ class Client:
         self.csrf_token = match[1]
 
 
-def open_sessions(pages, port, parallel):
-    """A logged-in client per (user, client number), shared by the pages that need it.
+def open_sessions(pages, ports, parallel):
+    """A logged-in client per (server, user, client number), shared by the pages that
+    need it; `ports` maps each server of APPS to its port.
 
     Logins run `parallel` at a time: a password check is slow on purpose, and
     thirty of them one after another would take longer than the measuring.
@@ -549,8 +560,8 @@ def open_sessions(pages, port, parallel):
     posting = set()
     for page in pages:
         for number in range(page.concurrency):
-            key = (page.user, number)
-            clients.setdefault(key, Client(port, page.user))
+            key = (page.server, page.user, number)
+            clients.setdefault(key, Client(ports[page.server], page.user, page.server))
             if page.method != "GET":
                 posting.add(key)
 
@@ -607,11 +618,13 @@ def run_client(page, client, requests, recorder, record, barrier=None):
 def run_turn(page, clients, requests_by_client, recorder, record):
     """One page's turn in a round: its clients at once, each with its requests."""
     if page.concurrency == 1:
-        run_client(page, clients[(page.user, 0)], requests_by_client[0], recorder, record)
+        run_client(page, clients[(page.server, page.user, 0)], requests_by_client[0], recorder,
+                   record)
         return
     barrier = threading.Barrier(page.concurrency)
     threads = [threading.Thread(target=run_client, args=(
-        page, clients[(page.user, n)], requests_by_client[n], recorder, record, barrier))
+        page, clients[(page.server, page.user, n)], requests_by_client[n], recorder, record,
+        barrier))
         for n in range(page.concurrency)]
     for thread in threads:
         thread.start()
@@ -619,7 +632,7 @@ def run_turn(page, clients, requests_by_client, recorder, record):
         thread.join()
 
 
-def measure(pages, clients, plan, rounds, requests, server):
+def measure(pages, clients, plan, rounds, requests, servers):
     """Warm up, then `rounds` rounds of every page in a shuffled order."""
     recorder = Recorder(pages)
     order_rng = random.Random(SEED)
@@ -635,8 +648,10 @@ def measure(pages, clients, plan, rounds, requests, server):
             count = per_round(page, requests)
             batch = [planned[slot * count:(slot + 1) * count] for planned in plan[page.name]]
             run_turn(page, clients, batch, recorder, record)
-            if not server.alive():
-                raise BenchError(f"gunicorn exited during the run:\n{server.log_tail()}")
+            for server in servers:
+                if not server.alive():
+                    raise BenchError(f"gunicorn ({server.app}) exited during the run:\n"
+                                     f"{server.log_tail()}")
         if FLOOR in recorder.failed:
             break  # without a floor there is nothing to compare with
         done = round_number + 1
@@ -784,23 +799,25 @@ def run(args):
 
     db.close()  # the bench process does not touch the database while measuring
 
-    port = args.port or free_port()
+    ports = {"tierdesk": args.port or free_port(), "floor": free_port()}
     load_before = os.getloadavg()
     print(f"Serving {company['customers']} customers, {company['users']} users with gunicorn "
-          f"({args.workers} workers) on 127.0.0.1:{port}; {args.rounds} rounds x "
-          f"{args.requests} requests per page and client; load average "
-          f"{load_before[0]:.1f} on {os.cpu_count()} CPUs")
-    with Server(url, port, args.workers) as server:
+          f"({args.workers} workers) on 127.0.0.1:{ports['tierdesk']}, the floor app beside "
+          f"it on :{ports['floor']}; {args.rounds} rounds x {args.requests} requests per page "
+          f"and client; load average {load_before[0]:.1f} on {os.cpu_count()} CPUs")
+    with Server(url, ports["tierdesk"], args.workers) as server, \
+            Server(url, ports["floor"], args.workers, app="floor") as floor:
         phase = time.perf_counter()
         health = server.wait_ready()
+        floor.wait_ready()
         print(f"  gunicorn ready in {time.perf_counter() - phase:.1f} s")
         if health.get("status") != "ok":
             print(f"  note: /healthz says {health.get('status')}: {health.get('warnings', '')}")
         phase = time.perf_counter()
-        clients = open_sessions(pages, port, args.workers)
+        clients = open_sessions(pages, ports, args.workers)
         print(f"  {len(clients)} sessions opened in {time.perf_counter() - phase:.1f} s")
         measure_started = time.perf_counter()
-        recorder = measure(pages, clients, plan, args.rounds, args.requests, server)
+        recorder = measure(pages, clients, plan, args.rounds, args.requests, (server, floor))
         measure_seconds = time.perf_counter() - measure_started
     rows = summarise(pages, recorder)
     print()
@@ -818,7 +835,7 @@ def run(args):
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
-    print(f"\nRatios are to the floor ({FLOOR}, same run). Measuring took "
+    print(f"\nRatios are to the floor (scripts/floor_app.py, same run). Measuring took "
           f"{measure_seconds:.0f} s, all {result['total_seconds']:.0f} s. "
           f"Written to {_shown(args.output)}")
     if recorder.errors:

@@ -5,7 +5,7 @@ through Flask's test client, so the figures are the app's own work without the H
 stack. Less noisy than the bench on a busy machine, for finding what to speed up;
 the bench stays the measure.
 
-    .venv/bin/python scripts/profile_page.py bm_sh /customers [/floor ...] [--profile 25]
+    .venv/bin/python scripts/profile_page.py bm_sh /customers [/approvals ...] [--profile 25]
 """
 import argparse
 import cProfile

@@ -115,9 +115,8 @@ def test_a_filter_or_page_change_gets_the_fragment(page_reader, path, filled_in,
     assert "HX-Request" in response.vary
 
 
-# Never restored from history: the benchmark floor (a bare template on purpose) and
-# files, which are slow to make and not pages.
-NOT_PAGES = ("/floor", "/healthz", "/logout")
+# Never restored from history: files, which are slow to make and not pages.
+NOT_PAGES = ("/healthz", "/logout")
 
 
 def test_every_page_answers_a_history_restore_whole(app, page_reader):

@@ -1,4 +1,4 @@
-"""The dashboard, the health check and the benchmark floor."""
+"""The dashboard and the health check."""
 import datetime
 
 from flask import Blueprint, g, jsonify, render_template, request, url_for
@@ -6,7 +6,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 
 from i18n import lazy_gettext as _l
-from models import Branch, Customer, db
+from models import Customer, db
 from models.approvals import pending_count
 from models.cycles import tasks_for
 from models.funnel import my_summary, stage_label
@@ -53,13 +53,6 @@ def healthz():
                             "30 times slower. Install it: apt-get install libharfbuzz-subset0"]
         body["status"] = "degraded"
     return jsonify(body), 200 if database_ok else 503
-
-
-@bp.route("/floor")
-def floor():
-    """The benchmark floor: one primary-key lookup and a tiny template."""
-    branch = Branch.get_or_none(Branch.id == 1)
-    return render_template("main/floor.html", branch=branch)
 
 
 def waiting_for(user):
