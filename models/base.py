@@ -8,10 +8,10 @@ import functools
 import inspect
 import logging
 import os
-import sqlite3
 
 from peewee import DatabaseProxy, Model, Node, SqliteDatabase
 from playhouse.db_url import connect, parse
+from playhouse.pool import PooledSqliteDatabase
 
 db = DatabaseProxy()
 
@@ -25,44 +25,18 @@ SQLITE_PRAGMAS = {
 }
 
 
+# Connections a process keeps open (gunicorn's sync workers use one each; the test
+# server's and the worker's threads one per thread), and how long one may sit idle.
+POOL_SIZE = 32
+POOL_STALE_SECONDS = 300
+
+
 class DomainError(Exception):
     """A rule of the domain refused a change; the message is for the user."""
 
 
 class NotFound(DomainError):
     """The record does not exist or is not visible to the user."""
-
-
-class KeptOpenSqliteDatabase(SqliteDatabase):
-    """SQLite with one idle connection kept open in each process beside the request's.
-
-    When the last connection to a WAL database closes, SQLite checkpoints the WAL
-    into the database (with an fsync) and deletes it. With a connection per request,
-    every request that wrote paid for that on closing: 0.7 ms on a RAM-backed disk,
-    an fsync more on a real one. An idle connection that has read the database once
-    keeps the request's from being the last, and the WAL is checkpointed as it fills
-    (every 1,000 pages) instead. It is opened in the process that uses it, never
-    carried across a fork (gunicorn's workers each open their own).
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._keeper = self._keeper_pid = None
-
-    def _connect(self):
-        connection = super()._connect()
-        if self._keeper_pid != os.getpid() and self.database != ":memory:":
-            # One from before a fork belongs to the parent: left alone, never closed here.
-            keeper = sqlite3.connect(self.database, timeout=self.connect_params.get("timeout", 5),
-                                     check_same_thread=False)
-            keeper.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            self._keeper, self._keeper_pid = keeper, os.getpid()
-        return connection
-
-    def close_keeper(self):
-        if self._keeper is not None and self._keeper_pid == os.getpid():
-            self._keeper.close()
-        self._keeper = self._keeper_pid = None
 
 
 def utcnow():
@@ -97,24 +71,27 @@ def private_sqlite_file(path):
 def init_database(url):
     """Bind `db` to the database at `url` and return it.
 
-    SQLite URLs get the pragmas above on every connection, and their file is made
-    private to this user (private_sqlite_file); PostgreSQL URLs use the pooled driver
-    so gunicorn workers reuse connections.
+    Both SQLite and PostgreSQL URLs get peewee's pooled driver: a request takes an
+    open connection and gives it back, so no request pays for opening one (nor, on
+    SQLite, for the pragmas above, which each connection gets once, and for the WAL
+    checkpoint SQLite makes when the last connection to a database closes). A
+    SQLite file is made private to this user (private_sqlite_file).
     """
     if db.obj is not None:  # re-binding (tests): release the old connections
         close_all = getattr(db.obj, "close_all", None)
         close_all() if close_all else db.obj.close()
-        if isinstance(db.obj, KeptOpenSqliteDatabase):
-            db.obj.close_keeper()
     if url.startswith(("postgres://", "postgresql://")):
         url = url.replace("postgres://", "postgresql://", 1).replace(
             "postgresql://", "postgresql+pool://", 1)
-        database = connect(url, max_connections=32, stale_timeout=300)
+        database = connect(url, max_connections=POOL_SIZE, stale_timeout=POOL_STALE_SECONDS)
     elif url.startswith("sqlite:"):
         params = parse(url)
         private_sqlite_file(params.get("database", ""))
-        database = KeptOpenSqliteDatabase(**params, pragmas=SQLITE_PRAGMAS, timeout=10,
-                                          autoconnect=True)
+        # A pooled connection serves one thread at a time, but not always the same one.
+        database = PooledSqliteDatabase(**params, pragmas=SQLITE_PRAGMAS,
+                                        max_connections=POOL_SIZE,
+                                        stale_timeout=POOL_STALE_SECONDS,
+                                        check_same_thread=False)
     else:
         database = connect(url)
     db.initialize(database)

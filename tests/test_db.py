@@ -25,12 +25,13 @@ def test_sqlite_pragmas_on_every_connection(sqlite_app):
         assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
         assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
         db.close()
+        db.obj.close_all()  # the pool's connection closes: the next one is new
 
 
 def test_closing_a_connection_that_wrote_leaves_the_wal_alone(sqlite_app, tmp_path):
-    """With the process's idle connection open, closing the connection a write used is
-    not the last close: SQLite neither checkpoints nor deletes the WAL then (it did on
-    every request that wrote), and the write is there for a fresh reader."""
+    """A request's connection goes back to the pool, open: its close is not the last
+    one, so SQLite neither checkpoints nor deletes the WAL then (it did on every
+    request that wrote), and the write is there for a fresh reader."""
     wal = tmp_path / "sqlite-only.db-wal"
     db.connect(reuse_if_open=True)
     Branch.create(code="WA", name="预写日志分公司")
@@ -40,11 +41,21 @@ def test_closing_a_connection_that_wrote_leaves_the_wal_alone(sqlite_app, tmp_pa
     assert reader.execute("SELECT name FROM branch WHERE code = 'WA'").fetchone() == (
         "预写日志分公司",)
     reader.close()
-    db.obj.close_keeper()  # now the last close checkpoints and removes the WAL
-    db.connect()
-    db.close()
-    db.obj.close_keeper()
+    db.obj.close_all()  # now the last close checkpoints and removes the WAL
     assert not wal.exists()
+
+
+def test_a_request_reuses_the_pooled_connection(app, client, make):
+    """Requests one after another in a process get the same open connection back,
+    with the pragmas it was opened with, instead of opening a new one each."""
+    make.user("pooled")
+    login(client, "pooled")
+    seen = []  # the connections themselves: kept alive, no two can share an id
+    app.before_request_funcs.setdefault(None, []).append(
+        lambda: seen.append(db.connection()))
+    for _ in range(3):
+        assert client.get("/").status_code == 200
+    assert len(seen) == 3 and len({id(c) for c in seen}) == 1 and db.is_closed()
 
 
 def test_foreign_keys_are_enforced(app, make):
@@ -168,12 +179,10 @@ def test_a_failing_migration_leaves_the_previous_version(backend, tmp_path, monk
 
 
 def test_the_url_picks_the_driver(backend, app):
-    """DATABASE_URL=postgresql://… gives pooled PostgreSQL; sqlite:///… SQLite with its
-    idle connection per process."""
-    from playhouse.pool import PooledPostgresqlDatabase
+    """DATABASE_URL=postgresql://… gives pooled PostgreSQL; sqlite:///… pooled SQLite."""
+    from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-    from models.base import KeptOpenSqliteDatabase
-    expected = PooledPostgresqlDatabase if backend == "postgresql" else KeptOpenSqliteDatabase
+    expected = PooledPostgresqlDatabase if backend == "postgresql" else PooledSqliteDatabase
     assert isinstance(db.obj, expected)
 
 
