@@ -148,3 +148,37 @@ def test_the_sheet_by_keyboard_never_says_more_than_is_true(app, page, setup):
     assert Assessment.get_by_id(sheet.id).preliminary_submitted_at is None
     stored = {s.criterion: s.points for s in Score.select().where(Score.assessment == sheet)}
     assert stored == {nature.id: 15, strength.id: 13, growth.id: 12}
+
+
+def test_points_typed_before_the_levels_answer_are_the_points_saved(
+        app, page, setup, monkeypatch):
+    """A level picked by its digit, points typed and Enter pressed while the level's save
+    is still on its way: its answer (which proposes other points) leaves the typed points
+    in the field, and they are what is saved, not the proposal."""
+    import threading
+
+    import views.cycles
+    cycle = _started(app, setup)
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.branch == setup["east"])
+    strength = _criteria(setup["template"])[1]
+    release, real = threading.Event(), views.cycles.save_score
+
+    def slow_level(sheet, user, stage, criterion_id, level_id, points, *rest):
+        if points is None:  # the level alone: its answer proposes the midpoint, 13
+            release.wait(10)
+        return real(sheet, user, stage, criterion_id, level_id, points, *rest)
+    monkeypatch.setattr(views.cycles, "save_score", slow_level)
+    log_in(page, "bm_e")
+    page.goto(f"/assessments/{sheet.id}")
+    row = _row(page, strength)
+    row.locator("select[name=level]").focus()
+    with page.expect_request(f"**/assessments/{sheet.id}/scores"):
+        page.keyboard.press("1")  # 强大 (10–15)
+    expect(row.locator("input[name=points]")).to_be_focused()
+    page.keyboard.type("14")
+    page.keyboard.press("Enter")  # sent after the level's save, in the sheet's queue
+    release.set()
+    expect(row.locator(".points")).to_have_text("14")
+    expect(row.locator(".save-state")).to_have_text("✓ 已保存")
+    expect(row.locator("input[name=points]")).to_have_value("14")
+    assert Score.get(Score.assessment == sheet.id, Score.criterion == strength.id).points == 14

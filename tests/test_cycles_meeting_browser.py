@@ -464,3 +464,39 @@ def test_a_dropped_connection_keeps_the_typed_score_and_sends_it_when_it_returns
     assert all("ERR_INTERNET_DISCONNECTED" in p or "sendError" in p or "htmx:" in p
                for p in problems_of(page)), problems_of(page)
     problems_of(page).clear()
+
+
+def test_the_chairs_own_poll_never_cuts_off_the_settle_key(
+        app, make, live_server, new_page, monkeypatch):
+    """The chair's one key while the meeting's poll is due: the poll that finds the customer
+    settled (by that very key) does not reload the page under the settle's answer, and the
+    chair reads what happened and where the committee went."""
+    import threading
+
+    import views.cycles
+    cycle, sheets, setup = _meeting_setup(app, make)
+    live_server.app.config.update(MEETING_POLL_SECONDS=1, BOARD_POLL_SECONDS=60)
+    criteria = _criteria(setup["template"])
+    with app.test_request_context():
+        set_current(cycle, setup["chair"], sheets[0])
+        for member, total in zip([User.get(User.username == n) for n in MEMBERS], TOTALS[0]):
+            for criterion, p in zip(criteria, _split(total)):
+                save_score(sheets[0], member, "committee", criterion.id, None, p, "", 0)
+    answered, real = threading.Event(), views.cycles.settle_and_next
+
+    def slow_answer(*args, **kwargs):
+        following = real(*args, **kwargs)  # settled and committed: the poll can see it
+        answered.wait(10)
+        return following
+    monkeypatch.setattr(views.cycles, "settle_and_next", slow_answer)
+    chair = new_page()
+    log_in(chair, "chair")
+    chair.goto(f"/cycles/{cycle.id}/meeting")
+    expect(chair.locator("h1")).to_have_text(sheets[0].customer.name)
+    with chair.expect_response(lambda r: "/meeting/state" in r.url
+                               and r.headers.get("hx-refresh") == "true"):
+        chair.keyboard.press("Control+Enter")
+    answered.set()
+    expect(chair.locator(".flashes")).to_contain_text(
+        f"{sheets[0].customer.name} 已定级，委员会转到 {sheets[1].customer.name}。")
+    expect(chair.locator("h1")).to_have_text(sheets[1].customer.name)

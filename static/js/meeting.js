@@ -1,4 +1,5 @@
-// The meeting page: the chair's one key, and the agenda filters applied as they change.
+// The meeting page: the chair's one key, the poll's reloads kept from cutting off a
+// navigation, and the agenda filters applied as they change.
 // A static file, as the CSP allows no inline script.
 (function () {
   "use strict";
@@ -22,6 +23,20 @@
     event.preventDefault();
     sent = true;  // one key, one decision: a held or repeated key sends nothing more
     button.click();
+  });
+
+  // The poll reloads the page when the chair has moved on or set a grade. Once the page
+  // is being left (the chair's settle, a move, a filter), such an answer is the page's own
+  // decision coming back: reloading would abort the navigation under way, and with it the
+  // answer that says what happened.
+  var leaving = false;
+  window.addEventListener("beforeunload", function () { leaving = true; });
+  window.addEventListener("pageshow", function () { leaving = false; });
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    var xhr = event.detail.xhr;
+    if (leaving && xhr && xhr.getResponseHeader("HX-Refresh") === "true") {
+      event.preventDefault();
+    }
   });
 
   document.addEventListener("change", function (event) {

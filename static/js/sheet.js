@@ -58,12 +58,14 @@
     }
     points.removeAttribute("aria-invalid");
     delete points.dataset.proposed;
+    delete points.dataset.typed;  // what was typed went with the level, or does not fit it
   }, true);
 
   document.addEventListener("input", function (event) {
     var form = rowForm(event.target);
     if (!form || event.target.type === "hidden") return;
     event.target.dataset.dirty = "1";
+    if (event.target.name === "points") event.target.dataset.typed = "1";
     event.target.removeAttribute("aria-invalid");
     delete event.target.dataset.proposed;
     clearState(form);
@@ -164,21 +166,41 @@
     }
   });
 
-  // The proposal for a level has come: select it if the member sits in it, send it if
-  // the member already pressed Enter for it.
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
-    var points = event.target;
-    if (points.name !== "points" || points.dataset.proposed === undefined) return;
-    var form = rowForm(points);
-    setTimeout(function () {  // after htmx has given the new field the focus back
-      if (form && form.dataset.accept) {
-        delete form.dataset.accept;
-        delete points.dataset.proposed;
-        send(points);
-      } else if (document.activeElement === points) {
-        points.select();
-      }
-    }, 0);
+  function typedPoints(form) {
+    var points = form && form.querySelector("input[name=points]");
+    return Boolean(points && points.dataset.typed && points.value.trim() !== "");
+  }
+
+  // The proposal for a level has come (a points field marked data-proposed, and its
+  // message). Points the member typed meanwhile stand: the proposal is dropped, and the
+  // typed points, sent or about to be, are what is saved. Otherwise the proposal goes
+  // into the field in place, never by swapping the field: htmx would give a new field
+  // the focus with the caret before the proposed points, and digits typed at once would
+  // land in front of them ("12" + "13"). Selected when the member sits in it, so typing
+  // replaces it; sent when the member already pressed Enter for it.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    var incoming = event.detail.fragment && event.detail.fragment.firstElementChild;
+    if (!target || !incoming || !rowForm(target)) return;
+    var form = rowForm(target);
+    if (incoming.classList.contains("state-proposed") && typedPoints(form)) {
+      event.detail.shouldSwap = false;
+      return;
+    }
+    if (target.name !== "points" || incoming.dataset.proposed === undefined) return;
+    event.detail.shouldSwap = false;
+    if (typedPoints(form) || target.dataset.dirty) return;
+    target.value = incoming.value;
+    target.dataset.proposed = incoming.dataset.proposed;
+    delete target.dataset.typed;
+    target.removeAttribute("aria-invalid");
+    if (form.dataset.accept) {
+      delete form.dataset.accept;
+      delete target.dataset.proposed;
+      setTimeout(function () { send(target); }, 0);  // once this answer is done with
+    } else if (document.activeElement === target) {
+      target.select();
+    }
   });
 
   // --- A dropped connection -----------------------------------------------------
