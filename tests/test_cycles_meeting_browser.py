@@ -389,6 +389,24 @@ def test_a_member_scores_a_whole_sheet_in_at_most_twelve_keystrokes(
         screenshot(page, f"meeting-member-keys-{width}")
 
 
+def test_typed_points_sent_with_enter_are_saved_once(app, make, live_server, page):
+    """Enter sends the typed points and moves on; leaving the field afterwards does not
+    send them a second time (each did: two saves, two audit entries per score)."""
+    sheet, criteria = _member_on_first_customer(app, make, page)  # preliminary 10 each
+    strength, growth = criteria[1], criteria[2]
+    _row(page, strength).locator("select[name=level]").focus()
+    page.keyboard.press("1")  # 强大 (10–15): saved without points, 10 proposed
+    page.keyboard.type("12")
+    page.keyboard.press("Enter")  # sends 12 and moves to the next row's level
+    expect(_row(page, growth).locator("select[name=level]")).to_be_focused()
+    _saved(page, strength, 12)
+    page.keyboard.press("2")  # the next row's save queues behind any other of this sheet
+    page.keyboard.press("Enter")
+    _saved(page, growth, 10)
+    score = _committee_score(sheet, strength)
+    assert (score.points, score.revision) == (12, 2)  # the level, then the points
+
+
 def test_a_member_takes_over_the_preliminary_scores_with_one_key_and_adjusts_a_row(
         app, make, live_server, page):
     """P takes over every preliminary score at once (one request); the member then

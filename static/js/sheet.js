@@ -5,7 +5,8 @@
 // - A level with fixed points fills them at once; a level whose range the typed points do
 //   not fit empties them, so the server proposes points instead of refusing.
 // - A value being typed is not saved yet: the row's old "saved" mark goes at once.
-// - Enter in a row's field sends it (accepting proposed points).
+// - Enter in a row's field sends it (accepting proposed points), once: leaving the field
+//   afterwards does not send the same value again.
 // - Leaving a field that was typed in sends it even when the browser sees no change
 //   (typing the proposed points over themselves).
 // - The focus stays where the member put it: Tab from the level reaches the proposed
@@ -36,13 +37,28 @@
 
   function send(input) {
     delete input.dataset.dirty;
+    input.dataset.sent = input.value;
     input.dispatchEvent(new Event("change", { bubbles: true }));
   }
+
+  // A field sent with Enter is marked with the value sent; the browser's own change on
+  // leaving it would send that value again.
+  document.addEventListener("focusin", function (event) {
+    if (rowForm(event.target)) delete event.target.dataset.sent;
+  });
 
   // Capture: runs before htmx, which listens on the form and reads the values then.
   document.addEventListener("change", function (event) {
     var form = rowForm(event.target);
     if (!form) return;
+    if (event.isTrusted && event.target.dataset.sent !== undefined) {
+      var already = event.target.dataset.sent === event.target.value;
+      delete event.target.dataset.sent;
+      if (already) {
+        event.stopPropagation();  // htmx, listening on the form, never sees it
+        return;
+      }
+    }
     delete event.target.dataset.dirty;
     if (event.target.name !== "level") return;
     var points = form.querySelector("input[name=points]");
