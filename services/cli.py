@@ -5,7 +5,8 @@ import click
 from flask_babel import force_locale
 
 from models import Branch, DomainError, GradingCycle, db
-from models.people import ROLES, save_user
+from models.admin import save_user
+from models.people import ROLES
 
 
 def _fail(message):
