@@ -340,12 +340,6 @@ class StaleScore(DomainError):
         self.current = current
 
 
-def _ensure_unsigned(cycle):
-    """Signed results never change (models.signing holds the signatures)."""
-    from .signing import ensure_unsigned
-    ensure_unsigned(cycle)
-
-
 def _locked(assessment):
     """Re-read the assessment, locking its row on PostgreSQL so that a save and a
     finalisation of the same sheet never interleave (SQLite's IMMEDIATE
@@ -552,7 +546,6 @@ def save_score(assessment, user, stage, criterion_id, level_id, points, comment,
         reason = may_score(assessment, user, stage)
         if reason:
             raise DomainError(reason)
-        _ensure_unsigned(assessment.cycle)
         # The preliminary sheet is one sheet whoever fills it; in committee
         # each member has a sheet of their own.
         found = list(_score_of(stage == "committee", assessment=assessment.id, stage=stage,
@@ -752,7 +745,6 @@ def finalise(assessment, user, tier, rationale="", special_policy=False, credit_
             raise DomainError(_l("Only the committee chair sets final grades."))
         if cycle.phase != "committee":
             raise DomainError(_l("Final grades are set during the committee review."))
-        _ensure_unsigned(cycle)
         if assessment.is_final:
             raise DomainError(_l("This customer's final grade is set already."))
         summary = committee_summary(assessment)
@@ -784,7 +776,6 @@ def reopen(assessment, user, reason=""):
         if assessment.cycle.phase != "committee":
             raise DomainError(_l("Final grades can be reopened only during the committee "
                                  "review."))
-        _ensure_unsigned(assessment.cycle)
         if not assessment.is_final:
             raise DomainError(_l("This customer has no final grade to reopen."))
         before = {"final_tier": assessment.final_tier_id, "rationale": assessment.rationale}

@@ -79,11 +79,6 @@ def report_signatures(cycle):
                 .order_by(CycleSignature.signed_at, CycleSignature.id))
 
 
-def is_signed(cycle):
-    """Whether anyone has signed the cycle's results."""
-    return CycleSignature.select().where(CycleSignature.cycle == cycle.id).exists()
-
-
 def signing_tasks(user):
     """[(cycle, "sign", 1)] for each cycle in signing whose results `user` has yet to
     sign (the chair only once every member has)."""
@@ -94,15 +89,6 @@ def signing_tasks(user):
                 user.id != cycle.chair_id or len(waiting) == 1):
             tasks.append((cycle, "sign", 1))
     return tasks
-
-
-def ensure_unsigned(cycle):
-    """Raise DomainError when the cycle's results carry a signature. Only a cycle in
-    signing or published can: going back to the committee clears them (reopen_cycle),
-    so the autosave's hot path asks nothing of the database."""
-    if cycle.phase in ("signing", "published") and is_signed(cycle):
-        raise DomainError(_l("The committee has signed these results; reopen the cycle "
-                             "to change them."))
 
 
 def unsigned_signers(cycle):
