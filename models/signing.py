@@ -5,7 +5,8 @@ password; the chair signs last. A signature records who, when, in which
 role, and the SHA-256 of a canonical serialisation of the cycle's results,
 so that the printed report and /verify can tell whether the results still
 are what the committee signed. Once anyone has signed the results cannot
-change; reopening the cycle clears the signatures, audited.
+change: only the committee review changes them, and reopening the cycle
+(phases.reopen_cycle) takes it back there, clearing the signatures, audited.
 """
 import hashlib
 import json
@@ -148,24 +149,3 @@ def sign(cycle, user, password, address=None):
                                           fingerprint=fingerprint)
         audit("cycle_signed", cycle, after={"role": role, "fingerprint": fingerprint})
     return signature
-
-
-def reopen_cycle(cycle, user, reason=""):
-    """Take a cycle in signing back to the committee review, clearing every
-    signature, audited. Only the chair or an administrator may; a published
-    cycle cannot be reopened. Raises DomainError otherwise."""
-    if not (user.id == cycle.chair_id or user.has_role("admin")):
-        raise DomainError(_l("Only the committee chair or an administrator reopens the "
-                             "cycle."))
-    with write_transaction():
-        cycle = GradingCycle.get_by_id(cycle.id)
-        if cycle.phase != "signing":
-            raise DomainError(_l("Only a cycle in the signing phase can be reopened."))
-        cleared = [{"user": s.user_id, "role": s.role, "signed_at": s.signed_at,
-                    "fingerprint": s.fingerprint} for s in report_signatures(cycle)]
-        CycleSignature.delete().where(CycleSignature.cycle == cycle.id).execute()
-        cycle.phase = "committee"
-        cycle.save()
-        audit("cycle_reopened", cycle, before={"phase": "signing", "signatures": cleared},
-              after={"phase": "committee", "reason": reason})
-    return cycle

@@ -293,7 +293,8 @@ def _contacts_activities_history(rng, today, tiers, tier_of):
 
 def _grading_cycle(today, admin):
     """Next year's grading, started: branch managers have preliminary sheets to fill."""
-    from models.cycles import advance, save_cycle
+    from models.cycles import save_cycle
+    from models.phases import advance
     chair = User.get(User.username == "chair")
     members = list(User.select().where(User.username.in_(["member1", "member2", "member3",
                                                            "director"])))
@@ -322,7 +323,6 @@ def build_demo_meeting(seed=2027, size=12, today=None):
     the screens (save_score, submit_preliminary, finalise). Returns the cycle."""
     from models import Assessment
     from models.cycles import (
-        advance,
         committee_summary,
         finalise,
         save_cycle,
@@ -330,6 +330,7 @@ def build_demo_meeting(seed=2027, size=12, today=None):
         set_current,
         submit_preliminary,
     )
+    from models.phases import advance
     rng = random.Random(seed + 1)
     today = today or datetime.date(2026, 11, 25)
     admin = User.get(User.username == "admin")
@@ -490,7 +491,8 @@ def build_meeting(size=1000, committee=9, seed=2027):
     sheets, a chair and `committee - 1` members, the first customer on the
     board with every member's scores in. Used by the benchmark. Returns the cycle."""
     from models import Assessment, GradingCycle, Score
-    from models.cycles import advance, save_cycle
+    from models.cycles import save_cycle
+    from models.phases import advance
     rng = random.Random(seed)
     admin = User.get(User.username == "admin")
     chair = User.get(User.username == "chair")

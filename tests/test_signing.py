@@ -8,8 +8,9 @@ import subprocess
 import pytest
 
 from models import AuditEvent, CycleSignature, DomainError, GradingCycle, User
-from models.cycles import advance, finalise, reopen, save_score
-from models.signing import reopen_cycle, results_fingerprint, sign
+from models.cycles import finalise, reopen, save_score
+from models.phases import advance, reopen_cycle
+from models.signing import results_fingerprint, sign
 from tests.conftest import PASSWORD, login
 from tests.pdf_helpers import RARE_NAME, fetch_report, pdf_text, signing_cycle
 

@@ -9,9 +9,9 @@ from i18n import lazy_gettext as _l
 from models import Branch, Customer, db
 from models.approvals import pending_count
 from models.compliance import due_soon, overdue_counts
-from models.cycles import tasks_for
 from models.funnel import my_summary, stage_label
 from models.people import ROLES
+from models.phases import tasks_for
 from models.schema import current_version, latest_version
 from services.health import harfbuzz_subsetting
 

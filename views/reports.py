@@ -28,14 +28,9 @@ from models import (
     utcnow,
 )
 from models.login_limits import SessionsRevoked, TooManyFailures
+from models.phases import reopen_cycle
 from models.reports import current_report_job
-from models.signing import (
-    reopen_cycle,
-    report_signatures,
-    results_fingerprint,
-    sign,
-    unsigned_signers,
-)
+from models.signing import report_signatures, results_fingerprint, sign, unsigned_signers
 from services import reports
 from services.pdf import pdf_response
 
