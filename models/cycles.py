@@ -36,7 +36,7 @@ from .base import (
     utcnow,
     write_transaction,
 )
-from .customers import Customer, TierHistory
+from .customers import Customer, CustomerYear, TierHistory
 from .people import Branch, User, scope_shape, scoped_to_branch
 from .scorecards import Criterion, GradeBand, ScorecardTemplate, reachable_tiers
 from .tiers import Tier
@@ -1179,7 +1179,6 @@ def sales_hint(customer_id, year, cuts=PYRAMID_CUTS):
     much or more, 0–100), "layer" (the pyramid layer that share falls in)}, or
     None without figures. A hint for the committee, never a grade.
     """
-    from .customers import CustomerYear
     own = CustomerYear.get_or_none(CustomerYear.customer == customer_id,
                                    CustomerYear.year == year)
     if own is None:
