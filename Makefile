@@ -22,7 +22,7 @@ run: setup db
 	@$(FLASK) demo-logins
 	@# The huey worker renders long reports and reads uploaded customer files in the
 	@# background; it stops with the server.
-	@$(BIN)/huey_consumer services.jobs.huey --workers 2 --quiet & worker=$$!; \
+	@$(BIN)/huey_consumer worker.huey --workers 2 --quiet & worker=$$!; \
 	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(FLASK) run --host $(HOST) --port $(PORT)
 

@@ -7,7 +7,8 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 from forms import Form, choices
 from i18n import lazy_gettext as _l
 from models import Branch
-from models.tiers import PRIORITIES, SERVICE_KINDS
+from models.compliance import SERVICE_KINDS
+from models.tiers import PRIORITIES
 
 from .customers import ANY, manager_choices
 

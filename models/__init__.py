@@ -2,6 +2,7 @@
 from .approvals import ApprovalRule, ApprovalStep, TierChangeRequest
 from .audit import AuditEvent, audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
+from .compliance import ServiceStatus
 from .customers import Activity, Contact, Customer, CustomerYear, ImportBatch, TierHistory
 from .cycles import Assessment, CommitteeMember, GradingCycle, Score
 from .funnel import Opportunity, StageMove
@@ -10,7 +11,7 @@ from .reports import ReportJob
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
 from .signing import CycleSignature
-from .tiers import ServiceStatus, Tier, TierPolicy
+from .tiers import Tier, TierPolicy
 
 # Every table, in dependency order (tests and tools iterate over it).
 ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, Criterion,

@@ -14,6 +14,7 @@ import operator
 from collections import namedtuple
 from types import SimpleNamespace
 
+from flask import current_app
 from flask_babel import force_locale
 from peewee import (
     JOIN,
@@ -514,7 +515,6 @@ def _decide(step_id, user, decision, comment):
 def _reference(request):
     """How the tier history names the request: in the company's language (like a cycle's
     name there), whoever's screen approved it."""
-    from flask import current_app
     with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_CN")):
         return str(_l("Tier change request no. %(id)s", id=request.id))
 

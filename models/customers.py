@@ -21,6 +21,7 @@ from pypinyin import Style, lazy_pinyin
 
 from i18n import lazy_gettext as _l
 
+from .audit import audit
 from .base import (
     BaseModel,
     DomainError,
@@ -452,7 +453,6 @@ def save_customer(customer, user, **values):
     the branch lies outside the user's scope, or the account manager is not of
     that branch.
     """
-    from .audit import audit
     values = {k: v for k, v in values.items() if k in EDITABLE_FIELDS}
     if "code" in values:  # as the import reads codes: Ｃ００１ is C001
         values["code"] = unicodedata.normalize("NFKC", values["code"]).strip()
@@ -489,7 +489,6 @@ def save_customer(customer, user, **values):
 def log_activity(customer, user, kind, occurred_on, notes=""):
     """Record a contact with the customer, audited. Raises DomainError for an
     unknown kind or a date in the future."""
-    from .audit import audit
     if kind not in ACTIVITY_KINDS:
         raise DomainError(_l("Unknown kind of contact."))
     if occurred_on > datetime.date.today():
@@ -503,7 +502,6 @@ def log_activity(customer, user, kind, occurred_on, notes=""):
 
 def add_contact(customer, **values):
     """Add a contact person to the customer, audited."""
-    from .audit import audit
     with db.atomic():
         contact = Contact.create(customer=customer, **values)
         audit("contact_added", contact, after={"customer": customer.id,
@@ -513,7 +511,6 @@ def add_contact(customer, **values):
 
 def remove_contact(contact):
     """Remove a contact person, audited with what was removed."""
-    from .audit import audit
     with db.atomic():
         audit("contact_removed", contact, before={"customer": contact.customer_id,
                                                   **contact.audit_dict()})

@@ -1,16 +1,13 @@
 """Grading cycles (评级周期), their committee, and one assessment per customer.
 
-A cycle moves draft → preliminary → committee → signing → published. Each
-move is guarded: `missing_for_next_phase()` says what still stands in the way,
-and `advance()` refuses until nothing does. Starting a cycle (draft →
-preliminary) freezes its templates and creates the assessments.
+A cycle moves draft → preliminary → committee → signing → published; the moves
+and what guards them are in phases.py, the workflow above this module.
 """
 import datetime
 import json
 import math
 from typing import NamedTuple
 
-from flask_babel import ngettext
 from peewee import (
     JOIN,
     BooleanField,
@@ -39,7 +36,7 @@ from .base import (
     utcnow,
     write_transaction,
 )
-from .customers import Customer, TierHistory
+from .customers import Customer, CustomerYear, TierHistory
 from .people import Branch, User, scope_shape, scoped_to_branch
 from .scorecards import Criterion, GradeBand, ScorecardTemplate, reachable_tiers
 from .tiers import Tier
@@ -247,88 +244,6 @@ def save_cycle(cycle, user, *, name, year, template_existing, template_prospect,
     return cycle
 
 
-def missing_for_next_phase(cycle, user=None):
-    """What must happen before the cycle may move on: a list of sentences, about the
-    sheets `user` may see when given (a branch manager reads the branch's only)."""
-    sheets = Assessment.visible_to(user) if user is not None else Assessment.select()
-    missing = []
-    if cycle.phase == "draft":
-        if not cycle.members().exists():
-            missing.append(_l("Name at least one committee member besides the chair."))
-        if not cycle.scoped_customers().exists():
-            missing.append(_l("The scope holds no customer."))
-    elif cycle.phase == "preliminary":
-        open_sheets = (sheets.select(Branch.name, fn.COUNT(Assessment.id).alias("n"))
-                       .join(Branch, on=(Assessment.branch == Branch.id))
-                       .where(Assessment.cycle == cycle,
-                              Assessment.preliminary_submitted_at.is_null())
-                       .group_by(Branch.name).order_by(Branch.name).tuples())
-        for branch, count in open_sheets:
-            missing.append(ngettext("%(branch)s: %(num)s preliminary sheet not submitted.",
-                                    "%(branch)s: %(num)s preliminary sheets not submitted.",
-                                    count, branch=branch))
-    elif cycle.phase == "committee":
-        count = sheets.where(Assessment.cycle == cycle,
-                             Assessment.finalised_at.is_null()).count()
-        if count:
-            missing.append(ngettext("%(num)s assessment has no final grade yet.",
-                                    "%(num)s assessments have no final grade yet.", count))
-    elif cycle.phase == "signing":
-        from .signing import unsigned_signers
-        if unsigned_signers(cycle):
-            missing.append(_l("Every committee member must sign the report first."))
-    else:
-        missing.append(_l("The cycle is published; it has no further phase."))
-    return missing
-
-
-def advance(cycle, user):
-    """Move the cycle to its next phase; only the chair or an admin may.
-
-    Raises DomainError with what is missing. Starting the cycle (draft →
-    preliminary) freezes its templates and creates one assessment per
-    customer in scope; publishing it files a tier change request for every
-    final grade that differs from the customer's tier; each in the same
-    transaction as the move.
-    """
-    from .scorecards import freeze
-
-    if not (user.id == cycle.chair_id or user.has_role("admin")):
-        raise DomainError(_l("Only the committee chair or an administrator moves the cycle on."))
-    with write_transaction():
-        cycle = GradingCycle.get_by_id(cycle.id)  # re-read inside the lock
-        missing = missing_for_next_phase(cycle)
-        if missing:
-            raise DomainError(sentences(missing))
-        before = cycle.phase
-        cycle.phase = PHASE_ORDER[PHASE_ORDER.index(before) + 1]
-        if before == "draft":
-            freeze(cycle.template_existing)
-            if cycle.template_prospect_id:
-                freeze(cycle.template_prospect)
-            _create_assessments(cycle)
-            cycle.started_at = utcnow()
-        cycle.save()
-        audit("cycle_phase", cycle, before={"phase": before}, after={"phase": cycle.phase})
-        if cycle.phase == "published":  # every changed grade goes to its approvers
-            from .approvals import file_cycle_requests
-            file_cycle_requests(cycle, user)
-    return cycle
-
-
-def _create_assessments(cycle):
-    rows = []
-    customers = cycle.scoped_customers().order_by(Customer.branch, Customer.code)
-    for position, customer in enumerate(customers, 1):
-        template = cycle.template_prospect_id if customer.kind == "prospect" else \
-            cycle.template_existing_id
-        rows.append({"cycle": cycle.id, "customer": customer.id, "template": template,
-                     "branch": customer.branch_id, "tier_before": customer.tier_id,
-                     "provisional": customer.provisional, "agenda_position": position})
-    for start in range(0, len(rows), 500):
-        Assessment.insert_many(rows[start:start + 500]).execute()
-
-
 class StaleScore(DomainError):
     """The score changed since this screen last saw it (another tab or person).
 
@@ -338,12 +253,6 @@ class StaleScore(DomainError):
     def __init__(self, message, current):
         super().__init__(message)
         self.current = current
-
-
-def _ensure_unsigned(cycle):
-    """Signed results never change (models.signing holds the signatures)."""
-    from .signing import ensure_unsigned
-    ensure_unsigned(cycle)
 
 
 def _locked(assessment):
@@ -552,7 +461,6 @@ def save_score(assessment, user, stage, criterion_id, level_id, points, comment,
         reason = may_score(assessment, user, stage)
         if reason:
             raise DomainError(reason)
-        _ensure_unsigned(assessment.cycle)
         # The preliminary sheet is one sheet whoever fills it; in committee
         # each member has a sheet of their own.
         found = list(_score_of(stage == "committee", assessment=assessment.id, stage=stage,
@@ -752,7 +660,6 @@ def finalise(assessment, user, tier, rationale="", special_policy=False, credit_
             raise DomainError(_l("Only the committee chair sets final grades."))
         if cycle.phase != "committee":
             raise DomainError(_l("Final grades are set during the committee review."))
-        _ensure_unsigned(cycle)
         if assessment.is_final:
             raise DomainError(_l("This customer's final grade is set already."))
         summary = committee_summary(assessment)
@@ -784,7 +691,6 @@ def reopen(assessment, user, reason=""):
         if assessment.cycle.phase != "committee":
             raise DomainError(_l("Final grades can be reopened only during the committee "
                                  "review."))
-        _ensure_unsigned(assessment.cycle)
         if not assessment.is_final:
             raise DomainError(_l("This customer has no final grade to reopen."))
         before = {"final_tier": assessment.final_tier_id, "rationale": assessment.rationale}
@@ -1262,30 +1168,6 @@ def _with_particulars(lists):
     return {key: [summary_row(row) for row in rows] for key, rows in lists.items()}
 
 
-def tasks_for(user):
-    """The grading work waiting for `user`: [(cycle, kind, count)] where kind is
-    "fill" (open preliminary sheets of the user's branch), "meeting" (a
-    committee review the user sits on) or "sign" (results to sign)."""
-    tasks = []
-    if user.has_role("branch_manager") and user.branch_id:
-        open_sheets = (Assessment.select(Assessment.cycle, fn.COUNT(Assessment.id))
-                       .join(GradingCycle)
-                       .where(GradingCycle.phase == "preliminary",
-                              Assessment.branch == user.branch_id,
-                              Assessment.preliminary_submitted_at.is_null())
-                       .group_by(Assessment.cycle).tuples())
-        for cycle_id, count in open_sheets:
-            tasks.append((GradingCycle.get_by_id(cycle_id), "fill", count))
-    for cycle in GradingCycle.select().where(GradingCycle.phase == "committee"):
-        if cycle.is_on_committee(user):
-            left = Assessment.select().where(Assessment.cycle == cycle,
-                                             Assessment.finalised_at.is_null()).count()
-            tasks.append((cycle, "meeting", left))
-    from .signing import signing_tasks
-    tasks.extend(signing_tasks(user))
-    return tasks
-
-
 # --- Data-driven hints ------------------------------------------------------------
 
 # The customer pyramid, from the top: 白金 platinum, 黄金 gold, 铁 iron, 铅 lead.
@@ -1302,7 +1184,6 @@ def sales_hint(customer_id, year, cuts=PYRAMID_CUTS):
     much or more, 0–100), "layer" (the pyramid layer that share falls in)}, or
     None without figures. A hint for the committee, never a grade.
     """
-    from .customers import CustomerYear
     own = CustomerYear.get_or_none(CustomerYear.customer == customer_id,
                                    CustomerYear.year == year)
     if own is None:

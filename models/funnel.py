@@ -30,7 +30,7 @@ from i18n import lazy_gettext as _l
 
 from .audit import audit
 from .base import BaseModel, DomainError, db, utcnow, write_transaction
-from .customers import Customer
+from .customers import Customer, save_customer
 from .people import Branch, User, scoped_to_branch
 
 STAGES = {
@@ -346,7 +346,6 @@ def create_opportunity(user, *, customer=None, new_name="", stage="opportunity",
     customer is no prospect, lies outside the user's branch or has an open
     opportunity already, or an amount is wrong.
     """
-    from .customers import save_customer
     on = on or datetime.date.today()
     owner = owner or user
     if stage not in ("opportunity", "meeting"):

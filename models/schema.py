@@ -10,6 +10,8 @@ import pkgutil
 
 from peewee import CharField, DateTimeField, IntegerField
 
+import migrations
+
 from .base import BaseModel, db, table_exists, utcnow, write_transaction
 
 
@@ -21,8 +23,6 @@ class SchemaVersion(BaseModel):
 
 def available_migrations():
     """[(version, name, module)] of every migration, in order."""
-    import migrations
-
     found = []
     for info in pkgutil.iter_modules(migrations.__path__):
         if info.name.startswith("m") and info.name[1:5].isdigit():

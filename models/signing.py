@@ -5,7 +5,8 @@ password; the chair signs last. A signature records who, when, in which
 role, and the SHA-256 of a canonical serialisation of the cycle's results,
 so that the printed report and /verify can tell whether the results still
 are what the committee signed. Once anyone has signed the results cannot
-change; reopening the cycle clears the signatures, audited.
+change: only the committee review changes them, and reopening the cycle
+(phases.reopen_cycle) takes it back there, clearing the signatures, audited.
 """
 import hashlib
 import json
@@ -79,11 +80,6 @@ def report_signatures(cycle):
                 .order_by(CycleSignature.signed_at, CycleSignature.id))
 
 
-def is_signed(cycle):
-    """Whether anyone has signed the cycle's results."""
-    return CycleSignature.select().where(CycleSignature.cycle == cycle.id).exists()
-
-
 def signing_tasks(user):
     """[(cycle, "sign", 1)] for each cycle in signing whose results `user` has yet to
     sign (the chair only once every member has)."""
@@ -94,15 +90,6 @@ def signing_tasks(user):
                 user.id != cycle.chair_id or len(waiting) == 1):
             tasks.append((cycle, "sign", 1))
     return tasks
-
-
-def ensure_unsigned(cycle):
-    """Raise DomainError when the cycle's results carry a signature. Only a cycle in
-    signing or published can: going back to the committee clears them (reopen_cycle),
-    so the autosave's hot path asks nothing of the database."""
-    if cycle.phase in ("signing", "published") and is_signed(cycle):
-        raise DomainError(_l("The committee has signed these results; reopen the cycle "
-                             "to change them."))
 
 
 def unsigned_signers(cycle):
@@ -162,24 +149,3 @@ def sign(cycle, user, password, address=None):
                                           fingerprint=fingerprint)
         audit("cycle_signed", cycle, after={"role": role, "fingerprint": fingerprint})
     return signature
-
-
-def reopen_cycle(cycle, user, reason=""):
-    """Take a cycle in signing back to the committee review, clearing every
-    signature, audited. Only the chair or an administrator may; a published
-    cycle cannot be reopened. Raises DomainError otherwise."""
-    if not (user.id == cycle.chair_id or user.has_role("admin")):
-        raise DomainError(_l("Only the committee chair or an administrator reopens the "
-                             "cycle."))
-    with write_transaction():
-        cycle = GradingCycle.get_by_id(cycle.id)
-        if cycle.phase != "signing":
-            raise DomainError(_l("Only a cycle in the signing phase can be reopened."))
-        cleared = [{"user": s.user_id, "role": s.role, "signed_at": s.signed_at,
-                    "fingerprint": s.fingerprint} for s in report_signatures(cycle)]
-        CycleSignature.delete().where(CycleSignature.cycle == cycle.id).execute()
-        cycle.phase = "committee"
-        cycle.save()
-        audit("cycle_reopened", cycle, before={"phase": "signing", "signatures": cleared},
-              after={"phase": "committee", "reason": reason})
-    return cycle

@@ -1,11 +1,18 @@
 """The `flask --app app ...` commands. Each is thin: the work is in models/services."""
+import datetime
 import sys
 
 import click
 from flask_babel import force_locale
 
-from models import Branch, DomainError, GradingCycle, db
-from models.people import ROLES, save_user
+from models import Branch, DomainError, GradingCycle, User, db
+from models.admin import save_user
+from models.base import is_sqlite
+from models.funnel import rollover
+from models.people import ROLES
+from models.schema import current_version, upgrade
+from services.backup import backup_sqlite
+from services.demo import DEMO_PASSWORD, build_demo, build_demo_meeting, demo_logins
 
 
 def _fail(message):
@@ -17,7 +24,6 @@ def _fail(message):
 
 
 def _print_logins():
-    from services.demo import DEMO_PASSWORD, demo_logins
     rows = demo_logins()
     if not rows:
         return
@@ -35,7 +41,6 @@ def register(app):
     @app.cli.command("init-db")
     def init_db():
         """Create the database and bring its schema to the latest version."""
-        from models.schema import current_version, upgrade
         if current_version():
             click.echo(f"The database already exists (schema version {current_version()}).")
             return
@@ -45,7 +50,6 @@ def register(app):
     @app.cli.command("db-upgrade")
     def db_upgrade():
         """Apply the migrations the database has not had yet."""
-        from models.schema import current_version, upgrade
         before = current_version()
         applied = upgrade()
         if applied:
@@ -61,8 +65,6 @@ def register(app):
     @click.option("--if-empty", is_flag=True, help="Do nothing when users exist already.")
     def seed_demo(seed, customers, reps_per_branch, branches, if_empty):
         """Fill an empty database with a believable demo company."""
-        from models import User
-        from services.demo import build_demo, build_demo_meeting
         if User.select().exists():
             if if_empty:
                 return
@@ -112,9 +114,6 @@ def register(app):
     def funnel_rollover(on):
         """Send opportunities that sat in a stage longer than their owner's sales
         cycle back to the first stage (the weekly rollover)."""
-        import datetime
-
-        from models.funnel import rollover
         try:
             day = datetime.date.fromisoformat(on) if on else None
         except ValueError:
@@ -127,8 +126,6 @@ def register(app):
     @click.argument("path")
     def backup(path):
         """Copy the live SQLite database to PATH (safe while the app runs)."""
-        from models.base import is_sqlite
-        from services.backup import backup_sqlite
         if not is_sqlite():
             _fail("backup copies SQLite databases; for PostgreSQL use pg_dump.")
         try:

@@ -847,25 +847,24 @@ def _values_from_json(data):
 
 # --- Keeping the preview until the user confirms ------------------------------
 
-def queue_preview(filename, data, user):
+def keep_upload(filename, data, user):
     """Take an upload: check at once what can be told without reading it (type,
-    size, zip bomb), keep it in a new ImportBatch and have the background worker
-    read it (`read_upload`). Returns the batch, whose page shows the progress and
-    then the preview. Raises SpreadsheetError for a file refused at once."""
+    size, zip bomb) and keep it in a new ImportBatch, queued for `read_upload`
+    (services.jobs.queue_preview hands it to the background worker). Returns the
+    batch, whose page shows the progress and then the preview. Raises
+    SpreadsheetError for a file refused at once."""
     check_upload(filename, data)
     with db.atomic():
         _drop_stale_batches()
         batch = ImportBatch.create(user=user, filename=str(filename or "")[:255],
                                    status="queued", upload=data)
-    from services.jobs import read_import
-    read_import(batch.id)
     return batch
 
 
 def read_upload(batch_id):
     """Read the file of a queued ImportBatch into its preview, recording progress,
-    or why it cannot be read (the background job queue_preview() starts). The
-    messages are in the uploader's language."""
+    or why it cannot be read (the background job services.jobs.queue_preview()
+    starts). The messages are in the uploader's language."""
     batch = ImportBatch.get_or_none(ImportBatch.id == batch_id)
     claimed = batch is not None and (
         ImportBatch.update(status="reading", progress=0)

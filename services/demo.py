@@ -7,20 +7,42 @@ import datetime
 import random
 from decimal import Decimal
 
+from peewee import fn
+
 from models import (
     Activity,
+    Assessment,
     Branch,
     Contact,
     Customer,
     CustomerYear,
+    GradingCycle,
+    Opportunity,
+    Score,
     ScorecardTemplate,
+    StageMove,
     Tier,
     TierHistory,
     User,
     audit,
     db,
 )
+from models.approvals import ApprovalStep, TierChangeRequest, file_request, roles_for
+from models.base import is_sqlite
 from models.customers import pinyin_initials
+from models.cycles import (
+    committee_summary,
+    finalise,
+    save_cycle,
+    save_score,
+    set_current,
+    submit_preliminary,
+)
+from models.funnel import LADDER, OPEN_END, TERMINAL
+from models.people import ROLES
+from models.phases import advance
+from models.scorecards import create_template
+from models.tiers import TierPolicy
 
 DEMO_PASSWORD = "demo2027"  # noqa: S105 - printed for demo logins
 
@@ -112,7 +134,6 @@ def _customer_name(rng, city, nature, industry):
 def ensure_reference_data():
     """Tiers A–D, the default scorecard and the prospects' scorecard, when missing.
     Returns the default (existing customers') template."""
-    from models.scorecards import create_template
     if not Tier.select().exists():
         Tier.insert_many([dict(code=c, name_zh=z, name_en=e, rank=r, colour=col)
                           for c, z, e, r, col in TIERS]).execute()
@@ -293,7 +314,6 @@ def _contacts_activities_history(rng, today, tiers, tier_of):
 
 def _grading_cycle(today, admin):
     """Next year's grading, started: branch managers have preliminary sheets to fill."""
-    from models.cycles import advance, save_cycle
     chair = User.get(User.username == "chair")
     members = list(User.select().where(User.username.in_(["member1", "member2", "member3",
                                                            "director"])))
@@ -320,16 +340,6 @@ def build_demo_meeting(seed=2027, size=12, today=None):
     settled by the chair, and the meeting on the second. So a newcomer can open the
     meeting as the chair and as a member at once. Written through the same rules as
     the screens (save_score, submit_preliminary, finalise). Returns the cycle."""
-    from models import Assessment
-    from models.cycles import (
-        advance,
-        committee_summary,
-        finalise,
-        save_cycle,
-        save_score,
-        set_current,
-        submit_preliminary,
-    )
     rng = random.Random(seed + 1)
     today = today or datetime.date(2026, 11, 25)
     admin = User.get(User.username == "admin")
@@ -393,7 +403,6 @@ POLICY_NOTES = {
 def _policies(today, admin):
     """One policy version per tier from April 1st; tier A had a slower response time
     until July, so its history shows a change."""
-    from models.tiers import TierPolicy
     start = datetime.date(today.year, 4, 1)
     for tier in Tier.ordered():
         if tier.code not in POLICIES:
@@ -420,7 +429,6 @@ REASONS_DOWN = ["连续两个季度订单下滑，回款周期延长", "客户�
 def _tier_change_requests(rng, today, per_branch=2):
     """A few mid-year adjustments filed by account managers, waiting for the branch
     manager (and, for a promotion to A, the later steps)."""
-    from models.approvals import file_request
     tiers = {t.code: t for t in Tier.select()}
     order = list(tiers)
     for branch in Branch.select().order_by(Branch.id):
@@ -442,7 +450,6 @@ def build_approvals(size=5000, seed=2027):
     the approval queue. Two in five ask for the top tier, and half of those have passed
     their branch manager already, so the sales director has a queue of their own.
     Returns how many were filed."""
-    from models.approvals import ApprovalStep, TierChangeRequest, roles_for
     rng = random.Random(seed)
     tiers = list(Tier.ordered())
     top = tiers[0]
@@ -489,8 +496,6 @@ def build_meeting(size=1000, committee=9, seed=2027):
     """A committee review under way: `size` customers with submitted preliminary
     sheets, a chair and `committee - 1` members, the first customer on the
     board with every member's scores in. Used by the benchmark. Returns the cycle."""
-    from models import Assessment, GradingCycle, Score
-    from models.cycles import advance, save_cycle
     rng = random.Random(seed)
     admin = User.get(User.username == "admin")
     chair = User.get(User.username == "chair")
@@ -573,9 +578,6 @@ def build_funnel_history(seed=2027, today=None, weeks=52):
     moved week by week, some back, some lost, some won, and the stale ones sent
     back by the Monday rollover. Written in bulk; each history row closes when the
     next one opens, as the app's own moves do."""
-    from models import Opportunity, StageMove
-    from models.base import is_sqlite
-    from models.funnel import LADDER, OPEN_END, TERMINAL
 
     rng = random.Random(f"funnel-{seed}")
     today = today or datetime.date(2026, 11, 25)
@@ -688,7 +690,6 @@ def build_funnel_history(seed=2027, today=None, weeks=52):
 
 
 def db_max_id(model):
-    from peewee import fn
     return fn.MAX(model.id)
 
 
@@ -708,7 +709,6 @@ TRY = {
 
 def demo_logins():
     """[(username, name, roles, branch, what to try)] of the demo users worth trying."""
-    from models.people import ROLES
     wanted = ["admin", "chair", "member1", "member2", "member3", "director", "gm"]
     users = {u.username: u for u in User.select().where(
         (User.username.in_(wanted)) | User.username.startswith("bm_")

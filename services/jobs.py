@@ -1,13 +1,15 @@
 """Background jobs (huey): long report renders, and the reading of uploaded customer
-files, run in a worker, not in a request.
+files, run in a worker, not in a request. Every job is queued from here
+(queue_preview, queue_report, requeue_report).
 
 Storage is a SQLite file under instance/ by default, Redis when REDIS_URL is
-set. Run the worker beside the web server:
+set. Run the worker beside the web server through its own entry, worker.py:
 
-    huey_consumer services.jobs.huey --workers 1
+    huey_consumer worker.huey --workers 1
 
-(`make run` starts it for you.) The worker builds the Flask app once per
-process from the same environment as the web server (DATABASE_URL, …).
+(`make run` starts it for you.) worker.py builds the Flask app once per process
+from the same environment as the web server (DATABASE_URL, …) and hands it over
+here (build_app_with), so that services never import app.py.
 """
 import os
 import threading
@@ -17,6 +19,13 @@ from pathlib import Path
 from flask import current_app, has_app_context
 from huey import RedisHuey, SqliteHuey
 
+from models import DomainError, GradingCycle, ReportJob, audit, db, utcnow
+from models.base import private_sqlite_file
+from models.reports import prune_report_files
+from models.signing import results_fingerprint
+from services import reports
+from services.customer_io import keep_upload, read_upload
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -24,7 +33,6 @@ def _make_huey():
     redis_url = os.environ.get("REDIS_URL")
     if redis_url:
         return RedisHuey("tierdesk", url=redis_url)
-    from models.base import private_sqlite_file
     path = os.environ.get("HUEY_DB") or str(BASE_DIR / "instance" / "huey.db")
     Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     private_sqlite_file(path)  # the queue holds job arguments: this user's alone
@@ -32,25 +40,29 @@ def _make_huey():
 
 
 huey = _make_huey()
+_app_factory = None
 _worker_app = None
 _worker_app_lock = threading.Lock()
 
 
-def _worker():
-    """The Flask app of this worker process, built once."""
+def build_app_with(factory):
+    """Run this process's jobs in the app `factory()` builds (worker.py hands over
+    app.create_app)."""
+    global _app_factory
+    _app_factory = factory
+
+
+def worker_app():
+    """The Flask app of this worker process, built once. Raises RuntimeError in a
+    process that was not started through worker.py."""
     global _worker_app
     with _worker_app_lock:
         if _worker_app is None:
-            from app import create_app
-            _worker_app = create_app()
+            if _app_factory is None:
+                raise RuntimeError("No app to run jobs in: start the worker with "
+                                   "`huey_consumer worker.huey`.")
+            _worker_app = _app_factory()
     return _worker_app
-
-
-@huey.on_startup()
-def _build_worker_app():
-    """Build the app as the worker starts (about 1.5 s), not on its first job: the
-    first upload after a restart would wait for it."""
-    _worker()
 
 
 def reports_dir(app):
@@ -75,8 +87,7 @@ def _in_app(function, *args):
     if has_app_context():
         function(*args)
         return
-    from models import db
-    app = _worker()
+    app = worker_app()
     # A stand-in request for url_for and the catalog. No address it carries is ever
     # printed: a report's verification address comes from PUBLIC_URL alone.
     with app.app_context(), app.test_request_context(base_url=app.config.get("PUBLIC_URL")):
@@ -96,18 +107,40 @@ def render_report(job_id):
 @huey.task()
 def read_import(batch_id):
     """Read an uploaded customer file into its preview (see customer_io.read_upload)."""
-    from services.customer_io import read_upload
     _in_app(read_upload, batch_id)
+
+
+# --- Queueing: the one place that hands work to the worker ------------------------
+
+def queue_preview(filename, data, user):
+    """Keep an upload (customer_io.keep_upload) and have the worker read it into its
+    preview. Returns the batch, whose page shows the progress and then the preview.
+    Raises SpreadsheetError for a file refused at once."""
+    batch = keep_upload(filename, data, user)
+    read_import(batch.id)
+    return batch
+
+
+def queue_report(cycle, user):
+    """A new render of the cycle's report for `user`, audited and queued. Returns the
+    ReportJob."""
+    job = ReportJob.create(cycle=cycle, requested_by=user.id)
+    audit("report_job", cycle, after={"job": job.id})
+    render_report(job.id)
+    return job
+
+
+def requeue_report(job):
+    """Queue a failed or stopped ReportJob again, from the start, audited."""
+    ReportJob.update(state="queued", done=0, error="", finished_at=None,
+                     created_at=utcnow()).where(ReportJob.id == job.id).execute()
+    audit("report_job", job.cycle, after={"job": job.id, "retry": True})
+    render_report(job.id)
 
 
 def run_report_job(job_id):
     """Render the report of a ReportJob inside an app context, recording progress,
     the file and whether it is signed, or the reason it failed."""
-    from models import DomainError, GradingCycle, ReportJob, utcnow
-    from models.reports import prune_report_files
-    from models.signing import results_fingerprint
-    from services.reports import SHEET_BATCH, signed_report_pdf, will_be_signed
-
     app = current_app
     job = ReportJob.get_or_none(ReportJob.id == job_id)
     if job is None:
@@ -120,8 +153,9 @@ def run_report_job(job_id):
     try:
         cycle = GradingCycle.get_by_id(job.cycle_id)
         fingerprint = results_fingerprint(cycle)
-        signed = will_be_signed(cycle, fingerprint)
-        data = signed_report_pdf(cycle, progress, app.config.get("REPORT_BATCH", SHEET_BATCH))
+        signed = reports.will_be_signed(cycle, fingerprint)
+        data = reports.signed_report_pdf(cycle, progress,
+                                         app.config.get("REPORT_BATCH", reports.SHEET_BATCH))
         path = reports_dir(app) / f"report-{job.id}.pdf"
         write_private(path, data)
     except DomainError as error:  # a refusal (no PUBLIC_URL for a signed report), not a bug

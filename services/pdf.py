@@ -22,6 +22,8 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from models.customers import INDUSTRIES, NATURES
+
 STATIC_DIR = (Path(__file__).resolve().parent.parent / "static").resolve()
 # The base URL of every document: relative links resolve inside static/.
 BASE_URL = STATIC_DIR.as_uri() + "/"
@@ -156,7 +158,6 @@ def html_document(template_name, **context):
     """The HTML of a PDF template, for tests and for the renderer."""
     context.setdefault("page_counter", page_counter_css())
     context.setdefault("css_string", css_string)
-    from models.customers import INDUSTRIES, NATURES
     context.setdefault("natures", NATURES)
     context.setdefault("industries", INDUSTRIES)
     return render_template(template_name, **context)

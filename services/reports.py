@@ -23,7 +23,9 @@ from models import (
     User,
 )
 from models.cycles import average, committee_arithmetic, cycle_summary
-from services import pdf
+from models.signing import CycleSignature, report_signatures, results_fingerprint, unsigned_signers
+from models.tiers import POLICY_LABELS, PRIORITIES, current_policies
+from services import pdf, signing
 from services.formatting import translated
 
 SHEET_BATCH = 50
@@ -129,7 +131,6 @@ def blank_sheet_pdf(template):
 
 def tier_handbook_pdf(today=None):
     """The tier policy handbook: an overview, then each tier's policy in force."""
-    from models.tiers import POLICY_LABELS, PRIORITIES, current_policies
     today = today or datetime.date.today()
     return pdf.render("pdf/handbook.html", doc_title=_("Tier service policy handbook"),
                       tiers=list(Tier.ordered()), policies=current_policies(today), today=today,
@@ -155,7 +156,6 @@ def _report_context(cycle, fingerprint=None, signed=None):
     """What every part of the report shows. Until the whole committee has signed
     (`signed`, worked out when None) the report is a draft: every page says so, and it
     prints no verification address or QR code (nothing could verify it)."""
-    from models.signing import report_signatures, results_fingerprint
     if signed is None:
         signed = will_be_signed(cycle, fingerprint or results_fingerprint(cycle))
     url = verify_url() if signed else None
@@ -179,6 +179,8 @@ def render_part(cycle, kind, ids, context, template_of, first_page=1, total_page
 
 
 def _page_count(data):
+    # pypdf loads where a report is made (here and in merge), as segno does: some
+    # 80 ms that a web process which never makes a report need not spend at start.
     from pypdf import PdfReader
     return len(PdfReader(io.BytesIO(data)).pages)
 
@@ -194,7 +196,6 @@ def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, s
     are rendered again with the true M. `progress(done, total)` is called
     after each part.
     """
-    from models.signing import results_fingerprint
     fingerprint = fingerprint or results_fingerprint(cycle)
     context = _report_context(cycle, fingerprint, signed)
     parts = report_parts(cycle, batch_size)
@@ -214,8 +215,7 @@ def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, s
         if first_page - 1 == total:
             break
         total = first_page - 1  # a sheet ran over a page: number again with the true M
-    from services.signing import keywords
-    merged = merge(rendered, cycle.name, keywords(cycle.id, fingerprint))
+    merged = merge(rendered, cycle.name, signing.keywords(cycle.id, fingerprint))
     if progress:
         progress(len(parts) + 1, len(parts) + 1)
     return merged
@@ -223,7 +223,7 @@ def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, s
 
 def merge(parts, title, keywords=""):
     """One PDF of the parts in order, with the report's title and keywords."""
-    from pypdf import PdfWriter
+    from pypdf import PdfWriter  # loaded when needed: see _page_count
 
     writer = PdfWriter()
     for part in parts:
@@ -254,14 +254,12 @@ def signed_report_pdf(cycle, progress=None, batch_size=SHEET_BATCH):
     Raises PublicURLMissing, before rendering anything, for a report that would be
     signed while PUBLIC_URL is unset: its verification address would be invented.
     """
-    from models.signing import results_fingerprint
-    from services.signing import sign_pdf
     fingerprint = results_fingerprint(cycle)
     signed = will_be_signed(cycle, fingerprint)
     ensure_public_url(signed)
     data = report_pdf(cycle, progress, batch_size, fingerprint, signed)
     if signed:
-        data = sign_pdf(data, reason=f"{cycle.name} · {fingerprint}")
+        data = signing.sign_pdf(data, reason=f"{cycle.name} · {fingerprint}")
     return data
 
 
@@ -279,7 +277,6 @@ def ensure_public_url(signed):
 def will_be_signed(cycle, fingerprint):
     """Whether the report carries the organisation's signature: once every member
     of the committee has signed, and signed these very results (`fingerprint`)."""
-    from models.signing import CycleSignature, unsigned_signers
     return (cycle.phase in ("signing", "published") and not unsigned_signers(cycle)
             and not CycleSignature.select().where(
                 CycleSignature.cycle == cycle.id,
@@ -297,7 +294,7 @@ def verify_url():
 
 def qr_svg_data_uri(text):
     """A QR code of `text` as an SVG data: URI (the renderer only loads data: URLs)."""
-    import segno
+    import segno  # loaded when needed: see _page_count
     return segno.make(text, error="m").svg_data_uri(scale=4, border=2)
 
 

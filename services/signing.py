@@ -6,6 +6,10 @@ first use in SIGNING_DIR (instance/signing/, outside the repository). The
 signer is loaded once per process. `verify()` answers /verify: whether a PDF's
 signature is intact, made with this organisation's key, covers the whole file,
 and which cycle's results (by fingerprint) it carries.
+
+pyHanko, cryptography and asn1crypto are imported inside the functions that use
+them: pyHanko alone takes most of a second to load, which a web process should not
+spend at start before anyone signs or checks a report.
 """
 import asyncio
 import datetime

@@ -157,7 +157,7 @@ def run_in_huey_worker(app, tmp_path, call, queued, finished, **env):
     subprocess.run([sys.executable, "-c", call], cwd=root, env=env, check=True)
     assert queued(), "the job ran before a worker picked it up"
     consumer = subprocess.Popen([str(Path(sys.executable).parent / "huey_consumer"),
-                                 "services.jobs.huey", "--workers", "1"],
+                                 "worker.huey", "--workers", "1"],
                                 cwd=root, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     try:

@@ -3,7 +3,8 @@ import io
 import subprocess
 
 from models import Assessment
-from models.cycles import advance, finalise, save_score, submit_preliminary
+from models.cycles import finalise, save_score, submit_preliminary
+from models.phases import advance
 from tests.test_cycles import _criteria, _cycle, _fill, make_setup
 
 RARE_NAME = "堃喆𠮷科技有限公司"

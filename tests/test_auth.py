@@ -8,8 +8,8 @@ import pytest
 
 from app import create_app
 from models import AuditEvent, User, utcnow
+from models.admin import save_user
 from models.login_limits import is_limited, retry_delay
-from models.people import save_user
 from tests.conftest import PASSWORD, login
 
 

@@ -15,13 +15,12 @@ from models import (
 )
 from models.cycles import (
     StaleScore,
-    advance,
-    missing_for_next_phase,
     preliminary_total,
     save_cycle,
     save_score,
     submit_preliminary,
 )
+from models.phases import advance, missing_for_next_phase
 from services.demo import ensure_reference_data
 
 

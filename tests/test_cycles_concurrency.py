@@ -23,7 +23,8 @@ from urllib.parse import urlencode
 import pytest
 
 from models import Assessment, Criterion, Score, Tier, db
-from models.cycles import advance, finalise, save_cycle, save_score, submit_preliminary
+from models.cycles import finalise, save_cycle, save_score, submit_preliminary
+from models.phases import advance
 from services.demo import ensure_reference_data
 from tests.conftest import PASSWORD
 

@@ -3,7 +3,8 @@ session of their own, grade ten customers from the first one to the last final g
 from playwright.sync_api import expect
 
 from models import Assessment, CriterionLevel, CustomerYear, Score, Tier, User
-from models.cycles import advance, save_cycle, save_score, set_current, submit_preliminary
+from models.cycles import save_cycle, save_score, set_current, submit_preliminary
+from models.phases import advance
 from services.formatting import points
 from tests.conftest import PASSWORD
 from tests.live import log_in, screenshot

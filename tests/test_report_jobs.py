@@ -81,7 +81,7 @@ def test_report_pdf_never_renders_in_the_request(app, client, graded, monkeypatc
     (reused when asked again) and sends the user to the report page's progress bar."""
     from services import reports
     queued = []
-    monkeypatch.setattr("views.reports._enqueue", lambda job: queued.append(job.id))
+    monkeypatch.setattr("services.jobs.render_report", queued.append)
 
     def no_render(*args, **kwargs):
         raise AssertionError("the report was rendered in the request")

@@ -8,8 +8,9 @@ import subprocess
 import pytest
 
 from models import AuditEvent, CycleSignature, DomainError, GradingCycle, User
-from models.cycles import advance, finalise, reopen
-from models.signing import reopen_cycle, results_fingerprint, sign
+from models.cycles import finalise, reopen, save_score
+from models.phases import advance, reopen_cycle
+from models.signing import results_fingerprint, sign
 from tests.conftest import PASSWORD, login
 from tests.pdf_helpers import RARE_NAME, fetch_report, pdf_text, signing_cycle
 
@@ -107,6 +108,25 @@ def test_signed_results_cannot_change_and_reopening_clears_signatures(app, grade
         reopen(sheet, s["chair"], "复核")
         finalise(sheet, s["chair"], sheet.template.bands_desc()[-1].tier, "资信数据有误，降级")
         assert results_fingerprint(cycle) != before
+
+
+def test_a_signed_sheet_takes_no_score_grade_or_reopening(app, graded):
+    """Once a member has signed, no member scores a sheet, the chair neither sets nor
+    reopens a final grade, and the results keep the fingerprint that was signed."""
+    s, cycle = graded
+    sheet = cycle.assessments.first()
+    criterion = sheet.template.criteria_with_levels()[0]
+    with app.test_request_context():
+        sign(cycle, s["members"][0], PASSWORD)
+        signed = results_fingerprint(cycle)
+        with pytest.raises(DomainError):
+            save_score(sheet, s["members"][1], "committee", criterion.id, None,
+                       criterion.max_points, "", 0)
+        with pytest.raises(DomainError):
+            reopen(sheet, s["chair"], "复核")
+        with pytest.raises(DomainError):
+            finalise(sheet, s["chair"], sheet.template.bands_desc()[-1].tier, "降级")
+    assert results_fingerprint(cycle) == signed
 
 
 def test_signing_through_the_page(app, client, graded):

@@ -6,17 +6,9 @@ import pytest
 from flask_babel import force_locale
 
 from models import Activity, AuditEvent, DomainError, ServiceStatus, Tier, TierPolicy, User
+from models.compliance import due_soon, overdue, overdue_counts, overdue_page, tier_counts
 from models.customers import log_activity
-from models.tiers import (
-    current_policy,
-    due_soon,
-    overdue,
-    overdue_counts,
-    overdue_page,
-    policy_history,
-    save_policy,
-    tier_counts,
-)
+from models.tiers import current_policy, policy_history, save_policy
 from tests.conftest import login
 from tests.test_approvals import make_world
 

@@ -5,7 +5,8 @@ from peewee import JOIN, fn
 
 from forms.admin import BranchForm, UserForm
 from models import Branch, Customer, DomainError, User
-from models.people import LANGUAGES, ROLES, save_branch, save_user
+from models.admin import save_branch, save_user
+from models.people import LANGUAGES, ROLES
 from services.formatting import translated
 
 from .access import role_required

@@ -46,14 +46,9 @@ from models.customers import (
     years_of,
 )
 from models.cycles import sheets_of_customer
-from services.customer_io import (
-    apply_import,
-    discard_import,
-    export_customers,
-    load_preview,
-    queue_preview,
-)
+from services.customer_io import apply_import, discard_import, export_customers, load_preview
 from services.formatting import number, translated
+from services.jobs import queue_preview
 
 from .access import get_visible_or_404, role_required
 

@@ -45,7 +45,6 @@ from models.cycles import (
     InvalidScore,
     SheetIncomplete,
     StaleScore,
-    advance,
     board_sheet,
     committee_summary,
     cycle_summary,
@@ -53,7 +52,6 @@ from models.cycles import (
     mark_to_discuss,
     may_score,
     meeting_agenda,
-    missing_for_next_phase,
     past_grades,
     pending_proposals,
     proposal_for,
@@ -70,6 +68,7 @@ from models.cycles import (
     submit_preliminary,
     take_over_preliminary,
 )
+from models.phases import advance, missing_for_next_phase
 
 from .access import get_visible_or_404, role_required
 

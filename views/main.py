@@ -8,11 +8,11 @@ from flask_login import current_user
 from i18n import lazy_gettext as _l
 from models import Customer, db
 from models.approvals import pending_count
-from models.cycles import tasks_for
+from models.compliance import due_soon, overdue_counts
 from models.funnel import my_summary, stage_label
 from models.people import ROLES
+from models.phases import tasks_for
 from models.schema import current_version, latest_version
-from models.tiers import due_soon, overdue_counts
 from services.health import harfbuzz_subsetting
 
 bp = Blueprint("main", __name__)

@@ -24,19 +24,13 @@ from models import (
     GradingCycle,
     ReportJob,
     ScorecardTemplate,
-    audit,
-    utcnow,
 )
 from models.login_limits import SessionsRevoked, TooManyFailures
+from models.phases import reopen_cycle
 from models.reports import current_report_job
-from models.signing import (
-    reopen_cycle,
-    report_signatures,
-    results_fingerprint,
-    sign,
-    unsigned_signers,
-)
+from models.signing import report_signatures, results_fingerprint, sign, unsigned_signers
 from services import reports
+from services.jobs import queue_report, requeue_report
 from services.pdf import pdf_response
 
 from .access import get_visible_or_404, role_required
@@ -96,7 +90,7 @@ def report_pdf(cycle_id):
     if job is not None and job.state == "done":
         return pdf_response(Path(job.path).read_bytes(), f"cycle-{cycle.id}-report.pdf")
     if job is None:
-        _start(cycle)
+        queue_report(cycle, current_user)
     return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
 
 
@@ -195,23 +189,10 @@ def report_page(cycle_id):
 def start_report(cycle_id):
     """Queue a render of the report, audited; htmx gets the progress panel."""
     cycle = _cycle_or_404(cycle_id)
-    job = _start(cycle)
+    job = queue_report(cycle, current_user)
     if htmx:
         return render_template("reports/_job.html", job=ReportJob.get_by_id(job.id))
     return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
-
-
-def _start(cycle):
-    """A new render of the cycle's report, audited and queued."""
-    job = ReportJob.create(cycle=cycle, requested_by=current_user.id)
-    audit("report_job", cycle, after={"job": job.id})
-    _enqueue(job)
-    return job
-
-
-def _enqueue(job):
-    from services.jobs import render_report
-    render_report(job.id)
 
 
 @bp.route("/report-jobs/<int:job_id>")
@@ -240,10 +221,7 @@ def retry_job(job_id):
     """Run a failed or stopped job again, audited."""
     job = _job_or_404(job_id)
     if job.may_retry:
-        ReportJob.update(state="queued", done=0, error="", finished_at=None,
-                         created_at=utcnow()).where(ReportJob.id == job.id).execute()
-        audit("report_job", job.cycle, after={"job": job.id, "retry": True})
-        _enqueue(job)
+        requeue_report(job)
     if htmx:
         return render_template("reports/_job.html", job=ReportJob.get_by_id(job.id))
     return redirect(url_for("reports.report_page", cycle_id=job.cycle_id), 303)

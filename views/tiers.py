@@ -19,21 +19,17 @@ from extensions import htmx
 from forms import chosen_id
 from forms.tiers import ComplianceFilterForm, MoveTierForm, PolicyForm, TierForm
 from models import DomainError, Tier, User
+from models.compliance import SERVICE_KINDS, due_soon, overdue_counts, overdue_page, tier_counts
 from models.customers import ACTIVITY_KINDS
 from models.tiers import (
     POLICY_LABELS,
     PRIORITIES,
-    SERVICE_KINDS,
     current_policies,
     current_policy,
-    due_soon,
     move_tier,
-    overdue_counts,
-    overdue_page,
     policy_history,
     save_policy,
     save_tier,
-    tier_counts,
 )
 from services import markdown_text, reports
 from services.formatting import translated
