@@ -29,7 +29,8 @@ from models import (
     Tier,
     User,
 )
-from models.cycles import advance, save_cycle, submit_preliminary
+from models.cycles import save_cycle, submit_preliminary
+from models.phases import advance
 from models.signing import results_fingerprint
 from services.jobs import run_report_job
 from tests.conftest import PASSWORD
