@@ -12,7 +12,6 @@ import datetime
 import functools
 import operator
 from collections import namedtuple
-from types import SimpleNamespace
 
 from flask import current_app
 from flask_babel import force_locale
@@ -32,7 +31,7 @@ from peewee import (
 from i18n import lazy_gettext as _l
 
 from .audit import audit
-from .base import BaseModel, DomainError, NotFound, db, prepared, utcnow, write_transaction
+from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
 from .customers import Customer, TierHistory, search_condition
 from .cycles import Assessment, GradingCycle
 from .people import ROLES, Branch, User, scoped_to_branch
@@ -621,59 +620,19 @@ QueueRow = namedtuple("QueueRow", "request_id step_id role steps from_tier to_ti
 def pending_page(user, page=1, size=50, branch_id=None, to_tier_id=None, source=None, q=None):
     """(total, rows) of page `page` of the user's queue() with these filters: oldest
     request first, each row a QueueRow with the customer, branch, requester and step
-    position joined.
-
-    Without a search both are prepared queries: peewee took longer to write this
-    five-table select than SQLite takes to run it."""
-    if search_condition(q) is not None:  # the search's shape depends on what was typed
-        query = queue(user, branch_id, to_tier_id, source, q)
-        return query.count(), list(_rows(query).paginate(page, size))
-    shape = _queue_shape(user, branch_id, to_tier_id, source)
-    if not shape[0]:  # no approver role: nothing ever waits
-        return 0, []
-    values = dict(user=user.id, branch=user.branch_id, branch_id=branch_id,
-                  to_tier_id=to_tier_id, source=source)
-    total = list(_queue_count(*shape, **values))[0][0]
+    position joined."""
+    query = queue(user, branch_id, to_tier_id, source, q)
+    total = query.count()
     if not total:
         return 0, []
-    return total, list(_queue_rows(*shape, **values, offset=(page - 1) * size, limit=size))
+    return total, list(_rows(query).paginate(page, size))
 
 
 def pending_count(user):
     """How many steps wait for `user` (the navigation badge, on every page)."""
-    shape = _queue_shape(user)
-    if not shape[0]:  # no approver role: not even a query
-        return 0
-    return list(_queue_count(*shape, user=user.id, branch=user.branch_id))[0][0]
-
-
-def _queue_shape(user, branch_id=None, to_tier_id=None, source=None):
-    """What of the user and the filters changes the queue's SQL (not their values)."""
-    roles = tuple(r for r in user.roles if r in APPROVER_ROLES)
-    return (roles, user.is_branch_scoped, bool(user.branch_id), bool(branch_id),
-            bool(to_tier_id), bool(source))
-
-
-def _queue_of(roles, scoped, has_branch, by_branch, by_tier, by_source, *, user, branch,
-              branch_id, to_tier_id, source):
-    """queue() of a user of this shape, the values being Params."""
-    shape = SimpleNamespace(roles=list(roles), is_branch_scoped=scoped, id=user,
-                            branch_id=branch if has_branch else None)
-    return queue(shape, branch_id if by_branch else None, to_tier_id if by_tier else None,
-                 source if by_source else None)
-
-
-@prepared
-def _queue_count(*shape, user, branch, branch_id, to_tier_id, source):
-    return _queue_of(*shape, user=user, branch=branch, branch_id=branch_id,
-                     to_tier_id=to_tier_id, source=source
-                     ).select(fn.COUNT(TierChangeRequest.id)).tuples()
-
-
-@prepared
-def _queue_rows(*shape, user, branch, branch_id, to_tier_id, source, offset, limit):
-    return _rows(_queue_of(*shape, user=user, branch=branch, branch_id=branch_id,
-                           to_tier_id=to_tier_id, source=source)).offset(offset).limit(limit)
+    if not any(role in APPROVER_ROLES for role in user.roles):
+        return 0  # no approver role: nothing ever waits, not even a query
+    return queue(user).count()
 
 
 def _rows(query):
@@ -700,16 +659,11 @@ def _rows(query):
 
 def requests_of(customer):
     """The customer's tier change requests, newest first, with both tiers."""
-    return list(_requests_of(customer=customer.id))
-
-
-@prepared
-def _requests_of(*, customer):
     From, To = Tier.alias(), Tier.alias()
-    return (TierChangeRequest.select(TierChangeRequest, From, To)
+    return list(TierChangeRequest.select(TierChangeRequest, From, To)
             .join(From, JOIN.LEFT_OUTER, on=(TierChangeRequest.from_tier == From.id),
                   attr="from_tier")
             .switch(TierChangeRequest)
             .join(To, on=(TierChangeRequest.to_tier == To.id), attr="to_tier")
-            .where(TierChangeRequest.customer == customer)
+            .where(TierChangeRequest.customer == customer.id)
             .order_by(TierChangeRequest.created_at.desc(), TierChangeRequest.id.desc()))

@@ -32,12 +32,11 @@ from .base import (
     db,
     is_sqlite,
     param_marks,
-    prepared,
     utcnow,
     write_transaction,
 )
 from .customers import Customer, CustomerYear, TierHistory
-from .people import Branch, User, scope_shape, scoped_to_branch
+from .people import Branch, User, scoped_to_branch
 from .scorecards import Criterion, GradeBand, ScorecardTemplate, reachable_tiers
 from .tiers import Tier
 
@@ -89,11 +88,15 @@ class GradingCycle(BaseModel):
 
     def committee_people(self):
         """The chair first, then the members by name (one query)."""
-        people = list(_committee_of(cycle=self.id, chair=self.chair_id))
+        members = CommitteeMember.select(CommitteeMember.user).where(
+            CommitteeMember.cycle == self.id)
+        people = list(User.select().where((User.id == self.chair_id) | User.id.in_(members))
+                      .order_by(User.display_name))
         return sorted(people, key=lambda person: person.id != self.chair_id)
 
     def is_on_committee(self, user):
-        return user.id == self.chair_id or bool(list(_membership(cycle=self.id, user=user.id)))
+        return user.id == self.chair_id or CommitteeMember.select().where(
+            CommitteeMember.cycle == self.id, CommitteeMember.user == user.id).exists()
 
     def scoped_customers(self):
         """The customers the scope names, as they are now."""
@@ -259,14 +262,15 @@ def _locked(assessment):
     """Re-read the assessment, locking its row on PostgreSQL so that a save and a
     finalisation of the same sheet never interleave (SQLite's IMMEDIATE
     transaction already serialises writers)."""
-    return list(_locked_sheet(is_sqlite(), assessment=assessment.id))[0]
+    query = (Assessment.select(Assessment, GradingCycle).join(GradingCycle)
+             .where(Assessment.id == assessment.id))
+    return (query if is_sqlite() else query.for_update(of=Assessment)).get()
 
 
-@prepared
-def sheets_of_customer(scoped, *, customer, branch):
-    """The customer's assessment sheets a user of this scope may open, newest cycle first,
-    with the cycle and the final grade."""
-    return (Assessment.visible_to(scope_shape(scoped, branch))
+def sheets_of_customer(user, customer):
+    """The customer's assessment sheets `user` may open, newest cycle first, with the
+    cycle and the final grade."""
+    return (Assessment.visible_to(user)
             .select(Assessment.id, Assessment.final_tier, Assessment.final_total,
                     GradingCycle.id, GradingCycle.name, GradingCycle.phase, Tier)
             .join(GradingCycle).switch(Assessment)
@@ -275,66 +279,26 @@ def sheets_of_customer(scoped, *, customer, branch):
             .order_by(GradingCycle.year.desc(), GradingCycle.id.desc()))
 
 
-@prepared
-def _locked_sheet(sqlite, *, assessment):
-    query = (Assessment.select(Assessment, GradingCycle).join(GradingCycle)
-             .where(Assessment.id == assessment))
-    return query if sqlite else query.for_update(of=Assessment)
-
-
-@prepared
-def sheet_with_scorecard(scoped, *, assessment, branch):
-    """The sheet with its scorecard, if a user of this scope (`branch` theirs) may open
-    it: every autosave reads both."""
-    return (Assessment.visible_to(scope_shape(scoped, branch))
+def sheet_with_scorecard(user, assessment):
+    """The sheet with its scorecard, if `user` may open it: every autosave reads both."""
+    return (Assessment.visible_to(user)
             .select(Assessment, ScorecardTemplate).join(ScorecardTemplate)
-            .where(Assessment.id == assessment))
+            .where(Assessment.id == assessment).first())
 
 
-@prepared
-def board_sheet(*, assessment, cycle):
+def board_sheet(assessment, cycle):
     """The sheet on the chair's board, with its cycle and its scorecard, in one query
     (the board polls it every few seconds)."""
     return (Assessment.select(Assessment, GradingCycle, ScorecardTemplate)
             .join(GradingCycle).switch(Assessment).join(ScorecardTemplate)
-            .where(Assessment.id == assessment, Assessment.cycle == cycle))
+            .where(Assessment.id == assessment, Assessment.cycle == cycle).first())
 
 
-@prepared
-def _committee_scores(*, assessment):
-    """(member, criterion, points) of a sheet's committee scores."""
-    return (Score.select(Score.member, Score.criterion, Score.points)
-            .where(Score.assessment == assessment, Score.stage == "committee").tuples())
-
-
-@prepared
-def _committee_of(*, cycle, chair):
-    """The chair and the members of a cycle, by name (the chair's id and the members'
-    rows by index: the chair's board asks on every poll)."""
-    members = CommitteeMember.select(CommitteeMember.user).where(CommitteeMember.cycle == cycle)
-    return User.select().where((User.id == chair) | User.id.in_(members)).order_by(
-        User.display_name)
-
-
-@prepared
-def _membership(*, cycle, user):
-    return CommitteeMember.select(CommitteeMember.id).where(
-        CommitteeMember.cycle == cycle, CommitteeMember.user == user).limit(1)
-
-
-@prepared
-def _score_of(committee, *, assessment, stage, criterion, member):
+def _score_of(assessment, stage, criterion, member=None):
     """The score saved at one criterion of a sheet (in committee, the member's)."""
     query = Score.select().where(Score.assessment == assessment, Score.stage == stage,
                                  Score.criterion == criterion)
-    return query.where(Score.member == member) if committee else query
-
-
-@prepared
-def _sheet_total(committee, *, assessment, stage, member):
-    query = (Score.select(fn.COALESCE(fn.SUM(Score.points), 0), fn.COUNT(Score.points))
-             .where(Score.assessment == assessment, Score.stage == stage))
-    return (query.where(Score.member == member) if committee else query).tuples()
+    return (query.where(Score.member == member) if stage == "committee" else query).first()
 
 
 def may_score(assessment, user, stage):
@@ -409,8 +373,7 @@ def proposal_for(assessment, criterion, score):
     preliminary sheet's points for the criterion come first."""
     preliminary = None
     if score.stage == "committee" and score.points is None and score.level:
-        earlier = next(iter(_score_of(False, assessment=assessment.id, stage="preliminary",
-                                      criterion=criterion.id, member=0)), None)
+        earlier = _score_of(assessment.id, "preliminary", criterion.id)
         preliminary = {criterion.id: earlier} if earlier else None
     return pending_proposals([criterion], {criterion.id: score}, preliminary).get(criterion.id)
 
@@ -463,9 +426,7 @@ def save_score(assessment, user, stage, criterion_id, level_id, points, comment,
             raise DomainError(reason)
         # The preliminary sheet is one sheet whoever fills it; in committee
         # each member has a sheet of their own.
-        found = list(_score_of(stage == "committee", assessment=assessment.id, stage=stage,
-                               criterion=criterion.id, member=user.id))
-        current = found[0] if found else None
+        current = _score_of(assessment.id, stage, criterion.id, user.id)
         if (current.revision if current else 0) != (revision or 0):
             raise StaleScore(_l("This score was changed elsewhere (another tab?) and now "
                                 "shows the newer value. Check it and save again."),
@@ -577,8 +538,11 @@ def preliminary_total(assessment):
 def sheet_total(assessment, stage, user):
     """(total points, criteria scored) of the sheet `user` fills at `stage`: the
     preliminary sheet, or in committee the member's own (one query)."""
-    return list(_sheet_total(stage == "committee", assessment=assessment.id, stage=stage,
-                             member=user.id))[0]
+    query = (Score.select(fn.COALESCE(fn.SUM(Score.points), 0), fn.COUNT(Score.points))
+             .where(Score.assessment == assessment.id, Score.stage == stage))
+    if stage == "committee":
+        query = query.where(Score.member == user.id)
+    return query.tuples().get()
 
 
 # --- The committee's view of one assessment -------------------------------------
@@ -611,7 +575,9 @@ def committee_summary(assessment, template=None, cycle=None):
     template = template or assessment.template
     cycle = cycle or assessment.cycle
     # (member, criterion, points) rows: the chair's panel polls this every few seconds.
-    scores = list(_committee_scores(assessment=assessment.id))
+    scores = list(Score.select(Score.member, Score.criterion, Score.points)
+                  .where(Score.assessment == assessment.id, Score.stage == "committee")
+                  .tuples())
     scored = {(member_id, criterion_id): value for member_id, criterion_id, value in scores}
     by_member, by_criterion, mean = committee_arithmetic(scored)
     totals = sorted(by_member.values())
@@ -750,16 +716,14 @@ class AgendaCounts(NamedTuple):
     total: int
 
 
-@prepared
-def _criteria_counts(*, cycle):
+def _criteria_counts(cycle):
     """(template id, criteria) of the scorecards a cycle's sheets use."""
     used = Assessment.select(Assessment.template).where(Assessment.cycle == cycle)
     return (Criterion.select(Criterion.template, fn.COUNT(Criterion.id))
             .where(Criterion.template.in_(used)).group_by(Criterion.template).tuples())
 
 
-@prepared
-def _scored_per_sheet(*, cycle):
+def _scored_per_sheet(cycle):
     """(sheet, stage, person, total, criteria scored) of every sheet of a cycle: one
     grouped query for the whole agenda."""
     return (Score.select(Score.assessment, Score.stage, Score.member, fn.SUM(Score.points),
@@ -782,9 +746,9 @@ def meeting_agenda(cycle, branch_id=None, order="agenda", unsettled_only=False):
     """
     rows = agenda(cycle, branch_id=branch_id,
                   order="agenda" if order == "disagreement" else order)
-    criteria = dict(_criteria_counts(cycle=cycle.id))
+    criteria = dict(_criteria_counts(cycle.id))
     preliminary, committee = {}, {}
-    for sheet_id, stage, _member, total, count in _scored_per_sheet(cycle=cycle.id):
+    for sheet_id, stage, _member, total, count in _scored_per_sheet(cycle.id):
         if stage == "preliminary":
             preliminary[sheet_id] = preliminary.get(sheet_id, 0) + count
         else:
@@ -963,11 +927,10 @@ def _bands_by_template(template_ids, tiers):
     return bands
 
 
-@prepared
-def _summary_rows(one_branch, *, cycle, branch):
-    """Each sheet of the cycle in agenda order (of one branch's customers when
-    `one_branch`), with its committee mean and preliminary total (both kept on the
-    sheet by triggers): from one index, no join."""
+def _summary_rows(cycle, user=None):
+    """Each sheet of the cycle in agenda order (of those `user` may see, when given),
+    with its committee mean and preliminary total (both kept on the sheet by
+    triggers): from one index, no join."""
     total = fn.COALESCE(Assessment.final_total, Assessment.committee_mean,
                         Assessment.preliminary_total)
     query = (Assessment.select(Assessment.id, Assessment.template, Assessment.tier_before,
@@ -975,7 +938,7 @@ def _summary_rows(one_branch, *, cycle, branch):
                                Assessment.credit_review, Assessment.provisional)
              .where(Assessment.cycle == cycle)
              .order_by(Assessment.agenda_position, Assessment.id))
-    return query.where(Assessment.branch == branch) if one_branch else query
+    return (scoped_to_branch(query, Assessment.branch, user) if user else query).tuples()
 
 
 class MatrixCell(NamedTuple):
@@ -1058,9 +1021,7 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
     tiers = Tier.in_order()
     by_id = {t.id: t for t in tiers}
     rank = {t.id: t.rank for t in tiers}
-    one_branch = user is not None and user.is_branch_scoped
-    rows = _summary_rows(one_branch, cycle=cycle.id,  # raw rows: no model per row
-                         branch=user.branch_id if one_branch else None).cursor.fetchall()
+    rows = list(_summary_rows(cycle.id, user))
     bands = _bands_by_template({row[1] for row in rows} | {cycle.template_existing_id}, tiers)
     if thresholds:
         what_if = sorted(((minimum, by_id[tier_id]) for tier_id, minimum in thresholds.items()

@@ -7,7 +7,7 @@ from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, Inte
 
 from i18n import lazy_gettext as _l
 
-from .base import BaseModel, prepared, utcnow
+from .base import BaseModel, utcnow
 
 ROLES = {
     "admin": _l("Administrator"),
@@ -45,8 +45,8 @@ class Branch(BaseModel):
     @classmethod
     def names_for(cls, user):
         """[(id, name)] of the branches the user may read, by code: every filter form
-        offers them (a prepared query)."""
-        return list(_branch_names(user.is_branch_scoped, branch=user.branch_id))
+        offers them."""
+        return list(cls.visible_to(user).select(cls.id, cls.name).order_by(cls.code).tuples())
 
 
 class User(BaseModel):
@@ -191,12 +191,6 @@ def scope_shape(scoped, branch):
     return SimpleNamespace(is_branch_scoped=scoped, branch_id=branch)
 
 
-@prepared
-def _branch_names(scoped, *, branch):
-    return (Branch.visible_to(scope_shape(scoped, branch)).select(Branch.id, Branch.name)
-            .order_by(Branch.code).tuples())
-
-
 def managers_of(branch_ids):
     """Users who can be account managers in these branches: the active ones, by branch
     and name."""
@@ -205,12 +199,5 @@ def managers_of(branch_ids):
 
 
 def manager_names(branch_ids):
-    """[(id, name)] of managers_of() these branches: the choices of a filter (a prepared
-    query)."""
-    branch_ids = list(branch_ids)
-    return list(_manager_names(len(branch_ids), branches=branch_ids))
-
-
-@prepared
-def _manager_names(count, *, branches):
-    return managers_of(branches.items(count)).select(User.id, User.display_name).tuples()
+    """[(id, name)] of managers_of() these branches: the choices of a filter."""
+    return list(managers_of(list(branch_ids)).select(User.id, User.display_name).tuples())

@@ -32,7 +32,7 @@ from peewee import (
 from i18n import lazy_gettext as _l
 
 from .audit import audit
-from .base import BaseModel, DomainError, is_sqlite, prepared, utcnow, write_transaction
+from .base import BaseModel, DomainError, is_sqlite, utcnow, write_transaction
 from .people import User
 from .tiers import Tier
 
@@ -49,12 +49,6 @@ POINTS_LIMIT = 100000
 # key, so two databases never share an entry. Read-only once stored.
 _FROZEN_CRITERIA = {}
 _FROZEN_CACHE_SIZE = 64
-
-
-@prepared
-def _bands_of(*, template):
-    return (GradeBand.select(GradeBand, Tier).join(Tier).where(GradeBand.template == template)
-            .order_by(GradeBand.min_total.desc()))
 
 
 def _new_family():
@@ -120,7 +114,9 @@ class ScorecardTemplate(BaseModel):
     def bands_desc(self):
         """The grade bands with their tiers, highest minimum first (one query)."""
         if getattr(self, "_bands", None) is None:
-            self._bands = list(_bands_of(template=self.id))
+            self._bands = list(GradeBand.select(GradeBand, Tier).join(Tier)
+                               .where(GradeBand.template == self.id)
+                               .order_by(GradeBand.min_total.desc()))
         return self._bands
 
     def band_ranges(self):

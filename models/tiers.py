@@ -22,7 +22,6 @@ from .audit import audit
 from .base import (
     BaseModel,
     DomainError,
-    prepared,
     utcnow,
     write_transaction,
 )
@@ -58,9 +57,8 @@ class Tier(BaseModel):
 
     @classmethod
     def in_order(cls):
-        """Every tier, top first, as a list: forms and pages read them on every request
-        (a prepared query)."""
-        return list(_tiers_in_order())
+        """Every tier, top first, as a list: forms and pages read them on every request."""
+        return list(cls.ordered())
 
     @classmethod
     def by_id(cls):
@@ -183,20 +181,10 @@ def current_policies(today=None):
     """{tier id: the policy version in force on `today`} (a handful of rows)."""
     today = today or datetime.date.today()
     found = {}
-    for policy in _policies_until(day=today.isoformat()):
+    for policy in (TierPolicy.select().where(TierPolicy.effective_on <= today)
+                   .order_by(TierPolicy.effective_on, TierPolicy.version)):
         found[policy.tier_id] = policy
     return found
-
-
-@prepared
-def _tiers_in_order():
-    return Tier.select().order_by(Tier.rank)
-
-
-@prepared
-def _policies_until(*, day):
-    return (TierPolicy.select().where(TierPolicy.effective_on <= day)
-            .order_by(TierPolicy.effective_on, TierPolicy.version))
 
 
 def current_policy(tier, today=None):

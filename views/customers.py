@@ -135,8 +135,7 @@ def _detail_context(customer, activity_form=None, contact_form=None):
 
 def _assessments(customer):
     """The customer's assessment sheets, newest cycle first, with the final grade."""
-    return list(sheets_of_customer(current_user.is_branch_scoped, customer=customer.id,
-                                   branch=current_user.branch_id))
+    return list(sheets_of_customer(current_user, customer.id))
 
 
 def _activities(customer, limit=50):

@@ -273,10 +273,9 @@ def save(assessment_id):
     (without htmx: the sheet again, 422). A stale revision (another tab saved
     meanwhile) answers the row as it now is, with a warning; nothing is overwritten.
     """
-    found = list(sheet_with_scorecard(current_user.is_branch_scoped, assessment=assessment_id,
-                                      branch=current_user.branch_id))
     # Not visible: the one access check answers (404, and audited when it exists).
-    sheet = found[0] if found else get_visible_or_404(Assessment, assessment_id)
+    sheet = (sheet_with_scorecard(current_user, assessment_id)
+             or get_visible_or_404(Assessment, assessment_id))
     template = sheet.template
     form = ScoreForm()
     criterion = next((c for c in template.criteria_with_levels()
@@ -489,8 +488,7 @@ def meeting_state(cycle_id):
 @bp.route("/cycles/<int:cycle_id>/meeting/board")
 def meeting_board(cycle_id):
     """The chair's live panel for the current customer (polled)."""
-    sheet = next(iter(board_sheet(assessment=MeetingPollForm(request.args).value("assessment"),
-                                  cycle=cycle_id)), None)
+    sheet = board_sheet(MeetingPollForm(request.args).value("assessment"), cycle_id)
     if sheet is None or current_user.id != sheet.cycle.chair_id:
         abort(404)
     return render_template("cycles/_board.html", **_board_context(sheet.cycle, sheet))
