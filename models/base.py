@@ -114,6 +114,12 @@ def is_sqlite():
     return isinstance(db.obj, SqliteDatabase)
 
 
+def as_date(value):
+    """A DATE column read by SQL written as text, as a date: SQLite hands back its text,
+    PostgreSQL a date."""
+    return datetime.date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def param_mark():
     """The driver's parameter placeholder, for SQL written as text."""
     return "?" if is_sqlite() else "%s"

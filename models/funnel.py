@@ -29,7 +29,7 @@ from peewee import (
 from i18n import lazy_gettext as _l
 
 from .audit import audit
-from .base import BaseModel, DomainError, db, utcnow, write_transaction
+from .base import BaseModel, DomainError, as_date, db, utcnow, write_transaction
 from .customers import Customer, save_customer
 from .people import Branch, User, scoped_to_branch
 
@@ -477,11 +477,6 @@ WHERE m.owner_id = {p} AND m.left_on >= {p} AND m.moved_on <= {p}
 ORDER BY m.moved_on, m.id"""
 
 
-def _date(value):
-    """A DATE column as a date: SQLite hands raw SQL its text."""
-    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(value)
-
-
 def week_board(owner, monday, today=None):
     """The owner's action table for the week starting `monday`: {stage: [item]}
     with every opportunity where it stood at the week's end (or today, for the
@@ -498,7 +493,7 @@ def week_board(owner, monday, today=None):
     current_week = monday <= today <= sunday
     for (opportunity_id, to_stage, moved_on, left_on, name, customer_id, premium, standard,
          current_stage, moved_premium, moved_standard) in rows:
-        moved_on, left_on = _date(moved_on), _date(left_on)
+        moved_on, left_on = as_date(moved_on), as_date(left_on)
         terminal = to_stage in TERMINAL
         if terminal and not (monday <= moved_on <= as_of):
             continue

@@ -2,8 +2,8 @@
 a chair and three members, each in a browser session of their own, from the last
 preliminary sheet to the published, signed report; then Back and Forward on a list.
 
-The report renders as a background job: `_enqueue` is replaced by a queue the test
-holds, so the page shows the job waiting with its progress bar, and the test then does
+The report renders as a background job: `services.jobs.render_report` is replaced by a
+queue the test holds, so the page shows the job waiting with its progress bar, and the test then does
 what the worker does (services.jobs: run_report_job in the app, at PUBLIC_URL).
 """
 import io
@@ -247,7 +247,7 @@ def test_a_committee_grades_signs_and_publishes_in_separate_browsers(
     cycle, sheets, setup = _march_setup(app, make)
     live_server.app.config.update(MEETING_POLL_SECONDS=1, BOARD_POLL_SECONDS=1)
     queued = []
-    monkeypatch.setattr("views.reports._enqueue", lambda job: queued.append(job.id))
+    monkeypatch.setattr("services.jobs.render_report", queued.append)
     criteria = _criteria(setup["template"])
     nature, strength, growth, profit, relation, strategy = criteria
     levels = {c.id: list(CriterionLevel.select().where(CriterionLevel.criterion == c)
