@@ -3,8 +3,9 @@ a chair and three members, each in a browser session of their own, from the last
 preliminary sheet to the published, signed report; then Back and Forward on a list.
 
 The report renders as a background job: `services.jobs.render_report` is replaced by a
-queue the test holds, so the page shows the job waiting with its progress bar, and the test then does
-what the worker does (services.jobs: run_report_job in the app, at PUBLIC_URL).
+queue the test holds, so the page shows the job waiting with its progress bar, and the
+test then does what the worker does (services.jobs: run_report_job in the app, at
+PUBLIC_URL).
 """
 import io
 import math
