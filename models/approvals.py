@@ -418,14 +418,26 @@ def file_cycle_requests(cycle, user, effective_on=None):
 
 # --- Deciding -----------------------------------------------------------------
 
-def may_decide(step, user, request):
-    """Whether `user` holds the step's role for this request: a branch manager step is
-    the manager's of the branch the request was filed in."""
-    if not user.has_role(step.role):
-        return False
+def decider_refusal(step, user, request):
+    """Why `user` may not decide `step` of `request`, or None when they may: nobody
+    decides their own request, the step is for its role (a branch manager step for the
+    manager of the request's branch), and one person decides one step of a request.
+    The request page shows the decision form by it; deciding refuses by it."""
+    if request.requested_by_id == user.id:
+        return _l("Nobody decides their own request.")
     if step.role == "branch_manager":
-        return user.branch_id == request.branch_id
-    return not user.is_branch_scoped or user.branch_id == request.branch_id
+        holds = user.has_role(step.role) and user.branch_id == request.branch_id
+    else:
+        holds = user.has_role(step.role) and (not user.is_branch_scoped
+                                              or user.branch_id == request.branch_id)
+    if not holds:
+        return _l("This step is for a %(role)s of the customer's branch.",
+                  role=step.role_label)
+    if ApprovalStep.select().where(ApprovalStep.request == request.id,
+                                   ApprovalStep.decided_by == user.id).exists():
+        return _l("You decided an earlier step of this request: another person decides "
+                  "this one.")
+    return None
 
 
 def _decide(step_id, user, decision, comment):
@@ -451,15 +463,9 @@ def _decide(step_id, user, decision, comment):
                              status=request.status_label))
     if step.status != "pending":
         raise DomainError(_l("An earlier step has to be decided first."))
-    if request.requested_by_id == user.id:
-        raise DomainError(_l("Nobody decides their own request."))
-    if not may_decide(step, user, request):
-        raise DomainError(_l("This step is for a %(role)s of the customer's branch.",
-                             role=step.role_label))
-    if ApprovalStep.select().where(ApprovalStep.request == request.id,
-                                   ApprovalStep.decided_by == user.id).exists():
-        raise DomainError(_l("You decided an earlier step of this request: another person "
-                             "decides this one."))
+    refusal = decider_refusal(step, user, request)
+    if refusal:
+        raise DomainError(refusal)
     if decision not in ("approve", "reject"):
         raise DomainError(_l("Approve or reject."))
     if decision == "reject" and not comment:

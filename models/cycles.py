@@ -95,8 +95,26 @@ class GradingCycle(BaseModel):
         return sorted(people, key=lambda person: person.id != self.chair_id)
 
     def is_on_committee(self, user):
+        """Whether `user` chairs or sits on this cycle's committee."""
         return user.id == self.chair_id or CommitteeMember.select().where(
             CommitteeMember.cycle == self.id, CommitteeMember.user == user.id).exists()
+
+    @classmethod
+    def committee_includes(cls, user):
+        """The condition "`user` chairs or sits on the cycle's committee", for queries
+        (is_on_committee of one cycle)."""
+        return (cls.chair == user.id) | cls.id.in_(
+            CommitteeMember.select(CommitteeMember.cycle).where(CommitteeMember.user == user.id))
+
+    def may_advance(self, user):
+        """Whether `user` moves the cycle on: its chair or an administrator. The cycle
+        page shows the button by it; advance() refuses by it."""
+        return user.id == self.chair_id or user.has_role("admin")
+
+    def may_reopen(self, user):
+        """Whether `user` may take the cycle back from signing to the committee review
+        now (see reopen_cycle): the chair or an administrator, in the signing phase."""
+        return self.phase == "signing" and self.may_advance(user)
 
     def scoped_customers(self):
         """The customers the scope names, as they are now."""

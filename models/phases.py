@@ -66,7 +66,7 @@ def advance(cycle, user):
     final grade that differs from the customer's tier; each in the same
     transaction as the move.
     """
-    if not (user.id == cycle.chair_id or user.has_role("admin")):
+    if not cycle.may_advance(user):
         raise DomainError(_l("Only the committee chair or an administrator moves the cycle on."))
     with write_transaction():
         cycle = GradingCycle.get_by_id(cycle.id)  # re-read inside the lock
@@ -128,12 +128,12 @@ def reopen_cycle(cycle, user, reason=""):
     """Take a cycle in signing back to the committee review, clearing every
     signature, audited. Only the chair or an administrator may; a published
     cycle cannot be reopened. Raises DomainError otherwise."""
-    if not (user.id == cycle.chair_id or user.has_role("admin")):
+    if not cycle.may_advance(user):
         raise DomainError(_l("Only the committee chair or an administrator reopens the "
                              "cycle."))
     with write_transaction():
         cycle = GradingCycle.get_by_id(cycle.id)
-        if cycle.phase != "signing":
+        if not cycle.may_reopen(user):
             raise DomainError(_l("Only a cycle in the signing phase can be reopened."))
         cleared = [{"user": s.user_id, "role": s.role, "signed_at": s.signed_at,
                     "fingerprint": s.fingerprint} for s in report_signatures(cycle)]

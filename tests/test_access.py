@@ -203,25 +203,25 @@ def test_branch_manager_sees_only_the_branch(client, make):
 
 
 def test_another_branchs_record_is_a_404(app, make):
-    """get_visible_or_404 answers 404 for another branch's record, and audits it."""
+    """get_or_404 answers 404 for another branch's record, and audits it."""
     from werkzeug.exceptions import NotFound
 
-    from views.access import get_visible_or_404
+    from views.access import get_or_404
     east, west = make.branch("E"), make.branch("W")
     theirs = make.customer(branch=west)
     mine = make.customer(branch=east)
     manager = make.user("bm_e", roles=("branch_manager",), branch=east)
     with app.test_request_context():
-        assert get_visible_or_404(Customer, mine.id, user=manager).id == mine.id
+        assert get_or_404(Customer, mine.id, user=manager).id == mine.id
         with pytest.raises(NotFound):
-            get_visible_or_404(Customer, theirs.id, user=manager)
+            get_or_404(Customer, theirs.id, user=manager)
         with pytest.raises(NotFound):
-            get_visible_or_404(Customer, 999999, user=manager)
+            get_or_404(Customer, 999999, user=manager)
     denied = AuditEvent.select().where(AuditEvent.action == "access_denied")
     assert [e.object_id for e in denied] == [str(theirs.id)]
     director = make.user("dir", roles=("sales_director",))
     with app.test_request_context():
-        assert get_visible_or_404(Customer, theirs.id, user=director).id == theirs.id
+        assert get_or_404(Customer, theirs.id, user=director).id == theirs.id
 
 
 # --- CSRF, with protection on as in production -----------------------------

@@ -250,6 +250,11 @@ def test_illegal_decisions_are_refused(app, world):
         decide(top.pending_step(), world["bm"], "approve")
         decide(top.pending_step(), both, "approve")
     _refused(app, decide, "earlier step of this request", top.pending_step(), both, "approve")
+    # The page asks the same rule, so it offers no decision the model would refuse.
+    client = app.test_client()
+    login(client, both.username)
+    page = client.get(f"/tier-changes/{top.id}").get_data(as_text=True)
+    assert c["D"].name in page and 'data-testid="approve"' not in page
     # The customer's tier changed meanwhile (an import, say).
     Customer.update(tier=t["D"].id).where(Customer.id == c["B"].id).execute()
     _refused(app, decide, "tier changed", request.pending_step(), world["bm"], "approve")

@@ -1,7 +1,7 @@
 """The one permission check: role decorators and branch-scoped lookups."""
 from functools import wraps
 
-from flask import abort
+from flask import abort, request
 from flask_login import current_user
 
 from models import audit
@@ -20,7 +20,6 @@ def role_required(*roles):
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.has_role(*roles):
-                from flask import request
                 deny(403, path=request.path, needs=list(roles))
             return view(*args, **kwargs)
         wrapped.required_roles = roles
@@ -28,16 +27,22 @@ def role_required(*roles):
     return decorator
 
 
-def get_visible_or_404(model, record_id, user=None):
-    """Fetch `model` #record_id through `model.visible_to(user)`.
+def get_or_404(model, record_id=None, *, where=None, user=None):
+    """The `model` record #record_id (and/or matching `where`), or 404: the one lookup
+    of a record named in a URL or a form.
 
-    A record that exists but lies outside the user's scope answers 404 like
+    A model with a branch scope (`visible_to`) is read through it for `user` (the
+    current user by default): a record that exists outside the scope answers 404 like
     one that does not exist, and the attempt is audited.
     """
-    user = user or current_user
-    record = model.visible_to(user).where(model.id == record_id).first()
+    conditions = ([model.id == record_id] if record_id is not None else []) + \
+        ([where] if where is not None else [])
+    scoped = hasattr(model, "visible_to")
+    query = model.visible_to(user or current_user) if scoped else model.select()
+    record = query.where(*conditions).first()
     if record is None:
-        if model.get_or_none(model.id == record_id) is not None:
-            deny(404, object_type=model._meta.table_name, object_id=record_id)
+        hidden = scoped and model.select(model.id).where(*conditions).scalar()
+        if hidden:
+            deny(404, object_type=model._meta.table_name, object_id=hidden)
         abort(404)
     return record

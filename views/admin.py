@@ -1,5 +1,5 @@
 """Administration of users and branches."""
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from peewee import JOIN, fn
 
@@ -9,7 +9,7 @@ from models.admin import save_branch, save_user
 from models.people import LANGUAGES, ROLES
 from services.formatting import translated
 
-from .access import role_required
+from .access import get_or_404, role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -28,9 +28,7 @@ def users():
 @role_required("admin")
 def user_form(user_id=None):
     """Create or edit a user; errors re-render the form and save nothing."""
-    user = User.get_or_none(User.id == user_id) if user_id else None
-    if user_id and user is None:
-        abort(404)
+    user = get_or_404(User, user_id) if user_id else None
     form = UserForm(obj=user, creating=user is None)
     if user is not None and not form.is_submitted():
         form.roles.data = user.roles
@@ -66,9 +64,7 @@ def branches():
 @role_required("admin")
 def branch_form(branch_id=None):
     """Create or edit a branch."""
-    branch = Branch.get_or_none(Branch.id == branch_id) if branch_id else None
-    if branch_id and branch is None:
-        abort(404)
+    branch = get_or_404(Branch, branch_id) if branch_id else None
     form = BranchForm(obj=branch)
     if form.validate_on_submit():
         try:

@@ -29,8 +29,8 @@ from models.approvals import (
     SOURCES,
     decide,
     decide_many,
+    decider_refusal,
     file_request,
-    may_decide,
     may_file,
     pending_count,
     pending_page,
@@ -45,7 +45,7 @@ from models.approvals import (
 from models.people import ROLES
 from services.formatting import translated
 
-from .access import get_visible_or_404, role_required
+from .access import get_or_404, role_required
 
 bp = Blueprint("approvals", __name__)
 
@@ -117,7 +117,7 @@ def _same_site(url):
 def detail(request_id):
     """One request: customer, from → to, reason, the assessment behind it, every step
     with who, when, decision and comment. htmx gets the inline panel."""
-    change = get_visible_or_404(TierChangeRequest, request_id)
+    change = get_or_404(TierChangeRequest, request_id)
     context = _detail_context(change)
     if htmx:
         return render_template("approvals/_request.html", inline=True, **context)
@@ -127,8 +127,7 @@ def detail(request_id):
 def _detail_context(change, form=None):
     pending = change.pending_step()
     customer = Customer.get_by_id(change.customer_id)
-    can_decide = (pending is not None and change.requested_by_id != current_user.id
-                  and may_decide(pending, current_user, change))
+    can_decide = pending is not None and decider_refusal(pending, current_user, change) is None
     if form is None and pending is not None:
         form = DecisionForm(step=pending.id)
     return dict(change=change, customer=customer, steps=change.steps(), pending=pending,
@@ -140,7 +139,7 @@ def _detail_context(change, form=None):
 @bp.route("/tier-changes/<int:request_id>/decide", methods=["POST"])
 def decide_one(request_id):
     """Approve or reject the request's pending step."""
-    change = get_visible_or_404(TierChangeRequest, request_id)
+    change = get_or_404(TierChangeRequest, request_id)
     form = DecisionForm()
     ok = False
     if form.validate_on_submit():
@@ -177,7 +176,7 @@ def decide_one(request_id):
 @bp.route("/tier-changes/<int:request_id>/withdraw", methods=["POST"])
 def withdraw_one(request_id):
     """The requester withdraws the open request."""
-    change = get_visible_or_404(TierChangeRequest, request_id)
+    change = get_or_404(TierChangeRequest, request_id)
     form = WithdrawForm()
     if form.validate_on_submit():
         try:
@@ -194,7 +193,7 @@ def withdraw_one(request_id):
 def file(customer_id):
     """A mid-year tier change for the customer, with a reason, by its account manager
     or branch manager."""
-    customer = get_visible_or_404(Customer, customer_id)
+    customer = get_or_404(Customer, customer_id)
     due = provisional_due(customer)
     form = RequestForm(customer=customer, provisional_due=due)
     if form.validate_on_submit():

@@ -50,7 +50,7 @@ from services.customer_io import apply_import, discard_import, export_customers,
 from services.formatting import number, translated
 from services.jobs import queue_preview
 
-from .access import get_visible_or_404, role_required
+from .access import get_or_404, role_required
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
@@ -115,7 +115,7 @@ def detail(customer_id):
     found = list(particulars(current_user.is_branch_scoped, customer=customer_id,
                              branch=current_user.branch_id))
     # Not visible: the one access check answers (404, and audited when it exists).
-    customer = found[0] if found else get_visible_or_404(Customer, customer_id)
+    customer = found[0] if found else get_or_404(Customer, customer_id)
     return render_template("customers/detail.html", **_detail_context(customer))
 
 
@@ -162,7 +162,7 @@ def create():
 @role_required(*EDIT_ROLES)
 def edit(customer_id):
     """Change a customer's particulars; the tier is not one of them."""
-    customer = get_visible_or_404(Customer, customer_id)
+    customer = get_or_404(Customer, customer_id)
     form = CustomerForm(obj=customer, user=current_user)
     if not form.is_submitted():
         form.branch.data = customer.branch_id
@@ -182,7 +182,7 @@ def edit(customer_id):
 @role_required(*EDIT_ROLES)
 def add_activity(customer_id):
     """Log a call, visit, e-mail… in one step; htmx gets the refreshed timeline."""
-    customer = get_visible_or_404(Customer, customer_id)
+    customer = get_or_404(Customer, customer_id)
     form = ActivityForm()
     if form.validate_on_submit():
         try:
@@ -207,7 +207,7 @@ def add_activity(customer_id):
 @role_required(*EDIT_ROLES)
 def add_contact_person(customer_id):
     """Add a contact person; htmx gets the refreshed contact list."""
-    customer = get_visible_or_404(Customer, customer_id)
+    customer = get_or_404(Customer, customer_id)
     form = ContactForm()
     if form.validate_on_submit():
         add_contact(customer, name=form.name.data.strip(), title=form.title.data or "",
@@ -222,10 +222,8 @@ def add_contact_person(customer_id):
 @role_required(*EDIT_ROLES)
 def delete_contact(customer_id, contact_id):
     """Remove a contact person of a customer the user may edit."""
-    customer = get_visible_or_404(Customer, customer_id)
-    contact = Contact.get_or_none(Contact.id == contact_id, Contact.customer == customer)
-    if contact is None:
-        abort(404)
+    customer = get_or_404(Customer, customer_id)
+    contact = get_or_404(Contact, contact_id, where=Contact.customer == customer)
     remove_contact(contact)
     if not htmx:
         return redirect(url_for("customers.detail", customer_id=customer.id), 303)

@@ -70,7 +70,7 @@ from models.cycles import (
 )
 from models.phases import advance, missing_for_next_phase
 
-from .access import get_visible_or_404, role_required
+from .access import get_or_404, role_required
 
 bp = Blueprint("cycles", __name__)
 
@@ -90,19 +90,12 @@ def index():
                            can_setup=current_user.has_role(*SETUP_ROLES))
 
 
-def _cycle_or_404(cycle_id):
-    cycle = GradingCycle.get_or_none(GradingCycle.id == cycle_id)
-    if cycle is None:
-        abort(404)
-    return cycle
-
-
 @bp.route("/cycles/new", methods=["GET", "POST"])
 @bp.route("/cycles/<int:cycle_id>/edit", methods=["GET", "POST"])
 @role_required(*SETUP_ROLES)
 def setup(cycle_id=None):
     """Set up a cycle, or change it while it is a draft."""
-    cycle = _cycle_or_404(cycle_id) if cycle_id else None
+    cycle = get_or_404(GradingCycle, cycle_id) if cycle_id else None
     form = CycleForm(obj=cycle)
     if cycle and not form.is_submitted():
         scope = cycle.scope_filters
@@ -138,7 +131,7 @@ SUMMARY_SHOWN = 30
 def detail(cycle_id):
     """The cycle's state: its phase, what the next phase still needs, each branch's
     progress on the preliminary sheets."""
-    cycle = _cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id)
     rows = (Assessment.visible_to(current_user)
             .select(Branch.id, Branch.name, fn.COUNT(Assessment.id),
                     fn.COUNT(Assessment.preliminary_submitted_at),
@@ -146,7 +139,6 @@ def detail(cycle_id):
             .join(Branch, on=(Assessment.branch == Branch.id))
             .where(Assessment.cycle == cycle).group_by(Branch.id, Branch.name)
             .order_by(Branch.name).tuples())
-    can_advance = current_user.id == cycle.chair_id or current_user.has_role("admin")
     thresholds = what_if_form(request.args, Tier.in_order()).thresholds()
     summary = cycle_summary(cycle, thresholds, shown=SUMMARY_SHOWN, user=current_user) \
         if cycle.phase != "draft" else None
@@ -158,7 +150,7 @@ def detail(cycle_id):
     return render_template("cycles/detail.html", cycle=cycle, branches=list(rows),
                            summary=summary, what_if=bool(thresholds), out_of_reach=out_of_reach,
                            missing=missing_for_next_phase(cycle, current_user), phases=PHASES,
-                           can_advance=can_advance,
+                           can_advance=cycle.may_advance(current_user),
                            can_edit=cycle.phase == "draft" and current_user.has_role(
                                *SETUP_ROLES))
 
@@ -167,7 +159,7 @@ def detail(cycle_id):
 @role_required(*SETUP_ROLES)
 def move_on(cycle_id):
     """Move the cycle to its next phase, or say what is missing."""
-    cycle = _cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id)
     try:
         cycle = advance(cycle, current_user)
     except DomainError as error:
@@ -181,7 +173,7 @@ def move_on(cycle_id):
 @bp.route("/cycles/<int:cycle_id>/sheets")
 def sheets(cycle_id):
     """The assessment sheets the user may open, by branch and state."""
-    cycle = _cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id)
     query = (Assessment.visible_to(current_user)
              .select(Assessment, Customer, Branch)
              .join(Customer, on=(Assessment.customer == Customer.id))
@@ -252,7 +244,7 @@ def _sheet_context(assessment, stage, user, **rows):
 @bp.route("/assessments/<int:assessment_id>")
 def assessment(assessment_id):
     """The customer's assessment sheet: preliminary scores, filled in place."""
-    sheet = get_visible_or_404(Assessment, assessment_id)
+    sheet = get_or_404(Assessment, assessment_id)
     return render_template("cycles/sheet.html",
                            **_sheet_context(sheet, "preliminary", current_user))
 
@@ -275,7 +267,7 @@ def save(assessment_id):
     """
     # Not visible: the one access check answers (404, and audited when it exists).
     sheet = (sheet_with_scorecard(current_user, assessment_id)
-             or get_visible_or_404(Assessment, assessment_id))
+             or get_or_404(Assessment, assessment_id))
     template = sheet.template
     form = ScoreForm()
     criterion = next((c for c in template.criteria_with_levels()
@@ -343,7 +335,7 @@ def take_over(assessment_id):
     line saying what happened or why nothing did; without htmx the meeting page, with
     that line as a message.
     """
-    sheet = get_visible_or_404(Assessment, assessment_id)
+    sheet = get_or_404(Assessment, assessment_id)
     if not sheet.cycle.is_on_committee(current_user):
         abort(404)  # as the meeting page: only the committee knows it
     form = TakeOverForm()
@@ -386,7 +378,7 @@ def submit(assessment_id):
     htmx it answers those parts out of band, so nothing typed is replaced; without
     htmx the sheet renders again with what was posted (422).
     """
-    sheet = get_visible_or_404(Assessment, assessment_id)
+    sheet = get_or_404(Assessment, assessment_id)
     form = SubmitForm()
     error, incomplete, unsaved = None, [], []
     if not form.validate_on_submit():
@@ -422,14 +414,6 @@ def submit(assessment_id):
 
 # --- The meeting board ----------------------------------------------------------
 
-def _committee_cycle_or_404(cycle_id):
-    """The cycle, for its committee only: anyone else gets 404."""
-    cycle = _cycle_or_404(cycle_id)
-    if not cycle.is_on_committee(current_user):
-        abort(404)
-    return cycle
-
-
 def _meeting_context(cycle):
     form = MeetingFilterForm(request.args)
     branch, order, state = form.value("branch"), form.value("order", "agenda"), \
@@ -464,7 +448,8 @@ def _meeting_context(cycle):
 def meeting(cycle_id):
     """The meeting board: the agenda, the current customer to score, and for the
     chair the committee's scores as they arrive."""
-    cycle = _committee_cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id,
+                       where=GradingCycle.committee_includes(current_user))
     return render_template("cycles/meeting.html", **_meeting_context(cycle))
 
 
@@ -472,7 +457,8 @@ def meeting(cycle_id):
 def meeting_state(cycle_id):
     """Polled by every screen: when the chair has moved on, or set or reopened the
     current customer's grade, the page reloads."""
-    cycle = _committee_cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id,
+                       where=GradingCycle.committee_includes(current_user))
     form = MeetingPollForm(request.args)
     seen = form.value("seen")
     if seen != cycle.current_assessment:
@@ -511,7 +497,8 @@ def _board_context(cycle, sheet):
 @bp.route("/cycles/<int:cycle_id>/meeting/current", methods=["POST"])
 def move_meeting(cycle_id):
     """The chair moves everyone to another customer."""
-    cycle = _committee_cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id,
+                       where=GradingCycle.committee_includes(current_user))
     sheet = Assessment.get_or_none(Assessment.id == request.form.get("assessment", type=int),
                                    Assessment.cycle == cycle)
     if sheet is None:
@@ -529,7 +516,7 @@ def finalise_sheet(assessment_id):
     """The chair sets the final grade (or reopens it); with `and_next` (the chair's one
     key) the committee then moves on to the next unsettled customer of the agenda as
     the query string filters and orders it."""
-    sheet = get_visible_or_404(Assessment, assessment_id)
+    sheet = get_or_404(Assessment, assessment_id)
     cycle = sheet.cycle
     if not cycle.is_on_committee(current_user):
         abort(404)
@@ -565,7 +552,7 @@ def finalise_sheet(assessment_id):
 @bp.route("/assessments/<int:assessment_id>/discuss", methods=["POST"])
 def mark_discuss(assessment_id):
     """The chair marks the customer "to discuss again" (or clears the mark)."""
-    sheet = get_visible_or_404(Assessment, assessment_id)
+    sheet = get_or_404(Assessment, assessment_id)
     cycle = sheet.cycle
     if not cycle.is_on_committee(current_user):
         abort(404)

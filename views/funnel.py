@@ -61,7 +61,7 @@ from services.formatting import is_chinese, translated
 from services.pdf import pdf_response
 from services.spreadsheets import XLSX_MIMETYPE, write_xlsx
 
-from .access import get_visible_or_404, role_required
+from .access import get_or_404, role_required
 
 bp = Blueprint("funnel", __name__, url_prefix="/funnel")
 
@@ -160,7 +160,7 @@ def quick_add():
     if form.validate_on_submit():
         customer = None
         if form.customer.data:
-            customer = get_visible_or_404(Customer, form.customer.data)
+            customer = get_or_404(Customer, form.customer.data)
         try:
             create_opportunity(current_user, customer=customer, new_name=form.new_name.data,
                                stage=form.stage.data,
@@ -179,7 +179,7 @@ def quick_add():
 def move_one(opportunity_id):
     """One click forward or back. A refused move changes nothing and says why; htmx
     gets the week's board back, with the message beside the card."""
-    opportunity = get_visible_or_404(Opportunity, opportunity_id)
+    opportunity = get_or_404(Opportunity, opportunity_id)
     form = MoveForm()
     error = None
     if not form.validate_on_submit():
@@ -227,7 +227,7 @@ def _detail(opportunity, form=None, lost_form=None, status=200):
 def opportunity(opportunity_id):
     """One opportunity: its amounts, checks and signing date (editable by the owner
     and the branch manager), and its stage history."""
-    opportunity = get_visible_or_404(Opportunity, opportunity_id)
+    opportunity = get_or_404(Opportunity, opportunity_id)
     form = DetailsForm(obj=opportunity)
     if form.validate_on_submit():
         try:
@@ -244,7 +244,7 @@ def opportunity(opportunity_id):
 @role_required(*FUNNEL_ROLES)
 def mark_lost(opportunity_id):
     """Close the opportunity as lost, with the reason."""
-    opportunity = get_visible_or_404(Opportunity, opportunity_id)
+    opportunity = get_or_404(Opportunity, opportunity_id)
     form = LostForm()
     if form.validate_on_submit():
         try:
@@ -348,7 +348,7 @@ def _team_cells(rows, total, previous):
 @role_required(*TEAM_ROLES)
 def team_member(user_id):
     """A member's row expanded: their prospects where they stood at the week's end."""
-    member = get_visible_or_404(User, user_id)
+    member = get_or_404(User, user_id)
     monday, _week_text = _week(WeekForm(request.args).week.data)
     items = member_prospects(member, monday)
     if htmx:

@@ -33,7 +33,7 @@ from services import reports
 from services.jobs import queue_report, requeue_report
 from services.pdf import pdf_response
 
-from .access import get_visible_or_404, role_required
+from .access import get_or_404, role_required
 
 bp = Blueprint("reports", __name__)
 
@@ -51,24 +51,15 @@ def report_roles():
 @bp.route("/assessments/<int:assessment_id>/sheet.pdf")
 def sheet_pdf(assessment_id):
     """The filled assessment sheet as PDF; another branch's sheet is a 404."""
-    sheet = get_visible_or_404(Assessment, assessment_id)
+    sheet = get_or_404(Assessment, assessment_id)
     return pdf_response(reports.sheet_pdf(sheet), f"assessment-{sheet.id}.pdf")
 
 
 @bp.route("/scorecards/<int:template_id>/sheet.pdf")
 def blank_sheet_pdf(template_id):
     """The blank sheet of one template version as PDF."""
-    template = ScorecardTemplate.get_or_none(ScorecardTemplate.id == template_id)
-    if template is None:
-        abort(404)
+    template = get_or_404(ScorecardTemplate, template_id)
     return pdf_response(reports.blank_sheet_pdf(template), f"blank-sheet-{template.id}.pdf")
-
-
-def _cycle_or_404(cycle_id):
-    cycle = GradingCycle.get_or_none(GradingCycle.id == cycle_id)
-    if cycle is None or cycle.phase == "draft":
-        abort(404)
-    return cycle
 
 
 @bp.route("/cycles/<int:cycle_id>/report.pdf")
@@ -78,7 +69,7 @@ def report_pdf(cycle_id):
     still shows the cycle as it is, or else the report page, with a render started in
     the background (or the one under way) whose progress it shows. A report to be
     signed while PUBLIC_URL is unset is refused on that page, with why."""
-    cycle = _cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id, where=GradingCycle.phase != "draft")
     fingerprint = results_fingerprint(cycle)
     signed = reports.will_be_signed(cycle, fingerprint)
     try:
@@ -102,7 +93,7 @@ def signing(cycle_id):
     While the user's password guesses are limited the answer is 429; when a wrong
     password ended the user's sessions, this one ends too and the login page follows.
     """
-    cycle = _cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id, where=GradingCycle.phase != "draft")
     form = SignForm()
     status = 200
     if form.validate_on_submit():
@@ -131,8 +122,7 @@ def signing(cycle_id):
         waiting=waiting, fingerprint=results_fingerprint(cycle),
         can_sign=(cycle.phase == "signing" and cycle.is_on_committee(current_user)
                   and current_user.id not in signed_ids),
-        can_reopen=(cycle.phase == "signing" and (current_user.id == cycle.chair_id
-                                                  or current_user.has_role("admin"))),
+        can_reopen=cycle.may_reopen(current_user),
         reopen_form=ReopenForm()), status
 
 
@@ -140,7 +130,7 @@ def signing(cycle_id):
 @role_required("admin", "committee_chair")
 def reopen(cycle_id):
     """Take the cycle back to the committee review; every signature is cleared."""
-    cycle = _cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id, where=GradingCycle.phase != "draft")
     form = ReopenForm()
     if not form.validate_on_submit():
         flash(_("Give a reason for reopening the cycle."), "error")
@@ -158,19 +148,12 @@ def reopen(cycle_id):
 
 # --- Reports rendered in the background --------------------------------------------
 
-def _job_or_404(job_id):
-    job = ReportJob.get_or_none(ReportJob.id == job_id)
-    if job is None:
-        abort(404)
-    return job
-
-
 @bp.route("/cycles/<int:cycle_id>/report")
 @role_required(*REPORT_ROLES)
 def report_page(cycle_id):
     """The report's background renders: start one, watch its progress, download it;
     a finished file that no longer shows the cycle as it is says so."""
-    cycle = _cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id, where=GradingCycle.phase != "draft")
     jobs = list(ReportJob.select().where(ReportJob.cycle == cycle)
                 .order_by(ReportJob.id.desc()).limit(5))
     job = jobs[0] if jobs else None
@@ -188,7 +171,7 @@ def report_page(cycle_id):
 @role_required(*REPORT_ROLES)
 def start_report(cycle_id):
     """Queue a render of the report, audited; htmx gets the progress panel."""
-    cycle = _cycle_or_404(cycle_id)
+    cycle = get_or_404(GradingCycle, cycle_id, where=GradingCycle.phase != "draft")
     job = queue_report(cycle, current_user)
     if htmx:
         return render_template("reports/_job.html", job=ReportJob.get_by_id(job.id))
@@ -199,7 +182,7 @@ def start_report(cycle_id):
 @role_required(*REPORT_ROLES)
 def job_status(job_id):
     """The job's progress panel (polled by htmx until it is done or failed)."""
-    job = _job_or_404(job_id)
+    job = get_or_404(ReportJob, job_id)
     if not htmx:
         return redirect(url_for("reports.report_page", cycle_id=job.cycle_id), 303)
     return render_template("reports/_job.html", job=job)
@@ -209,7 +192,7 @@ def job_status(job_id):
 @role_required(*REPORT_ROLES)
 def job_file(job_id):
     """The rendered report of a finished job."""
-    job = _job_or_404(job_id)
+    job = get_or_404(ReportJob, job_id)
     if job.state != "done" or not job.path or not Path(job.path).is_file():
         abort(404)
     return pdf_response(Path(job.path).read_bytes(), f"cycle-{job.cycle_id}-report.pdf")
@@ -219,7 +202,7 @@ def job_file(job_id):
 @role_required(*REPORT_ROLES)
 def retry_job(job_id):
     """Run a failed or stopped job again, audited."""
-    job = _job_or_404(job_id)
+    job = get_or_404(ReportJob, job_id)
     if job.may_retry:
         requeue_report(job)
     if htmx:

@@ -1,6 +1,6 @@
 """Scorecard templates: the list, one version, the editor, the history of a
 template's versions and the printable blank sheet."""
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from peewee import JOIN
@@ -17,7 +17,7 @@ from models.scorecards import (
     validate_template,
 )
 
-from .access import role_required
+from .access import get_or_404, role_required
 
 bp = Blueprint("scorecards", __name__, url_prefix="/scorecards")
 
@@ -25,13 +25,6 @@ bp = Blueprint("scorecards", __name__, url_prefix="/scorecards")
 @bp.context_processor
 def labels():
     return {"template_kinds": TEMPLATE_KINDS}
-
-
-def _get_or_404(template_id):
-    template = ScorecardTemplate.get_or_none(ScorecardTemplate.id == template_id)
-    if template is None:
-        abort(404)
-    return template
 
 
 @bp.route("")
@@ -44,7 +37,7 @@ def index():
 @bp.route("/<int:template_id>")
 def detail(template_id):
     """One version: criteria with their levels, grade bands, max total."""
-    template = _get_or_404(template_id)
+    template = get_or_404(ScorecardTemplate, template_id)
     return render_template("scorecards/detail.html", template=template,
                            criteria=template.criteria_with_levels(),
                            bands=template.band_ranges(), latest=template.latest_version(),
@@ -62,7 +55,7 @@ def create():
 @role_required("admin")
 def edit(template_id):
     """Change the latest version: in place, or as the next version when it is frozen."""
-    template = _get_or_404(template_id)
+    template = get_or_404(ScorecardTemplate, template_id)
     latest = template.latest_version()
     if latest.id != template.id:
         flash(_("Version %(version)s is the latest; changes start from it.",
@@ -128,7 +121,7 @@ def _saved(template, saved):
 @bp.route("/<int:template_id>/history")
 def history(template_id):
     """Every version of the template: who made it, when, what changed."""
-    template = _get_or_404(template_id)
+    template = get_or_404(ScorecardTemplate, template_id)
     versions = list(template.versions())
     events = (AuditEvent.select(AuditEvent, User)
               .join(User, JOIN.LEFT_OUTER, on=(AuditEvent.actor == User.id), attr="actor")
@@ -148,7 +141,7 @@ def history(template_id):
 @bp.route("/<int:template_id>/sheet")
 def sheet(template_id):
     """The blank assessment sheet of one version, to print and fill in by hand."""
-    template = _get_or_404(template_id)
+    template = get_or_404(ScorecardTemplate, template_id)
     return render_template("scorecards/sheet.html", template=template,
                            criteria=template.criteria_with_levels(),
                            bands=template.band_ranges())

@@ -3,7 +3,6 @@ import datetime
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     make_response,
@@ -35,7 +34,7 @@ from services import markdown_text, reports
 from services.formatting import translated
 from services.pdf import pdf_response
 
-from .access import role_required
+from .access import get_or_404, role_required
 
 bp = Blueprint("tiers", __name__)
 
@@ -53,13 +52,6 @@ def labels():
     return {"policy_labels": translated(POLICY_LABELS), "priorities": translated(PRIORITIES),
             "service_kinds": translated(SERVICE_KIND_NAMES),
             "activity_kinds": translated(ACTIVITY_KINDS)}
-
-
-def _tier_or_404(code):
-    tier = Tier.get_or_none(Tier.code == code)
-    if tier is None:
-        abort(404)
-    return tier
 
 
 @bp.route("/tiers")
@@ -80,7 +72,7 @@ def handbook_pdf():
 def detail(code):
     """One tier's policy in force, its history with what changed, and how many customers
     hold the tier and are overdue. Prints as a one-tier handbook page."""
-    tier = _tier_or_404(code)
+    tier = get_or_404(Tier, where=Tier.code == code)
     policies = current_policies()
     holders, late = tier_counts(current_user, tier_id=tier.id).get(tier.id, (0, 0))
     return render_template("tiers/detail.html", tier=tier, policy=current_policy(tier),
@@ -107,7 +99,7 @@ def create():
 @role_required("admin")
 def edit(code):
     """Change a tier's code, names or colour."""
-    return _tier_form(_tier_or_404(code))
+    return _tier_form(get_or_404(Tier, where=Tier.code == code))
 
 
 def _tier_form(tier):
@@ -127,7 +119,7 @@ def _tier_form(tier):
 @role_required("admin")
 def move(code):
     """Move a tier one place up or down the list."""
-    tier = _tier_or_404(code)
+    tier = get_or_404(Tier, where=Tier.code == code)
     form = MoveTierForm()
     if form.validate_on_submit():
         try:
@@ -141,7 +133,7 @@ def move(code):
 @role_required("admin")
 def edit_policy(code):
     """A new version of the tier's policy, from its effective date; the old ones stay."""
-    tier = _tier_or_404(code)
+    tier = get_or_404(Tier, where=Tier.code == code)
     latest = tier.policies.order_by(-tier.policies.model.version).first()
     form = PolicyForm(obj=latest if request.method == "GET" else None)
     if request.method == "GET":
