@@ -124,10 +124,6 @@ class TierChangeRequest(BaseModel):
     def status_label(self):
         return STATUSES.get(self.status, self.status)
 
-    @property
-    def is_promotion(self):
-        return self.from_tier_id is None or self.to_tier.rank < self.from_tier.rank
-
     @classmethod
     def visible_to(cls, user):
         """Requests of the user's branch when the user is branch-scoped."""

@@ -69,14 +69,6 @@ class Tier(BaseModel):
     def top(cls):
         return cls.ordered().first()
 
-    @classmethod
-    def by_code(cls, code):
-        """The tier with this code; raises DomainError for an unknown one."""
-        tier = cls.get_or_none(cls.code == code)
-        if tier is None:
-            raise DomainError(_l("There is no tier %(code)s.", code=code))
-        return tier
-
     def audit_dict(self):
         return {"code": self.code, "name_zh": self.name_zh, "name_en": self.name_en,
                 "rank": self.rank, "colour": self.colour}

@@ -122,7 +122,7 @@ def datetime_(value):
 class CatalogDomain(Domain):
     """Flask-Babel's message domain, finding the catalog by the locale the request
     settled on. Pages translate dozens of labels each, and Flask-Babel finds the
-    catalog through a dozen context lookups every time (some 25 µs a string)."""
+    catalog again through its context lookups for every string."""
 
     def __init__(self):
         super().__init__()

@@ -176,12 +176,6 @@ def render_html(html, fetcher=None):
                               uncompressed_pdf=False)
 
 
-def render_pages(html, fetcher=None):
-    """The laid-out WeasyPrint document (to count pages before writing)."""
-    document = _HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher or SafeFetcher())
-    return document.render(stylesheets=[_base_stylesheet()], font_config=font_config())
-
-
 def pdf_response(data, filename):
     """PDF bytes as a download that is never cached."""
     response = make_response(data)

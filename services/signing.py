@@ -116,12 +116,6 @@ def signer():
         return _signers[key]
 
 
-def certificate_pem():
-    """The organisation's certificate, PEM (to trust it in pdfsig or a reader)."""
-    from asn1crypto import pem
-    return pem.armor("CERTIFICATE", signer().signing_cert.dump()).decode("ascii")
-
-
 def keywords(cycle_id, fingerprint):
     return f"tierdesk-cycle={cycle_id} results={fingerprint}"
 

@@ -306,10 +306,13 @@ def test_signed_report_validates_in_pdfsig(app, signed_report, tmp_path):
     """poppler's pdfsig, with the organisation's certificate trusted in an NSS
     database, finds the signature valid and the certificate trusted; after one
     changed byte it does not."""
-    from services.signing import certificate_pem
+    from asn1crypto import pem
+
+    from services.signing import signer
     _, _, data = signed_report
-    with app.app_context():
-        (tmp_path / "org.pem").write_text(certificate_pem())
+    with app.app_context():  # the organisation's certificate, to trust in NSS
+        (tmp_path / "org.pem").write_bytes(pem.armor("CERTIFICATE",
+                                                     signer().signing_cert.dump()))
     nss = tmp_path / "nss"
     nss.mkdir()
     subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True)

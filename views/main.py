@@ -86,8 +86,8 @@ NAV = [
 @bp.app_template_global()
 def id_url(endpoint, key):
     """The URL of `endpoint` for any id, without the id: a list appends each row's id
-    (`{{ base }}{{ row.id }}`) rather than building fifty URLs (~20 µs each). For
-    stable URLs that end in the id, as /customers/<id> does."""
+    (`{{ base }}{{ row.id }}`) rather than building fifty URLs through the router.
+    For stable URLs that end in the id, as /customers/<id> does."""
     url = url_for(endpoint, **{key: 0})
     if not url.endswith("/0"):
         raise ValueError(f"{endpoint} does not end in its {key}")
