@@ -11,6 +11,7 @@ RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk
 TEST_DEBS := $(RUN_DEBS) chromium poppler-utils libnss3-tools
 HOST ?= 127.0.0.1
 PORT ?= 5000
+MEETING_BENCH_ARGS ?=
 
 .PHONY: run test bench setup setup-test system-deps system-deps-test translations db lint \
         extract-messages clean
@@ -33,6 +34,7 @@ test: setup-test
 bench: setup-test
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 	$(BIN)/python scripts/pdf_bench.py $(PDF_BENCH_ARGS)
+	$(BIN)/python scripts/meeting_bench.py $(MEETING_BENCH_ARGS)
 
 setup: system-deps $(VENV)/.stamp-run translations
 setup-test: system-deps-test $(VENV)/.stamp-test translations
