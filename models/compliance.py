@@ -12,7 +12,7 @@ from peewee import SQL, DateField, IntegerField
 
 from i18n import lazy_gettext as _l
 
-from .base import BaseModel, db, is_sqlite, param_mark, param_marks
+from .base import BaseModel, as_date, db, is_sqlite, param_mark, param_marks
 from .customers import Customer
 from .people import scoped_to_branch
 from .tiers import current_policies
@@ -121,7 +121,7 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
         interval = datetime.timedelta(days=intervals[tier_id])
         for customer_id, last_on in db.execute_sql(
                 sql, [tier_id, cutoff.isoformat(), *scope_params, page * size]):
-            last_on = _date(last_on)
+            last_on = as_date(last_on)
             yield (last_on + interval if last_on > NEVER else NEVER), customer_id, tier_id, last_on
 
     merged = heapq.merge(*(due_in(tier_id, cutoff) for tier_id, cutoff
@@ -145,7 +145,7 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
         f"WHERE customer_id IN ({marks}) "
         f"AND kind IN ({param_marks(len(activity_kinds))})",
         [*ids, *activity_kinds]))}
-    latest = {customer_id: LastActivity(activity_id, activity_kind, _date(occurred_on), notes)
+    latest = {customer_id: LastActivity(activity_id, activity_kind, as_date(occurred_on), notes)
               for customer_id, (occurred_on, activity_id, activity_kind, notes) in found.items()}
     rows = []
     for _due, customer_id, tier_id, last_on in chosen:
@@ -164,11 +164,6 @@ OverdueRow = namedtuple("OverdueRow", "id code name branch_name manager_name tie
                                       "days_overdue")
 # Its `last`: a peewee Activity took eight times as long to make, fifty times a page.
 LastActivity = namedtuple("LastActivity", "id kind occurred_on notes")
-
-
-def _date(value):
-    """A date read by SQL text: SQLite hands dates back as text."""
-    return datetime.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _scope_sql(user, branch_id=None, manager_id=None):
