@@ -3,12 +3,14 @@ analysis their tier's policy promises, and whose fall due soon. Above tiers.py (
 policies) and customers.py (who holds which tier)."""
 import datetime
 import functools
+import hashlib
 import heapq
 import itertools
+import json
 import operator
 from collections import namedtuple
 
-from peewee import SQL, DateField, IntegerField
+from peewee import SQL, BigIntegerField, CharField, DateField, IntegerField, TextField
 
 from i18n import lazy_gettext as _l
 
@@ -179,10 +181,55 @@ def _scope_sql(user, branch_id=None, manager_id=None):
     return "".join(f" AND {c}" for c in clauses), params
 
 
+class OverdueCountCache(BaseModel):
+    """overdue_counts() answers, each under a hash of what it depends on besides
+    service_status, with the generation of service_status it was counted at
+    (migration 17: triggers bump the generation on every change to service_status)."""
+    key = CharField(max_length=64, primary_key=True)
+    generation = BigIntegerField()
+    counts = TextField()
+
+
 def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=None,
                    manager_id=None, kinds=tuple(SERVICE_KINDS)):
     """{kind: count} of the customers visible to `user` overdue for each kind. With
     `group_by` ("branch" or "account_manager") {group value: {kind: count}}.
+
+    Kept in OverdueCountCache: counting reads an index entry per overdue customer, which
+    the company-wide page did on every request. An answer is reused while service_status
+    is at the generation it was counted at; its key holds the cut-off dates (so a new
+    day or a new policy counts afresh), the scope and the grouping. The generation is
+    read before counting, so an answer is never filed under a newer generation than
+    what it counted."""
+    today = today or datetime.date.today()
+    policies = current_policies(today) if policies is None else policies
+    scope, scope_params = _scope_sql(user, branch_id, manager_id)
+    key = hashlib.sha256(json.dumps([
+        group_by, scope, scope_params, list(kinds),
+        [sorted((tier, cutoff.isoformat()) for tier, cutoff
+                in _cutoffs(kind, today, policies).items()) for kind in kinds],
+    ]).encode()).hexdigest()
+    generation = db.execute_sql(
+        "SELECT generation FROM compliance_generation WHERE id = 1").fetchone()[0]
+    kept = (OverdueCountCache.select(OverdueCountCache.counts)
+            .where(OverdueCountCache.key == key, OverdueCountCache.generation == generation)
+            .scalar())
+    if kept is not None:
+        pairs = json.loads(kept)
+        return dict(pairs) if group_by else pairs[0][1]
+    totals = count_overdue(user, today, policies, group_by, branch_id, manager_id, kinds)
+    pairs = list(totals.items()) if group_by else [[None, totals]]
+    (OverdueCountCache.insert(key=key, generation=generation, counts=json.dumps(pairs))
+     .on_conflict(conflict_target=[OverdueCountCache.key],
+                  update={OverdueCountCache.generation: generation,
+                          OverdueCountCache.counts: json.dumps(pairs)})
+     .execute())
+    return totals
+
+
+def count_overdue(user, today=None, policies=None, group_by=None, branch_id=None,
+                  manager_id=None, kinds=tuple(SERVICE_KINDS)):
+    """overdue_counts() counted afresh, without its cache.
 
     One UNION ALL statement: a count per kind and tier, each over one (tier, last date)
     index range; per branch, a count per branch and tier over the (branch, tier, last
