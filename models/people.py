@@ -1,5 +1,4 @@
 """Branches, users and their roles."""
-from types import SimpleNamespace
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -183,12 +182,6 @@ class DummyPasswordCheck:
         except VerificationError:
             pass
         return False
-
-
-def scope_shape(scoped, branch):
-    """A stand-in for a user inside a prepared() builder: what scoped_to_branch() reads
-    of one (`branch` is then a Param), so prepared queries keep the one scope rule."""
-    return SimpleNamespace(is_branch_scoped=scoped, branch_id=branch)
 
 
 def managers_of(branch_ids):
