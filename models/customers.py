@@ -27,10 +27,11 @@ from .base import (
     DomainError,
     db,
     is_sqlite,
+    prepared,
     utcnow,
     write_transaction,
 )
-from .people import Branch, User, scoped_to_branch
+from .people import Branch, User, scope_shape, scoped_to_branch
 from .tiers import Tier
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -242,11 +243,12 @@ def normalise_query(text):
 
 # --- The customer's file: what the detail page reads, by customer id ---------
 
-def particulars(user, customer_id):
-    """The customer `customer_id`, if `user` may see it, with its branch, tier and
-    account manager (one query)."""
+@prepared
+def particulars(scoped, *, customer, branch):
+    """The customer, if a user of this scope (`branch` theirs) may see it, with its
+    branch, tier and account manager."""
     manager = User.alias()
-    return (Customer.visible_to(user)
+    return (Customer.visible_to(scope_shape(scoped, branch))
             .select(Customer, Branch.id, Branch.name, Tier, manager.id, manager.display_name)
             .join(Branch, on=(Customer.branch == Branch.id), attr="branch")
             .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id),
@@ -254,30 +256,34 @@ def particulars(user, customer_id):
             .switch(Customer).join(manager, JOIN.LEFT_OUTER,
                                    on=(Customer.account_manager == manager.id),
                                    attr="account_manager")
-            .where(Customer.id == customer_id))
+            .where(Customer.id == customer))
 
 
-def contacts_of(customer_id):
-    return Contact.select().where(Contact.customer == customer_id).order_by(Contact.id)
+@prepared
+def contacts_of(*, customer):
+    return Contact.select().where(Contact.customer == customer).order_by(Contact.id)
 
 
-def years_of(customer_id):
-    return (CustomerYear.select().where(CustomerYear.customer == customer_id)
+@prepared
+def years_of(*, customer):
+    return (CustomerYear.select().where(CustomerYear.customer == customer)
             .order_by(CustomerYear.year))
 
 
-def tier_history_of(customer_id):
+@prepared
+def tier_history_of(*, customer):
     """Newest first, with each tier."""
     return (TierHistory.select(TierHistory, Tier).join(Tier)
-            .where(TierHistory.customer == customer_id)
+            .where(TierHistory.customer == customer)
             .order_by(TierHistory.effective_on.desc(), TierHistory.id.desc()))
 
 
-def activities_of(customer_id, limit):
+@prepared
+def activities_of(*, customer, limit):
     """The latest `limit` activities, with who logged them."""
     return (Activity.select(Activity, User.id, User.display_name)
             .join(User, JOIN.LEFT_OUTER, on=(Activity.user == User.id))
-            .where(Activity.customer == customer_id)
+            .where(Activity.customer == customer)
             .order_by(Activity.occurred_on.desc(), Activity.id.desc()).limit(limit))
 
 
@@ -392,9 +398,15 @@ def search_page(query, sort, descending, page, size, cap):
     ids = [row[0] for row in db.execute(query.select(Customer.id).order_by(*keys)
                                         .limit(cap + 1)).fetchall()]  # no row objects
     shown = ids[(page - 1) * size:page * size]
-    rows = list(customer_page(Customer.select().where(Customer.id.in_(shown)), sort,
-                              descending)) if shown else []
+    rows = list(_rows_of(sort, descending, len(shown), ids=shown)) if shown else []
     return min(len(ids), cap), rows, len(ids) > cap
+
+
+@prepared
+def _rows_of(sort, descending, count, *, ids):
+    """customer_page() of the customers `ids` (a prepared query: a keystroke's page)."""
+    return customer_page(Customer.select().where(Customer.id.in_(ids.items(count))), sort,
+                         descending)
 
 
 # --- Changing customers ------------------------------------------------------

@@ -1,4 +1,5 @@
 """Branches, users and their roles."""
+from types import SimpleNamespace
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -182,6 +183,12 @@ class DummyPasswordCheck:
         except VerificationError:
             pass
         return False
+
+
+def scope_shape(scoped, branch):
+    """A stand-in for a user inside a prepared() builder: what scoped_to_branch() reads
+    of one (`branch` is then a Param), so prepared queries keep the one scope rule."""
+    return SimpleNamespace(is_branch_scoped=scoped, branch_id=branch)
 
 
 def managers_of(branch_ids):

@@ -186,6 +186,48 @@ def test_the_url_picks_the_driver(backend, app):
     assert isinstance(db.obj, expected)
 
 
+def test_prepared_queries_bind_new_values_and_keep_a_shape_apart(app, make):
+    """A prepared query's SQL is written once, yet each call reads its own values; a
+    shape argument gives a query of its own; it counts as a query like any other."""
+    from models import Contact
+    from models.base import prepared
+
+    east, west = make.branch("E", "华东"), make.branch("W", "西南")
+    first = make.customer(east, "甲公司")
+    second = make.customer(west, "乙公司")
+    for customer, names in ((first, ["张三", "李四"]), (second, ["王五"])):
+        for name in names:
+            Contact.create(customer=customer, name=name)
+
+    @prepared
+    def contacts(newest_first, *, customer, limit):
+        order = Contact.id.desc() if newest_first else Contact.id
+        return (Contact.select().where(Contact.customer == customer).order_by(order)
+                .limit(limit))
+
+    assert [c.name for c in contacts(False, customer=first.id, limit=10)] == ["张三", "李四"]
+    assert [c.name for c in contacts(False, customer=second.id, limit=10)] == ["王五"]
+    assert [c.name for c in contacts(True, customer=first.id, limit=10)] == ["李四", "张三"]
+    assert [c.name for c in contacts(True, customer=first.id, limit=1)] == ["李四"]
+    seen = []
+    db.obj.query_hooks.append(seen.append)
+    try:
+        assert [c.customer_id for c in contacts(False, customer=second.id, limit=5)] == [
+            second.id]
+    finally:
+        db.obj.query_hooks.remove(seen.append)
+    assert len(seen) == 1 and "LIMIT" in seen[0].sql
+
+    @prepared
+    def named(count, *, ids):  # a list of values: its length is the shape
+        return Contact.select().where(Contact.id.in_(ids.items(count))).order_by(Contact.id)
+
+    ids = [c.id for c in Contact.select().order_by(Contact.id)]
+    assert [c.name for c in named(2, ids=ids[:2])] == ["张三", "李四"]
+    assert [c.name for c in named(2, ids=ids[1:])] == ["李四", "王五"]
+    assert [c.name for c in named(1, ids=ids[2:])] == ["王五"]
+
+
 def mode(path):
     """The permission bits of `path`, as ls shows them in octal."""
     import stat

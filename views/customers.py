@@ -112,7 +112,8 @@ def index():
 @bp.route("/<int:customer_id>")
 def detail(customer_id):
     """One customer: particulars, contacts, tier history, figures, activities."""
-    found = list(particulars(current_user, customer_id))
+    found = list(particulars(current_user.is_branch_scoped, customer=customer_id,
+                             branch=current_user.branch_id))
     # Not visible: the one access check answers (404, and audited when it exists).
     customer = found[0] if found else get_visible_or_404(Customer, customer_id)
     return render_template("customers/detail.html", **_detail_context(customer))
@@ -121,9 +122,9 @@ def detail(customer_id):
 def _detail_context(customer, activity_form=None, contact_form=None):
     return dict(
         customer=customer,
-        contacts=list(contacts_of(customer.id)),
-        history=list(tier_history_of(customer.id)),
-        years=list(years_of(customer.id)),
+        contacts=list(contacts_of(customer=customer.id)),
+        history=list(tier_history_of(customer=customer.id)),
+        years=list(years_of(customer=customer.id)),
         activities=_activities(customer),
         assessments=_assessments(customer),
         activity_form=activity_form or ActivityForm(),
@@ -138,7 +139,7 @@ def _assessments(customer):
 
 
 def _activities(customer, limit=50):
-    return list(activities_of(customer.id, limit))
+    return list(activities_of(customer=customer.id, limit=limit))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -234,7 +235,7 @@ def delete_contact(customer_id, contact_id):
 def _contacts_response(customer, form):
     if htmx:
         return render_template("customers/_contacts.html", customer=customer,
-                               contacts=list(contacts_of(customer.id)),
+                               contacts=list(contacts_of(customer=customer.id)),
                                contact_form=form, can_edit=True)
     return render_template("customers/detail.html",
                            **_detail_context(customer, contact_form=form))
