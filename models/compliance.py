@@ -3,16 +3,18 @@ analysis their tier's policy promises, and whose fall due soon. Above tiers.py (
 policies) and customers.py (who holds which tier)."""
 import datetime
 import functools
+import hashlib
 import heapq
 import itertools
+import json
 import operator
 from collections import namedtuple
 
-from peewee import SQL, DateField, IntegerField
+from peewee import SQL, BigIntegerField, CharField, DateField, IntegerField, TextField
 
 from i18n import lazy_gettext as _l
 
-from .base import BaseModel, db, is_sqlite, param_mark, param_marks
+from .base import BaseModel, as_date, db, is_sqlite, param_mark, param_marks
 from .customers import Customer
 from .people import scoped_to_branch
 from .tiers import current_policies
@@ -121,7 +123,7 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
         interval = datetime.timedelta(days=intervals[tier_id])
         for customer_id, last_on in db.execute_sql(
                 sql, [tier_id, cutoff.isoformat(), *scope_params, page * size]):
-            last_on = _date(last_on)
+            last_on = as_date(last_on)
             yield (last_on + interval if last_on > NEVER else NEVER), customer_id, tier_id, last_on
 
     merged = heapq.merge(*(due_in(tier_id, cutoff) for tier_id, cutoff
@@ -145,7 +147,7 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
         f"WHERE customer_id IN ({marks}) "
         f"AND kind IN ({param_marks(len(activity_kinds))})",
         [*ids, *activity_kinds]))}
-    latest = {customer_id: LastActivity(activity_id, activity_kind, _date(occurred_on), notes)
+    latest = {customer_id: LastActivity(activity_id, activity_kind, as_date(occurred_on), notes)
               for customer_id, (occurred_on, activity_id, activity_kind, notes) in found.items()}
     rows = []
     for _due, customer_id, tier_id, last_on in chosen:
@@ -166,11 +168,6 @@ OverdueRow = namedtuple("OverdueRow", "id code name branch_name manager_name tie
 LastActivity = namedtuple("LastActivity", "id kind occurred_on notes")
 
 
-def _date(value):
-    """A date read by SQL text: SQLite hands dates back as text."""
-    return datetime.date.fromisoformat(value) if isinstance(value, str) else value
-
-
 def _scope_sql(user, branch_id=None, manager_id=None):
     """(SQL, params) narrowing service_status as _scoped() does."""
     clauses, params = [], []
@@ -184,10 +181,55 @@ def _scope_sql(user, branch_id=None, manager_id=None):
     return "".join(f" AND {c}" for c in clauses), params
 
 
+class OverdueCountCache(BaseModel):
+    """overdue_counts() answers, each under a hash of what it depends on besides
+    service_status, with the generation of service_status it was counted at
+    (migration 17: triggers bump the generation on every change to service_status)."""
+    key = CharField(max_length=64, primary_key=True)
+    generation = BigIntegerField()
+    counts = TextField()
+
+
 def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=None,
                    manager_id=None, kinds=tuple(SERVICE_KINDS)):
     """{kind: count} of the customers visible to `user` overdue for each kind. With
     `group_by` ("branch" or "account_manager") {group value: {kind: count}}.
+
+    Kept in OverdueCountCache: counting reads an index entry per overdue customer, which
+    the company-wide page did on every request. An answer is reused while service_status
+    is at the generation it was counted at; its key holds the cut-off dates (so a new
+    day or a new policy counts afresh), the scope and the grouping. The generation is
+    read before counting, so an answer is never filed under a newer generation than
+    what it counted."""
+    today = today or datetime.date.today()
+    policies = current_policies(today) if policies is None else policies
+    scope, scope_params = _scope_sql(user, branch_id, manager_id)
+    key = hashlib.sha256(json.dumps([
+        group_by, scope, scope_params, list(kinds),
+        [sorted((tier, cutoff.isoformat()) for tier, cutoff
+                in _cutoffs(kind, today, policies).items()) for kind in kinds],
+    ]).encode()).hexdigest()
+    generation = db.execute_sql(
+        "SELECT generation FROM compliance_generation WHERE id = 1").fetchone()[0]
+    kept = (OverdueCountCache.select(OverdueCountCache.counts)
+            .where(OverdueCountCache.key == key, OverdueCountCache.generation == generation)
+            .scalar())
+    if kept is not None:
+        pairs = json.loads(kept)
+        return dict(pairs) if group_by else pairs[0][1]
+    totals = count_overdue(user, today, policies, group_by, branch_id, manager_id, kinds)
+    pairs = list(totals.items()) if group_by else [[None, totals]]
+    (OverdueCountCache.insert(key=key, generation=generation, counts=json.dumps(pairs))
+     .on_conflict(conflict_target=[OverdueCountCache.key],
+                  update={OverdueCountCache.generation: generation,
+                          OverdueCountCache.counts: json.dumps(pairs)})
+     .execute())
+    return totals
+
+
+def count_overdue(user, today=None, policies=None, group_by=None, branch_id=None,
+                  manager_id=None, kinds=tuple(SERVICE_KINDS)):
+    """overdue_counts() counted afresh, without its cache.
 
     One UNION ALL statement: a count per kind and tier, each over one (tier, last date)
     index range; per branch, a count per branch and tier over the (branch, tier, last

@@ -60,6 +60,34 @@ def test_search_by_code_name_and_pinyin_initials(client, make):
     assert _codes(client.get("/customers?q=%25").get_data(as_text=True)) == []  # no wildcard
 
 
+def test_short_terms_find_what_a_full_scan_finds(app, make):
+    """A one- or two-character Chinese term, a short code prefix and short initials find
+    exactly the customers a plain pass over every customer finds, in code order, however
+    few hold them and wherever they sit in the book (a lost attempt that looked only at
+    the first customers by code found nothing for "C1")."""
+    from models.customers import find_customers, search_page
+
+    branch = make.branch("E", "华东")
+    admin = make.user("admin_s", roles=("admin",))
+    names = ["上海浦江科技有限公司", "北京华信物流", "杭州西湖茶业", "科达建设集团"]
+    for n in range(1, 61):  # rare holders at the end of the book, common ones all over
+        make.customer(branch, names[n % 4] if n < 55 else f"独一{n}号商行", code=f"C{n:04d}")
+    make.customer(branch, "鑫", code="Z1")
+    make.customer(branch, "零售店", code="c1-low")
+    with app.test_request_context():
+        book = list(Customer.select().order_by(Customer.code))
+        for q in ("科", "科技", "独", "独一", "鑫", "湖茶", "无", "无此", "c1", "C1", "z", "c005",
+                  "bj", "s", "dy"):
+            term = normalise_query(q)
+            expected = [c.code for c in book if c.code.lower().startswith(term)
+                        or term in c.name.lower() or c.name_initials.startswith(term)]
+            query = find_customers(admin, q=q)
+            assert sorted(c.code for c in query) == sorted(expected), q
+            total, rows, capped = search_page(query, "code", False, 1, 500, 500)
+            assert [r.code for r in rows] == expected and total == len(expected), q
+    assert expected  # the terms above do find customers
+
+
 def test_search_for_a_rare_term_follows_every_write(backend, client, make):
     """A term of three characters or more that few customers hold is looked up in the
     trigram index on SQLite; what search finds still follows a new customer, a renamed

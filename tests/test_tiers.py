@@ -6,7 +6,15 @@ import pytest
 from flask_babel import force_locale
 
 from models import Activity, AuditEvent, DomainError, ServiceStatus, Tier, TierPolicy, User
-from models.compliance import due_soon, overdue, overdue_counts, overdue_page, tier_counts
+from models.compliance import (
+    OverdueCountCache,
+    count_overdue,
+    due_soon,
+    overdue,
+    overdue_counts,
+    overdue_page,
+    tier_counts,
+)
 from models.customers import log_activity
 from models.tiers import current_policy, policy_history, save_policy
 from tests.conftest import login
@@ -209,6 +217,55 @@ def test_overdue_lists_show_days_and_the_last_activity(app, world, make):
         assert values == overdue_counts(world["director"], branch_id=branch_id)
     assert overdue_counts(world["director"]) == {
         kind: sum(values[kind] for values in by_branch.values()) for kind in counts}
+
+
+def test_kept_overdue_counts_equal_a_fresh_count_after_every_kind_of_write(app, world, make):
+    """The counts kept between requests equal a fresh count after each write that changes
+    who is overdue: an activity logged, moved or deleted, a customer added, re-tiered,
+    moved to another branch or manager, a new policy; and they are reused in between."""
+    t, east, west = world["tiers"], world["east"], world["west"]
+    shapes = [(world["director"], {}), (world["director"], {"group_by": "branch"}),
+              (world["bm"], {"group_by": "account_manager"}),
+              (world["bm"], {"manager_id": world["rep"].id}), (world["bm_w"], {})]
+    seen = []
+    OverdueCountCache.delete().execute()  # the suite's earlier tests may have kept some
+
+    def same_as_fresh():
+        with app.test_request_context():
+            for user, args in shapes:
+                kept = overdue_counts(user, **args)
+                assert kept == count_overdue(user, **args), (user.username, args)
+                assert overdue_counts(user, **args) == kept  # the kept answer, reused
+            seen.append(overdue_counts(world["director"]))
+
+    same_as_fresh()
+    assert OverdueCountCache.select().count() == len(shapes)
+    customer = make.customer(east, "缓存客户", tier=t["A"], account_manager=world["rep"])
+    same_as_fresh()
+    with app.test_request_context():
+        activity = log_activity(customer, world["rep"], "call", days_ago(1))
+    same_as_fresh()
+    Activity.update(occurred_on=days_ago(400)).where(Activity.id == activity.id).execute()
+    same_as_fresh()
+    Activity.delete().where(Activity.id == activity.id).execute()
+    same_as_fresh()
+    customer.tier = t["D"]
+    customer.save()
+    same_as_fresh()
+    customer.tier = t["B"]
+    customer.branch = west
+    customer.account_manager = None
+    customer.save()
+    same_as_fresh()
+    customer.account_manager = world["other_rep"]
+    customer.branch = east
+    customer.save()
+    same_as_fresh()
+    with app.test_request_context():
+        save_policy(t["D"], world["admin"], effective_on=days_ago(1),
+                    **{**POLICY, "visit_days": 30})
+    same_as_fresh()
+    assert len(set(map(str, seen))) >= 4  # the writes did change the counts
 
 
 def test_compliance_page_and_dashboard(app, client, world, make):
