@@ -120,14 +120,16 @@ def as_date(value):
     return datetime.date.fromisoformat(value) if isinstance(value, str) else value
 
 
-def param_mark():
-    """The driver's parameter placeholder, for SQL written as text."""
-    return "?" if is_sqlite() else "%s"
+def raw_sql(sql, params=()):
+    """Run SQL written as text (where the query builder would not do), `{p}` marking
+    each parameter: it becomes the driver's placeholder (? on SQLite, %s on
+    PostgreSQL). Returns the cursor."""
+    return db.execute_sql(sql.replace("{p}", db.param), params)
 
 
-def param_marks(count):
-    """`count` placeholders, comma-separated: an IN list of values."""
-    return ", ".join([param_mark()] * count)
+def marks(count):
+    """`count` parameter marks, comma-separated, for an IN (...) list in raw_sql()."""
+    return ", ".join(["{p}"] * count)
 
 
 def write_transaction():

@@ -14,7 +14,7 @@ from peewee import SQL, BigIntegerField, CharField, DateField, IntegerField, Tex
 
 from i18n import lazy_gettext as _l
 
-from .base import BaseModel, as_date, db, is_sqlite, param_mark, param_marks
+from .base import BaseModel, as_date, is_sqlite, marks, raw_sql
 from .customers import Customer
 from .people import scoped_to_branch
 from .tiers import current_policies
@@ -117,11 +117,11 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
     sql = (f"SELECT customer_id, {column} FROM service_status "  # noqa: S608
            f"WHERE tier_id = {{p}} AND {column} < {{p}}{scope} "
            f"ORDER BY {column}, {', '.join(_TIES[kind])}, customer_id LIMIT {{p}}"
-           ).replace("{p}", param_mark())
+           )
 
     def due_in(tier_id, cutoff):  # (due date, customer id, tier id, last date), in order
         interval = datetime.timedelta(days=intervals[tier_id])
-        for customer_id, last_on in db.execute_sql(
+        for customer_id, last_on in raw_sql(
                 sql, [tier_id, cutoff.isoformat(), *scope_params, page * size]):
             last_on = as_date(last_on)
             yield (last_on + interval if last_on > NEVER else NEVER), customer_id, tier_id, last_on
@@ -134,18 +134,18 @@ def overdue_page(user, kind, today=None, branch_id=None, manager_id=None, polici
     # The page's particulars and each one's last service, written as SQL text as well:
     # the query builder took longer to write fifty ids than the database to read them.
     ids = [c[1] for c in chosen]
-    marks = param_marks(len(ids))
-    details = {row[0]: row for row in db.execute_sql(
+    id_marks = marks(len(ids))
+    details = {row[0]: row for row in raw_sql(
         "SELECT c.id, c.code, c.name, b.name, m.display_name FROM customer c "  # noqa: S608
         'JOIN branch b ON b.id = c.branch_id LEFT JOIN "user" m ON m.id = c.account_manager_id '
-        f"WHERE c.id IN ({marks})", ids)}
+        f"WHERE c.id IN ({id_marks})", ids)}
     activity_kinds = SERVICE_KINDS[kind][3]
     # Sorted here: an ORDER BY makes SQLite walk the (kind, date) index over every
     # activity of the kind instead of the fifty customers' own. The last one wins.
-    found = {customer_id: rest for customer_id, *rest in sorted(db.execute_sql(
+    found = {customer_id: rest for customer_id, *rest in sorted(raw_sql(
         "SELECT customer_id, occurred_on, id, kind, notes FROM activity "  # noqa: S608
-        f"WHERE customer_id IN ({marks}) "
-        f"AND kind IN ({param_marks(len(activity_kinds))})",
+        f"WHERE customer_id IN ({id_marks}) "
+        f"AND kind IN ({marks(len(activity_kinds))})",
         [*ids, *activity_kinds]))}
     latest = {customer_id: LastActivity(activity_id, activity_kind, as_date(occurred_on), notes)
               for customer_id, (occurred_on, activity_id, activity_kind, notes) in found.items()}
@@ -209,7 +209,7 @@ def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=Non
         [sorted((tier, cutoff.isoformat()) for tier, cutoff
                 in _cutoffs(kind, today, policies).items()) for kind in kinds],
     ]).encode()).hexdigest()
-    generation = db.execute_sql(
+    generation = raw_sql(
         "SELECT generation FROM compliance_generation WHERE id = 1").fetchone()[0]
     kept = (OverdueCountCache.select(OverdueCountCache.counts)
             .where(OverdueCountCache.key == key, OverdueCountCache.generation == generation)
@@ -266,8 +266,8 @@ def count_overdue(user, today=None, policies=None, group_by=None, branch_id=None
     totals = {} if group_by else dict.fromkeys(SERVICE_KINDS, 0)
     if not parts:
         return totals
-    sql = " UNION ALL ".join(parts).replace("{p}", param_mark())
-    for kind, group, count in db.execute_sql(sql, params).fetchall():
+    sql = " UNION ALL ".join(parts)
+    for kind, group, count in raw_sql(sql, params).fetchall():
         if group_by:
             if count:  # a branch's tier with nobody overdue: no group of its own
                 totals.setdefault(group, dict.fromkeys(SERVICE_KINDS, 0))[kind] += count
@@ -299,7 +299,7 @@ def tier_counts(user, today=None, tier_id=None):
     sql = (f"SELECT tier_id, COUNT(*), SUM({late_sql}) FROM service_status "  # noqa: S608
            f"WHERE {where}{scope} GROUP BY tier_id")  # constants only; values are params
     params += ([tier_id] if tier_id else []) + scope_params
-    rows = db.execute_sql(sql.replace("{p}", param_mark()), params).fetchall()
+    rows = raw_sql(sql, params).fetchall()
     return {tier: (count, late or 0) for tier, count, late in rows}
 
 

@@ -29,9 +29,9 @@ from .audit import audit
 from .base import (
     BaseModel,
     DomainError,
-    db,
     is_sqlite,
-    param_marks,
+    marks,
+    raw_sql,
     utcnow,
     write_transaction,
 )
@@ -1132,10 +1132,10 @@ def _with_particulars(lists):
     for start in range(0, len(sheet_ids), 500):  # within every database's parameter limit
         chunk = sheet_ids[start:start + 500]
         # SQL text with placeholders only: the query builder took longer to write the ids.
-        particulars.update((row[0], row[1:]) for row in db.execute_sql(
+        particulars.update((row[0], row[1:]) for row in raw_sql(
             "SELECT a.id, c.code, c.name, b.name FROM assessment a "  # noqa: S608
             "JOIN customer c ON c.id = a.customer_id JOIN branch b ON b.id = a.branch_id "
-            f"WHERE a.id IN ({param_marks(len(chunk))})", chunk))
+            f"WHERE a.id IN ({marks(len(chunk))})", chunk))
     made = {}
 
     def summary_row(row):

@@ -29,7 +29,7 @@ from peewee import (
 from i18n import lazy_gettext as _l
 
 from .audit import audit
-from .base import BaseModel, DomainError, as_date, db, utcnow, write_transaction
+from .base import BaseModel, DomainError, as_date, raw_sql, utcnow, write_transaction
 from .customers import Customer, save_customer
 from .people import Branch, User, scoped_to_branch
 
@@ -486,7 +486,7 @@ def week_board(owner, monday, today=None):
     today = today or datetime.date.today()
     sunday = monday + datetime.timedelta(days=6)
     as_of = min(sunday, today)
-    rows = db.execute_sql(_BOARD_SQL.format(p=db.param),
+    rows = raw_sql(_BOARD_SQL,
                           [owner.id, monday.isoformat(), as_of.isoformat()])
     board = {stage: [] for stage in STAGES}
     cycle = owner.sales_cycle_days or DEFAULT_CYCLE_DAYS
@@ -523,7 +523,7 @@ def free_prospects(user):
     """[(id, "name (code)")] of the prospects on file the user is account manager of
     that are in nobody's funnel now (quick add refuses those), for quick add; someone
     else's prospect is typed in by name. Written out: it is on the page reps open most."""
-    rows = db.execute_sql(_FREE_PROSPECTS_SQL.format(p=db.param), [user.id])
+    rows = raw_sql(_FREE_PROSPECTS_SQL, [user.id])
     return [(customer_id, f"{name} ({code})") for customer_id, name, code in rows]
 
 
@@ -596,8 +596,7 @@ def _team_rows(branch_id, monday):
     params = _week_params(monday) + _week_params(previous) + [
         branch_id, previous, monday + datetime.timedelta(days=6)]
     params = [p.isoformat() if isinstance(p, datetime.date) else p for p in params]
-    sql = _TEAM_SQL.format(p=db.param)
-    return {row[0]: row[1:] for row in db.execute_sql(sql, params)}
+    return {row[0]: row[1:] for row in raw_sql(_TEAM_SQL, params)}
 
 
 # The branch's people, for the team table: its active sales reps and whoever else owns
@@ -630,8 +629,8 @@ def team_table(branch_id, monday):
     Two queries, however long the history.
     """
     figures = _team_rows(branch_id, monday)
-    members = [Member(user_id, name) for user_id, name, roles, active in db.execute_sql(
-        _MEMBERS_SQL.format(p=db.param), [branch_id])
+    members = [Member(user_id, name) for user_id, name, roles, active in raw_sql(
+        _MEMBERS_SQL, [branch_id])
         if (active and ",sales_rep," in roles) or user_id in figures]
     rows = []
     total = dict.fromkeys(TEAM_COLUMNS, 0)
