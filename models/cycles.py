@@ -544,13 +544,9 @@ def submit_preliminary(assessment, user, comment="", unsaved=()):
                           preliminary_comment=comment or "").where(
             Assessment.id == assessment.id).execute()
         audit("preliminary_submitted", assessment, after={
-            "customer": assessment.customer_id, "total": preliminary_total(assessment)})
-
-
-def preliminary_total(assessment):
-    """The preliminary sheet's total so far."""
-    return (Score.select(fn.COALESCE(fn.SUM(Score.points), 0))
-            .where(Score.assessment == assessment.id, Score.stage == "preliminary").scalar())
+            "customer": assessment.customer_id,
+            "total": Assessment.select(Assessment.preliminary_total)
+            .where(Assessment.id == assessment.id).scalar()})
 
 
 def sheet_total(assessment, stage, user):

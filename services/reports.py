@@ -83,7 +83,7 @@ def sheets_data(assessments, template_of=None):
                 preliminary_comment=prelim.comment if prelim else "",
                 member_points=[points.get((m, criterion.id)) for m in member_order],
                 mean=average(given.get(criterion.id))))
-        prelim_total = sum(r.preliminary_points or 0 for r in rows) if preliminary else None
+        prelim_total = assessment.preliminary_total  # kept by migration 14's triggers
         member_totals = [totals[m] for m in member_order]
         final_total = float(assessment.final_total) if assessment.final_total is not None \
             else committee_mean

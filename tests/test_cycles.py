@@ -15,7 +15,6 @@ from models import (
 )
 from models.cycles import (
     StaleScore,
-    preliminary_total,
     save_cycle,
     save_score,
     submit_preliminary,
@@ -115,7 +114,7 @@ def test_preliminary_scores_stay_in_their_ranges(app, setup):
                        _level(strength, "强大").id, 3, "", 0)
         save_score(sheet, setup["bm_east"], "preliminary", strength.id,
                    _level(strength, "强大").id, 13, "规模大", 0)
-    assert preliminary_total(sheet) == 23
+    assert Assessment.get_by_id(sheet.id).preliminary_total == 23
 
 
 def test_another_branchs_manager_cannot_fill_the_sheet(app, setup):
@@ -328,7 +327,7 @@ def test_branch_manager_fills_the_sheet_with_autosave(app, client, setup):
         "revision": 0, "stage": "preliminary"}).get_data(as_text=True)
     assert "state-stale" in stale and 'value="12"' in stale
     assert Score.get(Score.criterion == strength.id).points == 12
-    assert preliminary_total(sheet) == 22
+    assert Assessment.get_by_id(sheet.id).preliminary_total == 22
 
 
 def _row_parts(text, criterion):
