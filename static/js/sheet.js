@@ -284,12 +284,31 @@
     if (!navigator.onLine) showBanner(true);
   });
 
-  // An answer must not overwrite a field typed into since its request left.
+  // A save waits in the sheet's queue behind the others, and htmx reads the row's fields
+  // only when it leaves: points being typed meanwhile ("1" of "15") would go with the
+  // level picked before them, be refused, and that answer would put "1" back in the field
+  // after Enter had sent "15" (which then left as "1" too). Points being typed are not
+  // sent until Enter or leaving the field sends them: until then a save goes without
+  // points. What each save carries is kept, so its answer knows whether the field has
+  // changed since.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var form = rowForm(event.detail.elt);
+    var points = form && form.querySelector("input[name=points]");
+    if (!points) return;
+    if (points.dataset.dirty) event.detail.parameters.points = "";
+    points.dataset.carried = points.dataset.dirty ? "" : points.value;
+  });
+
+  // An answer must not overwrite a field typed into since its request left, nor points
+  // other than the ones its request carried (typed and sent after it left).
   // (A whole row, as a take-over sends, keeps a row with a field being typed in.)
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var target = event.detail.target;
     if (!target || !target.dataset) return;
-    if (target.dataset.dirty || (target.classList.contains("criterion") &&
+    if (target.dataset.dirty || (target.name === "points" &&
+                                 target.dataset.carried !== undefined &&
+                                 target.dataset.carried !== target.value) ||
+        (target.classList.contains("criterion") &&
                                  target.querySelector("[data-dirty], form[data-unsent]"))) {
       event.detail.shouldSwap = false;
     }
