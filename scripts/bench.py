@@ -1066,17 +1066,23 @@ def _stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt  # unwinds through the `with Server`, which stops gunicorn
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run_main(name, parse, run_with, argv=None):
+    """A bench script's main: its arguments parsed, run; a BenchError or an interrupt
+    (Ctrl+C or SIGTERM, which stop gunicorn on the way out) ends it with a message."""
+    args = parse(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        return run(args)
+        return run_with(args)
     except BenchError as error:
-        print(f"\nbench: {error}", file=sys.stderr)
+        print(f"\n{name}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nbench: interrupted", file=sys.stderr)
+        print(f"\n{name}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv=None):
+    return run_main("bench", parse_args, run, argv)
 
 
 if __name__ == "__main__":

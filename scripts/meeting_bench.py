@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
 import sys
 import time
@@ -50,6 +49,7 @@ from scripts.bench import (  # noqa: E402 - the repository root must be importab
     free_port,
     git_revision,
     percentile,
+    run_main,
 )
 
 SEED = 2027
@@ -410,21 +410,8 @@ def print_result(result):
     print(f"took {result['total_seconds']:.0f} s")
 
 
-def _stop_on_sigterm(signum, frame):
-    raise KeyboardInterrupt  # unwinds through the `with Server`, which stops gunicorn
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        return run(args)
-    except BenchError as error:
-        print(f"\nmeeting bench: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nmeeting bench: interrupted", file=sys.stderr)
-        return 130
+    return run_main("meeting bench", parse_args, run, argv)
 
 
 if __name__ == "__main__":
