@@ -68,9 +68,10 @@ def create_app(test_config=None):
         PUBLIC_URL=None,
         # /verify refuses files larger than this.
         VERIFY_MAX_BYTES=10 * 1024 * 1024,
-        # Committee reports: sheets per rendered batch, the most rendered inside a
-        # request (more go to a background job), where finished jobs keep the file.
+        # Committee reports: sheets per rendered part (services/reports.py), how many
+        # parts render at once (None: one per CPU), where reports and parts are kept.
         REPORT_BATCH=50,
+        REPORT_PROCESSES=None,
         REPORTS_DIR=None,
     )
     for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_MAX_HOURS",

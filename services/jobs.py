@@ -1,6 +1,6 @@
 """Background jobs (huey): long report renders, and the reading of uploaded customer
 files, run in a worker, not in a request. Every job is queued from here
-(queue_preview, queue_report, requeue_report).
+(queue_preview, queue_report, queue_report_part, requeue_report).
 
 Storage is a SQLite file under instance/ by default, Redis when REDIS_URL is
 set. Run the worker beside the web server through its own entry, worker.py:
@@ -65,21 +65,6 @@ def worker_app():
     return _worker_app
 
 
-def reports_dir(app):
-    """Where finished reports are kept; made readable by this user alone (0700)."""
-    path = Path(app.config.get("REPORTS_DIR") or Path(app.instance_path) / "reports")
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
-
-
-def write_private(path, data):
-    """Write `data` to `path`, readable and writable by this user alone (0600)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        os.fchmod(out.fileno(), 0o600)  # a file left from before keeps its mode otherwise
-        out.write(data)
-
-
 def _in_app(function, *args):
     """Run `function(*args)` in the app: at once when called inside it (huey's
     immediate mode: tests, or no worker configured), else in this worker's app
@@ -102,6 +87,24 @@ def _in_app(function, *args):
 def render_report(job_id):
     """Render the committee report of a ReportJob (see run_report_job)."""
     _in_app(run_report_job, job_id)
+
+
+@huey.task()
+def render_report_part(cycle_id, assessment_id):
+    """Render ahead the part of the report holding a settled sheet (reports.warm_part)."""
+    _in_app(_warm_part, cycle_id, assessment_id)
+
+
+def _warm_part(cycle_id, assessment_id):
+    app = current_app
+    cycle = GradingCycle.get_or_none(GradingCycle.id == cycle_id)
+    if cycle is None:
+        return
+    try:
+        reports.warm_part(cycle, assessment_id, app.config.get("REPORT_BATCH", reports.SHEET_BATCH))
+    except Exception:  # noqa: BLE001 — only a head start: the report renders what is missing
+        app.logger.error("rendering ahead for cycle %s failed\n%s", cycle_id,
+                         traceback.format_exc())
 
 
 @huey.task()
@@ -130,6 +133,12 @@ def queue_report(cycle, user):
     return job
 
 
+def queue_report_part(assessment):
+    """After the chair settled `assessment`: render its part of the report ahead, once
+    all the part's sheets are settled, so the report is only joined when asked for."""
+    render_report_part(assessment.cycle_id, assessment.id)
+
+
 def requeue_report(job):
     """Queue a failed or stopped ReportJob again, from the start, audited."""
     ReportJob.update(state="queued", done=0, error="", finished_at=None,
@@ -156,8 +165,8 @@ def run_report_job(job_id):
         signed = reports.will_be_signed(cycle, fingerprint)
         data = reports.signed_report_pdf(cycle, progress,
                                          app.config.get("REPORT_BATCH", reports.SHEET_BATCH))
-        path = reports_dir(app) / f"report-{job.id}.pdf"
-        write_private(path, data)
+        path = reports.reports_dir() / f"report-{job.id}.pdf"
+        reports.write_private(path, data)
     except DomainError as error:  # a refusal (no PUBLIC_URL for a signed report), not a bug
         ReportJob.update(state="failed", error=str(error)[:1000],
                          finished_at=utcnow()).where(ReportJob.id == job.id).execute()

@@ -1,7 +1,8 @@
 """The one PDF renderer: Jinja template → WeasyPrint → PDF bytes.
 
-Every PDF of the app comes from `render()` (one document); long reports render
-in batches that services.reports merges. Every render uses:
+Every PDF of the app comes from `render()` or `render_html()` (one document); the
+committee report joins documents rendered in parts (services.reports). Every render
+uses:
 
 - one FontConfiguration per process (a new one per document grows memory
   from 150 MB to 560 MB over 100 documents);
@@ -132,23 +133,17 @@ def css_string(text):
     return '"' + "".join(out) + '"'
 
 
-def page_counter_css(total_pages=None):
-    """The CSS `content` of the footer: 第 N 页 / 共 M 页 in the user's language.
-
-    M is the document's own page count, or `total_pages` for a part of a longer
-    document (whose first page number base.html sets from `first_page`).
-    """
+def page_counter_css():
+    """The CSS `content` of the footer: 第 N 页 / 共 M 页 in the user's language."""
     marker_page, marker_pages = "\x01P\x01", "\x01T\x01"
     text = _("Page %(page)s of %(pages)s", page=marker_page, pages=marker_pages)
-    page = "counter(page)"
-    pages = "counter(pages)" if total_pages is None else css_string(total_pages)
     pieces = []
     for i, chunk in enumerate(text.split(marker_page)):
         if i:
-            pieces.append(page)
+            pieces.append("counter(page)")
         for j, sub in enumerate(chunk.split(marker_pages)):
             if j:
-                pieces.append(pages)
+                pieces.append("counter(pages)")
             if sub:
                 pieces.append(css_string(sub))
     return " ".join(pieces) or '""'
@@ -165,15 +160,19 @@ def html_document(template_name, **context):
 
 def render(template_name, fetcher=None, **context):
     """Render `template_name` (under templates/pdf/) with `context` to PDF bytes."""
-    html = html_document(template_name, **context)
-    return render_html(html, fetcher=fetcher)
+    return render_html(html_document(template_name, **context), fetcher=fetcher)
 
 
 def render_html(html, fetcher=None):
     """PDF bytes of an HTML string, through the safe fetcher and the shared fonts."""
+    return laid_out(html, fetcher).write_pdf(uncompressed_pdf=False)
+
+
+def laid_out(html, fetcher=None):
+    """The WeasyPrint document of an HTML string, laid out in pages (its `.pages`,
+    each with the `anchors` it holds), ready for `write_pdf()`."""
     document = _HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher or SafeFetcher())
-    return document.write_pdf(stylesheets=[_base_stylesheet()], font_config=font_config(),
-                              uncompressed_pdf=False)
+    return document.render(stylesheets=[_base_stylesheet()], font_config=font_config())
 
 
 def pdf_response(data, filename):

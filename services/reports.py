@@ -1,11 +1,19 @@
 """The printed documents: assessment sheets, blank sheets, the committee report.
 
-Data for many sheets is read in a few queries per batch (not per sheet), and
-the report renders in batches, one WeasyPrint document per batch, merged with
-pypdf, so that memory stays flat however many customers a cycle holds.
+Data for many sheets is read in a few queries per batch (not per sheet). The report
+is joined from parts rendered ahead and kept (see "The committee report" below), so
+that it is ready in a minute and memory stays flat however many customers a cycle
+holds.
 """
 import datetime
+import hashlib
 import io
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
+from pathlib import Path
 from types import SimpleNamespace
 
 from flask import current_app
@@ -138,22 +146,30 @@ def tier_handbook_pdf(today=None):
                       priorities=translated(PRIORITIES))
 
 
-# --- The committee report --------------------------------------------------------
+# --- The committee report ----------------------------------------------------------
+#
+# A report of a thousand sheets takes a single WeasyPrint process some four minutes,
+# nearly all of it laying out the sheets. So the sheets are laid out ahead, in parts
+# of `batch_size` sheets (REPORT_BATCH) in agenda order: the worker renders a part as
+# soon as the chair has settled all its sheets (warm_part), and the report renders
+# only the parts it does not find, several at once in worker processes. A part is
+# kept under the SHA-256 of its HTML, which holds every figure and word it prints, so
+# a sheet whose data changed since is never joined stale: its part has another name.
+# The parts are bare (no header or footer); the report lays its page furniture, the
+# title, 第 N 页 / 共 M 页 and the draft mark, over the joined pages (pikepdf), so a
+# kept part serves whatever comes before it and whether or not the report is signed.
 
-def report_parts(cycle, batch_size=SHEET_BATCH):
-    """How the report is made: ("front", None), ("sheets", [ids])…, ("back", None)."""
+def sheet_batches(cycle, batch_size=SHEET_BATCH):
+    """The ids of the cycle's sheets in agenda order, in lists of `batch_size`."""
     ids = [row[0] for row in Assessment.select(Assessment.id)
            .join(Customer, on=(Assessment.customer == Customer.id))
            .where(Assessment.cycle == cycle).order_by(Assessment.agenda_position, Customer.code)
            .tuples()]
-    parts = [("front", None)]
-    parts += [("sheets", ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
-    parts.append(("back", None))
-    return parts
+    return [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
 
 
 def _report_context(cycle, fingerprint=None, signed=None):
-    """What every part of the report shows. Until the whole committee has signed
+    """What the report's own pages show. Until the whole committee has signed
     (`signed`, worked out when None) the report is a draft: every page says so, and it
     prints no verification address or QR code (nothing could verify it)."""
     if signed is None:
@@ -164,73 +180,144 @@ def _report_context(cycle, fingerprint=None, signed=None):
                 verify_url=url, qr=qr_svg_data_uri(url) if url else None)
 
 
-def render_part(cycle, kind, ids, context, template_of, first_page=1, total_pages=None):
-    """PDF bytes of one part of the report, its pages numbered from `first_page`
-    out of `total_pages` (None: the part's own count)."""
-    context = dict(context, page_counter=pdf.page_counter_css(total_pages),
-                   first_page=first_page)
-    if kind == "front":
-        return pdf.render("pdf/report_front.html", summary=cycle_summary(cycle), **context)
-    if kind == "back":
-        return pdf.render("pdf/report_back.html", **context)
+def part_html(cycle, ids, template_of=None):
+    """The HTML of the bare part of the report holding the sheets `ids`."""
     rows = list(_assessment_query().where(Assessment.id.in_(ids)))
     rows.sort(key=lambda a: ids.index(a.id))
-    return pdf.render("pdf/sheet.html", sheets=sheets_data(rows, template_of), **context)
+    return pdf.html_document("pdf/sheet.html", sheets=sheets_data(rows, template_of),
+                             cycle=cycle, doc_title=cycle.name, bare=True)
 
 
-def _page_count(data):
-    # pypdf loads where a report is made (here and in merge), as segno does: some
-    # 80 ms that a web process which never makes a report need not spend at start.
-    from pypdf import PdfReader
-    return len(PdfReader(io.BytesIO(data)).pages)
+def reports_dir():
+    """Where finished reports are kept (REPORTS_DIR), readable by this user alone."""
+    path = Path(current_app.config.get("REPORTS_DIR")
+                or Path(current_app.instance_path) / "reports")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
 
 
-def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, signed=None):
+def parts_dir():
+    """Where the report's rendered parts are kept (parts/ under reports_dir())."""
+    path = reports_dir() / "parts"
+    path.mkdir(exist_ok=True, mode=0o700)
+    return path
+
+
+def write_private(path, data):
+    """Write `data` to `path` whole or not at all (a reader never sees half a file),
+    readable and writable by this user alone (0600)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(temporary, path)
+
+
+def _part_path(cycle, html):
+    key = hashlib.sha256(html.encode()).hexdigest()
+    return parts_dir() / f"cycle-{cycle.id}-{key}.pdf"
+
+
+def warm_part(cycle, assessment_id, batch_size=SHEET_BATCH):
+    """Render and keep the part holding `assessment_id` once every sheet in it is
+    settled (the worker calls this after each settlement). Returns whether it
+    rendered one."""
+    for ids in sheet_batches(cycle, batch_size):
+        if assessment_id not in ids:
+            continue
+        if Assessment.select().where(Assessment.id.in_(ids),
+                                     Assessment.final_tier.is_null()).exists():
+            return False
+        html = part_html(cycle, ids)
+        path = _part_path(cycle, html)
+        if path.exists():
+            return False
+        write_private(path, pdf.render_html(html))
+        return True
+    return False
+
+
+def _rendered_parts(cycle, batches, progress, processes):
+    """The path of each batch's part, in order, rendering those not kept: up to
+    `processes` at once in worker processes (one when there is only one to render)."""
+    template_of = _template_cache()
+    paths, missing = [], []
+    for ids in batches:
+        html = part_html(cycle, ids, template_of)
+        path = _part_path(cycle, html)
+        paths.append(path)
+        if not path.exists():
+            missing.append((path, html))
+    done = len(batches) - len(missing)
+    if progress:
+        progress(done, len(batches) + 1)
+    if len(missing) <= 1 or processes <= 1:
+        for path, html in missing:
+            write_private(path, pdf.render_html(html))
+            done += 1
+            if progress:
+                progress(done, len(batches) + 1)
+        return paths
+    # Fresh processes (spawn): a fork of this one would inherit its threads and its
+    # database connection. They only lay out HTML; nothing in them touches the database.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        running = {pool.submit(pdf.render_html, html): path for path, html in missing}
+        del missing  # the HTML lives in the queue only until its part is rendered
+        for future in as_completed(running):
+            write_private(running[future], future.result())
+            done += 1
+            if progress:
+                progress(done, len(batches) + 1)
+    return paths
+
+
+def _prune_parts(cycle, keep):
+    """Remove the cycle's kept parts other than `keep` (their data has changed)."""
+    for path in parts_dir().glob(f"cycle-{cycle.id}-*.pdf"):
+        if path not in keep:
+            path.unlink(missing_ok=True)
+
+
+def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, signed=None,
+               processes=None):
     """The committee report of `cycle`: cover and summary, every assessment sheet,
     the signature page, numbered 第 N 页 / 共 M 页 across the whole document; a draft
     on every page until the whole committee has signed (`signed`; None: find out).
 
-    Each batch of sheets is its own WeasyPrint document (memory stays flat),
-    numbered from where the previous one ended. M is estimated up front (one
-    page per sheet) and checked at the end; when a sheet ran longer, the parts
-    are rendered again with the true M. `progress(done, total)` is called
-    after each part.
+    `progress(done, total)` is called as the parts of sheets are found or rendered.
+    `processes`: how many parts render at once (default REPORT_PROCESSES).
     """
+    import pikepdf  # loaded where a report is made: a web process need not spend it
+
     fingerprint = fingerprint or results_fingerprint(cycle)
     context = _report_context(cycle, fingerprint, signed)
-    parts = report_parts(cycle, batch_size)
-    template_of = _template_cache()
-    sheets = sum(len(ids) for kind, ids in parts if kind == "sheets")
-    front_pages = _page_count(render_part(cycle, "front", None, context, template_of))
-    back_pages = _page_count(render_part(cycle, "back", None, context, template_of))
-    total = front_pages + sheets + back_pages
-    for _attempt in range(2):  # the second pass only when the estimate of M was wrong
-        rendered, first_page = [], 1
-        for done, (kind, ids) in enumerate(parts, 1):
-            data = render_part(cycle, kind, ids, context, template_of, first_page, total)
-            rendered.append(data)
-            first_page += _page_count(data)
-            if progress:
-                progress(done, len(parts) + 1)
-        if first_page - 1 == total:
-            break
-        total = first_page - 1  # a sheet ran over a page: number again with the true M
-    merged = merge(rendered, cycle.name, signing.keywords(cycle.id, fingerprint))
+    processes = processes or current_app.config.get("REPORT_PROCESSES") or os.cpu_count()
+    sheet_parts = _rendered_parts(cycle, sheet_batches(cycle, batch_size), progress, processes)
+    _prune_parts(cycle, set(sheet_parts))
+    with ExitStack() as opened:
+        sheets = [opened.enter_context(pikepdf.open(path)) for path in sheet_parts]
+        sheet_pages = [page for part in sheets for page in part.pages]
+        own = pdf.laid_out(pdf.html_document(
+            "pdf/report.html", summary=cycle_summary(cycle), sheet_pages=len(sheet_pages),
+            **context))
+        first = next((i for i, page in enumerate(own.pages) if "sheets" in page.anchors),
+                     len(own.pages))
+        own = opened.enter_context(pikepdf.open(io.BytesIO(own.write_pdf())))
+        report = opened.enter_context(pikepdf.new())
+        report.pages.extend(own.pages[:first])
+        for sheet_page, furniture in zip(sheet_pages, own.pages[first:], strict=False):
+            report.pages.append(sheet_page)  # the sheet, under the report's header and footer
+            report.pages[-1].add_overlay(furniture)
+        report.pages.extend(own.pages[first + len(sheet_pages):])
+        report.Root.Lang = pikepdf.String(str(own.Root.get("/Lang", "zh-CN")))
+        report.docinfo["/Title"] = cycle.name
+        report.docinfo["/Keywords"] = signing.keywords(cycle.id, fingerprint)
+        report.docinfo["/Creator"] = "Tierdesk"
+        out = io.BytesIO()
+        report.save(out)
     if progress:
-        progress(len(parts) + 1, len(parts) + 1)
-    return merged
-
-
-def merge(parts, title, keywords=""):
-    """One PDF of the parts in order, with the report's title and keywords."""
-    from pypdf import PdfWriter  # loaded when needed: see _page_count
-
-    writer = PdfWriter()
-    for part in parts:
-        writer.append(io.BytesIO(part))
-    writer.add_metadata({"/Title": title, "/Keywords": keywords, "/Creator": "Tierdesk"})
-    out = io.BytesIO()
-    writer.write(out)
+        progress(len(sheet_parts) + 1, len(sheet_parts) + 1)
     return out.getvalue()
 
 
@@ -294,7 +381,7 @@ def verify_url():
 
 def qr_svg_data_uri(text):
     """A QR code of `text` as an SVG data: URI (the renderer only loads data: URLs)."""
-    import segno  # loaded when needed: see _page_count
+    import segno  # loaded when needed, as pikepdf is in report_pdf
     return segno.make(text, error="m").svg_data_uri(scale=4, border=2)
 
 

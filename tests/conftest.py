@@ -88,6 +88,7 @@ def app(database_url, backend, tmp_path):
         "SECRET_KEY": "test-secret",
         "DATABASE_URL": database_url,
         "WTF_CSRF_ENABLED": False,
+        "REPORTS_DIR": str(tmp_path / "reports"),
     })
     with app.app_context():
         if backend == "postgresql":

@@ -195,7 +195,7 @@ def test_blank_sheet_pdf(app, client, make):
 def test_report_pdf_has_cover_summary_every_sheet_and_signature_page(client, graded,
                                                                      immediate_jobs):
     """The report: cover, summary lists, one sheet per customer, the signature page,
-    numbered 第 N 页 / 共 M 页 across the merged batches."""
+    numbered 第 N 页 / 共 M 页 across the joined parts."""
     s, cycle = graded
     login(client, "chair")
     page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
@@ -267,8 +267,7 @@ def test_report_summary_counts_only_final_grades(app, make):
     Assessment.update(tier_before=Tier.get(Tier.code == "C").id).where(
         Assessment.cycle == cycle).execute()
     with app.test_request_context():
-        context = reports._report_context(cycle)
-        text = pdf_text(reports.render_part(cycle, "front", None, context, None))
+        text = pdf_text(reports.report_pdf(cycle))
     assert "共 5 位客户，已评定 0 位" in text
     assert "其中 5 位的结果只是按总分推算的等级，尚未定级。" in text
     assert text.count("（推算）") >= 5
@@ -356,3 +355,75 @@ def test_scores_print_as_whole_points_or_two_decimals(client, graded):
     assert not re.search(r"\b\d+\.0\b|\b\d+\.00\b", text)
     page = client.get(f"/customers/{sheet.customer_id}").get_data(as_text=True)
     assert '<span class="muted">66</span>' in page
+
+
+def _kept_parts(cycle):
+    from services import reports
+    return {path.name: path.stat().st_mtime_ns
+            for path in reports.parts_dir().glob(f"cycle-{cycle.id}-*.pdf")}
+
+
+def test_report_keeps_its_parts_and_never_joins_a_changed_sheet_stale(app, make):
+    """The sheets are rendered in parts that are kept: a second report renders none of
+    them again and reads the same. When one sheet changes, only its part is rendered
+    again, the report shows the change, and the outdated part is gone."""
+    from services import reports
+    s, cycle = signing_cycle(app, make)
+    with app.test_request_context():
+        first = reports.report_pdf(cycle, batch_size=2, processes=1)  # five sheets: 3 parts
+        kept = _kept_parts(cycle)
+        assert len(kept) == 3
+        again = reports.report_pdf(cycle, batch_size=2, processes=1)
+        assert _kept_parts(cycle) == kept  # none rendered again
+        assert pdf_text(again) == pdf_text(first)
+        last = Assessment.select().where(Assessment.cycle == cycle).order_by(
+            Assessment.agenda_position.desc()).first()
+        Assessment.update(rationale="复核后维持原级：回款已恢复").where(
+            Assessment.id == last.id).execute()
+        changed = reports.report_pdf(cycle, batch_size=2, processes=1)
+        now = _kept_parts(cycle)
+    assert len(now) == 3 and len(set(now) - set(kept)) == 1  # one part replaced
+    assert {name: kept[name] for name in set(now) & set(kept)} == \
+        {name: now[name] for name in set(now) & set(kept)}  # the others untouched
+    assert "复核后维持原级：回款已恢复" in pdf_text(changed)
+    assert "复核后维持原级" not in pdf_text(first)
+    assert pdf_pages(changed) == pdf_pages(first)
+
+
+def test_parts_render_side_by_side_in_worker_processes(app, make):
+    """With more parts to render than one, they render in worker processes at once,
+    and the report is the same as one rendered part by part in this process."""
+    from services import reports
+    s, cycle = signing_cycle(app, make)
+    with app.test_request_context():
+        parallel = reports.report_pdf(cycle, batch_size=2, processes=2)
+        for path in reports.parts_dir().glob("*.pdf"):
+            path.unlink()
+        serial = reports.report_pdf(cycle, batch_size=2, processes=1)
+    assert pdf_text(parallel) == pdf_text(serial)
+    assert pdf_pages(parallel) == pdf_pages(serial) >= 7
+
+
+def test_settling_the_last_sheet_of_a_part_renders_it_ahead(client, app, make, immediate_jobs):
+    """When the chair settles the last unsettled sheet of a part, the worker renders
+    that part at once, so the report after the meeting only joins."""
+    from models import Tier
+    from models.cycles import save_score
+    s, cycle = signing_cycle(app, make, phase="committee")
+    login(client, "chair")
+    app.config["REPORT_BATCH"] = 3  # five sheets: a part of three, a part of two
+    sheets = list(Assessment.select().where(Assessment.cycle == cycle)
+                  .order_by(Assessment.agenda_position))
+    with app.test_request_context():
+        for sheet in sheets:
+            for criterion in s["template"].criteria:
+                save_score(sheet, s["members"][0], "committee", criterion.id, None,
+                           criterion.max_points, "", 0)
+    tier = Tier.get(Tier.code == "A")  # what the full points give
+    for n, sheet in enumerate(sheets):
+        response = client.post(f"/assessments/{sheet.id}/finalise", data={"tier": tier.id})
+        assert Assessment.get_by_id(sheet.id).final_tier_id == tier.id
+        assert response.status_code == 303
+        with app.test_request_context():
+            kept = len(_kept_parts(cycle))
+        assert kept == (0 if n < 2 else 1 if n < 4 else 2), (n, kept)

@@ -86,7 +86,7 @@ def test_report_pdf_never_renders_in_the_request(app, client, graded, monkeypatc
     def no_render(*args, **kwargs):
         raise AssertionError("the report was rendered in the request")
     monkeypatch.setattr(reports, "report_pdf", no_render)
-    monkeypatch.setattr(reports, "render_part", no_render)
+    monkeypatch.setattr(reports, "warm_part", no_render)
     s, cycle = graded
     login(client, "chair")
     response = client.get(f"/cycles/{cycle.id}/report.pdf")
@@ -172,7 +172,7 @@ def test_only_the_newest_reports_files_are_kept(app, client, graded, immediate_j
     kept = [j for j in jobs_ if j.path]
     assert [j.id for j in kept] == [j.id for j in jobs_[-5:]]
     assert all(Path(j.path).is_file() for j in kept)
-    files = sorted(p.name for p in Path(app.config["REPORTS_DIR"]).iterdir())
+    files = sorted(p.name for p in Path(app.config["REPORTS_DIR"]).iterdir() if p.is_file())
     assert files == sorted(Path(j.path).name for j in kept)
     assert client.get(f"/report-jobs/{jobs_[0].id}/report.pdf").status_code == 404
 

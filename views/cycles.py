@@ -69,6 +69,7 @@ from models.cycles import (
     take_over_preliminary,
 )
 from models.phases import advance, missing_for_next_phase
+from services.jobs import queue_report_part
 
 from .access import get_or_404, role_required
 
@@ -544,6 +545,9 @@ def finalise_sheet(assessment_id):
                          form.credit_review.data)
         except DomainError as error:
             flash(str(error), "error")
+        else:
+            if not form.reopen.data:
+                queue_report_part(sheet)
     else:
         flash(_("Choose the final grade."), "error")
     return redirect(url_for("cycles.meeting", cycle_id=cycle.id, **filters.args()), 303)
