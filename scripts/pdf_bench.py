@@ -201,7 +201,7 @@ def report_child(database_url, workdir, cycle_id, mode, out):
             ids = [i for ids in reports.sheet_batches(cycle, batch) for i in ids]
             sheets = pdf.render_html(reports.part_html(cycle, ids))
             from models.cycles import cycle_summary
-            own = pdf.render("pdf/report.html", summary=cycle_summary(cycle), sheet_pages=0,
+            own = pdf.render("pdf/report.html", summary=cycle_summary(cycle),
                              **reports._report_context(cycle))
             data = sheets + own  # two documents: sizes add up (pages are not counted)
         else:

@@ -133,17 +133,22 @@ def css_string(text):
     return '"' + "".join(out) + '"'
 
 
-def page_counter_css():
-    """The CSS `content` of the footer: 第 N 页 / 共 M 页 in the user's language."""
+def page_counter_css(total_pages=None):
+    """The CSS `content` of the footer: 第 N 页 / 共 M 页 in the user's language.
+
+    M is the document's own page count, or `total_pages` for the pages of a longer
+    document (whose first page number base.html sets from `first_page`).
+    """
     marker_page, marker_pages = "\x01P\x01", "\x01T\x01"
     text = _("Page %(page)s of %(pages)s", page=marker_page, pages=marker_pages)
+    pages = "counter(pages)" if total_pages is None else css_string(total_pages)
     pieces = []
     for i, chunk in enumerate(text.split(marker_page)):
         if i:
             pieces.append("counter(page)")
         for j, sub in enumerate(chunk.split(marker_pages)):
             if j:
-                pieces.append("counter(pages)")
+                pieces.append(pages)
             if sub:
                 pieces.append(css_string(sub))
     return " ".join(pieces) or '""'

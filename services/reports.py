@@ -7,12 +7,10 @@ holds.
 """
 import datetime
 import hashlib
-import io
 import multiprocessing
 import os
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -288,37 +286,29 @@ def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, s
     `progress(done, total)` is called as the parts of sheets are found or rendered.
     `processes`: how many parts render at once (default REPORT_PROCESSES).
     """
-    import pikepdf  # loaded where a report is made: a web process need not spend it
+    from services import joining  # pikepdf loads where a report is made, not in every web process
 
     fingerprint = fingerprint or results_fingerprint(cycle)
     context = _report_context(cycle, fingerprint, signed)
     processes = processes or current_app.config.get("REPORT_PROCESSES") or os.cpu_count()
     sheet_parts = _rendered_parts(cycle, sheet_batches(cycle, batch_size), progress, processes)
     _prune_parts(cycle, set(sheet_parts))
-    with ExitStack() as opened:
-        sheets = [opened.enter_context(pikepdf.open(path)) for path in sheet_parts]
-        sheet_pages = [page for part in sheets for page in part.pages]
-        own = pdf.laid_out(pdf.html_document(
-            "pdf/report.html", summary=cycle_summary(cycle), sheet_pages=len(sheet_pages),
-            **context))
-        first = next((i for i, page in enumerate(own.pages) if "sheets" in page.anchors),
-                     len(own.pages))
-        own = opened.enter_context(pikepdf.open(io.BytesIO(own.write_pdf())))
-        report = opened.enter_context(pikepdf.new())
-        report.pages.extend(own.pages[:first])
-        for sheet_page, furniture in zip(sheet_pages, own.pages[first:], strict=False):
-            report.pages.append(sheet_page)  # the sheet, under the report's header and footer
-            report.pages[-1].add_overlay(furniture)
-        report.pages.extend(own.pages[first + len(sheet_pages):])
-        report.Root.Lang = pikepdf.String(str(own.Root.get("/Lang", "zh-CN")))
-        report.docinfo["/Title"] = cycle.name
-        report.docinfo["/Keywords"] = signing.keywords(cycle.id, fingerprint)
-        report.docinfo["/Creator"] = "Tierdesk"
-        out = io.BytesIO()
-        report.save(out)
+    own = pdf.laid_out(pdf.html_document("pdf/report.html", summary=cycle_summary(cycle),
+                                         bare=True, **context))
+    signatures = next((i for i, page in enumerate(own.pages) if "signatures" in page.anchors),
+                      len(own.pages))
+    total = len(own.pages) + sum(joining.page_count(path) for path in sheet_parts)
+    # The header and footer of every page, in documents of at most `batch_size` pages so
+    # that memory does not grow with the report.
+    furniture = [pdf.render("pdf/report_furniture.html", pages=min(batch_size, total - start),
+                            first_page=start + 1, page_counter=pdf.page_counter_css(total),
+                            **context)
+                 for start in range(0, total, batch_size)]
+    data = joining.join(own.write_pdf(), signatures, sheet_parts, furniture, cycle.name,
+                        signing.keywords(cycle.id, fingerprint))
     if progress:
         progress(len(sheet_parts) + 1, len(sheet_parts) + 1)
-    return out.getvalue()
+    return data
 
 
 class PublicURLMissing(DomainError):
