@@ -427,3 +427,24 @@ def test_settling_the_last_sheet_of_a_part_renders_it_ahead(client, app, make, i
         with app.test_request_context():
             kept = len(_kept_parts(cycle))
         assert kept == (0 if n < 2 else 1 if n < 4 else 2), (n, kept)
+
+
+def test_a_joined_report_embeds_each_font_once(app, make):
+    """However many parts a report is joined from, it carries one embedded copy of
+    each font, holding every glyph its pages show (the text still reads back)."""
+    import pikepdf
+
+    from services import reports
+    s, cycle = signing_cycle(app, make)
+    with app.test_request_context():
+        data = reports.report_pdf(cycle, batch_size=2, processes=1)  # 3 parts, 4 furniture
+    with pikepdf.open(io.BytesIO(data)) as report:
+        files, fonts = set(), set()
+        for obj in report.objects:
+            if isinstance(obj, pikepdf.Dictionary) and obj.get("/Subtype") == "/Type0":
+                descriptor = obj.DescendantFonts[0].FontDescriptor
+                files.add(descriptor.FontFile3.objgen)
+                fonts.add(str(obj.DescendantFonts[0].BaseFont).split("+")[-1])
+    assert len(fonts) >= 1 and len(files) == len(fonts), (fonts, files)
+    text = pdf_text(data)
+    assert RARE_NAME in text and text.count("客户质量等级评估表") >= 5
