@@ -24,6 +24,7 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from models.customers import INDUSTRIES, NATURES
+from services.formatting import translated
 
 STATIC_DIR = (Path(__file__).resolve().parent.parent / "static").resolve()
 # The base URL of every document: relative links resolve inside static/.
@@ -158,8 +159,8 @@ def html_document(template_name, **context):
     """The HTML of a PDF template, for tests and for the renderer."""
     context.setdefault("page_counter", page_counter_css())
     context.setdefault("css_string", css_string)
-    context.setdefault("natures", NATURES)
-    context.setdefault("industries", INDUSTRIES)
+    context.setdefault("natures", translated(NATURES))
+    context.setdefault("industries", translated(INDUSTRIES))
     return render_template(template_name, **context)
 
 
