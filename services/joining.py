@@ -11,8 +11,7 @@ import subprocess
 from contextlib import ExitStack
 
 import pikepdf
-from fontTools import subset
-from fontTools.ttLib import TTFont
+import uharfbuzz as hb
 
 
 def page_count(path):
@@ -49,13 +48,13 @@ def join(own, at, parts, furniture, title, keywords):
 # needs, numbered as in the whole font. A report joined from many documents would
 # carry as many copies of the CJK font as it has parts, most glyphs again and again.
 # share_fonts() gives all copies of one font a single subset of the font file that
-# holds every glyph any of them had (fontTools, as WeasyPrint subsets), their widths
-# and their text mapping, as one pass would have embedded it.
+# holds every glyph any of them had (HarfBuzz, with the options WeasyPrint subsets
+# with), their widths and their text mapping, as one pass would have embedded it.
 
 _SUBSET_TAG = re.compile(r"^/?[A-Z]{6}\+")
 # The tables WeasyPrint drops when it subsets a font (weasyprint/pdf/fonts.py).
-_DROPPED_TABLES = ["BASE", "DSIG", "EBDT", "EBLC", "EBSC", "GPOS", "GSUB", "JSTF", "LTSH",
-                   "PCLT", "SVG"]
+_DROPPED_TABLES = ("BASE", "DSIG", "EBDT", "EBLC", "EBSC", "GPOS", "GSUB", "JSTF", "LTSH",
+                   "PCLT", "SVG ")
 
 
 def _fonts_of(resources, seen):
@@ -117,14 +116,12 @@ def _cmap_stream(document, text_map):
 
 
 def _original_font(font_file):
-    """(path, index) of the installed font an embedded subset was cut from, found by
-    its PostScript name through fontconfig (as WeasyPrint found it), or None."""
-    subset_font = TTFont(io.BytesIO(font_file.read_bytes()), lazy=True)
-    name = subset_font["name"].getDebugName(6)
-    if not name:
-        return None
+    """The HarfBuzz face of the installed font an embedded subset was cut from, found
+    by its PostScript name through fontconfig (as WeasyPrint found it), or None."""
+    name = hb.Face(hb.Blob(font_file.read_bytes())).get_name(
+        hb.OTNameIdPredefined.POSTSCRIPT_NAME)
     fc_match = shutil.which("fc-match")
-    if fc_match is None:
+    if not name or fc_match is None:
         return None
     # The name is the installed font's own, read back from what WeasyPrint embedded.
     found = subprocess.run([fc_match, "-f", "%{file}\n%{index}\n%{postscriptname}",  # noqa: S603
@@ -132,7 +129,20 @@ def _original_font(font_file):
                            check=False).stdout.split("\n")
     if len(found) < 3 or found[2] != name:
         return None
-    return found[0], int(found[1])
+    return hb.Face(hb.Blob.from_file_path(found[0]), int(found[1]))
+
+
+def _subset(face, glyphs):
+    """The font file of `face` cut down to `glyphs`, numbered as in the whole font."""
+    wanted = hb.SubsetInput()
+    for glyph in glyphs:
+        wanted.glyph_set.add(glyph)
+    wanted.flags = (hb.SubsetFlags.RETAIN_GIDS | hb.SubsetFlags.PASSTHROUGH_UNRECOGNIZED
+                    | hb.SubsetFlags.DESUBROUTINIZE | hb.SubsetFlags.NOTDEF_OUTLINE)
+    dropped = wanted.sets(hb.SubsetInputSets.DROP_TABLE_TAG)
+    for tag in _DROPPED_TABLES:
+        dropped.add(int.from_bytes(tag.encode(), "big"))
+    return hb.subset(face, wanted).blob.data
 
 
 def share_fonts(document):
@@ -155,17 +165,7 @@ def share_fonts(document):
         for font in fonts:
             widths.update(_widths(font))
             text_map.update(_text_map(font))
-        options = subset.Options(retain_gids=True, passthrough_tables=True,
-                                 ignore_missing_glyphs=True, hinting=False,
-                                 desubroutinize=True, notdef_outline=True)
-        options.drop_tables += _DROPPED_TABLES
-        subsetter = subset.Subsetter(options)
-        subsetter.populate(gids=sorted(widths))
-        whole = TTFont(original[0], fontNumber=original[1])
-        subsetter.subset(whole)
-        out = io.BytesIO()
-        whole.save(out)
-        font_file = pikepdf.Stream(document, out.getvalue())
+        font_file = pikepdf.Stream(document, _subset(original, sorted(widths)))
         font_file.Subtype = _font_file(fonts[0]).Subtype
         to_unicode = _cmap_stream(document, text_map)
         width_array = pikepdf.Array()
