@@ -767,3 +767,23 @@ def test_full_width_code_is_read_as_half_width(client, make):
     response = client.post("/customers/new", data=_form(east, code="Ｃ００７"))
     assert response.status_code == 303
     assert Customer.select().where(Customer.code == "C007").exists()
+
+
+def test_postgresql_finds_a_long_term_in_its_trigram_index(backend, app, make):
+    """On PostgreSQL the search's own conditions for a term of three characters or more
+    can be answered from the pg_trgm index: the planner, kept from reading the table,
+    takes it (an index on another expression than the search's would not serve)."""
+    if backend != "postgresql":
+        pytest.skip("pg_trgm is PostgreSQL's")
+    from models.customers import find_customers
+
+    branch = make.branch("E", "华东")
+    admin = make.user("admin_t", roles=("admin",))
+    for n in range(1, 40):
+        make.customer(branch, f"杭州西湖茶业{n}", code=f"C{n:04d}")
+    with app.test_request_context(), db.atomic():
+        db.execute_sql("SET LOCAL enable_seqscan = off")
+        for q in ("查无此名", "湖茶业", "xhc", "C003"):
+            sql, params = find_customers(admin, q=q).select(Customer.id).sql()
+            plan = "\n".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params))
+            assert "customer_search_trigram" in plan, (q, plan)
