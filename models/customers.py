@@ -6,7 +6,6 @@ from collections import namedtuple
 
 from peewee import (
     JOIN,
-    SQL,
     BlobField,
     BooleanField,
     CharField,
@@ -315,25 +314,24 @@ HOLDERS_OF_PHRASE = "SELECT rowid FROM customer_search_fts WHERE customer_search
 
 
 def few_holding(q):
-    """The ids (a subquery) of the customers whose code, name or initials hold `q`
-    (normalised), when at most FEW_HOLDERS do; else None.
+    """The ids of the customers whose code, name or initials hold `q` (normalised), when
+    at most FEW_HOLDERS do; else None.
 
-    A superset of search_condition()'s matches, which still applies: it only spares
-    the search a pass over every customer for a term that few or none hold, which the
-    index answers alone. A term of three characters or more on PostgreSQL is left to
-    the planner (None): its trigram index (migration 18) serves search_condition()'s
-    own ILIKEs."""
+    A superset of search_condition()'s matches, which still applies: it only spares the
+    search a pass over every customer for a term that few or none hold, which the index
+    answers alone. The ids come back as a list, not a subquery, so that the search starts
+    from them: PostgreSQL's planner, which cannot tell how few match a name's ILIKE,
+    read a whole branch rather than look up a subquery's handful. A term of three
+    characters or more on PostgreSQL is left to the planner (None): its trigram index
+    (migration 18) serves search_condition()'s own ILIKEs."""
     if len(q) <= 2:
         holders, term = HOLDERS_OF_PIECE, q
     elif is_sqlite():
         holders, term = HOLDERS_OF_PHRASE, '"' + q.replace('"', '""') + '"'  # all literal
     else:
         return None
-    found = raw_sql(f"SELECT COUNT(*) FROM ({holders} LIMIT {{p}}) AS few",  # noqa: S608
-                    (term, FEW_HOLDERS + 1)).fetchone()[0]
-    if found > FEW_HOLDERS:
-        return None
-    return SQL("(" + holders.replace("{p}", db.param) + ")", (term,))
+    ids = [row[0] for row in raw_sql(f"{holders} LIMIT {{p}}", (term, FEW_HOLDERS + 1))]
+    return ids if len(ids) <= FEW_HOLDERS else None
 
 
 def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=None,
