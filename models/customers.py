@@ -6,7 +6,6 @@ from collections import namedtuple
 
 from peewee import (
     JOIN,
-    SQL,
     BlobField,
     BooleanField,
     CharField,
@@ -28,6 +27,7 @@ from .base import (
     db,
     is_sqlite,
     prepared,
+    raw_sql,
     utcnow,
     write_transaction,
 )
@@ -301,29 +301,37 @@ def search_condition(q):
             | Customer.name_initials.startswith(q))
 
 
-# A term of at least three characters held by at most this many customers is looked
-# up in the trigram index (migration 12); more, and reading the book in order finds a
-# page of them sooner.
+# A term held by at most this many customers is looked up in an index of what customers
+# hold (migrations 12 and 18), and the search reads only those customers; more, and
+# reading the book in order finds a page of them sooner.
 FEW_HOLDERS = 500
+
+# The ids of the customers that hold a term, `{p}` its parameter: a one- or two-character
+# term among each customer's pieces (migration 18), a longer one in SQLite's trigram table
+# (migration 12; the parameter is an FTS5 phrase).
+HOLDERS_OF_PIECE = "SELECT customer_id FROM customer_search_piece WHERE piece = {p}"
+HOLDERS_OF_PHRASE = "SELECT rowid FROM customer_search_fts WHERE customer_search_fts MATCH {p}"
 
 
 def few_holding(q):
-    """The ids (a subquery) of the customers whose code, name or initials contain `q`,
-    when the trigram index can tell and at most FEW_HOLDERS do; else None.
+    """The ids of the customers whose code, name or initials hold `q` (normalised), when
+    at most FEW_HOLDERS do; else None.
 
-    A superset of search_condition()'s matches, which still applies: it only spares
-    the search a pass over every customer for a term that few hold. SQLite only
-    (PostgreSQL has no FTS5 table)."""
-    if len(q) < 3 or not is_sqlite():
+    A superset of search_condition()'s matches, which still applies: it only spares the
+    search a pass over every customer for a term that few or none hold, which the index
+    answers alone. The ids come back as a list, not a subquery, so that the search starts
+    from them: PostgreSQL's planner, which cannot tell how few match a name's ILIKE,
+    read a whole branch rather than look up a subquery's handful. A term of three
+    characters or more on PostgreSQL is left to the planner (None): its trigram index
+    (migration 18) serves search_condition()'s own ILIKEs."""
+    if len(q) <= 2:
+        holders, term = HOLDERS_OF_PIECE, q
+    elif is_sqlite():
+        holders, term = HOLDERS_OF_PHRASE, '"' + q.replace('"', '""') + '"'  # all literal
+    else:
         return None
-    phrase = '"' + q.replace('"', '""') + '"'  # one literal string, whatever was typed
-    found = db.execute_sql("SELECT COUNT(*) FROM (SELECT rowid FROM customer_search_fts "
-                           "WHERE customer_search_fts MATCH ? LIMIT ?)",
-                           (phrase, FEW_HOLDERS + 1)).fetchone()[0]
-    if found > FEW_HOLDERS:
-        return None
-    return SQL("(SELECT rowid FROM customer_search_fts WHERE customer_search_fts MATCH ?)",
-               (phrase,))
+    ids = [row[0] for row in raw_sql(f"{holders} LIMIT {{p}}", (term, FEW_HOLDERS + 1))]
+    return ids if len(ids) <= FEW_HOLDERS else None
 
 
 def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=None,
@@ -385,11 +393,12 @@ def search_page(query, sort, descending, page, size, cap):
     """(total, rows, capped) of page `page` of a search-as-you-type query, or None when
     the page lies beyond `cap` matches.
 
-    A search for what someone is typing cannot use an index (the name matches
-    anywhere), so counting its matches and then finding a page would scan the book
-    twice. This takes the ids of the first `cap` + 1 matches in display order in one
-    pass, which stops early for a common term; past `cap` the total reads "more than
-    `cap`" (capped True)."""
+    A term that many customers hold is found by reading the book in display order (no
+    ordinary index finds a name that matches anywhere; few_holding() and the trigram
+    index serve the terms few hold), so counting its matches and then finding a page
+    would read it twice. This takes the ids of the first `cap` + 1 matches in display
+    order in one pass, which stops early for a common term; past `cap` the total reads
+    "more than `cap`" (capped True)."""
     if page * size > cap:
         return None
     column = SORTS.get(sort, Customer.code)

@@ -335,6 +335,22 @@ def test_update_lists_changes_and_unchanged_rows(company, make):
     assert Customer.get_by_id(same.id).updated_at == stamp
 
 
+def test_search_finds_what_an_import_wrote(company, make):
+    """Customers an import creates and renames are found by search as a plain pass over
+    every customer finds them (the import writes in bulk, past the model's save())."""
+    from tests.test_customers import TERMS, _search_agrees_with_a_full_scan
+
+    make.customer(code="C0001", name="旧名称科技", branch=company["sh"])
+    make.customer(code="C0002", name="原样公司", branch=company["sh"])
+    rows = [["C0001", "鑫源湖茶"], ["C0002", "原样公司"]] + [
+        [f"C{n:04d}", ["杭州西湖茶业", "科达建设集团", f"独一{n}号商行"][n % 3]]
+        for n in range(3, 40)]
+    assert imported(xlsx(["客户编号", "客户名称", "所属分公司"],
+                         *[[*row, "上海分公司"] for row in rows]), company["admin"]) == {
+        "create": 37, "update": 1, "unchanged": 1}
+    _search_agrees_with_a_full_scan(company["admin"], TERMS + ("旧名", "旧名称", "鑫源", "xy"))
+
+
 def test_branch_scoped_user_imports_only_their_branch(company, make):
     """A branch-scoped user imports only their branch and learns nothing about others."""
     make.customer(code="B001", name="北京秘密客户", branch=company["bj"])

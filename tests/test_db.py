@@ -178,6 +178,28 @@ def test_a_failing_migration_leaves_the_previous_version(backend, tmp_path, monk
             pg_execute(f"DROP SCHEMA {url.rsplit('%3D', 1)[1]} CASCADE")
 
 
+def test_the_search_migration_stops_on_a_postgresql_without_pg_trgm(monkeypatch):
+    """Migration 18 on a PostgreSQL server that lacks pg_trgm fails, saying what to
+    install, before it creates anything (the search would otherwise read the book)."""
+    import models.base
+    from migrations.m0018_customer_search_pieces import migrate
+
+    class ServerWithoutTrigrams:
+        def __init__(self):
+            self.statements = []
+
+        def execute_sql(self, sql, params=None):
+            self.statements.append(sql)
+            assert "pg_available_extensions" in sql, sql
+            return sqlite3.connect(":memory:").execute("SELECT 1 WHERE 0")
+
+    server = ServerWithoutTrigrams()
+    monkeypatch.setattr(models.base, "is_sqlite", lambda: False)
+    with pytest.raises(RuntimeError, match="pg_trgm.*contrib"):
+        migrate(server)
+    assert len(server.statements) == 1
+
+
 def test_the_url_picks_the_driver(backend, app):
     """DATABASE_URL=postgresql://… gives pooled PostgreSQL; sqlite:///… pooled SQLite."""
     from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
