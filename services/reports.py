@@ -277,6 +277,16 @@ def _prune_parts(cycle, keep):
             path.unlink(missing_ok=True)
 
 
+def _own_pages(cycle, context):
+    """The report's own document, bare: (PDF bytes, its page count, the index of the
+    signature page, before which the sheets go). Its layout is let go on return."""
+    own = pdf.laid_out(pdf.html_document("pdf/report.html", summary=cycle_summary(cycle),
+                                         bare=True, **context))
+    signatures = next((i for i, page in enumerate(own.pages) if "signatures" in page.anchors),
+                      len(own.pages))
+    return own.write_pdf(), len(own.pages), signatures
+
+
 def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, signed=None,
                processes=None):
     """The committee report of `cycle`: cover and summary, every assessment sheet,
@@ -293,18 +303,15 @@ def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, s
     processes = processes or current_app.config.get("REPORT_PROCESSES") or os.cpu_count()
     sheet_parts = _rendered_parts(cycle, sheet_batches(cycle, batch_size), progress, processes)
     _prune_parts(cycle, set(sheet_parts))
-    own = pdf.laid_out(pdf.html_document("pdf/report.html", summary=cycle_summary(cycle),
-                                         bare=True, **context))
-    signatures = next((i for i, page in enumerate(own.pages) if "signatures" in page.anchors),
-                      len(own.pages))
-    total = len(own.pages) + sum(joining.page_count(path) for path in sheet_parts)
+    own, own_pages, signatures = _own_pages(cycle, context)
+    total = own_pages + sum(joining.page_count(path) for path in sheet_parts)
     # The header and footer of every page, in documents of at most `batch_size` pages so
     # that memory does not grow with the report.
     furniture = [pdf.render("pdf/report_furniture.html", pages=min(batch_size, total - start),
                             first_page=start + 1, page_counter=pdf.page_counter_css(total),
                             **context)
                  for start in range(0, total, batch_size)]
-    data = joining.join(own.write_pdf(), signatures, sheet_parts, furniture, cycle.name,
+    data = joining.join(own, signatures, sheet_parts, furniture, cycle.name,
                         signing.keywords(cycle.id, fingerprint))
     if progress:
         progress(len(sheet_parts) + 1, len(sheet_parts) + 1)
