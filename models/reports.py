@@ -14,8 +14,9 @@ from .people import User
 
 JOB_STATES = {"queued": _l("Waiting to start"), "running": _l("Rendering"),
               "done": _l("Done"), "failed": _l("Failed")}
-# A render takes minutes (a thousand sheets, about two and a half); one queued or running
-# for this long has lost its worker (stopped or restarted) and may be started again.
+# A render takes seconds when its sheets were rendered ahead, a few minutes when not (a
+# thousand sheets, about two); one queued or running for this long has lost its worker
+# (stopped or restarted) and may be started again.
 STALLED_AFTER = datetime.timedelta(minutes=30)
 # Finished reports kept on disk per cycle: the page lists as many.
 KEPT_FILES = 5

@@ -146,8 +146,8 @@ def tier_handbook_pdf(today=None):
 
 # --- The committee report ----------------------------------------------------------
 #
-# A report of a thousand sheets takes a single WeasyPrint process some four minutes,
-# nearly all of it laying out the sheets. So the sheets are laid out ahead, in parts
+# A report of a thousand sheets takes a single WeasyPrint process about two and a half
+# minutes, nearly all of it laying out the sheets. So the sheets are laid out ahead, in parts
 # of `batch_size` sheets (REPORT_BATCH) in agenda order: the worker renders a part as
 # soon as the chair has settled all its sheets (warm_part), and the report renders
 # only the parts it does not find, several at once in worker processes. A part is
