@@ -1,6 +1,6 @@
 """The committee report joined from documents rendered apart (services/reports.py):
-their pages in order, the report's header and footer laid over the sheets' pages,
-and one embedded copy of each font.
+their pages in order, the report's header and footer laid over every page, and one
+embedded copy of each font.
 
 pikepdf (qpdf) loads here, where a report is joined, not in every web process.
 """
@@ -90,7 +90,8 @@ def _widths(font):
 
 
 def _text_map(font):
-    """{glyph: "<hex of its text>"} of a font's ToUnicode CMap (bfchar entries)."""
+    """{glyph: "<hex of its text>"} of a font's ToUnicode CMap (WeasyPrint writes
+    bfchar entries only)."""
     cmap = font.ToUnicode.read_bytes().decode("latin-1") if "/ToUnicode" in font else ""
     found = {}
     for block in re.findall(r"beginbfchar(.*?)endbfchar", cmap, re.S):
