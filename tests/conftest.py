@@ -96,7 +96,11 @@ def app(database_url, backend, tmp_path):
             tables = ", ".join(f'"{m._meta.table_name}"' for m in ALL_MODELS
                                if m is not SchemaVersion)
             if table_exists("schema_version"):
-                db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+                # A transaction some earlier test left open would make this wait for
+                # ever: fail this test instead, naming the cause.
+                with db.atomic():
+                    db.execute_sql("SET LOCAL lock_timeout = '60s'")
+                    db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         upgrade()
         db.close()
     yield app
