@@ -9,6 +9,7 @@ from models import Activity, AuditEvent, DomainError, ServiceStatus, Tier, TierP
 from models.compliance import (
     OverdueCountCache,
     count_overdue,
+    count_tiers,
     due_soon,
     overdue,
     overdue_counts,
@@ -220,9 +221,10 @@ def test_overdue_lists_show_days_and_the_last_activity(app, world, make):
 
 
 def test_kept_overdue_counts_equal_a_fresh_count_after_every_kind_of_write(app, world, make):
-    """The counts kept between requests equal a fresh count after each write that changes
-    who is overdue: an activity logged, moved or deleted, a customer added, re-tiered,
-    moved to another branch or manager, a new policy; and they are reused in between."""
+    """The counts kept between requests (overdue per kind, holders and overdue per tier)
+    equal a fresh count after each write that changes who is overdue: an activity
+    logged, moved or deleted, a customer added, re-tiered, moved to another branch or
+    manager, a new policy; and they are reused in between."""
     t, east, west = world["tiers"], world["east"], world["west"]
     shapes = [(world["director"], {}), (world["director"], {"group_by": "branch"}),
               (world["bm"], {"group_by": "account_manager"}),
@@ -236,10 +238,14 @@ def test_kept_overdue_counts_equal_a_fresh_count_after_every_kind_of_write(app, 
                 kept = overdue_counts(user, **args)
                 assert kept == count_overdue(user, **args), (user.username, args)
                 assert overdue_counts(user, **args) == kept  # the kept answer, reused
+            for user in (world["director"], world["bm"], world["bm_w"]):
+                kept = tier_counts(user)
+                assert kept == count_tiers(user) == tier_counts(user), user.username
             seen.append(overdue_counts(world["director"]))
+            seen.append(tier_counts(world["director"]))
 
     same_as_fresh()
-    assert OverdueCountCache.select().count() == len(shapes)
+    assert OverdueCountCache.select().count() == len(shapes) + 3
     customer = make.customer(east, "缓存客户", tier=t["A"], account_manager=world["rep"])
     same_as_fresh()
     with app.test_request_context():
