@@ -10,7 +10,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from forms import Form, choices
+from forms import Form, QueryForm, choices
 from i18n import lazy_gettext as _l
 from models import Branch
 from models.people import LANGUAGES, ROLES
@@ -52,3 +52,34 @@ class BranchForm(Form):
     code = StringField(_l("Code"), validators=[DataRequired(), Length(max=32), CODE])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
     region = StringField(_l("Region"), validators=[Optional(), Length(max=100)])
+
+
+class UserFilterForm(QueryForm):
+    """The list of users: by name, branch, role and status, a page at a time."""
+    q = StringField(_l("Search"), validators=[Optional(), Length(max=64)],
+                    render_kw={"placeholder": _l("Username or name"), "type": "search"})
+    branch = SelectField(_l("Branch"), validators=[Optional()], validate_choice=False)
+    role = SelectField(_l("Role"), choices=choices([("", _l("All roles")), *ROLES.items()]),
+                       default="")
+    status = SelectField(_l("Status"), default="", choices=choices([
+        ("", _l("All")), ("active", _l("Active")), ("inactive", _l("Deactivated"))]))
+    page = IntegerField(default=1, validators=[Optional(), NumberRange(1, 100000)])
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.branch.choices = choices([("", _l("All branches"))] + [
+            (str(b.id), b.name) for b in Branch.select().order_by(Branch.code)])
+
+    def filters(self):
+        """The valid filters as find_users() takes them."""
+        branch = self.value("branch", "")
+        return {"q": (self.value("q") or "").strip(), "role": self.value("role"),
+                "status": self.value("status"),
+                "branch_id": int(branch) if branch.isdigit() else None}
+
+    def args(self):
+        """The valid filters as query arguments, for the pager and the pushed URL."""
+        found = self.filters()
+        return {name: value for name, value in (
+            ("q", found["q"]), ("branch", found["branch_id"]), ("role", found["role"]),
+            ("status", found["status"])) if value}

@@ -1,11 +1,28 @@
 """Administration of users and branches (views/admin.py, forms/admin.py): creating
 and changing them, audited. It stands above people.py and audit.py: an audit row
 names its User, so people.py cannot write one."""
+from peewee import JOIN
+
 from i18n import lazy_gettext as _l
 
 from .audit import audit
 from .base import DomainError, write_transaction
 from .people import BRANCH_SCOPED_ROLES, LANGUAGES, ROLES, Branch, User
+
+
+def find_users(q="", branch_id=None, role=None, status=None):
+    """Users with their branch, by username: `q` in the username or name, of one
+    branch, holding one role, active or not (`status` "active" or "inactive")."""
+    query = User.select(User, Branch).join(Branch, JOIN.LEFT_OUTER).order_by(User.username)
+    if q:
+        query = query.where(User.username.contains(q) | User.display_name.contains(q))
+    if branch_id:
+        query = query.where(User.branch == branch_id)
+    if role in ROLES:
+        query = query.where(User.roles_text.contains(f",{role},"))
+    if status in ("active", "inactive"):
+        query = query.where(User.active == (status == "active"))
+    return query
 
 
 def save_user(user, *, username, display_name, roles, branch, language="zh_CN", active=True,

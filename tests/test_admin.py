@@ -83,3 +83,44 @@ def test_missing_user_is_404(client, login_as):
     """Editing a user that does not exist answers 404."""
     login_as("admin")
     assert client.get("/admin/users/99999").status_code == 404
+
+
+def test_users_are_found_by_name_branch_role_and_status_a_page_at_a_time(
+        app, client, login_as, make):
+    """The users page pages through a large company and narrows by name (Chinese or
+    username), branch, role and status; htmx gets the table with the URL to push; a
+    filter value that makes no sense is ignored, never an error page."""
+    login_as("admin")
+    app.config["PAGE_SIZE"] = 10
+    gz, sh = make.branch("GZ", "广州分公司"), make.branch("SH", "上海分公司")
+    for n in range(12):
+        make.user(f"gz_rep{n:02}", roles=("sales_rep",), branch=gz, display_name=f"广州代表{n}")
+    make.user("sh_bm", roles=("branch_manager",), branch=sh, display_name="上海经理")
+    make.user("gone", roles=("sales_rep",), branch=sh, display_name="离职员工", active=False)
+
+    def names(page):
+        return re.findall(r'<a href="/admin/users/\d+">([^<]+)</a>', page)
+
+    first = client.get("/admin/users").get_data(as_text=True)
+    assert len(names(first)) == 10 and "共 15 条，第 1 / 2 页" in first
+    assert names(first) == sorted(names(first))
+    second = client.get("/admin/users?page=2").get_data(as_text=True)
+    assert not set(names(first)) & set(names(second))
+    assert names(client.get("/admin/users?q=上海").get_data(as_text=True)) == ["sh_bm"]
+    assert names(client.get("/admin/users?q=rep11").get_data(as_text=True)) == ["gz_rep11"]
+    by_branch = client.get(f"/admin/users?branch={sh.id}").get_data(as_text=True)
+    assert names(by_branch) == ["gone", "sh_bm"]
+    assert names(client.get("/admin/users?role=branch_manager").get_data(as_text=True)) == [
+        "sh_bm"]
+    assert names(client.get("/admin/users?status=inactive").get_data(as_text=True)) == ["gone"]
+    assert "离职员工" not in client.get("/admin/users?status=active").get_data(as_text=True)
+    nothing = client.get("/admin/users?q=无此人").get_data(as_text=True)
+    assert names(nothing) == [] and "没有符合条件的用户" in nothing
+    for junk in ("page=abc", "page=-1", "branch=x", "role=wizard", "status=maybe"):
+        response = client.get(f"/admin/users?{junk}")
+        assert response.status_code == 200 and len(names(response.get_data(as_text=True))) == 10
+    partial = client.get(f"/admin/users?branch={gz.id}&q=代表&page=2",
+                         headers={"HX-Request": "true"})
+    assert "<html" not in partial.get_data(as_text=True)
+    assert names(partial.get_data(as_text=True)) == ["gz_rep10", "gz_rep11"]
+    assert partial.headers["HX-Push-Url"] == f"/admin/users?page=2&q=%E4%BB%A3%E8%A1%A8&branch={gz.id}"

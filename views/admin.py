@@ -1,11 +1,21 @@
 """Administration of users and branches."""
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
-from peewee import JOIN, fn
+from peewee import fn
 
-from forms.admin import BranchForm, UserForm
+from extensions import htmx
+from forms.admin import BranchForm, UserFilterForm, UserForm
 from models import Branch, Customer, DomainError, User
-from models.admin import save_branch, save_user
+from models.admin import find_users, save_branch, save_user
 from models.people import LANGUAGES, ROLES
 from services.formatting import translated
 
@@ -17,10 +27,19 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @bp.route("/users")
 @role_required("admin")
 def users():
-    """Every user with roles and branch."""
-    rows = User.select(User, Branch).join(Branch, JOIN.LEFT_OUTER).order_by(User.username)
-    return render_template("admin/users.html", users=rows, languages=translated(LANGUAGES),
-                           role_labels=translated(ROLES))
+    """Users with roles and branch, filtered and a page at a time; htmx gets the table."""
+    form = UserFilterForm(request.args)
+    query = find_users(**form.filters())
+    size, page = current_app.config["PAGE_SIZE"], form.value("page", 1)
+    context = dict(form=form, users=list(query.paginate(page, size)), total=query.count(),
+                   page=page, size=size, args=form.args(),
+                   languages=translated(LANGUAGES), role_labels=translated(ROLES))
+    if htmx:
+        response = make_response(render_template("admin/_users.html", **context))
+        response.headers["HX-Push-Url"] = url_for(
+            "admin.users", page=page if page > 1 else None, **form.args())
+        return response
+    return render_template("admin/users.html", **context)
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
