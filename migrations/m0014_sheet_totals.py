@@ -9,8 +9,8 @@ the same sheet at once recompute one after the other and neither total goes stal
 
 - preliminary_total: the sum of the preliminary points (NULL: none given);
 - committee_mean: the committee members' totals averaged, i.e. the sum of their points
-  over the number of members who gave any (NULL: none yet), as committee_arithmetic()
-  in models/cycles.py computes it.
+  over the number of members who gave any (NULL: none yet). The chair's board, the
+  summary and the report all read it from here.
 """
 import peewee as pw
 from playhouse.migrate import SchemaMigrator

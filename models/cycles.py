@@ -561,24 +561,28 @@ def sheet_total(assessment, stage, user):
 
 # --- The committee's view of one assessment -------------------------------------
 
+def two_places(mean):
+    """A mean as the committee's means are shown, on screen and on paper (None: none)."""
+    return None if mean is None else round(mean, 2)
+
+
 def average(values):
-    """The mean of `values` to two places (None for none): how the committee's means
-    are shown, on screen and on paper."""
-    return round(sum(values) / len(values), 2) if values else None
+    """The mean of `values` to two places (None for none)."""
+    return two_places(sum(values) / len(values)) if values else None
 
 
 def committee_arithmetic(points):
     """The committee's figures of one sheet from {(member, criterion): points} (None:
-    not scored yet): ({member: total}, {criterion: [points given]}, the committee
-    mean). The chair's board and the printed sheet count with this; the cycle summary's
-    SQL (_summary_rows) counts the same way in the database."""
+    not scored yet): ({member: total}, {criterion: [points given]}). The sheet's
+    committee mean is not counted here: the database keeps it (the committee_mean
+    column, migration 14), for every reader."""
     totals, given = {}, {}
     for (member_id, criterion_id), value in points.items():
         if value is None:
             continue
         totals[member_id] = totals.get(member_id, 0) + value
         given.setdefault(criterion_id, []).append(value)
-    return totals, given, average(list(totals.values()))
+    return totals, given
 
 
 def committee_summary(assessment, template=None, cycle=None):
@@ -588,12 +592,17 @@ def committee_summary(assessment, template=None, cycle=None):
     or on different sides of a band boundary)."""
     template = template or assessment.template
     cycle = cycle or assessment.cycle
-    # (member, criterion, points) rows: the chair's panel polls this every few seconds.
-    scores = list(Score.select(Score.member, Score.criterion, Score.points)
-                  .where(Score.assessment == assessment.id, Score.stage == "committee")
-                  .tuples())
+    # (member, criterion, points, the sheet's kept mean) rows, read in one statement so
+    # that the mean is that of these scores (a member may be saving at this moment).
+    rows = list(Score.select(Score.member, Score.criterion, Score.points,
+                             Assessment.committee_mean)
+                .join(Assessment, on=(Score.assessment == Assessment.id))
+                .where(Score.assessment == assessment.id, Score.stage == "committee")
+                .tuples())
+    scores = [row[:3] for row in rows]
     scored = {(member_id, criterion_id): value for member_id, criterion_id, value in scores}
-    by_member, by_criterion, mean = committee_arithmetic(scored)
+    by_member, by_criterion = committee_arithmetic(scored)
+    mean = two_places(rows[0][3]) if rows else None
     totals = sorted(by_member.values())
     criteria_count = len(template.criteria_with_levels())
     scored_by = {}  # criteria each person has given points for, the chair included

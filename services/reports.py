@@ -28,7 +28,7 @@ from models import (
     Tier,
     User,
 )
-from models.cycles import average, committee_arithmetic, cycle_summary
+from models.cycles import average, committee_arithmetic, cycle_summary, two_places
 from models.signing import CycleSignature, report_signatures, results_fingerprint, unsigned_signers
 from models.tiers import POLICY_LABELS, PRIORITIES, current_policies
 from services import pdf, signing
@@ -78,7 +78,8 @@ def sheets_data(assessments, template_of=None):
         member_order = sorted({s.member_id for s in committee},
                               key=lambda m: (users[m].display_name if m in users else "", m))
         points = {(s.member_id, s.criterion): s.points for s in committee}
-        totals, given, committee_mean = committee_arithmetic(points)
+        totals, given = committee_arithmetic(points)
+        committee_mean = two_places(assessment.committee_mean)  # kept by migration 14
         rows = []
         for criterion in template.criteria_with_levels():
             prelim = preliminary.get(criterion.id)
