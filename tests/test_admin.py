@@ -123,4 +123,5 @@ def test_users_are_found_by_name_branch_role_and_status_a_page_at_a_time(
                          headers={"HX-Request": "true"})
     assert "<html" not in partial.get_data(as_text=True)
     assert names(partial.get_data(as_text=True)) == ["gz_rep10", "gz_rep11"]
-    assert partial.headers["HX-Push-Url"] == f"/admin/users?page=2&q=%E4%BB%A3%E8%A1%A8&branch={gz.id}"
+    assert partial.headers["HX-Push-Url"] == (
+        f"/admin/users?page=2&q=%E4%BB%A3%E8%A1%A8&branch={gz.id}")
