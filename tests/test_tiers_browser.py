@@ -34,3 +34,21 @@ def test_compliance_filters_redraw_counts_groups_and_choices(app, new_page, worl
     page.go_back()
     expect(page.get_by_label("Account manager")).to_have_value("")
     expect(page.locator("details summary")).to_have_text("Per account manager")
+
+
+def test_the_tiers_and_users_lists_fit_a_phone(app, new_page, world):  # noqa: F811
+    """At 390 px the tier and user lists are cards, one per row, labelled field by
+    field: nothing scrolls sideways; at 1366 px they are tables again."""
+    page = new_page()
+    log_in(page, "admin")
+    for path, testid_row in (("/tiers", "[data-testid=tiers] tbody tr"),
+                             ("/admin/users", "#users tbody tr")):
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        first = page.locator(testid_row).first
+        expect(first).to_have_css("display", "block")
+        assert first.locator("td[data-label]").count() >= 4
+        screenshot(page, f"phone-{path.strip('/').replace('/', '-')}")
+        page.set_viewport_size({"width": 1366, "height": 900})
+        expect(first).to_have_css("display", "table-row")
