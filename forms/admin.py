@@ -10,9 +10,10 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from forms import Form, QueryForm, choices
+from forms import Form, QueryForm, choices, chosen_id
 from i18n import lazy_gettext as _l
 from models import Branch
+from models.customers import normalise_query
 from models.people import LANGUAGES, ROLES
 
 CODE = Regexp(r"^[A-Za-z0-9_-]+$", message=_l("Use letters, digits, - and _ only."))
@@ -58,7 +59,7 @@ class UserFilterForm(QueryForm):
     """The list of users: by name, branch, role and status, a page at a time."""
     q = StringField(_l("Search"), validators=[Optional(), Length(max=64)],
                     render_kw={"placeholder": _l("Username or name"), "type": "search"})
-    branch = SelectField(_l("Branch"), validators=[Optional()], validate_choice=False)
+    branch = SelectField(_l("Branch"), validators=[Optional()], choices=[])
     role = SelectField(_l("Role"), choices=choices([("", _l("All roles")), *ROLES.items()]),
                        default="")
     status = SelectField(_l("Status"), default="", choices=choices([
@@ -69,13 +70,12 @@ class UserFilterForm(QueryForm):
         super().__init__(args)
         self.branch.choices = choices([("", _l("All branches"))] + [
             (str(b.id), b.name) for b in Branch.select().order_by(Branch.code)])
+        self.validate()  # again, now that the branches to choose from are known
 
     def filters(self):
         """The valid filters as find_users() takes them."""
-        branch = self.value("branch", "")
-        return {"q": (self.value("q") or "").strip(), "role": self.value("role"),
-                "status": self.value("status"),
-                "branch_id": int(branch) if branch.isdigit() else None}
+        return {"q": normalise_query(self.value("q")), "role": self.value("role"),
+                "status": self.value("status"), "branch_id": chosen_id(self.branch)}
 
     def args(self):
         """The valid filters as query arguments, for the pager and the pushed URL."""

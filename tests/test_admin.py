@@ -116,7 +116,8 @@ def test_users_are_found_by_name_branch_role_and_status_a_page_at_a_time(
     assert "离职员工" not in client.get("/admin/users?status=active").get_data(as_text=True)
     nothing = client.get("/admin/users?q=无此人").get_data(as_text=True)
     assert names(nothing) == [] and "没有符合条件的用户" in nothing
-    for junk in ("page=abc", "page=-1", "branch=x", "role=wizard", "status=maybe"):
+    for junk in ("page=abc", "page=-1", "branch=x", "branch=99999999999999999999999",
+                 "role=wizard", "status=maybe", "q=%00"):
         response = client.get(f"/admin/users?{junk}")
         assert response.status_code == 200 and len(names(response.get_data(as_text=True))) == 10
     partial = client.get(f"/admin/users?branch={gz.id}&q=代表&page=2",
