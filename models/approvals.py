@@ -34,6 +34,7 @@ from .audit import audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
 from .customers import Customer, TierHistory, search_condition
 from .cycles import Assessment, GradingCycle
+from .notices import notify
 from .people import ROLES, Branch, User, scoped_to_branch
 from .tiers import Tier
 
@@ -322,6 +323,7 @@ def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, ass
     request.from_tier, request.to_tier = from_tier, to_tier
     audit("tier_change_filed", request, actor=user,
           after={**request.audit_dict(), "rule": key, "steps": roles})
+    _notify_waiting(request, first, customer)
     return request
 
 
@@ -483,6 +485,7 @@ def _decide(step_id, user, decision, comment):
     if decision == "reject":
         _close(request, "rejected", comment, now)
         audit("tier_change_rejected", request, actor=user, after=after)
+        _notify_decided(request, customer, user, comment)
         return request
     following = (ApprovalStep.select().where(ApprovalStep.request == request.id,
                                              ApprovalStep.position > step.position)
@@ -492,6 +495,8 @@ def _decide(step_id, user, decision, comment):
         TierChangeRequest.update(waiting_step=following.id, waiting_role=following.role).where(
             TierChangeRequest.id == request.id).execute()
         audit("tier_change_step_approved", request, actor=user, after=after)
+        following.status = "pending"
+        _notify_waiting(request, following, customer)
         return request
     # The last step: the customer's tier moves, if it is still the one we started from.
     same_tier = (Customer.tier.is_null() if request.from_tier_id is None
@@ -510,7 +515,67 @@ def _decide(step_id, user, decision, comment):
     audit("tier_change_approved", request, actor=user, after={
         **after, "from_tier": request.from_tier_id, "to_tier": request.to_tier_id,
         "effective_on": request.effective_on})
+    _notify_decided(request, customer, user, comment)
     return request
+
+
+# --- Notices -------------------------------------------------------------------
+
+def deciders(step, request):
+    """The active users who may decide `step` of `request` now (decider_refusal says
+    none): its role's holders, of the request's branch where the role or the person is
+    branch-scoped."""
+    candidates = User.with_role(step.role).where(User.active)
+    if step.role == "branch_manager":
+        candidates = candidates.where(User.branch == request.branch_id)
+    return [u for u in candidates.order_by(User.id)
+            if decider_refusal(step, u, request) is None]
+
+
+def _tiers_text(request):
+    to_tier = request.to_tier if isinstance(request.to_tier, Tier) else \
+        Tier.get_by_id(request.to_tier_id)
+    from_tier = request.from_tier if isinstance(request.from_tier, Tier) else (
+        Tier.get_by_id(request.from_tier_id) if request.from_tier_id else None)
+    return (from_tier.display_name if from_tier else "—"), to_tier.display_name
+
+
+def _notify_waiting(request, step, customer):
+    """Tell each person who may decide `step` that it waits for them (inside the
+    caller's transaction, like the step itself)."""
+    from_name, to_name = _tiers_text(request)
+    link = f"/tier-changes/{request.id}"
+    for person in deciders(step, request):
+        notify("approval_waiting", person,
+               _l("Approval waiting: %(customer)s %(from_tier)s → %(to_tier)s",
+                  customer=customer.name, from_tier=from_name, to_tier=to_name),
+               _l("The tier change of %(customer)s (%(code)s) from %(from_tier)s to "
+                  "%(to_tier)s waits for your decision as %(role)s.\n\nReason: "
+                  "%(reason)s", customer=customer.name, code=customer.code,
+                  from_tier=from_name, to_tier=to_name, role=step.role_label,
+                  reason=request.reason or "—"),
+               link, about=request, branch_id=request.branch_id)
+
+
+def _notify_decided(request, customer, decider, comment):
+    """Tell the requester the outcome (a cycle's requests have none)."""
+    if not request.requested_by_id:
+        return
+    requester = User.get_or_none(User.id == request.requested_by_id)
+    if requester is None or not requester.active:
+        return
+    from_name, to_name = _tiers_text(request)
+    outcome = STATUSES.get(request.status, request.status)
+    notify("request_decided", requester,
+           _l("Your request was decided (%(outcome)s): %(customer)s %(from_tier)s → "
+              "%(to_tier)s", outcome=outcome, customer=customer.name, from_tier=from_name,
+              to_tier=to_name),
+           _l("%(name)s decided the tier change of %(customer)s (%(code)s) from "
+              "%(from_tier)s to %(to_tier)s: %(outcome)s.\n\nComment: %(comment)s",
+              name=decider.display_name, customer=customer.name, code=customer.code,
+              from_tier=from_name, to_tier=to_name, outcome=outcome,
+              comment=comment or "—"),
+           f"/tier-changes/{request.id}", about=request, branch_id=request.branch_id)
 
 
 def _reference(request):

@@ -1,6 +1,7 @@
-"""Background jobs (huey): long report renders, and the reading of uploaded customer
-files, run in a worker, not in a request. Every job is queued from here
-(queue_preview, queue_report, queue_report_part, requeue_report).
+"""Background jobs (huey): long report renders, the reading of uploaded customer
+files, and the delivery of notices run in a worker, not in a request. Every job is
+queued from here (queue_preview, queue_report, queue_report_part, requeue_report,
+queue_notices); deliver_due_notices also runs every minute by itself.
 
 Storage is a SQLite file under instance/ by default, Redis when REDIS_URL is
 set. Run the worker beside the web server through its own entry, worker.py:
@@ -17,13 +18,14 @@ import traceback
 from pathlib import Path
 
 from flask import current_app, has_app_context
-from huey import RedisHuey, SqliteHuey
+from huey import RedisHuey, SqliteHuey, crontab
 
 from models import DomainError, GradingCycle, ReportJob, audit, db, utcnow
 from models.base import private_sqlite_file
+from models.notices import due_ids, sweep_interrupted
 from models.reports import prune_report_files
 from models.signing import results_fingerprint
-from services import reports
+from services import notify, reports
 from services.customer_io import keep_upload, read_upload
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -108,6 +110,30 @@ def _warm_part(cycle_id, assessment_id):
 
 
 @huey.task()
+def deliver_notice(notice_id):
+    """Send one notice of the outbox (services/notify.py: claim, send, mark)."""
+    _in_app(notify.deliver, notice_id)
+
+
+@huey.periodic_task(crontab(minute="*"))
+def deliver_due_notices():
+    """Every minute: mark failed the notices whose worker stopped mid-send, then send
+    the pending ones whose time has come (new ones, and retries after their back-off).
+    Each is claimed before it is sent, so a second worker doing the same skips it."""
+    _in_app(send_due_notices)
+
+
+def send_due_notices(limit=200):
+    """Sweep interrupted notices, then deliver every due one; returns {state: count}."""
+    sweep_interrupted()
+    done = {}
+    for notice_id in due_ids(limit):
+        state = notify.deliver(notice_id)
+        done[state] = done.get(state, 0) + 1
+    return done
+
+
+@huey.task()
 def read_import(batch_id):
     """Read an uploaded customer file into its preview (see customer_io.read_upload)."""
     _in_app(read_upload, batch_id)
@@ -145,6 +171,14 @@ def requeue_report(job):
                      created_at=utcnow()).where(ReportJob.id == job.id).execute()
     audit("report_job", job.cycle, after={"job": job.id, "retry": True})
     render_report(job.id)
+
+
+def queue_notices(notice_ids):
+    """After the transaction that wrote them committed: send these notices now rather
+    than at the next minute. Never call it inside that transaction (the worker could
+    look before the commit; huey's immediate mode would send inside it)."""
+    for notice_id in notice_ids:
+        deliver_notice(notice_id)
 
 
 def run_report_job(job_id):

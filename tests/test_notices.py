@@ -1,0 +1,425 @@
+"""Notices: the outbox written with the change, delivery by a real SMTP server and real
+HTTP robots on loopback, retries and failures, claims, the admin's and users' pages."""
+import base64
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask_babel import force_locale
+
+from models import AuditEvent, DomainError, TierChangeRequest, User, db, write_transaction
+from models.approvals import decide, file_request
+from models.notices import (
+    INTERRUPTED,
+    Notice,
+    Robot,
+    claim,
+    notify,
+    save_preferences,
+    save_robot,
+    sweep_interrupted,
+)
+from services import notify as channels
+from services.jobs import send_due_notices
+from tests.conftest import csrf_token_from, login
+from tests.test_approvals import make_world
+
+PUBLIC_URL = "https://tierdesk.example.com"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mailbox:
+    """What the SMTP server on loopback received."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 — aiosmtpd's name
+        self.messages.append(email.message_from_bytes(envelope.content,
+                                                      policy=email.policy.default))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp(app):
+    """A real SMTP server (aiosmtpd) on loopback, and the app pointed at it."""
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
+                      MAIL_FROM="Tierdesk <tierdesk@example.com>")
+    yield box
+    controller.stop()
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A platform's robot endpoint: records each request, answers as `mode` says."""
+    server_version = "robot"
+
+    def do_POST(self):  # noqa: N802 — http.server's name
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        mode = self.server.mode
+        self.server.received.append({"path": self.path, "body": json.loads(body),
+                                     "headers": dict(self.headers)})
+        if mode == "slow":
+            time.sleep(1.5)
+        if mode == "500":
+            self.send_response(500)
+            self.end_headers()
+            return
+        if mode == "redirect":
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+            self.end_headers()
+            return
+        answer = ({"code": 0, "msg": "success", "data": {}} if "feishu" in self.path
+                  else {"errcode": 0, "errmsg": "ok"})
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def robot_server(app):
+    """A real HTTP server on loopback standing in for the platforms' robots."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    server.received, server.mode = [], "ok"
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    app.config["WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
+    server.base = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def world(app, make):
+    """The approvals' world (tests/test_approvals.py) with addresses: the east branch
+    manager reads Chinese, has an e-mail address and a mobile number."""
+    app.config.update(PUBLIC_URL=PUBLIC_URL, NOTICE_RETRY_SECONDS=0, NOTICE_MAX_TRIES=3,
+                      NOTICE_TIMEOUT_SECONDS=0.5)
+    found = make_world(app, make)
+    for key in ("bm", "rep", "director", "gm", "bm_w"):
+        User.update(email=f"{found[key].username}@example.com",
+                    mobile=f"1380000{found[key].id:04d}").where(
+            User.id == found[key].id).execute()
+    User.update(language="zh_CN").where(User.id == found["bm"].id).execute()
+    return {k: (User.get_by_id(v.id) if isinstance(v, User) else v) for k, v in found.items()}
+
+
+def _file(app, world, to="C", customer="B"):
+    with app.test_request_context():
+        return file_request(world["customers"][customer], world["rep"], world["tiers"][to],
+                            "订单连续下滑")
+
+
+def _deliver_all(app):
+    with app.test_request_context():
+        return send_due_notices()
+
+
+def test_filing_writes_a_notice_per_decider_and_chosen_channel(app, world, robot_server):
+    """A filed request tells the one branch manager who may decide its step, by e-mail
+    and by the branch's robot, about that request, with the absolute link; nobody else;
+    a person who turned the kind off gets nothing."""
+    with app.test_request_context():
+        save_robot(world["east"], world["admin"], "wecom", f"{robot_server.base}/wecom?key=k1")
+        save_preferences(world["bm_w"], {"approval_waiting": "off"})
+    request = _file(app, world)
+    rows = list(Notice.select().order_by(Notice.channel))
+    assert [(n.recipient_id, n.channel, n.state) for n in rows] == [
+        (world["bm"].id, "email", "pending"), (world["bm"].id, "robot", "pending")]
+    assert {(n.about_type, n.about_id, n.link, n.kind) for n in rows} == {
+        ("tier_change_request", str(request.id), f"{PUBLIC_URL}/tier-changes/{request.id}",
+         "approval_waiting")}
+    assert rows[0].subject.startswith("待审批")  # the recipient's language: Chinese
+
+
+def test_a_rolled_back_change_leaves_no_notice(app, world):
+    """notify() writes inside the caller's transaction: when that rolls back, so do the
+    notices; a refused decision writes none either."""
+    with app.test_request_context(), pytest.raises(RuntimeError):
+        with write_transaction():
+            notify("test", world["bm"], "主题", "正文", "/")
+            assert Notice.select().count() == 1
+            raise RuntimeError("the change failed")
+    assert Notice.select().count() == 0
+    request = _file(app, world)
+    before = Notice.select().count()
+    with app.test_request_context(), pytest.raises(DomainError):
+        decide(request.pending_step(), world["bm"], "reject", "")  # no reason: refused
+    assert Notice.select().count() == before
+
+
+def test_email_arrives_with_chinese_subject_text_html_and_link(app, world, smtp):
+    """The waiting approval reaches the branch manager's mailbox on a real SMTP server:
+    the Chinese subject decodes, plain text and HTML both carry the absolute link."""
+    request = _file(app, world)
+    assert _deliver_all(app) == {"sent": 1}
+    (message,) = smtp.messages
+    assert "待审批" in message["Subject"] and world["customers"]["B"].name in message["Subject"]
+    assert message["To"].addresses[0].addr_spec == "bm_e@example.com"
+    link = f"{PUBLIC_URL}/tier-changes/{request.id}"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert link in text and f'href="{link}"' in html
+    assert "订单连续下滑" in text
+    notice = Notice.get()
+    assert notice.state == "sent" and notice.sent_at is not None and notice.tries == 1
+    assert message["Message-ID"] == f"<notice-{notice.id}-{notice.delivery_key}@example.com>"
+
+
+def _expected_text(notice):
+    return f"**{notice.subject}**\n\n" + "\n".join(
+        p for p in notice.body.split("\n") if p) + f"\n\n[{notice.link}]({notice.link})"
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk", "feishu"])
+def test_robot_message_has_the_platforms_json_and_signature(app, world, robot_server,
+                                                            platform):
+    """Each platform's robot gets its markdown message as documented; 钉钉 and 飞书 carry
+    the signature of timestamp and secret computed as their documentation says, and
+    钉钉 @-mentions the person by mobile number."""
+    secret = "SECtest-secret-123"
+    with app.test_request_context():
+        save_robot(None, world["admin"], platform,
+                   f"{robot_server.base}/{platform}?access_token=tok", secret)
+        save_preferences(world["bm"], {"approval_waiting": "robot"})
+    _file(app, world)
+    assert _deliver_all(app) == {"sent": 1}
+    (got,) = robot_server.received
+    notice = Notice.get()
+    body, query = got["body"], parse_qs(urlsplit(got["path"]).query)
+    text = _expected_text(notice)
+    assert got["headers"]["Content-Type"] == "application/json; charset=utf-8"
+    if platform == "wecom":
+        assert body == {"msgtype": "markdown", "markdown": {"content": text}}
+    elif platform == "dingtalk":
+        mobile = world["bm"].mobile
+        assert body == {"msgtype": "markdown",
+                        "markdown": {"title": notice.subject, "text": f"{text}\n\n@{mobile}"},
+                        "at": {"atMobiles": [mobile], "isAtAll": False}}
+        stamp = query["timestamp"][0]
+        assert abs(int(stamp) - time.time() * 1000) < 60_000  # milliseconds
+        # https://open.dingtalk.com/document/robots/customize-robot-security-settings
+        expected = base64.b64encode(hmac.new(secret.encode(), f"{stamp}\n{secret}".encode(),
+                                             hashlib.sha256).digest()).decode()
+        assert query["sign"] == [expected] and query["access_token"] == ["tok"]
+    else:
+        stamp = body.pop("timestamp")
+        assert abs(int(stamp) - time.time()) < 60  # seconds
+        # https://open.feishu.cn/document/client-docs/bot-v3/add-custom-bot
+        expected = base64.b64encode(hmac.new(f"{stamp}\n{secret}".encode(), b"",
+                                             hashlib.sha256).digest()).decode()
+        assert body.pop("sign") == expected
+        assert body == {"msg_type": "interactive", "card": {
+            "header": {"title": {"tag": "plain_text", "content": notice.subject}},
+            "elements": [{"tag": "markdown", "content": text.split("\n", 2)[2]}]}}
+    assert Notice.get().state == "sent"
+
+
+@pytest.mark.parametrize("fault", ["down", "500", "slow", "redirect"])
+def test_a_failing_robot_is_retried_then_failed_and_the_approval_stands(
+        app, world, robot_server, fault):
+    """A robot that is down, answers 500, is too slow or redirects: the decision that
+    caused the notice is committed, the notice is tried again with growing waits and
+    after NOTICE_MAX_TRIES it is failed with the reason; nothing was sent twice."""
+    url = (f"http://127.0.0.1:{free_port()}/wecom" if fault == "down"
+           else f"{robot_server.base}/wecom")
+    robot_server.mode = fault
+    with app.test_request_context():
+        save_robot(None, world["admin"], "wecom", url)
+        save_preferences(world["rep"], {"request_decided": "robot"})
+    request = _file(app, world)
+    Notice.delete().execute()  # only the outcome's notice matters here
+    with app.test_request_context():
+        decide(request.pending_step(), world["bm"], "approve", "同意")
+    assert TierChangeRequest.get_by_id(request.id).status == "approved"
+    app.config["NOTICE_RETRY_SECONDS"] = 3600
+    assert _deliver_all(app) == {"pending": 1}
+    notice = Notice.get()
+    assert notice.tries == 1 and notice.last_error
+    assert notice.next_attempt_at > notice.created_at
+    assert _deliver_all(app) == {}  # not due before its back-off
+    app.config["NOTICE_RETRY_SECONDS"] = 0
+    Notice.update(next_attempt_at=Notice.created_at).execute()  # the hour has passed
+    assert _deliver_all(app) == {"pending": 1}
+    assert _deliver_all(app) == {"failed": 1}
+    notice = Notice.get()
+    assert (notice.state, notice.tries) == ("failed", 3)
+    reason = {"down": "unreachable", "500": "HTTP 500", "slow": "timed out",
+              "redirect": "HTTP 302"}[fault]
+    assert reason in notice.last_error
+    assert _deliver_all(app) == {}
+    assert TierChangeRequest.get_by_id(request.id).status == "approved"
+    if fault != "down":
+        assert len(robot_server.received) == 3
+
+
+def test_smtp_down_is_retried_with_growing_waits(app, world):
+    """No SMTP server listening: the try fails with the reason, the next waits longer
+    (base, 4×, …) and the third fails for good."""
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=free_port(), SMTP_SECURITY="none",
+                      NOTICE_RETRY_SECONDS=10)
+    _file(app, world)
+    waits = []
+    for expected in ("pending", "pending", "failed"):
+        Notice.update(next_attempt_at=Notice.created_at).execute()
+        with app.test_request_context():
+            assert send_due_notices() == {expected: 1}
+        notice = Notice.get()
+        waits.append((notice.next_attempt_at - notice.claimed_at).total_seconds())
+    assert 9 < waits[0] < 11 and 39 < waits[1] < 41
+    assert "ConnectionRefusedError" in Notice.get().last_error
+
+
+def test_a_worker_killed_between_sending_and_marking_loses_nothing_and_sends_once(
+        app, world, smtp):
+    """The worker claimed and sent, then died before marking: after the lease the notice
+    is failed with a reason saying delivery is unknown (shown to the admin to resend),
+    and no worker sends it again by itself: one copy arrived."""
+    _file(app, world)
+    notice = Notice.get()
+    with app.test_request_context():
+        assert claim(notice.id)
+        channels.send_notice(Notice.get_by_id(notice.id))  # … and the worker dies here
+        assert send_due_notices() == {}  # still within its lease: nobody touches it
+        app.config["NOTICE_LEASE_SECONDS"] = 0
+        assert sweep_interrupted() == 1
+        assert send_due_notices() == {}
+    notice = Notice.get_by_id(notice.id)
+    assert (notice.state, notice.last_error) == ("failed", INTERRUPTED)
+    assert len(smtp.messages) == 1
+
+
+def test_two_workers_racing_for_one_notice_send_it_once(app, world, smtp):
+    """Two workers deliver the same notice at the same moment: one claims and sends,
+    the other finds it taken; one message arrives."""
+    _file(app, world)
+    notice_id = Notice.get().id
+    db.close()
+    start, results = threading.Barrier(2), []
+
+    def worker():
+        with app.test_request_context():
+            start.wait()
+            results.append(channels.deliver(notice_id))
+            db.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results, key=str) == [None, "sent"]
+    assert len(smtp.messages) == 1
+    assert Notice.get_by_id(notice_id).state == "sent"
+
+
+def test_a_webhook_to_another_host_or_plain_http_is_refused_on_save(app, world):
+    """Only https to the platform's own hosts unless WEBHOOK_ALLOWED_HOSTS lists the
+    host; the refusal says why and nothing is stored; the address is stored encrypted."""
+    with app.test_request_context(), force_locale("en"):
+        for platform, url, why in (
+                ("wecom", "https://evil.example/cgi-bin/webhook/send?key=1", "only to"),
+                ("wecom", "http://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=1", "https"),
+                ("dingtalk", "https://qyapi.weixin.qq.com/x", "only to"),
+                ("feishu", "ftp://open.feishu.cn/x", "not a web address")):
+            with pytest.raises(DomainError, match=why):
+                save_robot(None, world["admin"], platform, url)
+        assert Robot.select().count() == 0
+        url = "https://oapi.dingtalk.com/robot/send?access_token=abcdef123456"
+        robot = save_robot(world["east"], world["admin"], "dingtalk", url, "SECxyz")
+    stored = Robot.get_by_id(robot.id)
+    assert url not in stored.url_encrypted and "SECxyz" not in stored.secret_encrypted
+    assert stored.url_hint == "oapi.dingtalk.com …3456"
+    with app.app_context():
+        assert (stored.url, stored.secret) == (url, "SECxyz")
+    after = AuditEvent.get(AuditEvent.action == "robot_saved").after
+    assert "abcdef" not in after and "SECxyz" not in after
+
+
+def test_notify_test_sends_through_each_channel_at_once(app, world, smtp, robot_server,
+                                                        runner):
+    """`flask notify-test USERNAME` sends to the user's e-mail and robot now, outside
+    the queue, and prints what each answered; an unknown user is an error."""
+    with app.test_request_context():
+        save_robot(None, world["admin"], "wecom", f"{robot_server.base}/wecom?key=k")
+    result = runner.invoke(args=["notify-test", "bm_e"])
+    assert result.exit_code == 0, result.output
+    assert "email: ok" in result.output and "250" in result.output
+    assert "robot: ok" in result.output and '"errcode": 0' in result.output
+    assert len(smtp.messages) == 1 and len(robot_server.received) == 1
+    assert Notice.select().count() == 0
+    result = runner.invoke(args=["notify-test", "nobody"])
+    assert result.exit_code != 0 and "no user" in result.output
+
+
+def test_admin_sees_failed_notices_and_resends_one(app, client, world):
+    """The failed notices page shows each with its last error; resending is a POST
+    with the CSRF token, audited, and puts the notice back in the queue."""
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=free_port(), SMTP_SECURITY="none",
+                      NOTICE_MAX_TRIES=1)
+    _file(app, world)
+    assert _deliver_all(app) == {"failed": 1}
+    login(client, "admin")
+    app.config["WTF_CSRF_ENABLED"] = True
+    page = client.get("/admin/notices")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "ConnectionRefusedError" in html
+    notice = Notice.get()
+    assert client.post(f"/admin/notices/{notice.id}/resend").status_code == 400  # no token
+    response = client.post(f"/admin/notices/{notice.id}/resend",
+                           data={"csrf_token": csrf_token_from(html)})
+    assert response.status_code == 303
+    assert Notice.get_by_id(notice.id).state == "pending"
+    assert AuditEvent.select().where(AuditEvent.action == "notice_resent",
+                                     AuditEvent.object_id == str(notice.id)).exists()
+    app.config["WTF_CSRF_ENABLED"] = False
+    manager = app.test_client()
+    login(manager, "bm_e")
+    assert manager.get("/admin/notices").status_code == 403
+
+
+def test_request_page_and_my_page_show_who_was_notified(app, client, world, robot_server):
+    """The request's page lists who was notified by which channel and when; a user's
+    own notices page lists their latest notices."""
+    with app.test_request_context():
+        save_robot(None, world["admin"], "wecom", f"{robot_server.base}/wecom?key=k")
+    request = _file(app, world)
+    _deliver_all(app)
+    login(client, "rep_e")
+    html = client.get(f"/tier-changes/{request.id}").get_data(as_text=True)
+    assert 'data-testid="notices"' in html and world["bm"].display_name in html
+    assert "E-mail" in html and "Group robot" in html
+    manager = app.test_client()
+    login(manager, "bm_e")
+    html = manager.get("/notices").get_data(as_text=True)
+    assert world["customers"]["B"].name in html and "已发送" in html
