@@ -29,6 +29,7 @@ from models.notices import (
     sweep_interrupted,
 )
 from services import notify as channels
+from services.demo import build_demo
 from services.jobs import send_due_notices
 from tests.conftest import csrf_token_from, login
 from tests.test_approvals import make_world
@@ -423,3 +424,58 @@ def test_request_page_and_my_page_show_who_was_notified(app, client, world, robo
     login(manager, "bm_e")
     html = manager.get("/notices").get_data(as_text=True)
     assert world["customers"]["B"].name in html and "已发送" in html
+
+
+def test_admin_sets_a_robot_through_the_page_and_tests_it(app, client, world, robot_server):
+    """The robot form refuses a host that is not allowed with the reason, stores a good
+    one, shows only its host and last characters (never the address or secret in
+    full), and its test button sends a message and says what the robot answered."""
+    login(client, "admin")
+    east = world["east"].id
+    response = client.post(f"/admin/robots/{east}", data={
+        "platform": "dingtalk", "url": "https://evil.example/robot/send?access_token=x",
+        "secret": "SECabc", "active": "y"})
+    assert response.status_code == 200 and "oapi.dingtalk.com" in response.get_data(
+        as_text=True)
+    assert Robot.select().count() == 0
+    url = f"{robot_server.base}/dingtalk?access_token=tok-secret-9876"
+    response = client.post(f"/admin/robots/{east}", data={
+        "platform": "dingtalk", "url": url, "secret": "SECabcdefgh", "active": "y"})
+    assert response.status_code == 303
+    for page in (f"/admin/robots/{east}", "/admin/robots"):
+        html = client.get(page).get_data(as_text=True)
+        assert "tok-secret" not in html and "SECabcdefgh" not in html
+    assert "127.0.0.1 …9876" in html
+    response = client.post(f"/admin/robots/{east}/test", follow_redirects=True)
+    assert "The robot answered" in response.get_data(as_text=True)
+    (got,) = robot_server.received
+    assert got["body"]["msgtype"] == "markdown" and "sign=" in got["path"]
+    assert AuditEvent.select().where(AuditEvent.action == "robot_tested").exists()
+
+
+def test_admin_gives_a_user_an_email_and_mobile(app, client, world):
+    """The user form takes an e-mail address and a mobile number; a malformed address
+    is refused and nothing is saved."""
+    login(client, "admin")
+    rep = world["rep"]
+    data = {"username": rep.username, "display_name": rep.display_name,
+            "roles": ["sales_rep"], "branch": rep.branch_id, "language": "en",
+            "sales_cycle_days": 28, "active": "y"}
+    response = client.post(f"/admin/users/{rep.id}", data={**data, "email": "not-an-address",
+                                                           "mobile": "13900001111"})
+    assert response.status_code == 200
+    assert User.get_by_id(rep.id).email == "rep_e@example.com"
+    response = client.post(f"/admin/users/{rep.id}", data={**data, "email": "wang@example.cn",
+                                                           "mobile": "139 0000 1111"})
+    assert response.status_code == 303
+    saved = User.get_by_id(rep.id)
+    assert (saved.email, saved.mobile) == ("wang@example.cn", "13900001111")
+
+
+def test_demo_users_have_example_com_addresses(app):
+    """Every demo user has an e-mail address at example.com, so notices can be tried."""
+    with app.test_request_context():
+        build_demo(seed=3, customers=5, branches=1, reps_per_branch=1, funnel=False)
+    addresses = [u.email for u in User.select()]
+    assert addresses and all(a.endswith("@example.com") for a in addresses)
+    assert User.get(User.username == "admin").email == "admin@example.com"
