@@ -1,7 +1,10 @@
 """Background jobs (huey): long report renders, the reading of uploaded customer
 files, and the delivery of notices run in a worker, not in a request. Every job is
-queued from here (queue_preview, queue_report, queue_report_part, requeue_report,
-queue_notices); deliver_due_notices also runs every minute by itself.
+queued from here (queue_preview, queue_report, queue_report_part, requeue_report);
+deliver_due_notices runs every minute by itself and sends what the outbox holds. A
+web request never queues a notice: queueing inside the change's transaction could
+send before the commit (or, in huey's immediate mode, inside it), and a queue that
+is down would fail a request whose change had committed.
 
 Storage is a SQLite file under instance/ by default, Redis when REDIS_URL is
 set. Run the worker beside the web server through its own entry, worker.py:
@@ -171,14 +174,6 @@ def requeue_report(job):
                      created_at=utcnow()).where(ReportJob.id == job.id).execute()
     audit("report_job", job.cycle, after={"job": job.id, "retry": True})
     render_report(job.id)
-
-
-def queue_notices(notice_ids):
-    """After the transaction that wrote them committed: send these notices now rather
-    than at the next minute. Never call it inside that transaction (the worker could
-    look before the commit; huey's immediate mode would send inside it)."""
-    for notice_id in notice_ids:
-        deliver_notice(notice_id)
 
 
 def run_report_job(job_id):
