@@ -429,6 +429,24 @@ def failed_notices(limit=200):
                 .order_by(Notice.created_at.desc(), Notice.id.desc()).limit(limit))
 
 
+def unreachable_users():
+    """Active users whom no notice can reach: no e-mail address, and no active robot
+    for their branch nor a company-wide one (or every kind turned off), by name."""
+    robots = {r.branch_id for r in Robot.select(Robot.branch).where(Robot.active)}
+    people = User.select().where(User.active).order_by(User.username)
+    silenced = {u for (u,) in NoticePreference.select(NoticePreference.user).where(
+        NoticePreference.channels == "off").tuples()}
+    found = []
+    for user in people:
+        by_robot = None in robots or user.branch_id in robots
+        if not user.email and not by_robot:
+            found.append(user)
+        elif user.id in silenced and all(channels_of(user, kind) == "off"
+                                         for kind in KINDS if kind != "test"):
+            found.append(user)
+    return found
+
+
 def notices_about(obj):
     """The notices a record caused, oldest first, with their recipient: who was told
     by which channel, and when."""

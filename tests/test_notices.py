@@ -395,6 +395,9 @@ def test_admin_sees_failed_notices_and_resends_one(app, client, world):
     page = client.get("/admin/notices")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "ConnectionRefusedError" in html
+    # The admin and the west rep have no address and there is no robot: nothing reaches them.
+    unreachable = html.split('data-testid="unreachable"')[1].split("</ul>")[0]
+    assert "rep_w" in unreachable and "bm_e" not in unreachable
     notice = Notice.get()
     assert client.post(f"/admin/notices/{notice.id}/resend").status_code == 400  # no token
     response = client.post(f"/admin/notices/{notice.id}/resend",

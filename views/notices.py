@@ -16,6 +16,7 @@ from models.notices import (
     resend,
     save_preferences,
     save_robot,
+    unreachable_users,
 )
 from services.notify import DeliveryError, send_robot
 
@@ -47,7 +48,8 @@ def mine():
 @role_required("admin")
 def failed():
     """Notices that could not be delivered, with their last error; each can be resent."""
-    return render_template("notices/failed.html", notices=failed_notices(), form=Form())
+    return render_template("notices/failed.html", notices=failed_notices(), form=Form(),
+                           unreachable=unreachable_users())
 
 
 @bp.route("/admin/notices/<int:notice_id>/resend", methods=["POST"])
