@@ -373,7 +373,7 @@ def mark_attempt_failed(notice_id, error):
     """The claimed notice's try failed: pending again after a growing delay, or failed
     for good once it had MAX_TRIES tries. Returns the new state."""
     most = current_app.config.get("NOTICE_MAX_TRIES", MAX_TRIES)
-    with db.atomic():
+    with write_transaction():  # reads, then writes
         notice = Notice.get_by_id(notice_id)
         if notice.state != "sending":
             return notice.state

@@ -6,6 +6,7 @@ import email.policy
 import hashlib
 import hmac
 import json
+import re
 import socket
 import threading
 import time
@@ -31,7 +32,7 @@ from models.notices import (
 from services import notify as channels
 from services.demo import build_demo
 from services.jobs import send_due_notices
-from tests.conftest import csrf_token_from, login
+from tests.conftest import csrf_token_from, login, run_in_huey_worker
 from tests.test_approvals import make_world
 
 PUBLIC_URL = "https://tierdesk.example.com"
@@ -47,9 +48,10 @@ class Mailbox:
     """What the SMTP server on loopback received."""
 
     def __init__(self):
-        self.messages = []
+        self.messages, self.raw = [], []
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 — aiosmtpd's name
+        self.raw.append(envelope.content)
         self.messages.append(email.message_from_bytes(envelope.content,
                                                       policy=email.policy.default))
         return "250 Message accepted"
@@ -186,6 +188,7 @@ def test_email_arrives_with_chinese_subject_text_html_and_link(app, world, smtp)
     assert _deliver_all(app) == {"sent": 1}
     (message,) = smtp.messages
     assert "待审批" in message["Subject"] and world["customers"]["B"].name in message["Subject"]
+    assert re.search(rb"(?m)^Subject: =\?utf-8\?b\?[A-Za-z0-9+/=]+\?=\r$", smtp.raw[0])  # RFC 2047
     assert message["To"].addresses[0].addr_spec == "bm_e@example.com"
     link = f"{PUBLIC_URL}/tier-changes/{request.id}"
     text = message.get_body(("plain",)).get_content()
@@ -482,3 +485,20 @@ def test_demo_users_have_example_com_addresses(app):
     addresses = [u.email for u in User.select()]
     assert addresses and all(a.endswith("@example.com") for a in addresses)
     assert User.get(User.username == "admin").email == "admin@example.com"
+
+
+def test_the_huey_worker_delivers_a_queued_notice(app, world, smtp, tmp_path):
+    """A real huey consumer (worker.py) runs deliver_notice in its own process with its
+    own app, from the same environment: the mail arrives and the notice is sent."""
+    _file(app, world)
+    notice_id = Notice.get().id
+    db.close()
+    env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(app.config["SMTP_PORT"]),
+           "SMTP_SECURITY": "none", "MAIL_FROM": "tierdesk@example.com",
+           "PUBLIC_URL": PUBLIC_URL}
+    run_in_huey_worker(
+        app, tmp_path, f"from services.jobs import deliver_notice; deliver_notice({notice_id})",
+        queued=lambda: Notice.get_by_id(notice_id).state == "pending",
+        finished=lambda: Notice.get_by_id(notice_id).state == "sent", **env)
+    assert Notice.get_by_id(notice_id).state == "sent"
+    assert len(smtp.messages) == 1
