@@ -285,7 +285,7 @@ def steps_for(roles, requester, branch_id):
 
 
 def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, assessment=None,
-          rules=None, steps=None):
+          rules=None, steps=None, notices=None):
     """File one request inside the caller's transaction; returns it. A grading cycle's
     requests are the committee's, not the person's who published it (who may well
     decide them later): they have no requester."""
@@ -323,7 +323,7 @@ def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, ass
     request.from_tier, request.to_tier = from_tier, to_tier
     audit("tier_change_filed", request, actor=user,
           after={**request.audit_dict(), "rule": key, "steps": roles})
-    _notify_waiting(request, first, customer)
+    _notify_waiting(request, first, customer, notices)
     return request
 
 
@@ -392,6 +392,7 @@ def file_cycle_requests(cycle, user, effective_on=None):
         return step_cache[key]
 
     tiers = Tier.by_id()
+    notices = {}  # who decides a first step, their channels, the robots: the same throughout
     with write_transaction():
         busy = {r.customer_id for r in TierChangeRequest.select(TierChangeRequest.customer)
                 .where(TierChangeRequest.status == "open")}
@@ -408,7 +409,8 @@ def file_cycle_requests(cycle, user, effective_on=None):
             try:
                 filed.append(_file(assessment.customer, user, tiers[assessment.final_tier_id],
                                    reason, "cycle", effective_on, cycle=cycle.id,
-                                   assessment=assessment.id, rules=rules, steps=steps))
+                                   assessment=assessment.id, rules=rules, steps=steps,
+                                   notices=notices))
             except OpenRequestExists:  # filed mid-year a moment ago: the publication goes on
                 skipped.append(assessment)
     return filed, skipped
@@ -540,12 +542,21 @@ def _tiers_text(request):
     return (from_tier.display_name if from_tier else "—"), to_tier.display_name
 
 
-def _notify_waiting(request, step, customer):
+def _notify_waiting(request, step, customer, cache=None):
     """Tell each person who may decide `step` that it waits for them (inside the
-    caller's transaction, like the step itself)."""
+    caller's transaction, like the step itself). `cache` (a dict) keeps the deciders
+    of a first step of a committee's request (no requester, nobody decided yet: they
+    depend on the role and branch alone), and notify()'s lookups, across one filing."""
     from_name, to_name = _tiers_text(request)
     link = f"/tier-changes/{request.id}"
-    for person in deciders(step, request):
+    if cache is not None and not request.requested_by_id and step.position == 1:
+        key = ("deciders", step.role, request.branch_id)
+        if key not in cache:
+            cache[key] = deciders(step, request)
+        people = cache[key]
+    else:
+        people = deciders(step, request)
+    for person in people:
         notify("approval_waiting", person,
                _l("Approval waiting: %(customer)s %(from_tier)s → %(to_tier)s",
                   customer=customer.name, from_tier=from_name, to_tier=to_name),
@@ -554,7 +565,7 @@ def _notify_waiting(request, step, customer):
                   "%(reason)s", customer=customer.name, code=customer.code,
                   from_tier=from_name, to_tier=to_name, role=step.role_label,
                   reason=request.reason or "—"),
-               link, about=request, branch_id=request.branch_id)
+               link, about=request, branch_id=request.branch_id, cache=cache)
 
 
 def _notify_decided(request, customer, decider, comment):

@@ -295,7 +295,7 @@ def absolute_link(path):
     return f"{base}{path}"
 
 
-def notify(kind, recipient, subject, body, link, about=None, branch_id=None):
+def notify(kind, recipient, subject, body, link, about=None, branch_id=None, cache=None):
     """Write the notices of one event for `recipient`, one per channel they chose for
     `kind`, inside the caller's transaction; returns the rows written.
 
@@ -303,9 +303,14 @@ def notify(kind, recipient, subject, body, link, about=None, branch_id=None):
     language. `link` is a path (made absolute from PUBLIC_URL) or an absolute address.
     `about` is the record that caused it (a model instance, or (type, id)). The robot
     is the branch's (`branch_id`, else the recipient's), else the company-wide one. A
-    channel the person cannot be reached by (no address, no robot) is skipped.
+    channel the person cannot be reached by (no address, no robot) is skipped. `cache`
+    (a dict) keeps the choices and robots it looked up, for many notices in one
+    transaction (a cycle's publication).
     """
-    chosen = channels_of(recipient, kind)
+    cache = {} if cache is None else cache
+    if ("channels", recipient.id, kind) not in cache:
+        cache["channels", recipient.id, kind] = channels_of(recipient, kind)
+    chosen = cache["channels", recipient.id, kind]
     if chosen == "off":
         return []
     about_type, about_id = "", ""
@@ -319,7 +324,10 @@ def notify(kind, recipient, subject, body, link, about=None, branch_id=None):
     if chosen in ("email", "both") and recipient.email:
         rows.append(dict(channel="email", robot=None))
     if chosen in ("robot", "both"):
-        robot = robot_for(branch_id or recipient.branch_id)
+        where = branch_id or recipient.branch_id
+        if ("robot", where) not in cache:
+            cache["robot", where] = robot_for(where)
+        robot = cache["robot", where]
         if robot is not None:
             rows.append(dict(channel="robot", robot=robot.id))
     now = utcnow()

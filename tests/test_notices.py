@@ -17,8 +17,19 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask_babel import force_locale
 
-from models import AuditEvent, DomainError, TierChangeRequest, User, db, write_transaction
-from models.approvals import decide, file_request
+from models import (
+    Assessment,
+    AuditEvent,
+    Customer,
+    DomainError,
+    Tier,
+    TierChangeRequest,
+    User,
+    db,
+    write_transaction,
+)
+from models.approvals import decide, file_cycle_requests, file_request
+from models.cycles import finalise
 from models.notices import (
     INTERRUPTED,
     Notice,
@@ -34,6 +45,7 @@ from services.demo import build_demo
 from services.jobs import send_due_notices
 from tests.conftest import csrf_token_from, login, run_in_huey_worker
 from tests.test_approvals import make_world
+from tests.test_cycles import _criteria, _in_committee, make_setup, save_score
 
 PUBLIC_URL = "https://tierdesk.example.com"
 
@@ -502,3 +514,48 @@ def test_the_huey_worker_delivers_a_queued_notice(app, world, smtp, tmp_path):
         finished=lambda: Notice.get_by_id(notice_id).state == "sent", **env)
     assert Notice.get_by_id(notice_id).state == "sent"
     assert len(smtp.messages) == 1
+
+
+def test_publishing_a_cycle_tells_each_branch_manager_of_each_request(app, make):
+    """A cycle's requests (filed together, with the deciders and robots looked up once)
+    each tell the manager of their own branch, and only them."""
+    setup = make_setup(app, make)
+    cycle = _in_committee(app, setup)
+    User.update(email=User.username.concat("@example.com")).where(
+        User.username.in_(["bm_e", "bm_w"])).execute()
+    tiers = {t.code: t for t in Tier.select()}
+    sheets = list(Assessment.select().where(Assessment.cycle == cycle))
+    Customer.update(tier=tiers["C"].id).execute()
+    with app.test_request_context():
+        for sheet in sheets:
+            for criterion in _criteria(setup["template"]):
+                save_score(sheet, setup["members"][0], "committee", criterion.id, None,
+                           criterion.max_points * 6 // 10 + 1, "", 0)
+            finalise(sheet, setup["chair"], tiers["B"])
+        filed, _skipped = file_cycle_requests(cycle, setup["chair"])
+    assert len(filed) == len(sheets) >= 2
+    managers = {setup["east"].id: setup["bm_east"].id, setup["west"].id: setup["bm_west"].id}
+    got = sorted((int(n.about_id), n.recipient_id) for n in Notice.select())
+    assert got == sorted((r.id, managers[r.branch_id]) for r in filed)
+    assert {r.branch_id for r in filed} == set(managers)
+
+
+def test_a_person_chooses_the_channel_per_kind_on_their_page(app, client, world,
+                                                             robot_server):
+    """My notices page saves my channel per kind (audited); off writes no notice, e-mail
+    only writes the e-mail one."""
+    with app.test_request_context():
+        save_robot(None, world["admin"], "wecom", f"{robot_server.base}/wecom?key=k")
+    login(client, "bm_e")
+    response = client.post("/notices", data={"approval_waiting": "off",
+                                              "request_decided": "both"})
+    assert response.status_code == 303
+    page = client.get("/notices").get_data(as_text=True)
+    chosen = re.search(r'name="approval_waiting".*?</select>', page, re.S).group(0)
+    assert re.search(r'<option selected value="off">|<option value="off" selected>', chosen)
+    _file(app, world, customer="B")
+    assert Notice.select().count() == 0
+    client.post("/notices", data={"approval_waiting": "email", "request_decided": "both"})
+    _file(app, world, customer="C", to="B")
+    assert [n.channel for n in Notice.select()] == ["email"]
+    assert AuditEvent.select().where(AuditEvent.action == "notice_preferences").count() == 2
