@@ -78,7 +78,7 @@ def send_email(message):
     security = (config.get("SMTP_SECURITY") or "starttls").lower()
     if security not in ("none", "starttls", "tls"):
         raise DeliveryError(f"SMTP_SECURITY must be none, starttls or tls, not {security}")
-    port = int(config.get("SMTP_PORT") or (465 if security == "tls" else 587))
+    port = int(config.get("SMTP_PORT") or {"tls": 465, "starttls": 587, "none": 25}[security])
     timeout = config.get("NOTICE_TIMEOUT_SECONDS", 10)
     context = ssl.create_default_context()
     try:
@@ -152,7 +152,8 @@ def robot_payload(platform, subject, body, link, mobile="", secret="", now=None)
     - 钉钉: {"msgtype": "markdown", "markdown": {"title", "text"}, "at": {"atMobiles":
       [mobile], "isAtAll": false}}; the text must name "@mobile" for the mention to
       show. With a secret, `timestamp` (ms) and `sign` go into the query.
-      https://open.dingtalk.com/document/orgapp/custom-robots-send-group-messages
+      https://open.dingtalk.com/document/group/custom-robot-access and
+      https://open.dingtalk.com/document/orgapp/message-type
     - 飞书: an interactive card with one markdown element; a custom bot mentions by
       open_id only, so no @ by mobile. With a secret, `timestamp` (s) and `sign` go
       into the body. https://open.feishu.cn/document/client-docs/bot-v3/add-custom-bot
