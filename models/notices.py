@@ -305,8 +305,11 @@ def notify(kind, recipient, subject, body, link, about=None, branch_id=None, cac
     is the branch's (`branch_id`, else the recipient's), else the company-wide one. A
     channel the person cannot be reached by (no address, no robot) is skipped. `cache`
     (a dict) keeps the choices and robots it looked up, for many notices in one
-    transaction (a cycle's publication).
+    transaction (a cycle's publication). Raises RuntimeError outside a transaction:
+    each row would commit by itself, whether or not the change does.
     """
+    if not db.in_transaction():
+        raise RuntimeError("notify() writes inside the transaction of the change it tells of")
     cache = {} if cache is None else cache
     if ("channels", recipient.id, kind) not in cache:
         cache["channels", recipient.id, kind] = channels_of(recipient, kind)

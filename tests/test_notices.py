@@ -186,6 +186,9 @@ def test_a_rolled_back_change_leaves_no_notice(app, world):
             assert Notice.select().count() == 1
             raise RuntimeError("the change failed")
     assert Notice.select().count() == 0
+    with app.test_request_context(), pytest.raises(RuntimeError, match="inside the transaction"):
+        notify("test", world["bm"], "主题", "正文", "/")  # no transaction: refused
+    assert Notice.select().count() == 0
     request = _file(app, world)
     before = Notice.select().count()
     with app.test_request_context(), pytest.raises(DomainError):
