@@ -6,11 +6,15 @@ import email.policy
 import hashlib
 import hmac
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -92,8 +96,8 @@ class Receiver(BaseHTTPRequestHandler):
         mode = self.server.mode
         self.server.received.append({"path": self.path, "body": json.loads(body),
                                      "headers": dict(self.headers)})
-        if mode == "slow":
-            time.sleep(1.5)
+        if mode in ("slow", "hang"):
+            time.sleep(1.5 if mode == "slow" else 8)
         if mode == "500":
             self.send_response(500)
             self.end_headers()
@@ -562,3 +566,42 @@ def test_a_person_chooses_the_channel_per_kind_on_their_page(app, client, world,
     _file(app, world, customer="C", to="B")
     assert [n.channel for n in Notice.select()] == ["email"]
     assert AuditEvent.select().where(AuditEvent.action == "notice_preferences").count() == 2
+
+
+def test_a_worker_killed_mid_send_leaves_the_notice_for_a_person_not_a_second_copy(
+        app, world, robot_server, tmp_path):
+    """A real huey consumer is killed (SIGKILL) while the robot holds its request open:
+    the notice stays claimed, the sweep then marks it failed as interrupted, and no
+    worker posts it a second time."""
+    with app.test_request_context():
+        save_robot(None, world["admin"], "wecom", f"{robot_server.base}/wecom?key=k")
+        save_preferences(world["bm"], {"approval_waiting": "robot"})
+    _file(app, world)
+    notice_id = Notice.get().id
+    db.close()
+    robot_server.mode = "hang"
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, HUEY_DB=str(tmp_path / "huey.db"), SECRET_KEY="test-secret",
+               DATABASE_URL=app.config["DATABASE_URL"], WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+               PUBLIC_URL=PUBLIC_URL)
+    subprocess.run([sys.executable, "-c", "from services.jobs import deliver_notice; "
+                    f"deliver_notice({notice_id})"], cwd=root, env=env, check=True)
+    consumer = subprocess.Popen([str(Path(sys.executable).parent / "huey_consumer"),
+                                 "worker.huey", "--workers", "1"], cwd=root, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not robot_server.received and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        consumer.kill()  # mid-send: the robot has the message, the worker never hears back
+        consumer.wait(10)
+    assert len(robot_server.received) == 1
+    assert Notice.get_by_id(notice_id).state == "sending"
+    robot_server.mode = "ok"
+    app.config["NOTICE_LEASE_SECONDS"] = 0
+    with app.test_request_context():
+        assert send_due_notices() == {}
+    notice = Notice.get_by_id(notice_id)
+    assert (notice.state, notice.last_error, notice.tries) == ("failed", INTERRUPTED, 1)
+    assert len(robot_server.received) == 1
