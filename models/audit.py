@@ -66,6 +66,7 @@ ACTION_LABELS = {
     "report_job": _l("Committee report rendered"),
     "robot_saved": _l("Group robot set"),
     "robot_tested": _l("Group robot test message sent"),
+    "smtp_tested": _l("Test e-mail sent"),
     "notice_resent": _l("Notice sent again"),
     "notice_preferences": _l("Notice channels chosen"),
 }

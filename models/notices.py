@@ -292,6 +292,9 @@ def absolute_link(path):
     if not path or path.startswith(("http://", "https://")):
         return path or ""
     base = (current_app.config.get("PUBLIC_URL") or "").rstrip("/")
+    if not base:
+        current_app.logger.warning("PUBLIC_URL is not set: notices link to %s without the "
+                                   "address people reach Tierdesk at", path)
     return f"{base}{path}"
 
 

@@ -103,6 +103,7 @@ ROUTE_ROLES = {
     "notices.robots": ("admin",),
     "notices.robot_form": ("admin",),
     "notices.test_robot": ("admin",),
+    "notices.test_smtp": ("admin",),
 }
 
 

@@ -605,3 +605,16 @@ def test_a_worker_killed_mid_send_leaves_the_notice_for_a_person_not_a_second_co
     notice = Notice.get_by_id(notice_id)
     assert (notice.state, notice.last_error, notice.tries) == ("failed", INTERRUPTED, 1)
     assert len(robot_server.received) == 1
+
+
+def test_admin_sends_a_test_email_to_themselves(app, client, world, smtp):
+    """The failed-notices page's button sends a test e-mail to the admin's own address
+    and says what the server answered; audited."""
+    User.update(email="admin@example.com").where(User.username == "admin").execute()
+    login(client, "admin")
+    html = client.post("/admin/notices/smtp-test", follow_redirects=True).get_data(
+        as_text=True)
+    assert "The mail server answered" in html and "250" in html
+    (message,) = smtp.messages
+    assert message["To"].addresses[0].addr_spec == "admin@example.com"
+    assert AuditEvent.select().where(AuditEvent.action == "smtp_tested").exists()

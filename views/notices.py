@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from forms import Form
 from forms.notices import PreferencesForm, RobotForm
-from models import Branch, DomainError, audit
+from models import Branch, DomainError, audit, utcnow
 from models.notices import (
     Robot,
     absolute_link,
@@ -18,7 +18,7 @@ from models.notices import (
     save_robot,
     unreachable_users,
 )
-from services.notify import DeliveryError, send_robot
+from services.notify import DeliveryError, build_email, send_email, send_robot
 
 from .access import get_or_404, role_required
 
@@ -134,3 +134,28 @@ def test_robot(branch_id):
     flash(_("The robot answered: %(answer)s", answer=answer) if ok
           else _("Sending failed: %(answer)s", answer=answer), "success" if ok else "error")
     return redirect(url_for("notices.robots"), 303)
+
+
+@bp.route("/admin/notices/smtp-test", methods=["POST"])
+@role_required("admin")
+def test_smtp():
+    """Send a test e-mail to my own address through the SMTP settings now, and say what
+    the server answered (audited)."""
+    if not Form().validate_on_submit():
+        abort(400)
+    if not current_user.email:
+        flash(_("Give yourself an e-mail address first (Users)."), "error")
+        return redirect(url_for("notices.failed"), 303)
+    try:
+        answer = send_email(build_email(
+            0, f"smtp-test-{utcnow():%Y%m%d%H%M%S}", current_user, _("Tierdesk test message"),
+            _("%(name)s sent this test message from Tierdesk.", name=current_user.display_name),
+            absolute_link(url_for("notices.failed"))))
+    except DeliveryError as error:
+        ok, answer = False, str(error)
+    else:
+        ok = True
+    audit("smtp_tested", current_user, after={"ok": ok, "answer": answer[:300]})
+    flash(_("The mail server answered: %(answer)s", answer=answer) if ok
+          else _("Sending failed: %(answer)s", answer=answer), "success" if ok else "error")
+    return redirect(url_for("notices.failed"), 303)
