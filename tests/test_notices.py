@@ -1,14 +1,17 @@
 """Notices: the outbox written with the change, delivery by a real SMTP server and real
 HTTP robots on loopback, retries and failures, claims, the admin's and users' pages."""
 import base64
+import datetime as dt
 import email
 import email.policy
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -19,6 +22,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from flask_babel import force_locale
 
 from models import (
@@ -618,3 +626,58 @@ def test_admin_sends_a_test_email_to_themselves(app, client, world, smtp):
     (message,) = smtp.messages
     assert message["To"].addresses[0].addr_spec == "admin@example.com"
     assert AuditEvent.select().where(AuditEvent.action == "smtp_tested").exists()
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # see below
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_email_over_starttls_or_tls_with_a_login(app, world, tmp_path, monkeypatch, security):
+    """SMTP_SECURITY starttls and tls: the certificate is checked (here one the test
+    trusts), the login is given, and the message arrives."""
+    cert_file, key_file = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # the one CA the client trusts
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"s3cret")
+
+    box, port = Mailbox(), free_port()
+    # aiosmtpd does not count an implicit-TLS connection as TLS when it offers AUTH.
+    options = ({"tls_context": server_tls, "require_starttls": True}
+               if security == "starttls" else {"ssl_context": server_tls,
+                                                "auth_require_tls": False})
+    controller = Controller(box, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_required=True, **options)
+    controller.start()
+    try:
+        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY=security,
+                          SMTP_USERNAME="tierdesk", SMTP_PASSWORD="s3cret",
+                          MAIL_FROM="tierdesk@example.com")
+        _file(app, world)
+        assert _deliver_all(app) == {"sent": 1}, Notice.get().last_error
+    finally:
+        controller.stop()
+    assert logins == [(b"tierdesk", b"s3cret")] and len(box.messages) == 1
