@@ -468,8 +468,9 @@ def test_admin_sets_a_robot_through_the_page_and_tests_it(app, client, world, ro
     response = client.post(f"/admin/robots/{east}", data={
         "platform": "dingtalk", "url": "https://evil.example/robot/send?access_token=x",
         "secret": "SECabc", "active": "y"})
-    assert response.status_code == 200 and "oapi.dingtalk.com" in response.get_data(
-        as_text=True)
+    refused = response.get_data(as_text=True)
+    assert response.status_code == 200 and "oapi.dingtalk.com" in refused
+    assert "access_token=x" not in refused  # not even the address just typed
     assert Robot.select().count() == 0
     url = f"{robot_server.base}/dingtalk?access_token=tok-secret-9876"
     response = client.post(f"/admin/robots/{east}", data={

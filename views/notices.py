@@ -106,6 +106,7 @@ def robot_form(branch_id):
         else:
             flash(_("The robot was saved."), "success")
             return redirect(url_for("notices.robots"), 303)
+    form.url.data = ""  # an address (and its token) is never sent back to a page
     return render_template("notices/robot_form.html", form=form, branch=branch, robot=robot)
 
 
