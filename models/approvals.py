@@ -535,10 +535,12 @@ def deciders(step, request):
 
 
 def _tiers_text(request):
-    to_tier = request.to_tier if isinstance(request.to_tier, Tier) else \
-        Tier.get_by_id(request.to_tier_id)
-    from_tier = request.from_tier if isinstance(request.from_tier, Tier) else (
-        Tier.get_by_id(request.from_tier_id) if request.from_tier_id else None)
+    """(from, to) tier names of a request: from the tiers _file() set on it, else read."""
+    if "to_tier" in request.__rel__:
+        to_tier, from_tier = request.to_tier, request.__rel__.get("from_tier")
+    else:
+        tiers = Tier.by_id()
+        to_tier, from_tier = tiers[request.to_tier_id], tiers.get(request.from_tier_id)
     return (from_tier.display_name if from_tier else "—"), to_tier.display_name
 
 

@@ -31,7 +31,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
-from flask_babel import force_locale
+from flask_babel import force_locale, get_locale
 from peewee import (
     JOIN,
     BooleanField,
@@ -298,9 +298,19 @@ def absolute_link(path):
     return f"{base}{path}"
 
 
+def _in_language(language, *texts):
+    """`texts` rendered in `language`. Forcing a locale reloads the catalog (about a
+    millisecond), so only when the current one differs."""
+    current = get_locale()
+    if current is not None and str(current) == language:
+        return [str(t) for t in texts]
+    with force_locale(language):
+        return [str(t) for t in texts]
+
+
 def notify(kind, recipient, subject, body, link, about=None, branch_id=None, cache=None):
     """Write the notices of one event for `recipient`, one per channel they chose for
-    `kind`, inside the caller's transaction; returns the rows written.
+    `kind`, inside the caller's transaction; returns the ids of the rows written.
 
     `subject` and `body` may be lazy translations: they are rendered in the recipient's
     language. `link` is a path (made absolute from PUBLIC_URL) or an absolute address.
@@ -324,8 +334,7 @@ def notify(kind, recipient, subject, body, link, about=None, branch_id=None, cac
         about_type, about_id = about
     elif about is not None:
         about_type, about_id = about._meta.table_name, about._pk
-    with force_locale(recipient.language or "zh_CN"):
-        subject, body = str(subject), str(body)
+    subject, body = _in_language(recipient.language or "zh_CN", subject, body)
     rows = []
     if chosen in ("email", "both") and recipient.email:
         rows.append(dict(channel="email", robot=None))
@@ -337,14 +346,12 @@ def notify(kind, recipient, subject, body, link, about=None, branch_id=None, cac
         if robot is not None:
             rows.append(dict(channel="robot", robot=robot.id))
     now = utcnow()
-    written = []
-    for row in rows:
-        written.append(Notice.create(
-            kind=kind, recipient=recipient.id, subject=subject[:255], body=body,
-            link=absolute_link(link)[:500], state="pending", next_attempt_at=now,
-            delivery_key=secrets.token_hex(16), about_type=about_type,
-            about_id=str(about_id), created_at=now, **row))
-    return written
+    link = absolute_link(link)[:500]
+    return [Notice.insert(
+        kind=kind, recipient=recipient.id, subject=subject[:255], body=body, link=link,
+        state="pending", next_attempt_at=now, delivery_key=secrets.token_hex(16),
+        about_type=about_type, about_id=str(about_id), created_at=now, **row).execute()
+        for row in rows]
 
 
 # --- Delivery bookkeeping (the worker's side) ------------------------------------
