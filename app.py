@@ -73,15 +73,30 @@ def create_app(test_config=None):
         REPORT_BATCH=50,
         REPORT_PROCESSES=None,
         REPORTS_DIR=None,
+        # Notices (models/notices.py, services/notify.py): the SMTP server, and the
+        # hosts besides the platforms' own that robots may post to (comma-separated).
+        SMTP_HOST=None,
+        SMTP_PORT=None,
+        SMTP_USERNAME=None,
+        SMTP_PASSWORD=None,
+        SMTP_SECURITY="starttls",
+        MAIL_FROM=None,
+        WEBHOOK_ALLOWED_HOSTS="",
+        NOTICE_TIMEOUT_SECONDS=10,
+        NOTICE_MAX_TRIES=5,
+        NOTICE_RETRY_SECONDS=60,
+        NOTICE_LEASE_SECONDS=600,
     )
     for key in ("SECRET_KEY", "DATABASE_URL", "IDLE_TIMEOUT_MINUTES", "SESSION_MAX_HOURS",
                 "SESSION_COOKIE_SECURE", "MAX_CONTENT_LENGTH", "BABEL_DEFAULT_TIMEZONE",
                 "SIGNING_PKCS12", "SIGNING_PKCS12_PASSWORD", "SIGNING_DIR",
-                "ORGANISATION_NAME", "PUBLIC_URL", "REPORTS_DIR", "TRUSTED_PROXIES"):
+                "ORGANISATION_NAME", "PUBLIC_URL", "REPORTS_DIR", "TRUSTED_PROXIES",
+                "SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_SECURITY",
+                "MAIL_FROM", "WEBHOOK_ALLOWED_HOSTS"):
         if key in os.environ:
             value = os.environ[key]
             if key in ("IDLE_TIMEOUT_MINUTES", "SESSION_MAX_HOURS", "MAX_CONTENT_LENGTH",
-                       "TRUSTED_PROXIES"):
+                       "TRUSTED_PROXIES", "SMTP_PORT"):
                 value = int(value)
             elif key == "SESSION_COOKIE_SECURE":
                 value = value.lower() in ("1", "true", "yes")
@@ -120,13 +135,14 @@ def create_app(test_config=None):
         errors,
         funnel,
         main,
+        notices,
         reports,
         scorecards,
         tiers,
         verify,
     )
     for module in (auth, main, customers, scorecards, cycles, reports, verify, tiers, approvals,
-                   funnel, admin, audit, errors):
+                   funnel, notices, admin, audit, errors):
         app.register_blueprint(module.bp)
 
     _register_request_hooks(app)

@@ -8,7 +8,7 @@ from wtforms import (
     StringField,
     widgets,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
 from forms import Form, QueryForm, choices, chosen_id
 from i18n import lazy_gettext as _l
@@ -35,6 +35,12 @@ class UserForm(Form):
     language = SelectField(_l("Language"), choices=choices(LANGUAGES))
     sales_cycle_days = IntegerField(_l("Sales cycle (days)"), default=28,
                                     validators=[DataRequired(), NumberRange(min=1, max=365)])
+    email = StringField(_l("E-mail"), validators=[Optional(), Length(max=254), Email()],
+                        description=_l("Where e-mail notices go."))
+    mobile = StringField(_l("Mobile number"), validators=[
+        Optional(), Length(max=32),
+        Regexp(r"^\+?[0-9 -]{5,31}$", message=_l("Digits only, an optional + in front."))],
+                         description=_l("How a group robot @-mentions the person."))
     active = BooleanField(_l("Active"), default=True)
 
     def __init__(self, *args, creating=False, **kwargs):

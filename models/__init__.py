@@ -6,6 +6,7 @@ from .compliance import ServiceStatus
 from .customers import Activity, Contact, Customer, CustomerYear, ImportBatch, TierHistory
 from .cycles import Assessment, CommitteeMember, GradingCycle, Score
 from .funnel import Opportunity, StageMove
+from .notices import Notice, NoticePreference, Robot
 from .people import Branch, User
 from .reports import ReportJob
 from .schema import SchemaVersion
@@ -18,14 +19,16 @@ ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, 
               CriterionLevel, GradeBand, Customer, CustomerYear, Contact, Activity, TierHistory,
               ImportBatch, GradingCycle, CommitteeMember, Assessment, Score,
               TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep,
-              Opportunity, StageMove, CycleSignature, ReportJob]
+              Opportunity, StageMove, CycleSignature, ReportJob, Robot, NoticePreference,
+              Notice]
 
 __all__ = [
     "ALL_MODELS", "Activity", "ApprovalRule", "ApprovalStep", "ServiceStatus", "TierPolicy",
     "TierChangeRequest", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
     "Score", "BaseModel", "Branch", "Contact", "Criterion",
     "CriterionLevel", "Customer", "CustomerYear", "CycleSignature", "DomainError", "GradeBand",
-    "ImportBatch", "NotFound", "Opportunity", "ReportJob", "ScorecardTemplate", "SchemaVersion",
+    "ImportBatch", "NotFound", "Notice", "NoticePreference", "Opportunity", "Robot",
+    "ReportJob", "ScorecardTemplate", "SchemaVersion",
     "StageMove", "Tier",
     "TierHistory", "User", "audit",
     "db", "utcnow", "write_transaction",

@@ -26,7 +26,7 @@ def find_users(q="", branch_id=None, role=None, status=None):
 
 
 def save_user(user, *, username, display_name, roles, branch, language="zh_CN", active=True,
-              password=None, sales_cycle_days=28):
+              password=None, sales_cycle_days=28, email=None, mobile=None):
     """Create (`user` is None) or update a user, audited; returns the user.
 
     Raises DomainError for a duplicate username, an unknown role, or a
@@ -63,6 +63,10 @@ def save_user(user, *, username, display_name, roles, branch, language="zh_CN", 
         user.language = language
         user.active = active
         user.sales_cycle_days = sales_cycle_days
+        if email is not None:  # where notices reach them (None: left as it is)
+            user.email = email
+        if mobile is not None:
+            user.mobile = mobile
         if password:
             user.set_password(password)
         if revoke:

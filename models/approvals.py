@@ -34,6 +34,7 @@ from .audit import audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
 from .customers import Customer, TierHistory, search_condition
 from .cycles import Assessment, GradingCycle
+from .notices import notify
 from .people import ROLES, Branch, User, scoped_to_branch
 from .tiers import Tier
 
@@ -284,7 +285,7 @@ def steps_for(roles, requester, branch_id):
 
 
 def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, assessment=None,
-          rules=None, steps=None):
+          rules=None, steps=None, notices=None):
     """File one request inside the caller's transaction; returns it. A grading cycle's
     requests are the committee's, not the person's who published it (who may well
     decide them later): they have no requester."""
@@ -322,6 +323,7 @@ def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, ass
     request.from_tier, request.to_tier = from_tier, to_tier
     audit("tier_change_filed", request, actor=user,
           after={**request.audit_dict(), "rule": key, "steps": roles})
+    _notify_waiting(request, first, customer, notices)
     return request
 
 
@@ -390,6 +392,7 @@ def file_cycle_requests(cycle, user, effective_on=None):
         return step_cache[key]
 
     tiers = Tier.by_id()
+    notices = {}  # who decides a first step, their channels, the robots: the same throughout
     with write_transaction():
         busy = {r.customer_id for r in TierChangeRequest.select(TierChangeRequest.customer)
                 .where(TierChangeRequest.status == "open")}
@@ -406,7 +409,8 @@ def file_cycle_requests(cycle, user, effective_on=None):
             try:
                 filed.append(_file(assessment.customer, user, tiers[assessment.final_tier_id],
                                    reason, "cycle", effective_on, cycle=cycle.id,
-                                   assessment=assessment.id, rules=rules, steps=steps))
+                                   assessment=assessment.id, rules=rules, steps=steps,
+                                   notices=notices))
             except OpenRequestExists:  # filed mid-year a moment ago: the publication goes on
                 skipped.append(assessment)
     return filed, skipped
@@ -483,6 +487,7 @@ def _decide(step_id, user, decision, comment):
     if decision == "reject":
         _close(request, "rejected", comment, now)
         audit("tier_change_rejected", request, actor=user, after=after)
+        _notify_decided(request, customer, user, comment)
         return request
     following = (ApprovalStep.select().where(ApprovalStep.request == request.id,
                                              ApprovalStep.position > step.position)
@@ -492,6 +497,8 @@ def _decide(step_id, user, decision, comment):
         TierChangeRequest.update(waiting_step=following.id, waiting_role=following.role).where(
             TierChangeRequest.id == request.id).execute()
         audit("tier_change_step_approved", request, actor=user, after=after)
+        following.status = "pending"
+        _notify_waiting(request, following, customer)
         return request
     # The last step: the customer's tier moves, if it is still the one we started from.
     same_tier = (Customer.tier.is_null() if request.from_tier_id is None
@@ -510,7 +517,78 @@ def _decide(step_id, user, decision, comment):
     audit("tier_change_approved", request, actor=user, after={
         **after, "from_tier": request.from_tier_id, "to_tier": request.to_tier_id,
         "effective_on": request.effective_on})
+    _notify_decided(request, customer, user, comment)
     return request
+
+
+# --- Notices -------------------------------------------------------------------
+
+def deciders(step, request):
+    """The active users who may decide `step` of `request` now (decider_refusal says
+    none): its role's holders, of the request's branch where the role or the person is
+    branch-scoped."""
+    candidates = User.with_role(step.role).where(User.active)
+    if step.role == "branch_manager":
+        candidates = candidates.where(User.branch == request.branch_id)
+    return [u for u in candidates.order_by(User.id)
+            if decider_refusal(step, u, request) is None]
+
+
+def _tiers_text(request):
+    """(from, to) tier names of a request: from the tiers _file() set on it, else read."""
+    if "to_tier" in request.__rel__:
+        to_tier, from_tier = request.to_tier, request.__rel__.get("from_tier")
+    else:
+        tiers = Tier.by_id()
+        to_tier, from_tier = tiers[request.to_tier_id], tiers.get(request.from_tier_id)
+    return (from_tier.display_name if from_tier else "—"), to_tier.display_name
+
+
+def _notify_waiting(request, step, customer, cache=None):
+    """Tell each person who may decide `step` that it waits for them (inside the
+    caller's transaction, like the step itself). `cache` (a dict) keeps the deciders
+    of a first step of a committee's request (no requester, nobody decided yet: they
+    depend on the role and branch alone), and notify()'s lookups, across one filing."""
+    from_name, to_name = _tiers_text(request)
+    link = f"/tier-changes/{request.id}"
+    if cache is not None and not request.requested_by_id and step.position == 1:
+        key = ("deciders", step.role, request.branch_id)
+        if key not in cache:
+            cache[key] = deciders(step, request)
+        people = cache[key]
+    else:
+        people = deciders(step, request)
+    for person in people:
+        notify("approval_waiting", person,
+               _l("Approval waiting: %(customer)s %(from_tier)s → %(to_tier)s",
+                  customer=customer.name, from_tier=from_name, to_tier=to_name),
+               _l("The tier change of %(customer)s (%(code)s) from %(from_tier)s to "
+                  "%(to_tier)s waits for your decision as %(role)s.\n\nReason: "
+                  "%(reason)s", customer=customer.name, code=customer.code,
+                  from_tier=from_name, to_tier=to_name, role=step.role_label,
+                  reason=request.reason or "—"),
+               link, about=request, branch_id=request.branch_id, cache=cache)
+
+
+def _notify_decided(request, customer, decider, comment):
+    """Tell the requester the outcome (a cycle's requests have none)."""
+    if not request.requested_by_id:
+        return
+    requester = User.get_or_none(User.id == request.requested_by_id)
+    if requester is None or not requester.active:
+        return
+    from_name, to_name = _tiers_text(request)
+    outcome = STATUSES.get(request.status, request.status)
+    notify("request_decided", requester,
+           _l("Your request was decided (%(outcome)s): %(customer)s %(from_tier)s → "
+              "%(to_tier)s", outcome=outcome, customer=customer.name, from_tier=from_name,
+              to_tier=to_name),
+           _l("%(name)s decided the tier change of %(customer)s (%(code)s) from "
+              "%(from_tier)s to %(to_tier)s: %(outcome)s.\n\nComment: %(comment)s",
+              name=decider.display_name, customer=customer.name, code=customer.code,
+              from_tier=from_name, to_tier=to_name, outcome=outcome,
+              comment=comment or "—"),
+           f"/tier-changes/{request.id}", about=request, branch_id=request.branch_id)
 
 
 def _reference(request):

@@ -64,6 +64,11 @@ ACTION_LABELS = {
     "cycle_signed": _l("Cycle results signed"),
     "cycle_reopened": _l("Cycle reopened, signatures cleared"),
     "report_job": _l("Committee report rendered"),
+    "robot_saved": _l("Group robot set"),
+    "robot_tested": _l("Group robot test message sent"),
+    "smtp_tested": _l("Test e-mail sent"),
+    "notice_resent": _l("Notice sent again"),
+    "notice_preferences": _l("Notice channels chosen"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),
@@ -80,6 +85,8 @@ OBJECT_LABELS = {
     "approval_rule": _l("Approval rule"),
     "tier_change_request": _l("Tier change request"),
     "opportunity": _l("Opportunity"),
+    "robot": _l("Group robot"),
+    "notice": _l("Notice"),
     "ip": _l("Address"),
 }
 

@@ -62,6 +62,10 @@ class User(BaseModel):
     # session cookie stops matching and is refused.
     session_version = IntegerField(default=1)
     sales_cycle_days = IntegerField(default=28)
+    # Where notices reach the person: e-mail, and the mobile number a group robot
+    # @-mentions them by (models/notices.py).
+    email = CharField(max_length=254, default="")
+    mobile = CharField(max_length=32, default="")
     created_at = DateTimeField(default=utcnow)
     last_login_at = DateTimeField(null=True)
 
@@ -159,6 +163,7 @@ class User(BaseModel):
             "username": self.username, "display_name": self.display_name,
             "roles": self.roles, "branch": self.branch.code if self.branch_id else None,
             "language": self.language, "active": self.active,
+            "email": self.email, "mobile": self.mobile,
         }
 
 

@@ -13,6 +13,7 @@ from models.people import ROLES
 from models.schema import current_version, upgrade
 from services.backup import backup_sqlite
 from services.demo import DEMO_PASSWORD, build_demo, build_demo_meeting, demo_logins
+from services.notify import test_channels
 
 
 def _fail(message):
@@ -121,6 +122,21 @@ def register(app):
         moved = rollover(day)
         click.echo(f"Weekly rollover: {len(moved)} stale opportunities sent back to the "
                    f"first stage.")
+
+    @app.cli.command("notify-test")
+    @click.argument("username")
+    def notify_test(username):
+        """Send a test notice to USERNAME through each of their channels at once (not
+        through the queue) and print what each channel answered; exits 1 when one
+        failed."""
+        user = User.get_or_none(User.username == username)
+        if user is None:
+            _fail(f"no user {username}.")
+        results = test_channels(user)
+        for channel, ok, answer in results:
+            click.echo(f"{channel}: {'ok' if ok else 'FAILED'} — {answer}")
+        if not all(ok for _channel, ok, _answer in results):
+            sys.exit(1)
 
     @app.cli.command("backup")
     @click.argument("path")

@@ -131,6 +131,11 @@ def _customer_name(rng, city, nature, industry):
         industry
 
 
+def demo_email(username):
+    """A demo user's e-mail address: example.com, which never delivers anywhere."""
+    return f"{username.replace('_', '.')}@example.com"
+
+
 def ensure_reference_data():
     """Tiers A–D, the default scorecard and the prospects' scorecard, when missing.
     Returns the default (existing customers') template."""
@@ -167,7 +172,8 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
 
         def user(username, roles, branch=None, name=None, language="zh_CN"):
             u = User(username=username, display_name=name or _person(rng),
-                     password_hash=password_hash, branch=branch, language=language)
+                     password_hash=password_hash, branch=branch, language=language,
+                     email=demo_email(username))
             u.roles = roles
             u.save()
             return u
@@ -504,7 +510,7 @@ def build_meeting(size=1000, committee=9, seed=2027):
     probe.set_password(DEMO_PASSWORD)
     for n in range(len(members) + 1, committee):
         extra = User(username=f"member{n}", display_name=_person(rng),
-                     password_hash=probe.password_hash)
+                     password_hash=probe.password_hash, email=demo_email(f"member{n}"))
         extra.roles = ["committee_member"]
         extra.save()
         members.append(extra)
@@ -567,7 +573,8 @@ def add_reps(branch_code, size):
         while number < size:
             number += 1
             user = User(username=f"rep_{code}_{number}", display_name=_person(rng),
-                        password_hash=probe.password_hash, branch=branch.id)
+                        password_hash=probe.password_hash, branch=branch.id,
+                        email=demo_email(f"rep_{code}_{number}"))
             user.roles = ["sales_rep"]
             user.save()
 

@@ -1,6 +1,10 @@
-"""Background jobs (huey): long report renders, and the reading of uploaded customer
-files, run in a worker, not in a request. Every job is queued from here
-(queue_preview, queue_report, queue_report_part, requeue_report).
+"""Background jobs (huey): long report renders, the reading of uploaded customer
+files, and the delivery of notices run in a worker, not in a request. Every job is
+queued from here (queue_preview, queue_report, queue_report_part, requeue_report);
+deliver_due_notices runs every minute by itself and sends what the outbox holds. A
+web request never queues a notice: queueing inside the change's transaction could
+send before the commit (or, in huey's immediate mode, inside it), and a queue that
+is down would fail a request whose change had committed.
 
 Storage is a SQLite file under instance/ by default, Redis when REDIS_URL is
 set. Run the worker beside the web server through its own entry, worker.py:
@@ -17,13 +21,14 @@ import traceback
 from pathlib import Path
 
 from flask import current_app, has_app_context
-from huey import RedisHuey, SqliteHuey
+from huey import RedisHuey, SqliteHuey, crontab
 
 from models import DomainError, GradingCycle, ReportJob, audit, db, utcnow
 from models.base import private_sqlite_file
+from models.notices import due_ids, sweep_interrupted
 from models.reports import prune_report_files
 from models.signing import results_fingerprint
-from services import reports
+from services import notify, reports
 from services.customer_io import keep_upload, read_upload
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -105,6 +110,30 @@ def _warm_part(cycle_id, assessment_id):
     except Exception:  # noqa: BLE001 — only a head start: the report renders what is missing
         app.logger.error("rendering ahead for cycle %s failed\n%s", cycle_id,
                          traceback.format_exc())
+
+
+@huey.task()
+def deliver_notice(notice_id):
+    """Send one notice of the outbox (services/notify.py: claim, send, mark)."""
+    _in_app(notify.deliver, notice_id)
+
+
+@huey.periodic_task(crontab(minute="*"))
+def deliver_due_notices():
+    """Every minute: mark failed the notices whose worker stopped mid-send, then send
+    the pending ones whose time has come (new ones, and retries after their back-off).
+    Each is claimed before it is sent, so a second worker doing the same skips it."""
+    _in_app(send_due_notices)
+
+
+def send_due_notices(limit=200):
+    """Sweep interrupted notices, then deliver every due one; returns {state: count}."""
+    sweep_interrupted()
+    done = {}
+    for notice_id in due_ids(limit):
+        state = notify.deliver(notice_id)
+        done[state] = done.get(state, 0) + 1
+    return done
 
 
 @huey.task()

@@ -97,6 +97,13 @@ ROUTE_ROLES = {
     "admin.branches": ("admin",),
     "admin.branch_form": ("admin",),
     "audit.events": ("admin",),
+    "notices.mine": EVERYONE,
+    "notices.failed": ("admin",),
+    "notices.resend_one": ("admin",),
+    "notices.robots": ("admin",),
+    "notices.robot_form": ("admin",),
+    "notices.test_robot": ("admin",),
+    "notices.test_smtp": ("admin",),
 }
 
 

@@ -89,6 +89,9 @@ USER_TEXT = {
     "TierPolicy": ("credit_terms", "notes"),
     "TierChangeRequest": ("reason", "closing_comment"), "ApprovalStep": ("comment",),
     "Opportunity": ("lost_reason",), "TierHistory": ("reference",),
+    # A notice's text is the app's, made of what people typed (names, reasons), and its
+    # error is what a mail server or robot answered: shown as text like typed text.
+    "Notice": ("subject", "body", "last_error", "answer"), "Robot": ("url_hint",),
 }
 # Text written in Markdown: rendered, so its HTML is sanitised rather than shown as
 # typed. It holds the payloads between other marks than 甲…乙 and 丙…丁.
@@ -98,7 +101,7 @@ MARKDOWN = {("TierPolicy", "notes")}
 # (letters, digits, - and _), choices from a list, states, hashes, what the app writes.
 NOT_USER_TEXT = {
     "SchemaVersion": ("name",), "Branch": ("code",),
-    "User": ("username", "password_hash", "roles_text", "language"),
+    "User": ("username", "password_hash", "roles_text", "language", "email", "mobile"),
     "AuditEvent": ("actor_name", "action", "object_type", "object_id", "before", "after",
                    "ip"),
     "Tier": ("code", "colour"), "ScorecardTemplate": ("family", "kind"),
@@ -111,6 +114,9 @@ NOT_USER_TEXT = {
     "ApprovalStep": ("role", "status"), "Opportunity": ("stage",),
     "StageMove": ("from_stage", "to_stage", "kind"), "CycleSignature": ("role", "fingerprint"),
     "ReportJob": ("state", "error", "path", "fingerprint"),
+    "Notice": ("kind", "channel", "link", "state", "delivery_key", "about_type", "about_id"),
+    "Robot": ("platform", "url_encrypted", "secret_encrypted"),
+    "NoticePreference": ("kind", "channels"),
 }
 
 

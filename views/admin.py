@@ -58,7 +58,9 @@ def user_form(user_id=None):
                       display_name=form.display_name.data.strip(), roles=form.roles.data,
                       branch=form.selected_branch(), language=form.language.data,
                       active=form.active.data, password=form.password.data or None,
-                      sales_cycle_days=form.sales_cycle_days.data)
+                      sales_cycle_days=form.sales_cycle_days.data,
+                      email=(form.email.data or "").strip(),
+                      mobile=(form.mobile.data or "").replace(" ", "").replace("-", ""))
         except DomainError as error:
             flash(str(error), "error")
         else:

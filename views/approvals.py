@@ -42,6 +42,7 @@ from models.approvals import (
     save_rule,
     withdraw,
 )
+from models.notices import notices_about
 from models.people import ROLES
 from services.formatting import translated
 
@@ -131,6 +132,7 @@ def _detail_context(change, form=None):
     if form is None and pending is not None:
         form = DecisionForm(step=pending.id)
     return dict(change=change, customer=customer, steps=change.steps(), pending=pending,
+                notices=notices_about(change),
                 can_decide=can_decide, form=form, withdraw_form=WithdrawForm(),
                 can_withdraw=change.status == "open"
                 and change.requested_by_id == current_user.id)

@@ -77,8 +77,10 @@ NAV = [
     ("funnel.my_week", _l("My funnel"), ("sales_rep", "branch_manager")),
     ("funnel.team", _l("Team funnel"), ("branch_manager", "sales_director", "general_manager",
                                         "admin")),
+    ("notices.mine", _l("Notices"), None),
     ("admin.users", _l("Users"), ("admin",)),
     ("admin.branches", _l("Branches"), ("admin",)),
+    ("notices.robots", _l("Group robots"), ("admin",)),
     ("audit.events", _l("Audit trail"), ("admin",)),
 ]
 

@@ -1,0 +1,162 @@
+"""Notices: my channels and my latest notices; the admin's group robots and failed
+notices."""
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from forms import Form
+from forms.notices import PreferencesForm, RobotForm
+from models import Branch, DomainError, audit, utcnow
+from models.notices import (
+    Robot,
+    absolute_link,
+    channels_of,
+    failed_notices,
+    last_notices,
+    resend,
+    save_preferences,
+    save_robot,
+    unreachable_users,
+)
+from services.notify import DeliveryError, build_email, send_email, send_robot
+
+from .access import get_or_404, role_required
+
+bp = Blueprint("notices", __name__)
+
+
+@bp.route("/notices", methods=["GET", "POST"])
+def mine():
+    """My channel per kind of notice, and my latest notices."""
+    form = PreferencesForm()
+    if not form.is_submitted():
+        for name in ("approval_waiting", "request_decided"):
+            getattr(form, name).data = channels_of(current_user, name)
+    if form.validate_on_submit():
+        try:
+            save_preferences(current_user, form.chosen())
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("Your choices were saved."), "success")
+            return redirect(url_for("notices.mine"), 303)
+    return render_template("notices/mine.html", form=form,
+                           notices=last_notices(current_user))
+
+
+@bp.route("/admin/notices")
+@role_required("admin")
+def failed():
+    """Notices that could not be delivered, with their last error; each can be resent."""
+    return render_template("notices/failed.html", notices=failed_notices(), form=Form(),
+                           unreachable=unreachable_users())
+
+
+@bp.route("/admin/notices/<int:notice_id>/resend", methods=["POST"])
+@role_required("admin")
+def resend_one(notice_id):
+    """Put a failed notice back in the queue (audited); the worker sends it."""
+    form = Form()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        resend(notice_id, current_user)
+    except DomainError as error:
+        flash(str(error), "error")
+    else:
+        flash(_("The notice will be sent again."), "success")
+    return redirect(url_for("notices.failed"), 303)
+
+
+def _robot_rows():
+    robots = {r.branch_id: r for r in Robot.select()}
+    return [(None, robots.get(None))] + [(b, robots.get(b.id))
+                                         for b in Branch.select().order_by(Branch.code)]
+
+
+@bp.route("/admin/robots")
+@role_required("admin")
+def robots():
+    """The company-wide robot and each branch's: platform, host, the address's last
+    characters; never the address or secret in full."""
+    return render_template("notices/robots.html", rows=_robot_rows(), form=Form())
+
+
+def _branch_or_none(branch_id):
+    return get_or_404(Branch, branch_id) if branch_id else None
+
+
+@bp.route("/admin/robots/<int:branch_id>", methods=["GET", "POST"])
+@role_required("admin")
+def robot_form(branch_id):
+    """Set the robot of a branch (0: company-wide). A refused address is an error on
+    the form, and nothing is saved."""
+    branch = _branch_or_none(branch_id)
+    robot = Robot.get_or_none(Robot.branch.is_null() if branch is None
+                              else Robot.branch == branch.id)
+    form = RobotForm(creating=robot is None)
+    if robot is not None and not form.is_submitted():
+        form.platform.data, form.active.data = robot.platform, robot.active
+    if form.validate_on_submit():
+        try:
+            save_robot(branch, current_user, form.platform.data, form.url.data,
+                       form.secret.data, form.active.data)
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("The robot was saved."), "success")
+            return redirect(url_for("notices.robots"), 303)
+    form.url.data = ""  # an address (and its token) is never sent back to a page
+    return render_template("notices/robot_form.html", form=form, branch=branch, robot=robot)
+
+
+@bp.route("/admin/robots/<int:branch_id>/test", methods=["POST"])
+@role_required("admin")
+def test_robot(branch_id):
+    """Send a test message through the robot now, and say what it answered (audited)."""
+    branch = _branch_or_none(branch_id)
+    robot = Robot.get_or_none(Robot.branch.is_null() if branch is None
+                              else Robot.branch == branch.id)
+    form = Form()
+    if robot is None:
+        abort(404)
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        answer = send_robot(robot, _("Tierdesk test message"),
+                            _("%(name)s sent this test message from Tierdesk.",
+                              name=current_user.display_name),
+                            absolute_link(url_for("notices.robots")), current_user.mobile)
+    except DeliveryError as error:
+        ok, answer = False, str(error)
+    else:
+        ok = True
+    audit("robot_tested", robot, after={"ok": ok, "answer": answer[:300]})
+    flash(_("The robot answered: %(answer)s", answer=answer) if ok
+          else _("Sending failed: %(answer)s", answer=answer), "success" if ok else "error")
+    return redirect(url_for("notices.robots"), 303)
+
+
+@bp.route("/admin/notices/smtp-test", methods=["POST"])
+@role_required("admin")
+def test_smtp():
+    """Send a test e-mail to my own address through the SMTP settings now, and say what
+    the server answered (audited)."""
+    if not Form().validate_on_submit():
+        abort(400)
+    if not current_user.email:
+        flash(_("Give yourself an e-mail address first (Users)."), "error")
+        return redirect(url_for("notices.failed"), 303)
+    try:
+        answer = send_email(build_email(
+            0, f"smtp-test-{utcnow():%Y%m%d%H%M%S}", current_user, _("Tierdesk test message"),
+            _("%(name)s sent this test message from Tierdesk.", name=current_user.display_name),
+            absolute_link(url_for("notices.failed"))))
+    except DeliveryError as error:
+        ok, answer = False, str(error)
+    else:
+        ok = True
+    audit("smtp_tested", current_user, after={"ok": ok, "answer": answer[:300]})
+    flash(_("The mail server answered: %(answer)s", answer=answer) if ok
+          else _("Sending failed: %(answer)s", answer=answer), "success" if ok else "error")
+    return redirect(url_for("notices.failed"), 303)
