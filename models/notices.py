@@ -316,7 +316,8 @@ def notify(kind, recipient, subject, body, link, about=None, branch_id=None, cac
     language. `link` is a path (made absolute from PUBLIC_URL) or an absolute address.
     `about` is the record that caused it (a model instance, or (type, id)). The robot
     is the branch's (`branch_id`, else the recipient's), else the company-wide one. A
-    channel the person cannot be reached by (no address, no robot) is skipped. `cache`
+    channel the person cannot be reached by (no address, no robot, no SMTP_HOST) is
+    skipped. `cache`
     (a dict) keeps the choices and robots it looked up, for many notices in one
     transaction (a cycle's publication). Raises RuntimeError outside a transaction:
     each row would commit by itself, whether or not the change does.
@@ -336,7 +337,8 @@ def notify(kind, recipient, subject, body, link, about=None, branch_id=None, cac
         about_type, about_id = about._meta.table_name, about._pk
     subject, body = _in_language(recipient.language or "zh_CN", subject, body)
     rows = []
-    if chosen in ("email", "both") and recipient.email:
+    # No mail server configured (the demo, say): no e-mail to fail five times.
+    if chosen in ("email", "both") and recipient.email and current_app.config.get("SMTP_HOST"):
         rows.append(dict(channel="email", robot=None))
     if chosen in ("robot", "both"):
         where = branch_id or recipient.branch_id

@@ -150,8 +150,12 @@ def robot_server(app):
 def world(app, make):
     """The approvals' world (tests/test_approvals.py) with addresses: the east branch
     manager reads Chinese, has an e-mail address and a mobile number."""
+    # A mail server is configured (nothing listens there unless a test starts `smtp`):
+    # without one, no e-mail notice is written at all.
     app.config.update(PUBLIC_URL=PUBLIC_URL, NOTICE_RETRY_SECONDS=0, NOTICE_MAX_TRIES=3,
                       NOTICE_TIMEOUT_SECONDS=0.5)
+    if not app.config["SMTP_HOST"]:  # (the `smtp` fixture may have set its own already)
+        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=free_port(), SMTP_SECURITY="none")
     found = make_world(app, make)
     for key in ("bm", "rep", "director", "gm", "bm_w"):
         User.update(email=f"{found[key].username}@example.com",
@@ -537,6 +541,7 @@ def test_publishing_a_cycle_tells_each_branch_manager_of_each_request(app, make)
     each tell the manager of their own branch, and only them."""
     setup = make_setup(app, make)
     cycle = _in_committee(app, setup)
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=free_port())
     User.update(email=User.username.concat("@example.com")).where(
         User.username.in_(["bm_e", "bm_w"])).execute()
     tiers = {t.code: t for t in Tier.select()}
@@ -682,3 +687,13 @@ def test_email_over_starttls_or_tls_with_a_login(app, world, tmp_path, monkeypat
     finally:
         controller.stop()
     assert logins == [(b"tierdesk", b"s3cret")] and len(box.messages) == 1
+
+
+def test_without_a_mail_server_no_e_mail_notice_is_written(app, world, robot_server):
+    """With no SMTP_HOST (a fresh install, the demo) a step waiting for the branch
+    manager writes the robot's notice only: no e-mail that could only fail."""
+    app.config["SMTP_HOST"] = None
+    with app.test_request_context():
+        save_robot(None, world["admin"], "wecom", f"{robot_server.base}/wecom?key=k1")
+    _file(app, world)
+    assert {n.channel for n in Notice.select()} == {"robot"}
