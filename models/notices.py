@@ -453,8 +453,10 @@ def failed_notices(limit=200):
 
 
 def unreachable_users():
-    """Active users whom no notice can reach: no e-mail address, and no active robot
-    for their branch nor a company-wide one (or every kind turned off), by name."""
+    """Active users whom no notice can reach: no e-mail address (or no mail server),
+    and no active robot for their branch nor a company-wide one (or every kind turned
+    off), by name."""
+    mail = bool(current_app.config.get("SMTP_HOST"))
     robots = {r.branch_id for r in Robot.select(Robot.branch).where(Robot.active)}
     people = User.select().where(User.active).order_by(User.username)
     silenced = {u for (u,) in NoticePreference.select(NoticePreference.user).where(
@@ -462,7 +464,7 @@ def unreachable_users():
     found = []
     for user in people:
         by_robot = None in robots or user.branch_id in robots
-        if not user.email and not by_robot:
+        if not (mail and user.email) and not by_robot:
             found.append(user)
         elif user.id in silenced and all(channels_of(user, kind) == "off"
                                          for kind in KINDS if kind != "test"):
