@@ -433,10 +433,11 @@ def test_admin_sees_failed_notices_and_resends_one(app, client, world):
     # (In the page's body: the list once sat in the <title>, where nobody saw it.)
     unreachable = html.split("<main")[1].split('data-testid="unreachable"')[1].split("</ul>")[0]
     assert "rep_w" in unreachable and "bm_e" not in unreachable
+    assert 'data-testid="no-mail-server"' not in html
     app.config["SMTP_HOST"] = None  # no mail server: an address alone reaches nobody
-    unreachable = client.get("/admin/notices").get_data(as_text=True).split(
-        'data-testid="unreachable"')[1].split("</ul>")[0]
-    assert "bm_e" in unreachable
+    html = client.get("/admin/notices").get_data(as_text=True)
+    assert 'data-testid="no-mail-server"' in html
+    assert "bm_e" in html.split('data-testid="unreachable"')[1].split("</ul>")[0]
     app.config["SMTP_HOST"] = "127.0.0.1"
     notice = Notice.get()
     assert client.post(f"/admin/notices/{notice.id}/resend").status_code == 400  # no token

@@ -1,6 +1,6 @@
 """Notices: my channels and my latest notices; the admin's group robots and failed
 notices."""
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -49,7 +49,8 @@ def mine():
 def failed():
     """Notices that could not be delivered, with their last error; each can be resent."""
     return render_template("notices/failed.html", notices=failed_notices(), form=Form(),
-                           unreachable=unreachable_users())
+                           unreachable=unreachable_users(),
+                           mail_server=bool(current_app.config.get("SMTP_HOST")))
 
 
 @bp.route("/admin/notices/<int:notice_id>/resend", methods=["POST"])
