@@ -123,19 +123,11 @@ def test_robot(branch_id):
         abort(404)
     if not form.validate_on_submit():
         abort(400)
-    try:
-        answer = send_robot(robot, _("Tierdesk test message"),
-                            _("%(name)s sent this test message from Tierdesk.",
-                              name=current_user.display_name),
-                            absolute_link(url_for("notices.robots")), current_user.mobile)
-    except DeliveryError as error:
-        ok, answer = False, str(error)
-    else:
-        ok = True
-    audit("robot_tested", robot, after={"ok": ok, "answer": answer[:300]})
-    flash(_("The robot answered: %(answer)s", answer=answer) if ok
-          else _("Sending failed: %(answer)s", answer=answer), "success" if ok else "error")
-    return redirect(url_for("notices.robots"), 303)
+    return _tested("robot_tested", robot, "notices.robots", lambda: send_robot(
+        robot, _("Tierdesk test message"),
+        _("%(name)s sent this test message from Tierdesk.", name=current_user.display_name),
+        absolute_link(url_for("notices.robots")), current_user.mobile),
+        lambda answer: _("The robot answered: %(answer)s", answer=answer))
 
 
 @bp.route("/admin/notices/smtp-test", methods=["POST"])
@@ -148,16 +140,23 @@ def test_smtp():
     if not current_user.email:
         flash(_("Give yourself an e-mail address first (Users)."), "error")
         return redirect(url_for("notices.failed"), 303)
+    return _tested("smtp_tested", current_user, "notices.failed", lambda: send_email(
+        build_email(0, f"smtp-test-{utcnow():%Y%m%d%H%M%S}", current_user,
+                    _("Tierdesk test message"),
+                    _("%(name)s sent this test message from Tierdesk.",
+                      name=current_user.display_name),
+                    absolute_link(url_for("notices.failed")))),
+        lambda answer: _("The mail server answered: %(answer)s", answer=answer))
+
+
+def _tested(action, record, back, send, answered):
+    """Send a test message now (`send()` returns the channel's answer), audit what came
+    back under `action`, say it (`answered(answer)`) and go back to `back`."""
     try:
-        answer = send_email(build_email(
-            0, f"smtp-test-{utcnow():%Y%m%d%H%M%S}", current_user, _("Tierdesk test message"),
-            _("%(name)s sent this test message from Tierdesk.", name=current_user.display_name),
-            absolute_link(url_for("notices.failed"))))
+        answer, ok = send(), True
     except DeliveryError as error:
-        ok, answer = False, str(error)
-    else:
-        ok = True
-    audit("smtp_tested", current_user, after={"ok": ok, "answer": answer[:300]})
-    flash(_("The mail server answered: %(answer)s", answer=answer) if ok
-          else _("Sending failed: %(answer)s", answer=answer), "success" if ok else "error")
-    return redirect(url_for("notices.failed"), 303)
+        answer, ok = str(error), False
+    audit(action, record, after={"ok": ok, "answer": answer[:300]})
+    flash(answered(answer) if ok else _("Sending failed: %(answer)s", answer=answer),
+          "success" if ok else "error")
+    return redirect(url_for(back), 303)
