@@ -950,6 +950,16 @@ def _bands_by_template(template_ids, tiers):
     return bands
 
 
+def _reach(bands):
+    """{template id: the tier ids its bands can give}, from `_bands_by_template`'s
+    bands and each template's highest possible total (one query)."""
+    tops = dict(Criterion.select(Criterion.template, fn.SUM(Criterion.max_points))
+                .where(Criterion.template.in_(list(bands))).group_by(Criterion.template)
+                .tuples())
+    return {template_id: reachable_tiers(template_bands, tops.get(template_id) or 0)
+            for template_id, template_bands in bands.items()}
+
+
 def _summary_rows(cycle, user=None):
     """Each sheet of the cycle in agenda order (of those `user` may see, when given),
     with its committee mean and preliminary total (both kept on the sheet by
@@ -1006,13 +1016,22 @@ def movement_matrix(tiers, cells, not_compared=frozenset()):
 
 def settled_movements(cycle):
     """The meeting's movement matrix: the final grades settled so far against the tier
-    each customer held before the cycle (computed grades never count). One query."""
-    counts = (Assessment.select(Assessment.tier_before, Assessment.final_tier,
-                                fn.COUNT(Assessment.id))
-              .where(Assessment.cycle == cycle, Assessment.final_tier.is_null(False))
-              .group_by(Assessment.tier_before, Assessment.final_tier).tuples())
-    return movement_matrix(Tier.in_order(), {(before, result): (count, 0)
-                                             for before, result, count in counts})
+    each customer held before the cycle (computed grades never count). A move from or
+    to a tier the sheet's bands cannot give is neither up nor down, as in
+    cycle_summary. Three queries."""
+    tiers = Tier.in_order()
+    counts = list(Assessment.select(Assessment.template, Assessment.tier_before,
+                                    Assessment.final_tier, fn.COUNT(Assessment.id))
+                  .where(Assessment.cycle == cycle, Assessment.final_tier.is_null(False))
+                  .group_by(Assessment.template, Assessment.tier_before,
+                            Assessment.final_tier).tuples())
+    reach = _reach(_bands_by_template({row[0] for row in counts}, tiers))
+    cells, not_compared = {}, set()
+    for template_id, before, result, count in counts:
+        cells[before, result] = (cells.get((before, result), (0, 0))[0] + count, 0)
+        if before and before != result and not {before, result} <= reach[template_id]:
+            not_compared.add((before, result))
+    return movement_matrix(tiers, cells, not_compared)
 
 
 # The lists cycle_summary() fills, by key.
@@ -1050,11 +1069,7 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
         what_if = sorted(((minimum, by_id[tier_id]) for tier_id, minimum in thresholds.items()
                           if tier_id in by_id), key=lambda b: -b[0])
         bands = dict.fromkeys(bands, what_if)
-    tops = dict(Criterion.select(Criterion.template, fn.SUM(Criterion.max_points))
-                .where(Criterion.template.in_(list(bands))).group_by(Criterion.template)
-                .tuples())
-    reach = {template_id: reachable_tiers(template_bands, tops.get(template_id) or 0)
-             for template_id, template_bands in bands.items()}
+    reach = _reach(bands)
     now = dict.fromkeys(by_id, 0)
     before = dict.fromkeys(by_id, 0)
     lists = {key: [] for key in SUMMARY_LISTS}

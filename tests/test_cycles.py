@@ -804,6 +804,14 @@ def test_a_tier_the_bands_cannot_give_is_named_and_never_counts_as_a_move(app, c
     assert "升级 1 位" in page and "未比较升降 4 位" in page
     assert '<td class="num not-compared">4' in page and '<td class="num up">1' in page
     assert 'data-testid="out-of-reach"' not in page  # said before the start, not after
+    # The meeting's matrix of settled grades colours them the same way.
+    from models.cycles import settled_movements
+    Assessment.update(final_tier=tiers["B"].id).where(Assessment.cycle == cycle).execute()
+    matrix = settled_movements(cycle)
+    moves = {(before.code, tier.code): (cell.count, cell.move)
+             for before, line, _total in matrix["rows"] if before
+             for tier, cell in zip(matrix["tiers"], line) if cell.count}
+    assert moves == {("D", "B"): (4, "not-compared"), ("C", "B"): (1, "up")}
 
 
 # --- The chair's side of the meeting ---------------------------------------------
