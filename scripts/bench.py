@@ -500,9 +500,9 @@ APPS = {"tierdesk": "app:create_app()", "floor": "scripts.floor_app:create_app()
 class Server:
     """gunicorn serving an app of APPS on 127.0.0.1; always stopped on leaving the `with`."""
 
-    def __init__(self, database_url, port, workers, app="tierdesk"):
+    def __init__(self, database_url, port, workers, app="tierdesk", access_log=False):
         self.database_url, self.port, self.workers = database_url, port, workers
-        self.app = app
+        self.app, self.access_log = app, access_log
         self.log_path = RESULTS / ("gunicorn.log" if app == "tierdesk" else f"gunicorn-{app}.log")
         self.process = None
 
@@ -513,7 +513,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
              "--bind", f"127.0.0.1:{self.port}", "--timeout", str(TIMEOUT_S),
-             APPS[self.app]],
+             *(["--access-logfile", "-"] if self.access_log else []), APPS[self.app]],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         return self
 

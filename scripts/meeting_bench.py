@@ -246,6 +246,18 @@ async def board_shows(chair, column, total):
     return time.monotonic()
 
 
+async def rows_shown(page):
+    """What a member's sheet shows, row by row: level, points, the save mark's class and
+    text (for the record of a total the board never showed)."""
+    return await page.eval_on_selector_all("form.score-form", """forms => forms.map(f => {
+        const level = f.querySelector("select[name=level]");
+        const points = f.querySelector("input[name=points]");
+        const state = f.querySelector(".save-state");
+        return [level && level.value, points && points.value,
+                state && state.className, state && state.textContent.trim()].join(" ");
+    }).join(" | ")""")
+
+
 async def columns(chair):
     """{display name: nth-child of the member's column} on the chair's board."""
     names = await chair.eval_on_selector_all(
@@ -270,6 +282,8 @@ async def meeting(base, cycle_id, sheets, usernames, names, record):
             problems = []
             for page in pages:
                 page.on("pageerror", lambda error: problems.append(str(error)))
+                page.on("console", lambda message: message.type == "error" and record[
+                    "console_errors"].append(message.text))
             rngs = {u: random.Random(f"{SEED}-{u}") for u in usernames}
             settled_at = None
             for number, sheet in enumerate(sheets):
@@ -290,7 +304,8 @@ async def meeting(base, cycle_id, sheets, usernames, names, record):
                     except Exception as error:  # noqa: BLE001 - the board never showed the typed total
                         record["board_misses"].append(
                             f"{username} {sheet.customer}: total {sheet.total(username)} "
-                            f"not shown in {WAIT_S} s ({type(error).__name__})")
+                            f"not shown in {WAIT_S} s ({type(error).__name__}); "
+                            f"the member's rows: {await rows_shown(page)}")
                         return
                     record["board_s"].append(seen - last)
 
@@ -334,22 +349,24 @@ def run(args):
     database = RESULTS / f"meeting-{os.getpid()}.sqlite3"
     _remove_sqlite(database)
     database_url = f"sqlite:///{database}"
-    record = {"keys": [], "board_s": [], "next_customer_s": [], "board_misses": []}
+    record = {"keys": [], "board_s": [], "next_customer_s": [], "board_misses": [],
+              "console_errors": []}
     load_before = os.getloadavg()
     try:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        os.environ["PUBLIC_URL"] = base  # before the build: its notices link here
         app = _load_app(database_url)
         cycle_id, sheets = build(app, args.members, args.customers)
         usernames = [f"meet{n}" for n in range(1, args.members + 1)]
         names = {u: f"委员{n:02d}" for n, u in enumerate(usernames, 1)}
         config = {key: app.config[key] for key in ("MEETING_POLL_SECONDS", "BOARD_POLL_SECONDS")}
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        os.environ["PUBLIC_URL"] = base
         print(f"Meeting: {args.members} members and the chair, {args.customers} customers, "
               f"gunicorn {WORKERS} workers, SQLite; polls at the product's intervals: the "
               f"page every {config['MEETING_POLL_SECONDS']} s, the chair's board every "
               f"{config['BOARD_POLL_SECONDS']} s", flush=True)
-        with Server(database_url, port, WORKERS) as server:
+        # Every request in the log: a lost score is traced by its requests' answers.
+        with Server(database_url, port, WORKERS, access_log=True) as server:
             server.wait_ready()
             asyncio.run(meeting(base, cycle_id, sheets, usernames, names, record))
         lost, stale, details = check_scores(app, sheets, usernames)
@@ -373,6 +390,7 @@ def run(args):
                                        "p95": _ms(percentile(moves, 95))},
         "lost": lost, "stale": stale, "board_misses": record["board_misses"],
         "page_errors": record.get("page_errors", []), "problems": details[:50],
+        "console_errors": record["console_errors"][:50],
         "load_average": {"before": load_before, "after": load_after},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "total_seconds": round(time.perf_counter() - started, 1),

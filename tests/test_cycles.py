@@ -471,7 +471,7 @@ def test_a_refused_submit_names_the_rows_and_keeps_the_overall_comment(app, clie
     for criterion in criteria:
         marked = f'id="need-{criterion.id}">尚未打分</span>' in page
         assert marked == (criterion in missing), criterion.name
-    assert re.search(rf'id="level-input-{missing[0].id}"[^>]*autofocus', page)
+    assert re.search(rf'id="level-input-{missing[0].id}"[^>]*data-autofocus', page)
     answer = client.post(f"/assessments/{sheet.id}/submit", data={"comment": comment},
                          headers={"HX-Request": "true"})
     text = answer.get_data(as_text=True)
@@ -1169,7 +1169,7 @@ def test_a_member_takes_over_the_preliminary_scores_in_one_request(app, client, 
     assert "采用初评分数" in page and 'aria-keyshortcuts="P"' in page
     assert "快捷键：数字键选择当前评分项的档次" in page and 'id="offline-banner"' in page
     # The focus starts on the first criterion m1 has not scored.
-    assert re.search(rf'id="level-input-{criteria[1].id}"[^>]* autofocus', page)
+    assert re.search(rf'id="level-input-{criteria[1].id}"[^>]* data-autofocus', page)
     answer = _take_over(client, sheet)
     text = answer.get_data(as_text=True)
     assert answer.status_code == 200

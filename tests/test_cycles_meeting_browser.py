@@ -390,6 +390,43 @@ def test_a_member_scores_a_whole_sheet_in_at_most_twelve_keystrokes(
         screenshot(page, f"meeting-member-keys-{width}")
 
 
+def test_keys_pressed_while_the_page_still_loads_never_pick_a_level_that_is_not_saved(
+        app, make, live_server, page):
+    """A busy server sends the meeting's last script late. Until it has come, htmx has not
+    bound the rows' saves: the focus must not sit on a level yet, or a digit there picks a
+    level that no save carries (the simulated meeting lost scores so). Once the page is
+    ready the first row has the focus, and the same keys save."""
+    setup = make_setup(app, make)
+    cycle = _in_committee(app, setup)
+    sheet = Assessment.select().where(Assessment.cycle == cycle).order_by(
+        Assessment.agenda_position).first()
+    with app.test_request_context():
+        set_current(cycle, setup["chair"], sheet)
+    criteria = _criteria(setup["template"])
+    log_in(page, "m1")
+    held = []
+    page.route("**/static/js/meeting.js*", lambda route: held.append(route))  # answered later
+    page.goto(f"/cycles/{cycle.id}/meeting", wait_until="commit")
+    expect(page.locator("h1")).to_have_text(sheet.customer.name)
+    page.wait_for_function("document.readyState === 'interactive'")  # parsed, not run
+    page.wait_for_timeout(300)
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    level = _row(page, criteria[0]).locator("select[name=level]")
+    expect(level).not_to_be_focused()
+    for route in held:
+        route.continue_()
+    page.wait_for_load_state()
+    expect(level).to_have_value("")  # nothing picked while the page was loading
+    expect(level).to_be_focused()
+    assert not Score.select().where(Score.assessment == sheet.id,
+                                    Score.stage == "committee").exists()
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    _saved(page, criteria[0], 10)  # 股份公司, fixed at 10
+    assert _committee_score(sheet, criteria[0]).points == 10
+
+
 def test_typed_points_sent_with_enter_are_saved_once(app, make, live_server, page):
     """Enter sends the typed points and moves on; leaving the field afterwards does not
     send them a second time (each did: two saves, two audit entries per score)."""

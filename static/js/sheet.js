@@ -182,6 +182,14 @@
     }
   });
 
+  // The row to start from (data-autofocus) gets the focus once htmx has bound the rows'
+  // saves, never before: the browser's own autofocus came while a busy server was still
+  // sending the page's last script, and a level picked by keyboard then was never sent.
+  htmx.onLoad(function (content) {
+    var first = content.querySelector && content.querySelector("[data-autofocus]");
+    if (first) first.focus();
+  });
+
   function typedPoints(form) {
     var points = form && form.querySelector("input[name=points]");
     return Boolean(points && points.dataset.typed && points.value.trim() !== "");
