@@ -14,6 +14,7 @@ from peewee import (
     DecimalField,
     ForeignKeyField,
     IntegerField,
+    Table,
     TextField,
 )
 from pypinyin import Style, lazy_pinyin
@@ -301,9 +302,9 @@ def search_condition(q):
             | Customer.name_initials.startswith(q))
 
 
-# A term held by at most this many customers is looked up in an index of what customers
-# hold (migrations 12 and 18), and the search reads only those customers; more, and
-# reading the book in order finds a page of them sooner.
+# SQLite: a term held by at most this many customers is looked up in an index of what
+# customers hold (migrations 12 and 18), and the search reads only those customers; more,
+# and reading the book in order finds a page of them sooner.
 FEW_HOLDERS = 500
 
 # The ids of the customers that hold a term, `{p}` its parameter: a one- or two-character
@@ -312,26 +313,43 @@ FEW_HOLDERS = 500
 HOLDERS_OF_PIECE = "SELECT customer_id FROM customer_search_piece WHERE piece = {p}"
 HOLDERS_OF_PHRASE = "SELECT rowid FROM customer_search_fts WHERE customer_search_fts MATCH {p}"
 
+# Every one- and two-character piece of each customer's name, and the first one and two
+# characters of its code and initials, lower-case (migration 18; kept by triggers).
+SearchPiece = Table("customer_search_piece", ("piece", "customer_id"))
+
 
 def few_holding(q):
-    """The ids of the customers whose code, name or initials hold `q` (normalised), when
-    at most FEW_HOLDERS do; else None.
+    """SQLite: the ids of the customers whose code, name or initials hold `q`
+    (normalised), when at most FEW_HOLDERS do; else None.
 
     A superset of search_condition()'s matches, which still applies: it only spares the
     search a pass over every customer for a term that few or none hold, which the index
-    answers alone. The ids come back as a list, not a subquery, so that the search starts
-    from them: PostgreSQL's planner, which cannot tell how few match a name's ILIKE,
-    read a whole branch rather than look up a subquery's handful. A term of three
-    characters or more on PostgreSQL is left to the planner (None): its trigram index
-    (migration 18) serves search_condition()'s own ILIKEs."""
+    answers alone. The ids come back as a list, so that the search starts from them."""
     if len(q) <= 2:
         holders, term = HOLDERS_OF_PIECE, q
-    elif is_sqlite():
-        holders, term = HOLDERS_OF_PHRASE, '"' + q.replace('"', '""') + '"'  # all literal
     else:
-        return None
+        holders, term = HOLDERS_OF_PHRASE, '"' + q.replace('"', '""') + '"'  # all literal
     ids = [row[0] for row in raw_sql(f"{holders} LIMIT {{p}}", (term, FEW_HOLDERS + 1))]
     return ids if len(ids) <= FEW_HOLDERS else None
+
+
+def matching(q):
+    """search_condition(q) for `q` (normalised, not empty), in the form each database
+    finds fastest.
+
+    PostgreSQL: whoever matches holds the term's first two characters as a piece, and for
+    a term of one or two characters holding it is matching (the pieces are exactly those
+    search_condition() compares). The planner knows from the pieces' statistics how many
+    hold one, so it starts from the few holders or walks the book in order for the many,
+    at any size of the book. With the ILIKEs alone it could not tell how many match a
+    Chinese name, and read the whole book (20,000 customers) for a term nobody holds."""
+    matches = search_condition(q)
+    if is_sqlite():
+        few = few_holding(q)
+        return matches if few is None else matches & Customer.id.in_(few)
+    holders = Customer.id.in_(SearchPiece.select(SearchPiece.customer_id)
+                              .where(SearchPiece.piece == q[:2]))
+    return holders if len(q) <= 2 else holders & matches
 
 
 def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=None,
@@ -342,12 +360,9 @@ def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=N
     ("shpj" finds 上海浦江…). `tier_id=0` means "no tier yet".
     """
     query = Customer.visible_to(user)
-    matches = search_condition(q)
-    if matches is not None:
-        query = query.where(matches)
-        few = few_holding(normalise_query(q))
-        if few is not None:
-            query = query.where(Customer.id.in_(few))
+    q = normalise_query(q)
+    if q:
+        query = query.where(matching(q))
     if branch_id:
         query = query.where(Customer.branch == branch_id)
     if tier_id == 0:
