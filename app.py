@@ -123,7 +123,7 @@ def create_app(test_config=None):
     login_manager.init_app(app)
 
     from services import formatting
-    formatting.register(app, babel)
+    formatting.register(app)
 
     from views import (
         admin,
