@@ -31,6 +31,7 @@ from i18n import lazy_gettext as _l
 from .audit import audit
 from .base import BaseModel, DomainError, as_date, raw_sql, utcnow, write_transaction
 from .customers import Customer, save_customer
+from .notices import notify
 from .people import Branch, User, scoped_to_branch
 
 STAGES = {
@@ -437,6 +438,55 @@ def rollover(on=None):
             continue  # moved by someone meanwhile: not stale any more
         moved.append(row.id)
     return moved
+
+
+def next_monday(day):
+    """The Monday after `day` (a week on, for a Monday): the next weekly rollover."""
+    return day + datetime.timedelta(days=7 - day.weekday())
+
+
+class _StaleLines:
+    """A notice's list of opportunities, printed in the language the notice is rendered
+    in (notify() renders a lazy body in the recipient's): one line each."""
+
+    def __init__(self, rows, on):
+        self.rows, self.on = rows, on
+
+    def __str__(self):
+        return "\n".join(str(_l("- %(customer)s: %(stage)s for %(days)s days",
+                                 customer=name, stage=STAGES[stage],
+                                 days=(self.on - entered_on).days))
+                          for name, stage, entered_on in self.rows)
+
+
+def notify_stale(on=None):
+    """Before the weekly rollover: tell each active rep, in one notice, which of their
+    opportunities the rollover on the next Monday will send back to the first stage
+    unless they move it first. Returns {owner id: number of opportunities}."""
+    on = on or datetime.date.today()
+    monday = next_monday(on)
+    rows = (Opportunity.select(Opportunity.owner, Customer.name, Opportunity.stage,
+                               Opportunity.stage_entered_on, User.sales_cycle_days)
+            .join(User, on=(Opportunity.owner == User.id))
+            .switch(Opportunity).join(Customer, on=(Opportunity.customer == Customer.id))
+            .where(Opportunity.stage.in_(STALE_STAGES), User.active == True)  # noqa: E712
+            .order_by(Opportunity.owner, Opportunity.stage_entered_on, Customer.name).tuples())
+    by_owner = {}
+    for owner_id, name, stage, entered_on, cycle_days in rows:
+        if is_stale(stage, entered_on, cycle_days, monday):
+            by_owner.setdefault(owner_id, []).append((name, stage, entered_on))
+    with write_transaction():
+        for owner in User.select().where(User.id.in_(list(by_owner))):
+            found = by_owner[owner.id]
+            notify("funnel_stale", owner,
+                   _l("Your opportunities going back to the first stage next Monday: %(n)s",
+                      n=len(found)),
+                   _l("Next Monday's weekly rollover sends these opportunities back to "
+                      "the first stage: they sat in their stage longer than your sales "
+                      "cycle. Move them on (or close them) before then to keep them where "
+                      "they are.\n\n%(lines)s", lines=_StaleLines(found, on)),
+                   "/funnel", about=("user", owner.id))
+    return {owner_id: len(found) for owner_id, found in by_owner.items()}
 
 
 # --- Weeks ---------------------------------------------------------------------

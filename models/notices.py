@@ -51,6 +51,7 @@ from .people import Branch, User
 KINDS = {
     "approval_waiting": _l("An approval step is waiting for you"),
     "request_decided": _l("Your request was decided"),
+    "funnel_stale": _l("Opportunities the weekly rollover will send back"),
     "test": _l("Test message"),
 }
 CHANNEL_CHOICES = {
@@ -60,8 +61,9 @@ CHANNEL_CHOICES = {
     "off": _l("Off"),
 }
 # What a person gets until they choose: a waiting approval reaches them everywhere,
-# the outcome of their own request by e-mail.
-DEFAULT_CHANNELS = {"approval_waiting": "both", "request_decided": "email", "test": "both"}
+# the outcome of their own request and their stale opportunities by e-mail.
+DEFAULT_CHANNELS = {"approval_waiting": "both", "request_decided": "email",
+                    "funnel_stale": "email", "test": "both"}
 CHANNELS = {"email": _l("E-mail"), "robot": _l("Group robot")}
 STATES = {
     "pending": _l("Pending"),

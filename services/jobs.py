@@ -1,7 +1,9 @@
 """Background jobs (huey): long report renders, the reading of uploaded customer
 files, and the delivery of notices run in a worker, not in a request. Every job is
 queued from here (queue_preview, queue_report, queue_report_part, requeue_report);
-deliver_due_notices runs every minute by itself and sends what the outbox holds. A
+deliver_due_notices runs every minute by itself and sends what the outbox holds, and
+the weekly work (the funnel's rollover, the notices before it) runs on the company's
+clock. A
 web request never queues a notice: queueing inside the change's transaction could
 send before the commit (or, in huey's immediate mode, inside it), and a queue that
 is down would fail a request whose change had committed.
@@ -15,16 +17,19 @@ set. Run the worker beside the web server through its own entry, worker.py:
 from the same environment as the web server (DATABASE_URL, …) and hands it over
 here (build_app_with), so that services never import app.py.
 """
+import datetime
 import os
 import threading
 import traceback
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
 from huey import RedisHuey, SqliteHuey, crontab
 
 from models import DomainError, GradingCycle, ReportJob, audit, db, utcnow
 from models.base import private_sqlite_file
+from models.funnel import notify_stale, rollover
 from models.notices import due_ids, sweep_interrupted
 from models.reports import prune_report_files
 from models.signing import results_fingerprint
@@ -134,6 +139,38 @@ def send_due_notices(limit=200):
         state = notify.deliver(notice_id)
         done[state] = done.get(state, 0) + 1
     return done
+
+
+# The company's clock, the one its people keep (the server's may be UTC). The same
+# setting as the pages' times.
+COMPANY_TIME = ZoneInfo(os.environ.get("BABEL_DEFAULT_TIMEZONE") or "Asia/Shanghai")
+
+
+def company_time(schedule):
+    """A huey schedule (a crontab) read on the company's clock: huey hands a periodic
+    task's check the time in UTC."""
+    def validate(timestamp):
+        return schedule(timestamp.replace(tzinfo=datetime.UTC).astimezone(COMPANY_TIME))
+    return validate
+
+
+def company_today():
+    return datetime.datetime.now(COMPANY_TIME).date()
+
+
+@huey.periodic_task(company_time(crontab(minute="0", hour="16", day_of_week="5")))
+def stale_opportunity_notices():
+    """Fridays at 16:00: each rep hears which opportunities Monday's rollover will send
+    back to the first stage (models.funnel.notify_stale)."""
+    _in_app(lambda: notify_stale(company_today()))
+
+
+@huey.periodic_task(company_time(crontab(minute="0", hour="6", day_of_week="1")))
+def weekly_rollover():
+    """Mondays at 06:00: the funnel's weekly rollover (models.funnel.rollover). Run twice
+    in one week, the second run moves nothing: what the first moved is in the first
+    stage, which never goes stale."""
+    _in_app(lambda: rollover(company_today()))
 
 
 @huey.task()

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from openpyxl import load_workbook
 
-from models import AuditEvent, Customer, DomainError, Opportunity, StageMove
+from models import AuditEvent, Customer, DomainError, Opportunity, StageMove, User
 from models.funnel import (
     back,
     conversion,
@@ -626,3 +626,43 @@ def test_a_chinese_reader_sees_weeks_by_number_and_no_empty_amounts(client, make
     sheet = load_workbook(io.BytesIO(client.get(
         "/funnel/team/export.xlsx?week=2026-W11").data)).active
     assert sheet.title == "E 2026年第11周"
+
+
+def test_reps_hear_on_friday_what_mondays_rollover_will_send_back(app, make):
+    """Each rep gets one notice (by e-mail, their default) naming the opportunities that
+    will have sat in their stage longer than the rep's sales cycle by next Monday, in
+    the rep's language, with a link to their week; nobody else hears anything. The
+    worker runs it on Fridays at 16:00 and the rollover on Mondays at 06:00, company
+    time (Asia/Shanghai), whatever the server's clock."""
+    from models.funnel import notify_stale
+    from models.notices import Notice
+    from services import jobs
+
+    app.config.update(SMTP_HOST="127.0.0.1", PUBLIC_URL="https://tierdesk.example.com")
+    _, _, rep, rep2, *_ = _team(make)
+    User.update(email="rep@example.com", language="zh_CN").where(User.id == rep.id).execute()
+    User.update(email="rep2@example.com", sales_cycle_days=60).where(
+        User.id == rep2.id).execute()
+    friday = MONDAY + datetime.timedelta(days=25)
+    entered = MONDAY - datetime.timedelta(days=1)  # 26 days on Friday, 29 on Monday
+    going = create_opportunity(rep, new_name="旧公司", stage="meeting", on=entered)
+    create_opportunity(rep, new_name="新公司", stage="meeting", on=MONDAY + datetime.timedelta(10))
+    create_opportunity(rep, new_name="首阶段公司", on=entered)
+    create_opportunity(rep2, new_name="耐心公司", stage="meeting", on=entered)  # a 60-day cycle
+    with app.test_request_context():
+        assert not going.is_stale(on=friday)  # not yet: the notice comes before
+        assert notify_stale(friday) == {rep.id: 1}
+    notice = Notice.get()
+    assert (notice.recipient_id, notice.kind, notice.channel) == (rep.id, "funnel_stale", "email")
+    assert notice.subject == "1 个销售机会将在下周一退回第一阶段"
+    assert "- 旧公司：“约定初次见面”阶段，已 26 天" in notice.body
+    assert "新公司" not in notice.body and "首阶段公司" not in notice.body
+    assert notice.link == "https://tierdesk.example.com/funnel"
+    monday = MONDAY + datetime.timedelta(days=28)
+    assert rollover(monday) == [going.id] and rollover(monday) == []
+    # Company time: Monday 06:00 in Shanghai is Sunday 22:00 UTC; Friday 16:00 is 08:00.
+    rollover_at = jobs.weekly_rollover.s().validate_datetime
+    assert rollover_at(datetime.datetime(2027, 3, 21, 22, 0))
+    assert not rollover_at(datetime.datetime(2027, 3, 22, 6, 0))
+    assert jobs.stale_opportunity_notices.s().validate_datetime(
+        datetime.datetime(2027, 3, 26, 8, 0))
