@@ -10,14 +10,15 @@ import json
 import operator
 from collections import namedtuple
 
-from peewee import SQL, BigIntegerField, CharField, DateField, IntegerField, TextField
+from peewee import SQL, BigIntegerField, CharField, DateField, IntegerField, TextField, fn
 
 from i18n import lazy_gettext as _l
 
-from .base import BaseModel, as_date, is_sqlite, marks, raw_sql
+from .base import BaseModel, as_date, is_sqlite, marks, raw_sql, write_transaction
 from .customers import Customer
-from .people import scoped_to_branch
-from .tiers import current_policies
+from .notices import notify
+from .people import User, scoped_to_branch
+from .tiers import Tier, current_policies
 
 # What keeps each promise: any of these activity kinds.
 CONTACT_KINDS = ("call", "visit", "email")
@@ -351,3 +352,80 @@ def due_soon(user, today=None, days=7):
             due = row["last_on"] + datetime.timedelta(days=intervals[row["tier"]])
             found.append((due, kind, row))
     return sorted(found, key=lambda item: (item[0], item[2]["code"]))
+
+
+# --- The weekly digest of overdue service ------------------------------------------
+
+def overdue_by_holder(today=None):
+    """{(branch id, account manager id): {tier id: {kind: count}}} of every overdue
+    customer, company-wide, counted afresh (the weekly digest's figures)."""
+    today = today or datetime.date.today()
+    policies = current_policies(today)
+    found = {}
+    for kind in SERVICE_KINDS:
+        for tier_id, condition in _overdue_parts(kind, today, policies):
+            for branch_id, manager_id, count in (
+                    ServiceStatus.select(ServiceStatus.branch, ServiceStatus.account_manager,
+                                         fn.COUNT(SQL("*")))
+                    .where(condition)
+                    .group_by(ServiceStatus.branch, ServiceStatus.account_manager).tuples()):
+                tiers = found.setdefault((branch_id, manager_id), {})
+                tiers.setdefault(tier_id, dict.fromkeys(SERVICE_KINDS, 0))[kind] += count
+    return found
+
+
+class _DigestLines:
+    """A digest's lines, one per tier, printed in the language the notice is rendered
+    in (notify() renders a lazy body in the recipient's)."""
+
+    def __init__(self, by_tier):
+        self.by_tier = by_tier
+
+    def __str__(self):
+        lines = []
+        for tier in Tier.in_order():
+            counts = self.by_tier.get(tier.id)
+            if counts:
+                kinds = [str(_l("%(kind)s %(n)s", kind=SERVICE_KINDS[kind][0], n=n))
+                         for kind, n in counts.items() if n]
+                lines.append(str(_l("- %(tier)s: %(counts)s", tier=tier.display_name,
+                                    counts=str(_l(", ")).join(kinds))))
+        return "\n".join(lines)
+
+
+def _added(into, by_tier):
+    for tier_id, counts in by_tier.items():
+        mine = into.setdefault(tier_id, dict.fromkeys(SERVICE_KINDS, 0))
+        for kind, n in counts.items():
+            mine[kind] += n
+
+
+def notify_overdue_digest(today=None):
+    """The weekly digest of overdue service commitments: each active branch manager
+    hears the branch's overdue customers, each active account manager their own, as
+    counts per tier and kind (contact, visit, sales analysis), with a link to the list.
+    Nobody with nothing overdue hears anything. Returns the ids of the people told."""
+    found = overdue_by_holder(today)
+    branches, managers = {}, {}
+    for (branch_id, manager_id), by_tier in found.items():
+        _added(branches.setdefault(branch_id, {}), by_tier)
+        if manager_id:
+            _added(managers.setdefault(manager_id, {}), by_tier)
+    told = []
+    with write_transaction():
+        heads = User.with_role("branch_manager").where(User.active == True,  # noqa: E712
+                                                        User.branch.in_(list(branches)))
+        digests = [(head, branches[head.branch_id], "/compliance") for head in heads]
+        digests += [(person, managers[person.id], f"/compliance?manager={person.id}")
+                    for person in User.select().where(User.id.in_(list(managers)),
+                                                      User.active == True)]  # noqa: E712
+        for person, by_tier, link in digests:
+            total = sum(sum(counts.values()) for counts in by_tier.values())
+            notify("overdue_digest", person,
+                   _l("Overdue service this week: %(n)s", n=total),
+                   _l("These service commitments of the tiers' policies are overdue, by "
+                      "tier (one customer may be overdue for more than one):\n\n%(lines)s",
+                      lines=_DigestLines(by_tier)),
+                   link, about=("user", person.id))
+            told.append(person.id)
+    return told

@@ -52,6 +52,7 @@ KINDS = {
     "approval_waiting": _l("An approval step is waiting for you"),
     "request_decided": _l("Your request was decided"),
     "funnel_stale": _l("Opportunities the weekly rollover will send back"),
+    "overdue_digest": _l("Weekly digest of overdue service"),
     "test": _l("Test message"),
 }
 CHANNEL_CHOICES = {
@@ -61,9 +62,9 @@ CHANNEL_CHOICES = {
     "off": _l("Off"),
 }
 # What a person gets until they choose: a waiting approval reaches them everywhere,
-# the outcome of their own request and their stale opportunities by e-mail.
+# the outcome of their own request and the weekly notices by e-mail.
 DEFAULT_CHANNELS = {"approval_waiting": "both", "request_decided": "email",
-                    "funnel_stale": "email", "test": "both"}
+                    "funnel_stale": "email", "overdue_digest": "email", "test": "both"}
 CHANNELS = {"email": _l("E-mail"), "robot": _l("Group robot")}
 STATES = {
     "pending": _l("Pending"),

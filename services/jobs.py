@@ -29,6 +29,7 @@ from huey import RedisHuey, SqliteHuey, crontab
 
 from models import DomainError, GradingCycle, ReportJob, audit, db, utcnow
 from models.base import private_sqlite_file
+from models.compliance import notify_overdue_digest
 from models.funnel import notify_stale, rollover
 from models.notices import due_ids, sweep_interrupted
 from models.reports import prune_report_files
@@ -171,6 +172,13 @@ def weekly_rollover():
     in one week, the second run moves nothing: what the first moved is in the first
     stage, which never goes stale."""
     _in_app(lambda: rollover(company_today()))
+
+
+@huey.periodic_task(company_time(crontab(minute="0", hour="8", day_of_week="1")))
+def overdue_digest():
+    """Mondays at 08:00: the weekly digest of overdue service to each branch manager and
+    account manager (models.compliance.notify_overdue_digest)."""
+    _in_app(lambda: notify_overdue_digest(company_today()))
 
 
 @huey.task()

@@ -384,3 +384,42 @@ def test_the_policy_handbook_prints_every_tiers_policy_in_force(app, client, wor
     assert "Contact every (days) 45" in sections["Tier B"]
     assert "No policy in force yet." in sections["Tier D"]
     assert "Page 1 of" in text
+
+
+def test_the_weekly_digest_tells_each_manager_what_is_overdue_by_tier(app, world, make):
+    """On Monday each branch manager hears the branch's overdue service, each account
+    manager their own customers', as counts per tier and kind in their language, with a
+    link to the list; nobody else hears anything. The worker sends it on Mondays at
+    08:00 company time (midnight UTC)."""
+    from models.compliance import notify_overdue_digest
+    from models.notices import Notice
+    from services import jobs
+
+    app.config.update(SMTP_HOST="127.0.0.1", PUBLIC_URL="https://tierdesk.example.com")
+    for person in ("bm", "bm_w", "rep", "rep_w", "other_rep", "director"):
+        User.update(email=f"{person}@example.com").where(
+            User.id == world[person].id).execute()
+    User.update(language="zh_CN").where(User.id == world["bm"].id).execute()
+    # An A customer contacted yesterday: never visited nor analysed, so overdue for both.
+    recent = make.customer(world["east"], "近期联系客户", tier=world["tiers"]["A"],
+                           account_manager=world["other_rep"])
+    with app.test_request_context():
+        log_activity(recent, world["other_rep"], "call", days_ago(1))
+        told = notify_overdue_digest()
+    assert sorted(told) == sorted(world[p].id for p in ("bm", "bm_w", "rep", "rep_w",
+                                                        "other_rep"))
+    notices = {n.recipient_id: n for n in Notice.select()}
+    assert set(notices) == set(told) and {n.kind for n in notices.values()} == {
+        "overdue_digest"}
+    bm = notices[world["bm"].id]  # the East branch: B and C never contacted, the A one
+    assert bm.subject == "本周逾期服务：4 项"
+    assert "- A级：拜访 1 位、销售分析 1 位\n- B级：联系 1 位\n- C级：联系 1 位" in bm.body
+    assert "D级" not in bm.body and bm.link == "https://tierdesk.example.com/compliance"
+    rep = notices[world["rep"].id]  # reads English: B and C of the East branch
+    assert "- Tier B: Contact 1\n- Tier C: Contact 1" in rep.body and "Tier A" not in rep.body
+    assert rep.link == f"https://tierdesk.example.com/compliance?manager={world['rep'].id}"
+    assert "- Tier C: Contact 1" in notices[world["bm_w"].id].body
+    assert "- Tier A: Visit 1, Sales analysis 1" in notices[world["other_rep"].id].body
+    digest_at = jobs.overdue_digest.s().validate_datetime
+    assert digest_at(datetime.datetime(2027, 3, 22, 0, 0))
+    assert not digest_at(datetime.datetime(2027, 3, 22, 8, 0))
