@@ -6,7 +6,7 @@ it as it is), so a value filled into one (`_l("There is no tier %(code)s.",
 code=code)`) reached pages unescaped. Every lazy translation in Tierdesk comes
 from here instead; ruff refuses Flask-Babel's own (see pyproject.toml).
 """
-from flask_babel import get_locale, gettext
+from flask_babel import format_date, get_locale, gettext
 from flask_babel.speaklater import LazyString
 from markupsafe import escape
 
@@ -23,9 +23,32 @@ def lazy_gettext(string, **variables):
     return LazyText(gettext, string, **variables)
 
 
+def is_chinese():
+    locale = get_locale()
+    return locale is None or locale.language == "zh"
+
+
 def sentences(parts):
     """Sentences as one text: Chinese puts them side by side (each ends in 。), English
     leaves a space between them."""
-    locale = get_locale()
-    chinese = locale is None or locale.language == "zh"
-    return ("" if chinese else " ").join(str(part) for part in parts)
+    return ("" if is_chinese() else " ").join(str(part) for part in parts)
+
+
+def date(value):
+    """`2027年3月25日` in Chinese, `Mar 25, 2027` in English."""
+    if value is None:
+        return "—"
+    if is_chinese():  # Babel's long Chinese pattern, y年M月d日, without its machinery
+        return f"{value.year}年{value.month}月{value.day}日"
+    return format_date(value, "medium")
+
+
+class LazyDate:
+    """A date that prints as date() does, in the language current when it is printed:
+    a notice renders its text in its recipient's."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self):
+        return date(self.value)

@@ -53,6 +53,7 @@ KINDS = {
     "request_decided": _l("Your request was decided"),
     "funnel_stale": _l("Opportunities the weekly rollover will send back"),
     "overdue_digest": _l("Weekly digest of overdue service"),
+    "cycle": _l("Your part in a grading cycle"),
     "test": _l("Test message"),
 }
 CHANNEL_CHOICES = {
@@ -61,10 +62,12 @@ CHANNEL_CHOICES = {
     "robot": _l("Group robot only"),
     "off": _l("Off"),
 }
-# What a person gets until they choose: a waiting approval reaches them everywhere,
-# the outcome of their own request and the weekly notices by e-mail.
+# What a person gets until they choose: a waiting approval and their part in a grading
+# cycle reach them everywhere; the outcome of their own request and the weekly notices
+# by e-mail.
 DEFAULT_CHANNELS = {"approval_waiting": "both", "request_decided": "email",
-                    "funnel_stale": "email", "overdue_digest": "email", "test": "both"}
+                    "funnel_stale": "email", "overdue_digest": "email", "cycle": "both",
+                    "test": "both"}
 CHANNELS = {"email": _l("E-mail"), "robot": _l("Group robot")}
 STATES = {
     "pending": _l("Pending"),

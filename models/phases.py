@@ -7,18 +7,21 @@ A workflow above the records it touches: starting a cycle freezes its scorecard
 templates and creates the assessments, signing waits for every signature, and
 publishing files the tier change requests. None of those modules imports this one.
 """
+import datetime
+
 from flask_babel import ngettext
 from peewee import fn
 
+from i18n import LazyDate, sentences
 from i18n import lazy_gettext as _l
-from i18n import sentences
 
 from .approvals import file_cycle_requests
 from .audit import audit
 from .base import DomainError, utcnow, write_transaction
 from .customers import Customer
 from .cycles import PHASE_ORDER, Assessment, GradingCycle
-from .people import Branch
+from .notices import notify
+from .people import Branch, User
 from .scorecards import freeze
 from .signing import CycleSignature, report_signatures, signing_tasks, unsigned_signers
 
@@ -85,7 +88,89 @@ def advance(cycle, user):
         audit("cycle_phase", cycle, before={"phase": before}, after={"phase": cycle.phase})
         if cycle.phase == "published":  # every changed grade goes to its approvers
             file_cycle_requests(cycle, user)
+        _tell_phase(cycle)
     return cycle
+
+
+def _open_sheets(cycle):
+    """{branch id: preliminary sheets not submitted yet} of the cycle."""
+    return dict(Assessment.select(Assessment.branch, fn.COUNT(Assessment.id))
+                .where(Assessment.cycle == cycle,
+                       Assessment.preliminary_submitted_at.is_null())
+                .group_by(Assessment.branch).tuples())
+
+
+def _branch_managers(branch_ids):
+    return User.with_role("branch_manager").where(User.active == True,  # noqa: E712
+                                                  User.branch.in_(list(branch_ids)))
+
+
+def _tell_phase(cycle):
+    """Tell the people the cycle's new phase waits for, inside the move's transaction:
+    the branch managers the sheets to fill (with the deadline, the meeting's first day),
+    the committee that its meeting is open, then that its signatures are wanted, and the
+    committee and branch managers that the report is published."""
+    cache, link = {}, f"/cycles/{cycle.id}"
+    people = []  # (person, subject, body, link)
+    if cycle.phase == "preliminary":
+        for head, count in ((head, _open_sheets(cycle)[head.branch_id]) for head
+                            in _branch_managers(_open_sheets(cycle))):
+            due = (_l(" Please submit them before the committee meets on %(day)s.",
+                      day=LazyDate(cycle.meeting_from)) if cycle.meeting_from else "")
+            people.append((head, _l("%(cycle)s: %(n)s preliminary sheets to fill",
+                                    cycle=cycle.name, n=count),
+                           _l("The grading cycle %(cycle)s has started: your branch has "
+                              "%(n)s preliminary sheets to fill and submit.%(due)s",
+                              cycle=cycle.name, n=count, due=due), link))
+    elif cycle.phase == "committee":
+        people += [(person, _l("%(cycle)s: the committee meeting is open", cycle=cycle.name),
+                    _l("The preliminary sheets of %(cycle)s are in, and the committee "
+                       "review has begun. Open the meeting board to score with the "
+                       "committee.", cycle=cycle.name), f"{link}/meeting")
+                   for person in cycle.committee_people()]
+    elif cycle.phase == "signing":
+        people += [(person, _l("%(cycle)s: your signature is wanted", cycle=cycle.name),
+                    _l("Every grade of %(cycle)s is settled. Please check the results and "
+                       "sign them (the chair signs last).", cycle=cycle.name),
+                    f"{link}/signing")
+                   for person in cycle.committee_people()]
+    elif cycle.phase == "published":
+        branches = {b for (b,) in Assessment.select(Assessment.branch).distinct()
+                    .where(Assessment.cycle == cycle).tuples()}
+        readers = {p.id: p for p in [*cycle.committee_people(), *_branch_managers(branches)]}
+        people += [(person, _l("%(cycle)s is published", cycle=cycle.name),
+                    _l("The committee's signed report of %(cycle)s is published, and each "
+                       "changed grade has gone to its approvers.", cycle=cycle.name),
+                    f"{link}/report") for person in readers.values()]
+    for person, subject, body, where in people:
+        if person.active:
+            notify("cycle", person, subject, body, where, about=cycle, cache=cache)
+
+
+def notify_deadlines(today):
+    """Three days and one day before a cycle's meeting, each branch manager whose branch
+    still has preliminary sheets open hears how many, and by when. Returns the ids of
+    the people told."""
+    told = []
+    with write_transaction():
+        for days in (3, 1):
+            for cycle in GradingCycle.select().where(
+                    GradingCycle.phase == "preliminary",
+                    GradingCycle.meeting_from == today + datetime.timedelta(days=days)):
+                open_sheets = _open_sheets(cycle)
+                for head in _branch_managers(open_sheets):
+                    notify("cycle", head,
+                           _l("%(cycle)s: %(n)s preliminary sheets still open, due %(day)s",
+                              cycle=cycle.name, n=open_sheets[head.branch_id],
+                              day=LazyDate(cycle.meeting_from)),
+                           _l("The committee of %(cycle)s meets on %(day)s, and your branch "
+                              "has %(n)s preliminary sheets not submitted yet. Please fill "
+                              "and submit them before then.", cycle=cycle.name,
+                              day=LazyDate(cycle.meeting_from),
+                              n=open_sheets[head.branch_id]),
+                           f"/cycles/{cycle.id}", about=cycle)
+                    told.append(head.id)
+    return told
 
 
 def _create_assessments(cycle):

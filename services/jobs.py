@@ -32,6 +32,7 @@ from models.base import private_sqlite_file
 from models.compliance import notify_overdue_digest
 from models.funnel import notify_stale, rollover
 from models.notices import due_ids, sweep_interrupted
+from models.phases import notify_deadlines
 from models.reports import prune_report_files
 from models.signing import results_fingerprint
 from services import notify, reports
@@ -179,6 +180,13 @@ def overdue_digest():
     """Mondays at 08:00: the weekly digest of overdue service to each branch manager and
     account manager (models.compliance.notify_overdue_digest)."""
     _in_app(lambda: notify_overdue_digest(company_today()))
+
+
+@huey.periodic_task(company_time(crontab(minute="0", hour="9")))
+def cycle_deadlines():
+    """Daily at 09:00: branch managers with preliminary sheets open three days and one
+    day before the meeting hear of it (models.phases.notify_deadlines)."""
+    _in_app(lambda: notify_deadlines(company_today()))
 
 
 @huey.task()

@@ -1355,3 +1355,77 @@ def test_chinese_pages_put_full_width_punctuation_after_chinese(app, client, set
     page = client.get(f"/cycles/{cycle.id}/meeting").get_data(as_text=True)
     assert "最终等级：" in page
     assert _half_width_after_chinese(page) == []
+
+
+def test_each_phase_tells_the_people_it_waits_for(app, setup):
+    """Starting the cycle tells each branch manager how many sheets to fill and by when
+    (the meeting's first day), and reminds them three days and one day before while any
+    are open; the meeting's opening reaches the whole committee, as do the wanted
+    signatures; the publication reaches the committee and the branch managers. Each
+    notice links to where the person acts, in their language."""
+    from peewee import fn
+
+    from models import Notice, User
+    from models.cycles import committee_summary, finalise
+    from models.phases import notify_deadlines
+    from models.signing import sign
+    from tests.conftest import PASSWORD
+
+    app.config.update(SMTP_HOST="127.0.0.1", PUBLIC_URL="https://tierdesk.example.com")
+    User.update(email=User.username.concat("@example.com")).execute()
+    User.update(language="en").where(User.username == "bm_w").execute()
+    base = "https://tierdesk.example.com"
+
+    def told(since):
+        return {(n.recipient.username, n.subject, n.link) for n in
+                Notice.select().where(Notice.id > since, Notice.kind == "cycle")}
+
+    def last():
+        return Notice.select(fn.MAX(Notice.id)).scalar() or 0
+
+    cycle = _cycle(app, setup, meeting_from=datetime.date(2027, 3, 25))
+    with app.test_request_context():
+        cycle = advance(cycle, setup["chair"])
+    link = f"{base}/cycles/{cycle.id}"
+    assert told(0) == {("bm_e", "2027年度客户分级评定：3 张初评表待填写", link),
+                       ("bm_w", "2027年度客户分级评定: 2 preliminary sheets to fill", link)}
+    body = Notice.get(Notice.recipient == setup["bm_east"].id).body
+    assert "请在评级委员会于2027年3月25日开会前提交。" in body
+    with app.test_request_context():
+        mark = last()
+        assert notify_deadlines(datetime.date(2027, 3, 21)) == []
+        for sheet in Assessment.select().where(Assessment.cycle == cycle,
+                                               Assessment.branch == setup["west"].id):
+            _fill(sheet, setup["bm_west"], setup["template"])
+            submit_preliminary(sheet, setup["bm_west"])
+        assert notify_deadlines(datetime.date(2027, 3, 22)) == [setup["bm_east"].id]
+        assert told(mark) == {("bm_e", "2027年度客户分级评定：仍有 3 张初评表未提交，"
+                                       "截止日期为2027年3月25日", link)}
+        assert notify_deadlines(datetime.date(2027, 3, 24)) == [setup["bm_east"].id]
+        for sheet in Assessment.select().where(Assessment.cycle == cycle,
+                                               Assessment.branch == setup["east"].id):
+            _fill(sheet, setup["bm_east"], setup["template"])
+            submit_preliminary(sheet, setup["bm_east"])
+        mark = last()
+        cycle = advance(cycle, setup["chair"])
+        assert told(mark) == {(name, "2027年度客户分级评定：评级委员会会议已开始",
+                               f"{link}/meeting") for name in ("chair", "m1", "m2")}
+        for sheet in Assessment.select().where(Assessment.cycle == cycle):
+            for member in setup["members"]:
+                for criterion in _criteria(setup["template"]):
+                    save_score(sheet, member, "committee", criterion.id, None, 10, "", 0)
+            finalise(sheet, setup["chair"], committee_summary(sheet)["mean_grade"]
+                     or sheet.template.grade_for(0), "")
+        mark = last()
+        cycle = advance(cycle, setup["chair"])
+        assert told(mark) == {(name, "2027年度客户分级评定：请您签字确认结果",
+                               f"{link}/signing") for name in ("chair", "m1", "m2")}
+        for person in (*setup["members"], setup["chair"]):
+            sign(cycle, person, PASSWORD)
+        mark = last()
+        advance(cycle, setup["chair"])
+        published = told(mark)
+    assert {(name, subject) for name, subject, _link in published} == {
+        *((name, "2027年度客户分级评定已发布") for name in ("chair", "m1", "m2", "bm_e")),
+        ("bm_w", "2027年度客户分级评定 is published")}
+    assert {where for _name, _subject, where in published} == {f"{link}/report"}
