@@ -245,10 +245,9 @@ def run_report_job(job_id):
         cycle = GradingCycle.get_by_id(job.cycle_id)
         fingerprint = results_fingerprint(cycle)
         signed = reports.will_be_signed(cycle, fingerprint)
-        data = reports.signed_report_pdf(cycle, progress,
+        path = reports.signed_report_pdf(cycle, reports.reports_dir() / f"report-{job.id}.pdf",
+                                         progress,
                                          app.config.get("REPORT_BATCH", reports.SHEET_BATCH))
-        path = reports.reports_dir() / f"report-{job.id}.pdf"
-        reports.write_private(path, data)
     except DomainError as error:  # a refusal (no PUBLIC_URL for a signed report), not a bug
         ReportJob.update(state="failed", error=str(error)[:1000],
                          finished_at=utcnow()).where(ReportJob.id == job.id).execute()

@@ -19,11 +19,11 @@ def page_count(path):
         return len(document.pages)
 
 
-def join(own, at, parts, furniture, title, keywords):
-    """PDF bytes of the report: the pages of `own` (bytes: the report's own document)
-    with the pages of `parts` (paths, in order) put before its page index `at`, and
-    the pages of `furniture` (bytes of documents: the header and footer alone) laid
-    over the pages in order."""
+def join(own, at, parts, furniture, title, keywords, output):
+    """Write to `output` (a file open for writing) the PDF of the report: the pages of
+    `own` (bytes: the report's own document) with the pages of `parts` (paths, in
+    order) put before its page index `at`, and the pages of `furniture` (bytes of
+    documents: the header and footer alone) laid over the pages in order."""
     with ExitStack() as opened:
         base = opened.enter_context(pikepdf.open(io.BytesIO(own)))
         sheets = [page for path in parts
@@ -39,9 +39,8 @@ def join(own, at, parts, furniture, title, keywords):
         report.docinfo["/Title"] = title
         report.docinfo["/Keywords"] = keywords
         report.docinfo["/Creator"] = "Tierdesk"
-        out = io.BytesIO()
-        report.save(out)
-    return out.getvalue()
+        # Straight to the file: a report of a thousand sheets is never held whole.
+        report.save(output)
 
 
 # Each WeasyPrint document embeds a subset of every font it uses: the glyphs its text

@@ -9,8 +9,9 @@ import datetime
 import hashlib
 import multiprocessing
 import os
-import threading
+import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -202,14 +203,24 @@ def parts_dir():
     return path
 
 
+@contextmanager
+def private_file(path):
+    """A new file beside `path`, open for writing and reading ("w+b") and readable by
+    this user alone (0600), that takes the place of `path` when the block ends and is
+    removed when it raises: a reader of `path` never sees half a file."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w+b") as out:
+            yield out
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
 def write_private(path, data):
-    """Write `data` to `path` whole or not at all (a reader never sees half a file),
-    readable and writable by this user alone (0600)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
+    """Write `data` to `path` whole or not at all, readable by this user alone."""
+    with private_file(path) as out:
         out.write(data)
-    os.replace(temporary, path)
 
 
 def _part_path(cycle, html):
@@ -280,7 +291,11 @@ def _prune_parts(cycle, keep):
 
 def _own_pages(cycle, context):
     """The report's own document, bare: (PDF bytes, its page count, the index of the
-    signature page, before which the sheets go). Its layout is let go on return."""
+    signature page, before which the sheets go). Its layout is let go on return.
+
+    This is where a report's memory peaks (measured, issue 19): WeasyPrint holds the
+    whole layout while it reads the fonts to embed them, and the summary's lists of
+    customers grow with the cycle. Joining and signing stay below it."""
     own = pdf.laid_out(pdf.html_document("pdf/report.html", summary=cycle_summary(cycle),
                                          bare=True, **context))
     signatures = next((i for i, page in enumerate(own.pages) if "signatures" in page.anchors),
@@ -288,15 +303,23 @@ def _own_pages(cycle, context):
     return own.write_pdf(), len(own.pages), signatures
 
 
-def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, signed=None,
-               processes=None):
-    """The committee report of `cycle`: cover and summary, every assessment sheet,
-    the signature page, numbered 第 N 页 / 共 M 页 across the whole document; a draft
-    on every page until the whole committee has signed (`signed`; None: find out).
+def report_pdf(cycle, path, progress=None, batch_size=SHEET_BATCH, fingerprint=None,
+               signed=None, processes=None):
+    """Write to `path` (whole or not at all) the committee report of `cycle`: cover and
+    summary, every assessment sheet, the signature page, numbered 第 N 页 / 共 M 页
+    across the whole document; a draft on every page until the whole committee has
+    signed (`signed`; None: find out). Unsigned. Returns `path`.
 
     `progress(done, total)` is called as the parts of sheets are found or rendered.
     `processes`: how many parts render at once (default REPORT_PROCESSES).
     """
+    with private_file(path) as out:
+        _join_report(cycle, out, progress, batch_size, fingerprint, signed, processes)
+    return path
+
+
+def _join_report(cycle, output, progress, batch_size, fingerprint, signed, processes):
+    """Write the unsigned report (see report_pdf) to `output`, an open file."""
     from services import joining  # pikepdf loads where a report is made, not in every web process
 
     fingerprint = fingerprint or results_fingerprint(cycle)
@@ -312,11 +335,10 @@ def report_pdf(cycle, progress=None, batch_size=SHEET_BATCH, fingerprint=None, s
                             first_page=start + 1, page_counter=pdf.page_counter_css(total),
                             **context)
                  for start in range(0, total, batch_size)]
-    data = joining.join(own, signatures, sheet_parts, furniture, cycle.name,
-                        signing.keywords(cycle.id, fingerprint))
+    joining.join(own, signatures, sheet_parts, furniture, cycle.name,
+                 signing.keywords(cycle.id, fingerprint), output)
     if progress:
         progress(len(sheet_parts) + 1, len(sheet_parts) + 1)
-    return data
 
 
 class PublicURLMissing(DomainError):
@@ -332,9 +354,10 @@ PUBLIC_URL_MISSING_LOG = (
     "https://tierdesk.example.com, for the web server and the worker alike.")
 
 
-def signed_report_pdf(cycle, progress=None, batch_size=SHEET_BATCH):
-    """The report, signed with the organisation's key once the whole committee has
-    signed the results (PAdES); before that, unsigned and marked as a draft.
+def signed_report_pdf(cycle, path, progress=None, batch_size=SHEET_BATCH):
+    """Write the report to `path` (whole or not at all), signed with the
+    organisation's key once the whole committee has signed the results (PAdES);
+    before that, unsigned and marked as a draft. Returns `path`.
 
     Raises PublicURLMissing, before rendering anything, for a report that would be
     signed while PUBLIC_URL is unset: its verification address would be invented.
@@ -342,10 +365,15 @@ def signed_report_pdf(cycle, progress=None, batch_size=SHEET_BATCH):
     fingerprint = results_fingerprint(cycle)
     signed = will_be_signed(cycle, fingerprint)
     ensure_public_url(signed)
-    data = report_pdf(cycle, progress, batch_size, fingerprint, signed)
-    if signed:
-        data = signing.sign_pdf(data, reason=f"{cycle.name} · {fingerprint}")
-    return data
+    if not signed:
+        return report_pdf(cycle, path, progress, batch_size, fingerprint, signed=False)
+    # The unsigned report goes to a nameless file beside `path` (gone once closed, even
+    # if the worker is killed), and is signed from there into the file that replaces it.
+    with private_file(path) as out, tempfile.TemporaryFile(dir=path.parent) as unsigned:
+        _join_report(cycle, unsigned, progress, batch_size, fingerprint, True, None)
+        unsigned.seek(0)
+        signing.sign_pdf(unsigned, out, reason=f"{cycle.name} · {fingerprint}")
+    return path
 
 
 def ensure_public_url(signed):

@@ -120,18 +120,20 @@ def keywords(cycle_id, fingerprint):
     return f"tierdesk-cycle={cycle_id} results={fingerprint}"
 
 
-def sign_pdf(data, reason=""):
-    """`data` (PDF bytes) signed with the organisation's key: PAdES B-B, as bytes."""
+def sign_pdf(source, output, reason=""):
+    """Write to `output` the PDF read from `source`, signed with the organisation's key
+    (PAdES B-B). Both are open files; `output` is opened for reading and writing
+    ("w+b"): pyHanko reads back what it wrote to fill in the signature. Neither
+    document is held in memory whole."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
-    writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+    writer = IncrementalPdfFileWriter(source, strict=False)
     meta = signers.PdfSignatureMetadata(
         field_name="Tierdesk", md_algorithm="sha256", reason=reason or None,
         subfilter=fields.SigSeedSubFilter.PADES)
     org_signer = signer()
-    out = _run(lambda: signers.async_sign_pdf(writer, meta, signer=org_signer))
-    return out.getvalue()
+    _run(lambda: signers.async_sign_pdf(writer, meta, signer=org_signer, output=output))
 
 
 @dataclass

@@ -52,6 +52,13 @@ def fetch_report(client, cycle, **kwargs):
     return client.get(f"/cycles/{cycle.id}/report.pdf", **kwargs)
 
 
+def report_bytes(make_report, cycle, **kwargs):
+    """The PDF that `make_report` (reports.report_pdf or signed_report_pdf) writes for
+    `cycle`, read back from its file."""
+    from services import reports
+    return make_report(cycle, reports.reports_dir() / "report.pdf", **kwargs).read_bytes()
+
+
 def pdf_text(data):
     """The text of a PDF as pdftotext reads it."""
     return subprocess.run(["pdftotext", "-layout", "-", "-"], input=data, capture_output=True,

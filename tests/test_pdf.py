@@ -10,7 +10,14 @@ from models import Assessment, ScorecardTemplate
 from services import pdf
 from services.demo import ensure_reference_data
 from tests.conftest import login
-from tests.pdf_helpers import RARE_NAME, fetch_report, pdf_pages, pdf_text, signing_cycle
+from tests.pdf_helpers import (
+    RARE_NAME,
+    fetch_report,
+    pdf_pages,
+    pdf_text,
+    report_bytes,
+    signing_cycle,
+)
 
 
 @pytest.fixture
@@ -267,7 +274,7 @@ def test_report_summary_counts_only_final_grades(app, make):
     Assessment.update(tier_before=Tier.get(Tier.code == "C").id).where(
         Assessment.cycle == cycle).execute()
     with app.test_request_context():
-        text = pdf_text(reports.report_pdf(cycle))
+        text = pdf_text(report_bytes(reports.report_pdf, cycle))
     assert "共 5 位客户，已评定 0 位" in text
     assert "其中 5 位的结果只是按总分推算的等级，尚未定级。" in text
     assert text.count("（推算）") >= 5
@@ -292,7 +299,7 @@ def test_a_draft_report_says_draft_on_every_page_and_carries_nothing_to_verify(a
     s, cycle = signing_cycle(app, make)
     with app.test_request_context():
         sign(cycle, s["members"][0], PASSWORD)  # one signature: still a draft
-        draft = reports.signed_report_pdf(cycle, batch_size=2)
+        draft = report_bytes(reports.signed_report_pdf, cycle, batch_size=2)
     pages = _pages(draft)
     assert len(pages) == pdf_pages(draft) >= 7
     assert [n for n, page in enumerate(pages, 1) if "草稿" not in page] == []
@@ -305,7 +312,7 @@ def test_a_draft_report_says_draft_on_every_page_and_carries_nothing_to_verify(a
     with app.test_request_context():
         for member in (s["members"][1], s["chair"]):
             sign(cycle, member, PASSWORD)
-        signed = reports.signed_report_pdf(cycle, batch_size=2)
+        signed = report_bytes(reports.signed_report_pdf, cycle, batch_size=2)
     assert "草稿" not in pdf_text(signed)
     cover = _pages(signed)[0]
     assert "评定结果指纹（SHA-256）：" in cover and fingerprint in squeezed(cover)
@@ -370,17 +377,18 @@ def test_report_keeps_its_parts_and_never_joins_a_changed_sheet_stale(app, make)
     from services import reports
     s, cycle = signing_cycle(app, make)
     with app.test_request_context():
-        first = reports.report_pdf(cycle, batch_size=2, processes=1)  # five sheets: 3 parts
+        # Five sheets: three parts.
+        first = report_bytes(reports.report_pdf, cycle, batch_size=2, processes=1)
         kept = _kept_parts(cycle)
         assert len(kept) == 3
-        again = reports.report_pdf(cycle, batch_size=2, processes=1)
+        again = report_bytes(reports.report_pdf, cycle, batch_size=2, processes=1)
         assert _kept_parts(cycle) == kept  # none rendered again
         assert pdf_text(again) == pdf_text(first)
         last = Assessment.select().where(Assessment.cycle == cycle).order_by(
             Assessment.agenda_position.desc()).first()
         Assessment.update(rationale="复核后维持原级：回款已恢复").where(
             Assessment.id == last.id).execute()
-        changed = reports.report_pdf(cycle, batch_size=2, processes=1)
+        changed = report_bytes(reports.report_pdf, cycle, batch_size=2, processes=1)
         now = _kept_parts(cycle)
     assert len(now) == 3 and len(set(now) - set(kept)) == 1  # one part replaced
     assert {name: kept[name] for name in set(now) & set(kept)} == \
@@ -396,10 +404,10 @@ def test_parts_render_side_by_side_in_worker_processes(app, make):
     from services import reports
     s, cycle = signing_cycle(app, make)
     with app.test_request_context():
-        parallel = reports.report_pdf(cycle, batch_size=2, processes=2)
+        parallel = report_bytes(reports.report_pdf, cycle, batch_size=2, processes=2)
         for path in reports.parts_dir().glob("*.pdf"):
             path.unlink()
-        serial = reports.report_pdf(cycle, batch_size=2, processes=1)
+        serial = report_bytes(reports.report_pdf, cycle, batch_size=2, processes=1)
     assert pdf_text(parallel) == pdf_text(serial)
     assert pdf_pages(parallel) == pdf_pages(serial) >= 7
 
@@ -437,7 +445,8 @@ def test_a_joined_report_embeds_each_font_once(app, make):
     from services import reports
     s, cycle = signing_cycle(app, make)
     with app.test_request_context():
-        data = reports.report_pdf(cycle, batch_size=2, processes=1)  # 3 parts, 4 furniture
+        # Three parts, four documents of furniture.
+        data = report_bytes(reports.report_pdf, cycle, batch_size=2, processes=1)
     with pikepdf.open(io.BytesIO(data)) as report:
         files, fonts = set(), set()
         for obj in report.objects:

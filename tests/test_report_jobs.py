@@ -216,6 +216,39 @@ def test_without_public_url_a_signed_job_fails_with_why_and_writes_nothing(app, 
     assert "暂时无法生成签字版报告" in page
 
 
+def test_a_job_that_fails_while_signing_leaves_no_file_and_a_retry_serves_a_signed_one(
+        app, client, graded, immediate_jobs, monkeypatch):
+    """A render that breaks after half the signed report was written leaves nothing in
+    the reports folder (no half file, no leftover); Try again serves a whole report
+    whose signature checks out."""
+    from services import signing
+    s, cycle = graded
+    _signed(app, s, cycle)
+    real = signing.sign_pdf
+
+    def breaks_midway(source, output, reason=""):
+        output.write(source.read(1000))
+        raise OSError("disk full")
+    monkeypatch.setattr(signing, "sign_pdf", breaks_midway)
+    login(client, "chair")
+    client.post(f"/cycles/{cycle.id}/report/jobs")
+    job = ReportJob.get()
+    assert job.state == "failed" and "disk full" in job.error and not job.path
+    folder = Path(app.config["REPORTS_DIR"])
+    assert [p.name for p in folder.iterdir() if p.is_file()] == []
+    assert client.get(f"/report-jobs/{job.id}/report.pdf").status_code == 404
+    monkeypatch.setattr(signing, "sign_pdf", real)
+    client.post(f"/report-jobs/{job.id}/retry")
+    job = ReportJob.get_by_id(job.id)
+    assert job.state == "done" and job.signed == 1
+    assert [p.name for p in folder.iterdir() if p.is_file()] == [Path(job.path).name]
+    response = client.get(f"/report-jobs/{job.id}/report.pdf")
+    assert response.status_code == 200 and cycle.name in pdf_text(response.data)
+    with app.test_request_context():
+        verdict = signing.verify(response.data)
+    assert verdict.valid and verdict.cycle_id == cycle.id
+
+
 def test_reports_and_the_job_queue_are_this_users_alone(app, client, graded, immediate_jobs,
                                                         tmp_path, monkeypatch):
     """The reports folder a job makes is 0700 and the report it writes 0600; the huey

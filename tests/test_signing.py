@@ -12,7 +12,7 @@ from models.cycles import finalise, reopen, save_score
 from models.phases import advance, reopen_cycle
 from models.signing import results_fingerprint, sign
 from tests.conftest import PASSWORD, login
-from tests.pdf_helpers import RARE_NAME, fetch_report, pdf_text, signing_cycle
+from tests.pdf_helpers import RARE_NAME, fetch_report, pdf_text, report_bytes, signing_cycle
 
 PUBLIC_URL = "https://tierdesk.example.com"
 
@@ -387,9 +387,11 @@ def test_verify_rejects_a_foreign_key(app, client, signed_report, tmp_path):
     from services import reports, signing
     s, cycle, _ = signed_report
     with app.test_request_context():
-        unsigned = reports.report_pdf(cycle)
+        unsigned = reports.report_pdf(cycle, tmp_path / "unsigned.pdf")
         app.config["SIGNING_DIR"] = str(tmp_path / "other")
-        foreign = signing.sign_pdf(unsigned)
+        with unsigned.open("rb") as source, (tmp_path / "foreign.pdf").open("w+b") as out:
+            signing.sign_pdf(source, out)
+        foreign = (tmp_path / "foreign.pdf").read_bytes()
         app.config["SIGNING_DIR"] = str(tmp_path / "signing")
         verdict = signing.verify(foreign)
     assert not verdict.valid and "密钥不属于本单位" in verdict.reason
@@ -404,7 +406,7 @@ def test_verify_answers_bad_uploads_clearly(app, client, signed_report):
     page = _verify(client, b"hello, not a pdf", "notes.txt")
     assert cycle_valid(page) is False and "PDF" in page
     with app.test_request_context():
-        unsigned = reports.report_pdf(cycle)
+        unsigned = report_bytes(reports.report_pdf, cycle)
     page = _verify(client, unsigned)
     assert cycle_valid(page) is False
     assert _verify(client, data[:2000]) and cycle_valid(_verify(client, data[:2000])) is False
@@ -465,7 +467,7 @@ def test_a_configured_pkcs12_key_signs_the_report(app, make, tmp_path):
     s, cycle = signing_cycle(app, make)
     _sign_all(app, s, cycle)
     with app.test_request_context():
-        data = reports.signed_report_pdf(cycle)
+        data = report_bytes(reports.signed_report_pdf, cycle)
         verdict = signing.verify(data)
     assert verdict.valid and verdict.cycle_id == cycle.id
     assert "某某集团有限公司" in verdict.signer
@@ -544,7 +546,7 @@ def test_without_public_url_the_refusal_is_logged_for_the_administrator(app, gra
     _sign_all(app, s, cycle)
     app.config["PUBLIC_URL"] = None
     with app.test_request_context(headers=EVIL), pytest.raises(reports.PublicURLMissing):
-        reports.signed_report_pdf(cycle)
+        report_bytes(reports.signed_report_pdf, cycle)
     assert "PUBLIC_URL is not set" in caplog.text and "Host header" in caplog.text
 
 
