@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from flask import make_response, render_template
+from flask import make_response, render_template, send_file
 from flask_babel import gettext as _
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
@@ -182,9 +182,13 @@ def laid_out(html, fetcher=None):
 
 
 def pdf_response(data, filename):
-    """PDF bytes as a download that is never cached."""
-    response = make_response(data)
-    response.headers["Content-Type"] = "application/pdf"
+    """PDF bytes, or a PDF file (a Path: sent from disk as it is read, never whole in
+    memory), as a download that is never cached."""
+    if isinstance(data, Path):
+        response = send_file(data, mimetype="application/pdf", conditional=False)
+    else:
+        response = make_response(data)
+        response.headers["Content-Type"] = "application/pdf"
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
     return response

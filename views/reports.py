@@ -79,7 +79,7 @@ def report_pdf(cycle_id):
         return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
     job = current_report_job(cycle, fingerprint, signed)
     if job is not None and job.state == "done":
-        return pdf_response(Path(job.path).read_bytes(), f"cycle-{cycle.id}-report.pdf")
+        return pdf_response(Path(job.path), f"cycle-{cycle.id}-report.pdf")
     if job is None:
         queue_report(cycle, current_user)
     return redirect(url_for("reports.report_page", cycle_id=cycle.id), 303)
@@ -195,7 +195,7 @@ def job_file(job_id):
     job = get_or_404(ReportJob, job_id)
     if job.state != "done" or not job.path or not Path(job.path).is_file():
         abort(404)
-    return pdf_response(Path(job.path).read_bytes(), f"cycle-{job.cycle_id}-report.pdf")
+    return pdf_response(Path(job.path), f"cycle-{job.cycle_id}-report.pdf")
 
 
 @bp.route("/report-jobs/<int:job_id>/retry", methods=["POST"])
