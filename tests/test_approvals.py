@@ -11,6 +11,7 @@ from models import (
     ApprovalStep,
     AuditEvent,
     Customer,
+    CustomerYear,
     DomainError,
     Tier,
     TierChangeRequest,
@@ -406,8 +407,11 @@ def test_cycle_results_file_one_request_per_changed_grade(app, make):
     row = re.search(rf'<tr data-request="{request.id}">.*?</tr>',
                     client.get("/approvals").get_data(as_text=True), re.S).group(0)
     assert "评级委员会" in row and ">详情</a>" in row  # the link, not the status 审批中
-    assert "评级委员会（发布评级周期时）" in client.get(
-        f"/tier-changes/{request.id}").get_data(as_text=True)
+    detail = client.get(f"/tier-changes/{request.id}").get_data(as_text=True)
+    assert "评级委员会（发布评级周期时）" in detail
+    # The approver sees the sheet's scores: the header, one row per criterion, the totals.
+    scores = re.search(r'data-testid="scores">(.*?)</table>', detail, re.S).group(1)
+    assert scores.count("<tr>") == 1 + 6 + 1 and "评分项" in scores
     assert TierChangeRequest.get_by_id(open_one.id).status == "open"
     with app.test_request_context():  # filing again adds nothing: the requests are open
         assert file_cycle_requests(cycle, setup["chair"])[0] == []
@@ -446,6 +450,25 @@ def test_request_filed_and_decided_through_the_pages(app, client, world):
     assert _fresh(customer).tier_id == t["C"].id
     detail = client.get(f"/customers/{customer.id}").get_data(as_text=True)
     assert f"Tier change request no. {request.id}" in detail or str(request.id) in detail
+
+
+def test_the_detail_shows_what_the_approver_judges_by(app, client, world):
+    """A request's detail shows the customer's tier history and its latest year's figures;
+    a mid-year request has no assessment scores to show."""
+    t, customer = world["tiers"], world["customers"]["B"]
+    CustomerYear.create(customer=customer, year=2025, sales=1_000_000, profit=100_000,
+                        collection_rate=80, credit_days=30)
+    CustomerYear.create(customer=customer, year=2026, sales=15_948_000, profit=2_588_000,
+                        collection_rate=91.7, credit_days=60)
+    with app.test_request_context():
+        request = file_request(customer, world["rep"], t["C"], "订单下滑")
+    login(client, "bm_e")
+    page = client.get(f"/tier-changes/{request.id}").get_data(as_text=True)
+    history = re.search(r'data-testid="tier-history">(.*?)</ol>', page, re.S).group(1)
+    assert history.count("<li>") == 1 and "2026" in history
+    last_year = re.search(r'data-testid="last-year">(.*?)</section>', page, re.S).group(1)
+    assert "Figures of 2026" in last_year and "91.7%" in last_year and "2025" not in last_year
+    assert 'data-testid="scores"' not in page
 
 
 def test_another_branchs_request_is_a_404(app, client, world):

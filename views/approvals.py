@@ -42,9 +42,11 @@ from models.approvals import (
     save_rule,
     withdraw,
 )
+from models.customers import tier_history_of, years_of
 from models.notices import notices_about
 from models.people import ROLES
 from services.formatting import translated
+from services.reports import sheets_data
 
 from .access import get_or_404, role_required
 
@@ -131,7 +133,13 @@ def _detail_context(change, form=None):
     can_decide = pending is not None and decider_refusal(pending, current_user, change) is None
     if form is None and pending is not None:
         form = DecisionForm(step=pending.id)
+    # What the approver judges by: how the customer was graded before, its latest
+    # year's figures, and the assessment's scores when the request came from a cycle.
+    years = list(years_of(customer=customer.id))
     return dict(change=change, customer=customer, steps=change.steps(), pending=pending,
+                history=list(tier_history_of(customer=customer.id)),
+                last_year=years[-1] if years else None,
+                sheet=sheets_data([change.assessment])[0] if change.assessment_id else None,
                 notices=notices_about(change),
                 can_decide=can_decide, form=form, withdraw_form=WithdrawForm(),
                 can_withdraw=change.status == "open"
