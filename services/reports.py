@@ -289,18 +289,57 @@ def _prune_parts(cycle, keep):
             path.unlink(missing_ok=True)
 
 
-def _own_pages(cycle, context):
+def _own_pages(summary, context):
     """The report's own document, bare: (PDF bytes, its page count, the index of the
-    signature page, before which the sheets go). Its layout is let go on return.
-
-    This is where a report's memory peaks (measured, issue 19): WeasyPrint holds the
-    whole layout while it reads the fonts to embed them, and the summary's lists of
-    customers grow with the cycle. Joining and signing stay below it."""
-    own = pdf.laid_out(pdf.html_document("pdf/report.html", summary=cycle_summary(cycle),
-                                         bare=True, **context))
+    signature page, before which the lists and sheets go). Its layout is let go on
+    return."""
+    own = pdf.laid_out(pdf.html_document("pdf/report.html", summary=summary, bare=True,
+                                         **context))
     signatures = next((i for i, page in enumerate(own.pages) if "signatures" in page.anchors),
                       len(own.pages))
     return own.write_pdf(), len(own.pages), signatures
+
+
+# The summary's lists of customers are laid out this many rows at a time, each piece a
+# document of its own: a layout holds every row it lays out (about 58 KB a row, and
+# WeasyPrint then reads the fonts while it still holds them). In the report's own
+# document, the lists of a thousand sheets' cycle (776 rows) made its peak memory 1.18x
+# that of a hundred sheets' (pdf_bench).
+LIST_ROWS = 150
+
+
+def list_pieces(summary):
+    """The summary's lists of customers in order, cut into pieces of at most LIST_ROWS
+    rows (an empty list counts one, for its "None."): [[(title, rows, count of the
+    whole list, whether it goes on from the piece before)]], one document each."""
+    lists = [(_l("Top-tier customers"), summary["top_list"]),
+             (_l("Special policies"), summary["special_policy"]),
+             (_l("Credit-rating review"), summary["credit_review"]),
+             (_l("Provisional (new) customers"), summary["provisional"]),
+             (_l("Moved up"), summary["movements"]["up"]),
+             (_l("Moved down"), summary["movements"]["down"]),
+             (_l("New grades"), summary["movements"]["new"])]
+    if summary["movements"]["not_compared"]:
+        lists.append((_l("Not compared: a grade this scorecard cannot give"),
+                      summary["movements"]["not_compared"]))
+    pieces, piece, room = [], [], LIST_ROWS
+    for title, rows in lists:
+        start = 0
+        while True:
+            taken = rows[start:start + room]
+            piece.append((title, taken, len(rows), start > 0))
+            room -= max(1, len(taken))
+            start += len(taken)
+            if start >= len(rows):
+                break
+            pieces.append(piece)
+            piece, room = [], LIST_ROWS
+        if room <= 0:
+            pieces.append(piece)
+            piece, room = [], LIST_ROWS
+    if piece:
+        pieces.append(piece)
+    return pieces
 
 
 def report_pdf(cycle, path, progress=None, batch_size=SHEET_BATCH, fingerprint=None,
@@ -327,16 +366,24 @@ def _join_report(cycle, output, progress, batch_size, fingerprint, signed, proce
     processes = processes or current_app.config.get("REPORT_PROCESSES") or os.cpu_count()
     sheet_parts = _rendered_parts(cycle, sheet_batches(cycle, batch_size), progress, processes)
     _prune_parts(cycle, set(sheet_parts))
-    own, own_pages, signatures = _own_pages(cycle, context)
-    total = own_pages + sum(joining.page_count(path) for path in sheet_parts)
-    # The header and footer of every page, in documents of at most `batch_size` pages so
-    # that memory does not grow with the report.
-    furniture = [pdf.render("pdf/report_furniture.html", pages=min(batch_size, total - start),
-                            first_page=start + 1, page_counter=pdf.page_counter_css(total),
-                            **context)
-                 for start in range(0, total, batch_size)]
-    joining.join(own, signatures, sheet_parts, furniture, cycle.name,
-                 signing.keywords(cycle.id, fingerprint), output)
+    summary = cycle_summary(cycle)
+    own, own_pages, signatures = _own_pages(summary, context)
+    with tempfile.TemporaryDirectory(dir=parts_dir()) as scratch:
+        list_parts = []
+        for n, piece in enumerate(list_pieces(summary)):
+            list_parts.append(Path(scratch) / f"lists-{n}.pdf")
+            list_parts[-1].write_bytes(pdf.render("pdf/report_lists.html", pieces=piece,
+                                                  bare=True, **context))
+        parts = [*list_parts, *sheet_parts]
+        total = own_pages + sum(joining.page_count(path) for path in parts)
+        # The header and footer of every page, in documents of at most `batch_size`
+        # pages so that memory does not grow with the report.
+        furniture = [pdf.render("pdf/report_furniture.html",
+                                pages=min(batch_size, total - start), first_page=start + 1,
+                                page_counter=pdf.page_counter_css(total), **context)
+                     for start in range(0, total, batch_size)]
+        joining.join(own, signatures, parts, furniture, cycle.name,
+                     signing.keywords(cycle.id, fingerprint), output)
     if progress:
         progress(len(sheet_parts) + 1, len(sheet_parts) + 1)
 

@@ -457,3 +457,31 @@ def test_a_joined_report_embeds_each_font_once(app, make):
     assert len(fonts) >= 1 and len(files) == len(fonts), (fonts, files)
     text = pdf_text(data)
     assert RARE_NAME in text and text.count("客户质量等级评估表") >= 5
+
+
+def test_long_lists_are_laid_out_in_pieces_and_lose_no_customer(app, make, monkeypatch):
+    """The summary's lists are laid out a piece at a time (memory stays flat as the cycle
+    grows): cut two rows at a time here, every customer is still listed once per list
+    it belongs to, a list that goes on is marked （续）, the lists come after the
+    summary and before the sheets, and every page is numbered of the true total."""
+    from models.cycles import cycle_summary
+    from services import reports
+    s, cycle = signing_cycle(app, make)
+    monkeypatch.setattr(reports, "LIST_ROWS", 2)
+    with app.test_request_context():
+        pieces = reports.list_pieces(cycle_summary(cycle))
+        data = report_bytes(reports.report_pdf, cycle, batch_size=2, processes=1)
+    assert all(sum(max(1, len(rows)) for _t, rows, _n, _c in piece) <= 2 for piece in pieces)
+    new = [row for piece in pieces for title, rows, _n, _c in piece
+           if str(title) == "New grades" for row in rows]
+    assert len(new) == 5  # none held a tier before: five new grades, none lost or doubled
+    text = squeezed(pdf_text(data))
+    assert "首次评级客户（5）（续）" in text
+    summary = text.find("汇总")
+    first_sheet = text.find("客户质量等级评估表", summary)  # the cover names it too
+    assert 0 < summary < text.find("首次评级客户（5）（续）") < first_sheet
+    pages = pdf_pages(data)
+    for n in range(1, pages + 1):
+        assert footer(app, n, pages) in text
+    for customer in s["customers"][1:]:
+        assert text.count(squeezed(customer.name)) >= 2  # in the lists and on its sheet
