@@ -123,7 +123,7 @@ def create_app(test_config=None):
     login_manager.init_app(app)
 
     from services import formatting
-    formatting.register(app)
+    formatting.register(app, babel)
 
     from views import (
         admin,

