@@ -6,6 +6,8 @@ from flask import Blueprint, current_app, render_template, request
 from extensions import htmx
 from forms.audit import AuditFilterForm
 from models import AuditEvent
+from models.audit import ACTION_LABELS, OBJECT_LABELS
+from services.formatting import translated
 
 from .access import role_required
 
@@ -36,4 +38,6 @@ def events():
     total = query.count()
     rows = list(query.paginate(page, size))
     template = "audit/_table.html" if htmx else "audit/events.html"
-    return render_template(template, form=form, events=rows, page=page, total=total, size=size)
+    return render_template(template, form=form, events=rows, page=page, total=total, size=size,
+                           action_labels=translated(ACTION_LABELS),
+                           object_labels=translated(OBJECT_LABELS))
