@@ -50,6 +50,10 @@ class DecisionForm(Form):
                             render_kw={"rows": 2})
 
 
+class RemindForm(Form):
+    """催办: no fields, the CSRF token alone."""
+
+
 class WithdrawForm(Form):
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=2000)])
 

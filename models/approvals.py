@@ -28,9 +28,10 @@ from peewee import (
     fn,
 )
 
+from i18n import LazyDate
 from i18n import lazy_gettext as _l
 
-from .audit import audit
+from .audit import AuditEvent, audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
 from .customers import Customer, TierHistory, search_condition
 from .cycles import Assessment, GradingCycle
@@ -518,6 +519,7 @@ def _decide(step_id, user, decision, comment):
         **after, "from_tier": request.from_tier_id, "to_tier": request.to_tier_id,
         "effective_on": request.effective_on})
     _notify_decided(request, customer, user, comment)
+    _notify_tier_changed(request, customer, user)
     return request
 
 
@@ -544,7 +546,7 @@ def _tiers_text(request):
     return (from_tier.display_name if from_tier else "—"), to_tier.display_name
 
 
-def _notify_waiting(request, step, customer, cache=None):
+def _notify_waiting(request, step, customer, cache=None, reminder=False):
     """Tell each person who may decide `step` that it waits for them (inside the
     caller's transaction, like the step itself). `cache` (a dict) keeps the deciders
     of a first step of a committee's request (no requester, nobody decided yet: they
@@ -558,10 +560,12 @@ def _notify_waiting(request, step, customer, cache=None):
         people = cache[key]
     else:
         people = deciders(step, request)
+    subject = (_l("Reminder: %(customer)s %(from_tier)s → %(to_tier)s still waits for you",
+                  customer=customer.name, from_tier=from_name, to_tier=to_name) if reminder
+               else _l("Approval waiting: %(customer)s %(from_tier)s → %(to_tier)s",
+                       customer=customer.name, from_tier=from_name, to_tier=to_name))
     for person in people:
-        notify("approval_waiting", person,
-               _l("Approval waiting: %(customer)s %(from_tier)s → %(to_tier)s",
-                  customer=customer.name, from_tier=from_name, to_tier=to_name),
+        notify("approval_waiting", person, subject,
                _l("The tier change of %(customer)s (%(code)s) from %(from_tier)s to "
                   "%(to_tier)s waits for your decision as %(role)s.\n\nReason: "
                   "%(reason)s", customer=customer.name, code=customer.code,
@@ -589,6 +593,26 @@ def _notify_decided(request, customer, decider, comment):
               from_tier=from_name, to_tier=to_name, outcome=outcome,
               comment=comment or "—"),
            f"/tier-changes/{request.id}", about=request, branch_id=request.branch_id)
+
+
+def _notify_tier_changed(request, customer, decider):
+    """Tell the customer's account manager its new tier, unless they filed the request
+    (the outcome reached them already) or are not active."""
+    manager_id = customer.account_manager_id
+    if not manager_id or manager_id == request.requested_by_id:
+        return
+    manager = User.get_or_none(User.id == manager_id, User.active == True)  # noqa: E712
+    if manager is None:
+        return
+    from_name, to_name = _tiers_text(request)
+    notify("tier_changed", manager,
+           _l("%(customer)s is now %(to_tier)s", customer=customer.name, to_tier=to_name),
+           _l("The tier of %(customer)s (%(code)s), a customer you manage, changed from "
+              "%(from_tier)s to %(to_tier)s as of %(day)s (approved by %(name)s). Its "
+              "service policy changes with it.", customer=customer.name, code=customer.code,
+              from_tier=from_name, to_tier=to_name, day=LazyDate(request.effective_on),
+              name=decider.display_name),
+           f"/customers/{customer.id}", about=request, branch_id=request.branch_id)
 
 
 def _reference(request):
@@ -655,6 +679,45 @@ def withdraw(request, user, comment=""):
         _close(request, "withdrawn", (comment or "").strip(), utcnow())
         audit("tier_change_withdrawn", request, actor=user, after={"comment": comment})
     return request
+
+
+# A requester may remind (催办) the people a request waits for once in this long.
+REMIND_EVERY = datetime.timedelta(days=1)
+
+
+def last_reminded(request):
+    """When the request's approvers were last reminded (催办), or None."""
+    latest = (AuditEvent.select(AuditEvent.at)
+              .where(AuditEvent.action == "tier_change_reminded",
+                     AuditEvent.object_id == str(request.id))
+              .order_by(AuditEvent.at.desc()).first())
+    return latest.at if latest else None
+
+
+def remind(request, user):
+    """The requester reminds (催办) whoever may decide the open request's waiting step,
+    at most once a day; audited, so the request's history shows it. Returns the people
+    reminded. Raises DomainError otherwise."""
+    with write_transaction():
+        request = TierChangeRequest.get_by_id(request.id)
+        if request.requested_by_id != user.id:
+            raise DomainError(_l("Only the person who filed the request reminds its "
+                                 "approvers."))
+        if request.status != "open":
+            raise DomainError(_l("This request is closed (%(status)s): nothing was saved.",
+                                 status=request.status_label))
+        last = last_reminded(request)
+        if last is not None and last > utcnow() - REMIND_EVERY:
+            raise DomainError(_l("The approvers were reminded less than a day ago: remind "
+                                 "them again tomorrow."))
+        step = request.pending_step()
+        customer = Customer.get_by_id(request.customer_id)
+        people = deciders(step, request)
+        _notify_waiting(request, step, customer, reminder=True)
+        audit("tier_change_reminded", request, actor=user,
+              after={"step": step.position, "role": step.role,
+                     "reminded": [p.id for p in people]})
+    return people
 
 
 # --- The queue ----------------------------------------------------------------

@@ -54,6 +54,7 @@ KINDS = {
     "funnel_stale": _l("Opportunities the weekly rollover will send back"),
     "overdue_digest": _l("Weekly digest of overdue service"),
     "cycle": _l("Your part in a grading cycle"),
+    "tier_changed": _l("A customer you manage changed tier"),
     "test": _l("Test message"),
 }
 CHANNEL_CHOICES = {
@@ -67,7 +68,7 @@ CHANNEL_CHOICES = {
 # by e-mail.
 DEFAULT_CHANNELS = {"approval_waiting": "both", "request_decided": "email",
                     "funnel_stale": "email", "overdue_digest": "email", "cycle": "both",
-                    "test": "both"}
+                    "tier_changed": "email", "test": "both"}
 CHANNELS = {"email": _l("E-mail"), "robot": _l("Group robot")}
 STATES = {
     "pending": _l("Pending"),
@@ -341,7 +342,6 @@ def notify(kind, recipient, subject, body, link, about=None, branch_id=None, cac
         about_type, about_id = about
     elif about is not None:
         about_type, about_id = about._meta.table_name, about._pk
-    subject, body = _in_language(recipient.language or "zh_CN", subject, body)
     rows = []
     # No mail server configured (the demo, say): no e-mail to fail five times.
     if chosen in ("email", "both") and recipient.email and current_app.config.get("SMTP_HOST"):
@@ -353,6 +353,9 @@ def notify(kind, recipient, subject, body, link, about=None, branch_id=None, cac
         robot = cache["robot", where]
         if robot is not None:
             rows.append(dict(channel="robot", robot=robot.id))
+    if not rows:  # reachable by no channel chosen: nothing to write (or to render)
+        return []
+    subject, body = _in_language(recipient.language or "zh_CN", subject, body)
     now = utcnow()
     link = absolute_link(link)[:500]
     return [Notice.insert(

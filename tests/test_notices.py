@@ -704,3 +704,65 @@ def test_without_a_mail_server_no_e_mail_notice_is_written(app, world, robot_ser
         save_robot(None, world["admin"], "wecom", f"{robot_server.base}/wecom?key=k1")
     _file(app, world)
     assert {n.channel for n in Notice.select()} == {"robot"}
+
+
+def test_the_account_manager_hears_when_a_customers_tier_changes(app, world):
+    """Once the last step approves, the customer's account manager hears its new tier
+    (in their language, with a link to the customer), unless they filed the request
+    themselves: then the outcome alone reaches them, once."""
+    from models import Customer
+    customer, other = world["customers"]["B"], world["other_rep"]
+    User.update(email="rep_e2@example.com").where(User.id == other.id).execute()
+    Customer.update(account_manager=other.id).where(Customer.id == customer.id).execute()
+    request = _file(app, world)  # the rep files B → C for a customer other_rep manages
+    with app.test_request_context():
+        decide(request.pending_step(), world["bm"], "approve", "同意")
+    outcome = Notice.select().where(Notice.kind.in_(("tier_changed", "request_decided")))
+    assert {(n.recipient_id, n.kind) for n in outcome} == {
+        (other.id, "tier_changed"), (world["rep"].id, "request_decided")}
+    notice = Notice.get(Notice.kind == "tier_changed")
+    assert notice.subject.startswith(f"{customer.name} is now ")  # other_rep reads English
+    assert "a customer you manage" in notice.body and "同意" not in notice.subject
+    assert notice.link == f"{PUBLIC_URL}/customers/{customer.id}"
+    own = _file(app, world, to="D", customer="C")  # the rep manages C: no second notice
+    Notice.delete().execute()
+    with app.test_request_context():
+        decide(own.pending_step(), world["bm"], "approve", "同意")
+    assert [(n.recipient_id, n.kind) for n in Notice.select()] == [
+        (world["rep"].id, "request_decided")]
+
+
+def test_a_requester_reminds_the_approvers_once_a_day(app, world, client, monkeypatch):
+    """催办: the requester's button tells whoever may decide the waiting step again (in
+    their language), once a day; a second try the same day is refused with why, nothing
+    sent; only the requester may, and only while the request is open. The request's
+    history (the audit trail) records each reminder."""
+    from models import AuditEvent, approvals
+    request = _file(app, world)  # the rep files; the east branch manager decides
+    Notice.delete().execute()
+    login(client, "rep_e")
+    page = client.get(f"/tier-changes/{request.id}").get_data(as_text=True)
+    assert 'data-testid="remind"' in page and "Once a day." in page
+    answer = client.post(f"/tier-changes/{request.id}/remind", follow_redirects=True)
+    assert "1 approver was reminded." in answer.get_data(as_text=True)
+    assert {(n.recipient_id, n.kind) for n in Notice.select()} == {
+        (world["bm"].id, "approval_waiting")}
+    assert Notice.get().subject.startswith("催办：华东B级客户")  # bm reads Chinese
+    answer = client.post(f"/tier-changes/{request.id}/remind", follow_redirects=True)
+    assert "less than a day ago" in answer.get_data(as_text=True)
+    assert Notice.select().count() == 1
+    assert AuditEvent.select().where(AuditEvent.action == "tier_change_reminded").count() == 1
+    monkeypatch.setattr(approvals, "REMIND_EVERY", dt.timedelta(0))  # a day on
+    client.post(f"/tier-changes/{request.id}/remind")
+    assert Notice.select().count() == 2
+    client.post("/logout")
+    login(client, "bm_e")
+    client.post(f"/tier-changes/{request.id}/remind")
+    assert Notice.select().count() == 2  # not the requester: refused
+    with app.test_request_context():
+        decide(request.pending_step(), world["bm"], "approve", "同意")
+    Notice.delete().execute()
+    client.post("/logout")
+    login(client, "rep_e")
+    client.post(f"/tier-changes/{request.id}/remind")
+    assert Notice.select().count() == 0  # decided: nobody left to remind

@@ -20,6 +20,7 @@ from forms.approvals import (
     BulkDecisionForm,
     DecisionForm,
     QueueFilterForm,
+    RemindForm,
     RequestForm,
     RuleForm,
     WithdrawForm,
@@ -31,10 +32,12 @@ from models.approvals import (
     decide_many,
     decider_refusal,
     file_request,
+    last_reminded,
     may_file,
     pending_count,
     pending_page,
     provisional_due,
+    remind,
     requests_of,
     reset_rule,
     rule_keys,
@@ -142,6 +145,7 @@ def _detail_context(change, form=None):
                 sheet=sheets_data([change.assessment])[0] if change.assessment_id else None,
                 notices=notices_about(change),
                 can_decide=can_decide, form=form, withdraw_form=WithdrawForm(),
+                remind_form=RemindForm(), last_reminded=last_reminded(change),
                 can_withdraw=change.status == "open"
                 and change.requested_by_id == current_user.id)
 
@@ -180,6 +184,21 @@ def decide_one(request_id):
         if ok:
             response.headers["HX-Trigger"] = "approvals-changed"
         return response
+    return redirect(url_for("approvals.detail", request_id=change.id), 303)
+
+
+@bp.route("/tier-changes/<int:request_id>/remind", methods=["POST"])
+def remind_one(request_id):
+    """The requester reminds (催办) the people the open request waits for."""
+    change = get_or_404(TierChangeRequest, request_id)
+    if RemindForm().validate_on_submit():
+        try:
+            people = remind(change, current_user)
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(ngettext("%(num)s approver was reminded.", "%(num)s approvers were reminded.",
+                           len(people)), "success")
     return redirect(url_for("approvals.detail", request_id=change.id), 303)
 
 
