@@ -67,6 +67,7 @@ ROUTE_ROLES = {
     "approvals.detail": EVERYONE,
     "approvals.decide_one": EVERYONE,
     "approvals.withdraw_one": EVERYONE,
+    "approvals.remind_one": EVERYONE,
     "approvals.file": ("branch_manager", "sales_rep"),
     "approvals.rules": ("admin",),
     "approvals.save_rule_view": ("admin",),
