@@ -234,8 +234,9 @@ def test_committee_grades_ten_customers_in_a_meeting(app, make, live_server, new
     assert not committee.where(Score.comment != "").exists()  # the late comment was refused
 
 
-def _member_on_first_customer(app, make, page):
-    """m1's meeting screen, the chair having opened the first customer (preliminary 10 each)."""
+def _first_customer_open(app, make, page):
+    """The chair has opened the first customer (preliminary 10 each), m1 is logged in:
+    (the cycle, the sheet, its criteria)."""
     setup = make_setup(app, make)
     cycle = _in_committee(app, setup)
     sheet = Assessment.select().where(Assessment.cycle == cycle).order_by(
@@ -243,8 +244,14 @@ def _member_on_first_customer(app, make, page):
     with app.test_request_context():
         set_current(cycle, setup["chair"], sheet)
     log_in(page, "m1")
+    return cycle, sheet, _criteria(setup["template"])
+
+
+def _member_on_first_customer(app, make, page):
+    """m1's meeting screen on the first customer (see _first_customer_open)."""
+    cycle, sheet, criteria = _first_customer_open(app, make, page)
     page.goto(f"/cycles/{cycle.id}/meeting")
-    return sheet, _criteria(setup["template"])
+    return sheet, criteria
 
 
 def test_a_member_scores_a_row_with_level_points_and_comment_by_keyboard(
@@ -396,14 +403,7 @@ def test_keys_pressed_while_the_page_still_loads_never_pick_a_level_that_is_not_
     bound the rows' saves: the focus must not sit on a level yet, or a digit there picks a
     level that no save carries (the simulated meeting lost scores so). Once the page is
     ready the first row has the focus, and the same keys save."""
-    setup = make_setup(app, make)
-    cycle = _in_committee(app, setup)
-    sheet = Assessment.select().where(Assessment.cycle == cycle).order_by(
-        Assessment.agenda_position).first()
-    with app.test_request_context():
-        set_current(cycle, setup["chair"], sheet)
-    criteria = _criteria(setup["template"])
-    log_in(page, "m1")
+    cycle, sheet, criteria = _first_customer_open(app, make, page)
     held = []
     page.route("**/static/js/meeting.js*", lambda route: held.append(route))  # answered later
     page.goto(f"/cycles/{cycle.id}/meeting", wait_until="commit")
