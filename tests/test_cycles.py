@@ -1357,7 +1357,7 @@ def test_chinese_pages_put_full_width_punctuation_after_chinese(app, client, set
     assert _half_width_after_chinese(page) == []
 
 
-def test_each_phase_tells_the_people_it_waits_for(app, setup):
+def test_each_phase_tells_the_people_it_waits_for(app, setup, client):
     """Starting the cycle tells each branch manager how many sheets to fill and by when
     (the meeting's first day), and reminds them three days and one day before while any
     are open; the meeting's opening reaches the whole committee, as do the wanted
@@ -1429,3 +1429,12 @@ def test_each_phase_tells_the_people_it_waits_for(app, setup):
         *((name, "2027年度客户分级评定已发布") for name in ("chair", "m1", "m2", "bm_e")),
         ("bm_w", "2027年度客户分级评定 is published")}
     assert {where for _name, _subject, where in published} == {f"{link}/report"}
+    # The cycle's page shows the chair who was told of what; a branch manager sees none.
+    from tests.conftest import login
+    login(client, "chair")
+    page = client.get(f"/cycles/{cycle.id}").get_data(as_text=True)
+    told_section = re.search(r'class="notices-sent".*?</details>', page, re.S).group(0)
+    assert "2027年度客户分级评定：评级委员会会议已开始" in told_section
+    client.post("/logout")
+    login(client, "bm_e")
+    assert "notices-sent" not in client.get(f"/cycles/{cycle.id}").get_data(as_text=True)

@@ -68,6 +68,7 @@ from models.cycles import (
     submit_preliminary,
     take_over_preliminary,
 )
+from models.notices import notices_about
 from models.phases import advance, missing_for_next_phase
 from services.jobs import queue_report_part
 
@@ -148,7 +149,10 @@ def detail(cycle_id):
                                what_if=bool(thresholds))
     # Before the cycle starts, while the setup may change: grades no total can give.
     out_of_reach = cycle.tiers_out_of_reach() if cycle.phase == "draft" else []
+    # Who was told of each phase (the chair and the admins, who move the cycle on).
+    notices = notices_about(cycle) if current_user.has_role(*SETUP_ROLES) else None
     return render_template("cycles/detail.html", cycle=cycle, branches=list(rows),
+                           notices=notices,
                            summary=summary, what_if=bool(thresholds), out_of_reach=out_of_reach,
                            missing=missing_for_next_phase(cycle, current_user), phases=PHASES,
                            can_advance=cycle.may_advance(current_user),
