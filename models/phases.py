@@ -113,8 +113,9 @@ def _tell_phase(cycle):
     cache, link = {}, f"/cycles/{cycle.id}"
     people = []  # (person, subject, body, link)
     if cycle.phase == "preliminary":
-        for head, count in ((head, _open_sheets(cycle)[head.branch_id]) for head
-                            in _branch_managers(_open_sheets(cycle))):
+        open_sheets = _open_sheets(cycle)
+        for head in _branch_managers(open_sheets):
+            count = open_sheets[head.branch_id]
             due = (_l(" Please submit them before the committee meets on %(day)s.",
                       day=LazyDate(cycle.meeting_from)) if cycle.meeting_from else "")
             people.append((head, _l("%(cycle)s: %(n)s preliminary sheets to fill",
