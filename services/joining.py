@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from contextlib import ExitStack
+from pathlib import Path
 
 import pikepdf
 import uharfbuzz as hb
@@ -19,22 +20,41 @@ def page_count(path):
         return len(document.pages)
 
 
-def join(own, at, parts, furniture, title, keywords, output):
+def join(own, at, parts, furniture, title, keywords, output, scratch):
     """Write to `output` (a file open for writing) the PDF of the report: the pages of
     `own` (bytes: the report's own document) with the pages of `parts` (paths, in
-    order) put before its page index `at`, and the pages of `furniture` (bytes of
-    documents: the header and footer alone) laid over the pages in order."""
+    order) put before its page index `at`, each page under its header and footer:
+    `furniture(first, count)` gives the bytes of a document of `count` pages holding
+    the furniture alone of the report's pages `first` (from 1) onwards.
+
+    Each piece is stamped apart into `scratch` (a directory) and let go before the
+    next, so that memory holds one piece's overlays at a time, not the report's."""
+    with pikepdf.open(io.BytesIO(own)) as base:
+        pieces = [(base, slice(0, at)), *[(path, slice(None)) for path in parts],
+                  (base, slice(at, None))]
+        stamped, first = [], 1
+        for n, (source, pages) in enumerate(pieces):
+            with ExitStack() as opened:
+                if not isinstance(source, pikepdf.Pdf):
+                    source = opened.enter_context(pikepdf.open(source))
+                chosen = source.pages[pages]
+                if not chosen:
+                    continue
+                over = opened.enter_context(
+                    pikepdf.open(io.BytesIO(furniture(first, len(chosen)))))
+                piece = opened.enter_context(pikepdf.new())
+                piece.pages.extend(chosen)
+                for page, furniture_page in zip(piece.pages, over.pages, strict=True):
+                    page.add_overlay(furniture_page)
+                stamped.append(Path(scratch) / f"stamped-{n}.pdf")
+                piece.save(stamped[-1])
+                first += len(chosen)
+        lang = str(base.Root.get("/Lang", "zh-CN"))
     with ExitStack() as opened:
-        base = opened.enter_context(pikepdf.open(io.BytesIO(own)))
-        sheets = [page for path in parts
-                  for page in opened.enter_context(pikepdf.open(path)).pages]
-        overlays = [page for data in furniture
-                    for page in opened.enter_context(pikepdf.open(io.BytesIO(data))).pages]
         report = opened.enter_context(pikepdf.new())
-        report.pages.extend([*base.pages[:at], *sheets, *base.pages[at:]])
-        for page, over in zip(report.pages, overlays, strict=True):
-            page.add_overlay(over)
-        report.Root.Lang = pikepdf.String(str(base.Root.get("/Lang", "zh-CN")))
+        report.pages.extend([page for path in stamped
+                             for page in opened.enter_context(pikepdf.open(path)).pages])
+        report.Root.Lang = pikepdf.String(lang)
         share_fonts(report)
         report.docinfo["/Title"] = title
         report.docinfo["/Keywords"] = keywords

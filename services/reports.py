@@ -376,14 +376,14 @@ def _join_report(cycle, output, progress, batch_size, fingerprint, signed, proce
                                                   bare=True, **context))
         parts = [*list_parts, *sheet_parts]
         total = own_pages + sum(joining.page_count(path) for path in parts)
-        # The header and footer of every page, in documents of at most `batch_size`
-        # pages so that memory does not grow with the report.
-        furniture = [pdf.render("pdf/report_furniture.html",
-                                pages=min(batch_size, total - start), first_page=start + 1,
-                                page_counter=pdf.page_counter_css(total), **context)
-                     for start in range(0, total, batch_size)]
+
+        def furniture(first, pages):
+            """The header and footer alone of pages `first` to `first + pages - 1`."""
+            return pdf.render("pdf/report_furniture.html", pages=pages, first_page=first,
+                              page_counter=pdf.page_counter_css(total), **context)
+
         joining.join(own, signatures, parts, furniture, cycle.name,
-                     signing.keywords(cycle.id, fingerprint), output)
+                     signing.keywords(cycle.id, fingerprint), output, scratch)
     if progress:
         progress(len(sheet_parts) + 1, len(sheet_parts) + 1)
 
