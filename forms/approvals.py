@@ -10,7 +10,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from forms import Form, choices, chosen_id
 from i18n import lazy_gettext as _l
@@ -105,10 +105,15 @@ class RuleForm(Form):
     role_3 = SelectField(_l("Step 3"), default="")
     role_4 = SelectField(_l("Step 4"), default="")
     role_5 = SelectField(_l("Step 5"), default="")
+    remind_days = IntegerField(_l("Remind after (days)"), validators=[
+        Optional(), NumberRange(1, 90)], description=_l("Empty: never."))
+    escalate_days = IntegerField(_l("Escalate after (days)"), validators=[
+        Optional(), NumberRange(1, 90)], description=_l("Empty: never."))
+    escalate_to = SelectField(_l("Escalate to"), default="")
     action = SelectField(choices=choices([("save", "save"), ("reset", "reset")]),
                          default="save")
 
-    def __init__(self, *args, roles=(), **kwargs):
+    def __init__(self, *args, roles=(), limits=None, **kwargs):
         super().__init__(*args, **kwargs)
         options = choices([("", "—")] + [(r, ROLES[r]) for r in APPROVER_ROLES])
         for n in range(1, MAX_STEPS + 1):
@@ -116,9 +121,41 @@ class RuleForm(Form):
             field.choices = options
             if not self.is_submitted() and n <= len(roles):
                 field.data = roles[n - 1]
+        self.escalate_to.choices = choices(
+            [("", _l("The role above"))] + [(r, ROLES[r]) for r in APPROVER_ROLES])
+        if not self.is_submitted() and limits is not None:
+            (self.remind_days.data, self.escalate_days.data,
+             self.escalate_to.data) = limits
+
+    def validate_escalate_days(self, field):
+        if field.data and self.remind_days.data and field.data <= self.remind_days.data:
+            raise ValidationError(_l("Escalate later than the reminder."))
+
+    def limits(self):
+        return dict(remind_days=self.remind_days.data or None,
+                    escalate_days=self.escalate_days.data or None,
+                    escalate_to=self.escalate_to.data or "")
 
     def role_fields(self):
         return [getattr(self, f"role_{n}") for n in range(1, MAX_STEPS + 1)]
 
     def roles(self):
         return [f.data for f in self.role_fields() if f.data]
+
+
+class DelegationForm(Form):
+    """I am away from … to …: who decides my approval steps meanwhile."""
+    delegate = SelectField(_l("Who stands in for me"), coerce=int,
+                           validators=[DataRequired(_l("Choose a colleague."))])
+    starts_on = DateField(_l("First day away"), validators=[DataRequired()])
+    ends_on = DateField(_l("Last day away"), validators=[DataRequired()])
+
+    def __init__(self, *args, colleagues=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.delegate.choices = [(0, "—")] + [(u.id, u.display_name) for u in colleagues]
+        if not self.is_submitted():
+            self.starts_on.data = self.starts_on.data or datetime.date.today()
+
+
+class EndDelegationForm(Form):
+    """Back early: end a period away."""

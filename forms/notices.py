@@ -4,19 +4,24 @@ from wtforms.validators import Length, Optional
 
 from forms import Form, choices
 from i18n import lazy_gettext as _l
-from models.notices import CHANNEL_CHOICES, PLATFORMS, webhook_refusal
+from models.notices import CHANNEL_CHOICES, KINDS, PLATFORMS, webhook_refusal
 
 
 class PreferencesForm(Form):
-    """How each kind of notice reaches me."""
-    approval_waiting = SelectField(_l("An approval step is waiting for you"),
-                                   choices=choices(CHANNEL_CHOICES))
-    request_decided = SelectField(_l("Your request was decided"),
-                                  choices=choices(CHANNEL_CHOICES))
+    """How each kind of notice reaches me: a field per kind (CHOSEN_KINDS), added
+    below."""
+
+    def kind_fields(self):
+        return [getattr(self, kind) for kind in CHOSEN_KINDS]
 
     def chosen(self):
-        return {"approval_waiting": self.approval_waiting.data,
-                "request_decided": self.request_decided.data}
+        return {kind: getattr(self, kind).data for kind in CHOSEN_KINDS}
+
+
+# Every kind a person receives (the admin's test message is not chosen).
+CHOSEN_KINDS = [kind for kind in KINDS if kind != "test"]
+for _kind in CHOSEN_KINDS:
+    setattr(PreferencesForm, _kind, SelectField(KINDS[_kind], choices=choices(CHANNEL_CHOICES)))
 
 
 class RobotForm(Form):

@@ -1,5 +1,5 @@
 """Peewee models, one module per domain, with the rules that belong to them."""
-from .approvals import ApprovalRule, ApprovalStep, TierChangeRequest
+from .approvals import ApprovalRule, ApprovalStep, Delegation, TierChangeRequest
 from .audit import AuditEvent, audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
 from .compliance import ServiceStatus
@@ -20,10 +20,11 @@ ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, 
               ImportBatch, GradingCycle, CommitteeMember, Assessment, Score,
               TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep,
               Opportunity, StageMove, CycleSignature, ReportJob, Robot, NoticePreference,
-              Notice]
+              Notice, Delegation]
 
 __all__ = [
-    "ALL_MODELS", "Activity", "ApprovalRule", "ApprovalStep", "ServiceStatus", "TierPolicy",
+    "ALL_MODELS", "Activity", "ApprovalRule", "ApprovalStep", "Delegation", "ServiceStatus",
+    "TierPolicy",
     "TierChangeRequest", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
     "Score", "BaseModel", "Branch", "Contact", "Criterion",
     "CriterionLevel", "Customer", "CustomerYear", "CycleSignature", "DomainError", "GradeBand",

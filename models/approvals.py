@@ -56,6 +56,7 @@ STEP_STATUSES = {
     "approved": _l("Approved"),
     "rejected": _l("Rejected"),
     "cancelled": _l("Not needed"),
+    "skipped": _l("Passed up: waited past its limit"),
 }
 DIRECTIONS = {"any": _l("Any change of tier"), "up": _l("Any promotion"),
               "down": _l("Any downgrade")}
@@ -80,6 +81,11 @@ class ApprovalRule(BaseModel):
     direction = CharField(max_length=8, default="")
     # ",branch_manager,sales_director," in order.
     roles_text = CharField(max_length=255)
+    # A step waiting this many days reminds its deciders; this many, it goes to
+    # `escalate_to` (a role; empty: the role above, ESCALATION). None: never.
+    remind_days = IntegerField(null=True)
+    escalate_days = IntegerField(null=True)
+    escalate_to = CharField(max_length=32, default="")
     updated_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
     updated_at = DateTimeField(default=utcnow)
 
@@ -109,6 +115,8 @@ class TierChangeRequest(BaseModel):
     waiting_step = IntegerField(null=True)
     waiting_role = CharField(max_length=32, null=True)
     step_count = IntegerField(default=1)
+    # The rule it was filed under (its limits chase the waiting step).
+    rule_key = CharField(max_length=32, default="")
 
     class Meta:
         indexes = ((("status", "created_at"), False),
@@ -132,8 +140,13 @@ class TierChangeRequest(BaseModel):
         return scoped_to_branch(cls.select(), cls.branch, user)
 
     def steps(self):
-        return list(ApprovalStep.select(ApprovalStep, User)
+        """Its steps in order, with who decided each and for whom (a delegate)."""
+        Absent = User.alias()
+        return list(ApprovalStep.select(ApprovalStep, User, Absent)
                     .join(User, JOIN.LEFT_OUTER, on=(ApprovalStep.decided_by == User.id))
+                    .switch(ApprovalStep)
+                    .join(Absent, JOIN.LEFT_OUTER, on=(ApprovalStep.on_behalf_of == Absent.id),
+                          attr="on_behalf_of")
                     .where(ApprovalStep.request == self).order_by(ApprovalStep.position))
 
     def pending_step(self):
@@ -155,6 +168,12 @@ class ApprovalStep(BaseModel):
     decided_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
     decided_at = DateTimeField(null=True)
     comment = TextField(default="")
+    # Since when it waits for a decision, when the rule's limits last chased it, the role
+    # it waited for before it was escalated, and the person its decider stood in for.
+    waiting_since = DateTimeField(null=True)
+    chased_at = DateTimeField(null=True)
+    escalated_from = CharField(max_length=32, default="")
+    on_behalf_of = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
 
     class Meta:
         indexes = ((("request", "position"), True), (("status", "role"), False))
@@ -166,6 +185,23 @@ class ApprovalStep(BaseModel):
     @property
     def status_label(self):
         return STEP_STATUSES.get(self.status, self.status)
+
+    @property
+    def escalated_from_label(self):
+        return ROLES.get(self.escalated_from, self.escalated_from)
+
+
+class Delegation(BaseModel):
+    """`user` is away from `starts_on` to `ends_on` (inclusive): the approval steps that
+    would wait for them wait for `delegate` too, who decides in their stead (代理)."""
+    user = ForeignKeyField(User, on_delete="CASCADE", backref="+")
+    delegate = ForeignKeyField(User, on_delete="CASCADE", backref="+")
+    starts_on = DateField()
+    ends_on = DateField()
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("delegate", "ends_on"), False), (("user", "ends_on"), False))
 
 
 # --- Rules --------------------------------------------------------------------
@@ -189,9 +225,12 @@ def rule_keys():
 
 
 def rule_table():
-    """[(key, label, roles, stored)] for the rules page: the stored rule or the default."""
-    stored = {r.key: r.roles for r in ApprovalRule.select()}
-    return [(key, label, stored.get(key) or default_roles(key) or [], key in stored)
+    """[(key, label, roles, stored, (remind days, escalate days, escalate to))] for the
+    rules page: the stored rule or the default (which chases nothing)."""
+    stored = {r.key: r for r in ApprovalRule.select()}
+    return [(key, label, stored[key].roles if key in stored else default_roles(key) or [],
+             key in stored, (stored[key].remind_days, stored[key].escalate_days,
+                             stored[key].escalate_to) if key in stored else (None, None, ""))
             for key, label in rule_keys()]
 
 
@@ -207,10 +246,12 @@ def roles_for(from_tier, to_tier):
     return "any", ["branch_manager"]
 
 
-def save_rule(key, user, roles):
-    """Store the ordered approver roles of rule `key`, audited. Requests filed
-    before keep the steps they were made with. Raises DomainError for an unknown
-    key or role, a rule with no steps, or a role named twice."""
+def save_rule(key, user, roles, remind_days=None, escalate_days=None, escalate_to=""):
+    """Store the ordered approver roles of rule `key` and its limits (days a step waits
+    before its deciders are reminded, before it goes to `escalate_to`, a role, or the
+    role above when empty), audited. Requests filed before keep the steps they were
+    made with; the limits chase them too. Raises DomainError for an unknown key or
+    role, a rule with no steps, a role named twice, or limits out of order."""
     keys = dict(rule_keys())
     if key not in keys:
         raise DomainError(_l("There is no such approval rule."))
@@ -221,17 +262,29 @@ def save_rule(key, user, roles):
         raise DomainError(_l("Unknown approver role."))
     if len(set(roles)) != len(roles):
         raise DomainError(_l("Each role approves once in a rule."))
+    if escalate_to and escalate_to not in APPROVER_ROLES:
+        raise DomainError(_l("Unknown approver role."))
+    if any(days is not None and not 1 <= days <= 90 for days in (remind_days, escalate_days)):
+        raise DomainError(_l("A limit is between 1 and 90 days."))
+    if remind_days and escalate_days and escalate_days <= remind_days:
+        raise DomainError(_l("Escalate later than the reminder."))
+    limits = {"remind_days": remind_days, "escalate_days": escalate_days,
+              "escalate_to": escalate_to or ""}
     with write_transaction():
         rule = ApprovalRule.get_or_none(ApprovalRule.key == key)
         before = rule.roles if rule else default_roles(key)
+        before_limits = ({"remind_days": rule.remind_days, "escalate_days": rule.escalate_days,
+                          "escalate_to": rule.escalate_to} if rule else {})
         if rule is None:
             rule = ApprovalRule(key=key, direction=key if key in DIRECTIONS else "",
                                 target_tier=int(key[5:]) if key.startswith("tier-") else None)
         rule.roles_text = "," + ",".join(roles) + ","
+        rule.remind_days, rule.escalate_days = remind_days, escalate_days
+        rule.escalate_to = escalate_to or ""
         rule.updated_by, rule.updated_at = user, utcnow()
         rule.save()
-        audit("approval_rule_saved", rule, before={"key": key, "roles": before},
-              after={"key": key, "roles": roles})
+        audit("approval_rule_saved", rule, before={"key": key, "roles": before, **before_limits},
+              after={"key": key, "roles": roles, **limits})
     return rule
 
 
@@ -310,10 +363,11 @@ def _file(customer, user, to_tier, reason, source, effective_on, cycle=None, ass
                 customer=customer.id, from_tier=customer.tier_id, to_tier=to_tier.id,
                 source=source, reason=reason, cycle=cycle, assessment=assessment,
                 effective_on=effective_on, requested_by=requester, branch=customer.branch_id,
-                waiting_role=roles[0], step_count=len(roles))
+                waiting_role=roles[0], step_count=len(roles), rule_key=key)
     except IntegrityError as error:  # the one-open-request index: a request filed meanwhile
         raise busy from error
-    first = ApprovalStep.create(request=request.id, position=1, role=roles[0], status="pending")
+    first = ApprovalStep.create(request=request.id, position=1, role=roles[0], status="pending",
+                                waiting_since=request.created_at)
     if len(roles) > 1:
         ApprovalStep.insert_many([dict(request=request.id, position=n, role=role,
                                        status="waiting")
@@ -419,11 +473,10 @@ def file_cycle_requests(cycle, user, effective_on=None):
 
 # --- Deciding -----------------------------------------------------------------
 
-def decider_refusal(step, user, request):
-    """Why `user` may not decide `step` of `request`, or None when they may: nobody
+def _own_refusal(step, user, request):
+    """Why `user` may not decide `step` of `request` in their own right, or None: nobody
     decides their own request, the step is for its role (a branch manager step for the
-    manager of the request's branch), and one person decides one step of a request.
-    The request page shows the decision form by it; deciding refuses by it."""
+    manager of the request's branch), and one person decides one step of a request."""
     if request.requested_by_id == user.id:
         return _l("Nobody decides their own request.")
     if step.role == "branch_manager":
@@ -434,11 +487,37 @@ def decider_refusal(step, user, request):
     if not holds:
         return _l("This step is for a %(role)s of the customer's branch.",
                   role=step.role_label)
-    if ApprovalStep.select().where(ApprovalStep.request == request.id,
-                                   ApprovalStep.decided_by == user.id).exists():
+    if _decided_a_step(user, request):
         return _l("You decided an earlier step of this request: another person decides "
                   "this one.")
     return None
+
+
+def _decided_a_step(user, request):
+    return ApprovalStep.select().where(ApprovalStep.request == request.id,
+                                       ApprovalStep.decided_by == user.id).exists()
+
+
+def decision_right(step, user, request):
+    """(refusal, on behalf of): why `user` may not decide `step` of `request` (None when
+    they may), and, when they decide as the delegate of someone away, that person.
+    A delegate decides what the absent person could (_own_refusal), never a request of
+    their own or of the absent person, nor a second step of one request."""
+    refusal = _own_refusal(step, user, request)
+    if refusal is None or request.requested_by_id == user.id:
+        return refusal, None
+    for absent in standing_in_for(user):
+        if (absent.id != request.requested_by_id and not _decided_a_step(user, request)
+                and _own_refusal(step, absent, request) is None):
+            return None, absent
+    return refusal, None
+
+
+def decider_refusal(step, user, request):
+    """Why `user` may not decide `step` of `request`, or None when they may (in their own
+    right or as a delegate: decision_right). The request page shows the decision form
+    by it; deciding refuses by it."""
+    return decision_right(step, user, request)[0]
 
 
 def _decide(step_id, user, decision, comment):
@@ -464,7 +543,7 @@ def _decide(step_id, user, decision, comment):
                              status=request.status_label))
     if step.status != "pending":
         raise DomainError(_l("An earlier step has to be decided first."))
-    refusal = decider_refusal(step, user, request)
+    refusal, on_behalf_of = decision_right(step, user, request)
     if refusal:
         raise DomainError(refusal)
     if decision not in ("approve", "reject"):
@@ -476,7 +555,8 @@ def _decide(step_id, user, decision, comment):
                              "it, or let the requester withdraw it and file a new one."))
     now = utcnow()
     won = (ApprovalStep.update(status="approved" if decision == "approve" else "rejected",
-                               decided_by=user.id, decided_at=now, comment=comment)
+                               decided_by=user.id, decided_at=now, comment=comment,
+                               on_behalf_of=on_behalf_of.id if on_behalf_of else None)
            .where(ApprovalStep.id == step.id, ApprovalStep.status == "pending").execute())
     if not won:
         decided = ApprovalStep.get_by_id(step.id)
@@ -485,6 +565,8 @@ def _decide(step_id, user, decision, comment):
                                 else "—"))
     after = {"request": request.id, "step": step.position, "role": step.role,
              "decision": decision, "comment": comment}
+    if on_behalf_of:
+        after["on_behalf_of"] = on_behalf_of.username
     if decision == "reject":
         _close(request, "rejected", comment, now)
         audit("tier_change_rejected", request, actor=user, after=after)
@@ -494,11 +576,8 @@ def _decide(step_id, user, decision, comment):
                                              ApprovalStep.position > step.position)
                  .order_by(ApprovalStep.position).first())
     if following is not None:
-        ApprovalStep.update(status="pending").where(ApprovalStep.id == following.id).execute()
-        TierChangeRequest.update(waiting_step=following.id, waiting_role=following.role).where(
-            TierChangeRequest.id == request.id).execute()
+        _pass_to(request, following, now)
         audit("tier_change_step_approved", request, actor=user, after=after)
-        following.status = "pending"
         _notify_waiting(request, following, customer)
         return request
     # The last step: the customer's tier moves, if it is still the one we started from.
@@ -523,17 +602,34 @@ def _decide(step_id, user, decision, comment):
     return request
 
 
+def _pass_to(request, step, now):
+    """The request now waits for its `step` (inside the caller's transaction)."""
+    ApprovalStep.update(status="pending", waiting_since=now, chased_at=None).where(
+        ApprovalStep.id == step.id).execute()
+    TierChangeRequest.update(waiting_step=step.id, waiting_role=step.role).where(
+        TierChangeRequest.id == request.id).execute()
+    step.status, step.waiting_since, step.chased_at = "pending", now, None
+
+
 # --- Notices -------------------------------------------------------------------
 
 def deciders(step, request):
-    """The active users who may decide `step` of `request` now (decider_refusal says
-    none): its role's holders, of the request's branch where the role or the person is
-    branch-scoped."""
+    """The active users who may decide `step` of `request` now: its role's holders, of
+    the request's branch where the role or the person is branch-scoped, each replaced by
+    their delegate while they are away (when the delegate may decide it)."""
     candidates = User.with_role(step.role).where(User.active)
     if step.role == "branch_manager":
         candidates = candidates.where(User.branch == request.branch_id)
-    return [u for u in candidates.order_by(User.id)
-            if decider_refusal(step, u, request) is None]
+    holders = [u for u in candidates.order_by(User.id)
+               if _own_refusal(step, u, request) is None]
+    stand_ins = delegates_of([u.id for u in holders])
+    people = {}
+    for holder in holders:
+        delegate = stand_ins.get(holder.id)
+        if delegate is not None and decision_right(step, delegate, request)[0] is None:
+            holder = delegate
+        people.setdefault(holder.id, holder)
+    return list(people.values())
 
 
 def _tiers_text(request):
@@ -720,25 +816,218 @@ def remind(request, user):
     return people
 
 
+# --- Chasing: the rule's limits (超时提醒、超时升级) ----------------------------------
+
+def chase_waiting(now=None):
+    """Remind the deciders of each step that has waited past its rule's `remind_days`,
+    and escalate each that has waited past its `escalate_days`, each request in its own
+    transaction, audited: the request's page shows it. Returns (reminded, escalated)
+    request ids. The worker runs this every hour; running it again changes nothing."""
+    now = now or utcnow()
+    rules = {r.key: r for r in ApprovalRule.select().where(
+        ApprovalRule.remind_days.is_null(False) | ApprovalRule.escalate_days.is_null(False))}
+    reminded, escalated = [], []
+    if not rules:
+        return reminded, escalated
+    waiting = (TierChangeRequest.select(TierChangeRequest.id)
+               .where(TierChangeRequest.status == "open",
+                      TierChangeRequest.rule_key.in_(list(rules)))
+               .order_by(TierChangeRequest.id).tuples())
+    for (request_id,) in waiting:
+        with write_transaction():
+            request = TierChangeRequest.get_by_id(request_id)
+            step = request.pending_step()
+            if request.status != "open" or step is None:
+                continue  # decided meanwhile
+            outcome = _chase(request, step, rules[request.rule_key], now)
+            if outcome == "reminded":
+                reminded.append(request.id)
+            elif outcome == "escalated":
+                escalated.append(request.id)
+    return reminded, escalated
+
+
+def _chase(request, step, rule, now):
+    """Chase one waiting step by its rule (inside the caller's transaction); returns
+    "escalated", "reminded" or None."""
+    waited = now - (step.waiting_since or request.created_at)
+    customer = Customer.get_by_id(request.customer_id)
+    if rule.escalate_days and waited >= datetime.timedelta(days=rule.escalate_days):
+        target = rule.escalate_to or ESCALATION.get(step.role)
+        # A role nobody else could decide goes further up, as when filing.
+        target = steps_for([target], request.requested_by, request.branch_id)[0] \
+            if target else None
+        if target and target != step.role:
+            _escalate(request, step, target, customer, now)
+            return "escalated"
+    if (rule.remind_days and step.chased_at is None
+            and waited >= datetime.timedelta(days=rule.remind_days)):
+        ApprovalStep.update(chased_at=now).where(ApprovalStep.id == step.id).execute()
+        people = deciders(step, request)
+        _notify_waiting(request, step, customer, reminder=True)
+        audit("tier_change_reminded", request, after={
+            "step": step.position, "role": step.role, "reminded": [p.id for p in people],
+            "days": rule.remind_days})
+        return "reminded"
+    return None
+
+
+def _escalate(request, step, target, customer, now):
+    """`step` waited too long: it now waits for the role `target` instead, or, when a
+    later step is for that role already, it is passed up and that step waits."""
+    later = (ApprovalStep.select().where(ApprovalStep.request == request.id,
+                                         ApprovalStep.position > step.position)
+             .order_by(ApprovalStep.position))
+    same = next((s for s in later if s.role == target), None)
+    after = {"step": step.position, "from_role": step.role, "to_role": target}
+    if same is not None:
+        ApprovalStep.update(status="skipped", decided_at=now).where(
+            ApprovalStep.id == step.id).execute()
+        # The steps between (roles below the target) are passed up with it.
+        ApprovalStep.update(status="skipped", decided_at=now).where(
+            ApprovalStep.request == request.id, ApprovalStep.position > step.position,
+            ApprovalStep.position < same.position).execute()
+        _pass_to(request, same, now)
+        step = same
+        after["passed_up_to_step"] = same.position
+    else:
+        ApprovalStep.update(role=target, escalated_from=step.escalated_from or step.role,
+                            waiting_since=now, chased_at=None).where(
+            ApprovalStep.id == step.id).execute()
+        TierChangeRequest.update(waiting_role=target).where(
+            TierChangeRequest.id == request.id).execute()
+        step = ApprovalStep.get_by_id(step.id)
+    audit("tier_change_escalated", request, after=after)
+    _notify_waiting(request, step, customer)
+
+
+# --- Delegation (代理) -----------------------------------------------------------
+
+def standing_in_for(user, day=None):
+    """The active people `user` stands in for on `day` (today): away, with `user` as
+    their delegate."""
+    day = day or datetime.date.today()
+    return list(User.select().join(Delegation, on=(Delegation.user == User.id))
+                .where(Delegation.delegate == user.id, Delegation.starts_on <= day,
+                       Delegation.ends_on >= day, User.active)
+                .order_by(User.id))
+
+
+def delegates_of(user_ids, day=None):
+    """{user id: their active delegate} for those of `user_ids` away on `day` (today)."""
+    day = day or datetime.date.today()
+    if not user_ids:
+        return {}
+    rows = (Delegation.select(Delegation.user, User).join(
+        User, on=(Delegation.delegate == User.id))
+        .where(Delegation.user.in_(user_ids), Delegation.starts_on <= day,
+               Delegation.ends_on >= day, User.active))
+    return {row.user_id: row.delegate for row in rows}
+
+
+def delegations_of(user):
+    """The user's periods away that have not ended, soonest first, with the delegate."""
+    return list(Delegation.select(Delegation, User)
+                .join(User, on=(Delegation.delegate == User.id))
+                .where(Delegation.user == user.id,
+                       Delegation.ends_on >= datetime.date.today())
+                .order_by(Delegation.starts_on))
+
+
+def save_delegation(user, delegate, starts_on, ends_on):
+    """`user` will be away from `starts_on` to `ends_on`; `delegate` decides the approval
+    steps that wait for them meanwhile. Audited. Raises DomainError for no delegate or
+    an inactive one, oneself, dates the wrong way round or past, a delegate who could
+    not open the requests (of one branch where `user` sees more, or another branch),
+    or a period that overlaps one already set."""
+    if delegate is None or not delegate.active:
+        raise DomainError(_l("Choose an active colleague to stand in for you."))
+    if delegate.id == user.id:
+        raise DomainError(_l("Choose someone other than yourself."))
+    if not starts_on or not ends_on or ends_on < starts_on:
+        raise DomainError(_l("The last day comes before the first."))
+    if ends_on < datetime.date.today():
+        raise DomainError(_l("That period is over already."))
+    if delegate.is_branch_scoped and (not user.is_branch_scoped
+                                      or delegate.branch_id != user.branch_id):
+        raise DomainError(_l("%(name)s sees only their own branch and could not open every "
+                             "request that waits for you: choose a colleague of your branch, "
+                             "or one who sees every branch.", name=delegate.display_name))
+    with write_transaction():
+        clash = Delegation.get_or_none(Delegation.user == user.id,
+                                       Delegation.starts_on <= ends_on,
+                                       Delegation.ends_on >= starts_on)
+        if clash is not None:
+            raise DomainError(_l("You are away from %(start)s to %(end)s already: end that "
+                                 "period first, or choose other days.",
+                                 start=LazyDate(clash.starts_on), end=LazyDate(clash.ends_on)))
+        delegation = Delegation.create(user=user.id, delegate=delegate.id,
+                                       starts_on=starts_on, ends_on=ends_on)
+        audit("delegation_saved", delegation, actor=user, after={
+            "delegate": delegate.username, "starts_on": starts_on, "ends_on": ends_on})
+    return delegation
+
+
+def end_delegation(delegation_id, user):
+    """End the user's period away now (or drop it when it has not started), audited."""
+    with write_transaction():
+        delegation = Delegation.get_or_none(Delegation.id == delegation_id,
+                                            Delegation.user == user.id)
+        if delegation is None:
+            raise NotFound(_l("There is no such period away."))
+        today = datetime.date.today()
+        before = {"starts_on": delegation.starts_on, "ends_on": delegation.ends_on}
+        if delegation.starts_on >= today:
+            delegation.delete_instance()
+        else:
+            delegation.ends_on = today - datetime.timedelta(days=1)
+            delegation.save()
+        audit("delegation_ended", delegation, actor=user, before=before,
+              object_id=delegation_id)
+
+
 # --- The queue ----------------------------------------------------------------
 
-def queue(user, branch_id=None, to_tier_id=None, source=None, q=None):
-    """The open requests waiting for `user`'s decision: at a branch manager step of their
-    own branch, or at a step of another role they hold (in every branch they see); never
-    their own requests. A TierChangeRequest query."""
-    roles = [r for r in user.roles if r in APPROVER_ROLES]
+def _waiting_for(person, exclude_decided):
+    """The condition "the request waits for a step `person` may decide in their own
+    right": a branch manager step of their branch, or a step of another role they hold;
+    not their own request (nor one where they decided a step, when `exclude_decided`)."""
+    roles = [r for r in person.roles if r in APPROVER_ROLES]
     wide = [r for r in roles if r != "branch_manager"]
     parts = [TierChangeRequest.waiting_role.in_(wide)] if wide else []
-    if "branch_manager" in roles and user.branch_id:
+    if "branch_manager" in roles and person.branch_id:
         parts.append((TierChangeRequest.waiting_role == "branch_manager")
-                     & (TierChangeRequest.branch == user.branch_id))
+                     & (TierChangeRequest.branch == person.branch_id))
+    if not parts:
+        return None
+    condition = functools.reduce(operator.or_, parts) & (
+        TierChangeRequest.requested_by.is_null()
+        | (TierChangeRequest.requested_by != person.id))
+    if exclude_decided:
+        condition &= ~fn.EXISTS(ApprovalStep.select(ApprovalStep.id).where(
+            ApprovalStep.request == TierChangeRequest.id,
+            ApprovalStep.decided_by == person.id))
+    return condition
+
+
+def queue(user, branch_id=None, to_tier_id=None, source=None, q=None, away=None):
+    """The open requests waiting for `user`'s decision: at a branch manager step of their
+    own branch, or at a step of another role they hold (in every branch they see), and
+    those waiting for anyone `user` stands in for (`away`: standing_in_for(user), read
+    when None); never their own requests. A TierChangeRequest query."""
+    away = standing_in_for(user) if away is None else away
+    roles = [r for r in user.roles if r in APPROVER_ROLES]
+    # Only someone holding two roles, or standing in, can have decided an earlier step.
+    parts = [_waiting_for(user, len(roles) > 1 or bool(away))]
+    parts += [_waiting_for(absent, True) for absent in away]
+    parts = [part for part in parts if part is not None]
     if not parts:
         return TierChangeRequest.select().where(SQL("1 = 0"))
     query = TierChangeRequest.select().where(
         functools.reduce(operator.or_, parts),
         TierChangeRequest.requested_by.is_null()
         | (TierChangeRequest.requested_by != user.id))
-    if len(roles) > 1:  # only someone holding two roles can have decided an earlier step
+    if away:
         query = query.where(~fn.EXISTS(ApprovalStep.select(ApprovalStep.id).where(
             ApprovalStep.request == TierChangeRequest.id, ApprovalStep.decided_by == user.id)))
     query = scoped_to_branch(query, TierChangeRequest.branch, user)
@@ -773,9 +1062,10 @@ def pending_page(user, page=1, size=50, branch_id=None, to_tier_id=None, source=
 
 def pending_count(user):
     """How many steps wait for `user` (the navigation badge, on every page)."""
-    if not any(role in APPROVER_ROLES for role in user.roles):
-        return 0  # no approver role: nothing ever waits, not even a query
-    return queue(user).count()
+    away = standing_in_for(user)
+    if not away and not any(role in APPROVER_ROLES for role in user.roles):
+        return 0  # no approver role and standing in for nobody: nothing waits
+    return queue(user, away=away).count()
 
 
 def _rows(query):

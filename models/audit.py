@@ -56,6 +56,10 @@ ACTION_LABELS = {
     "tier_change_approved": _l("Tier change approved"),
     "tier_change_rejected": _l("Tier change rejected"),
     "tier_change_withdrawn": _l("Tier change withdrawn"),
+    "tier_change_reminded": _l("Tier change approvers reminded"),
+    "tier_change_escalated": _l("Tier change step escalated"),
+    "delegation_saved": _l("Stand-in set for a period away"),
+    "delegation_ended": _l("Period away ended"),
     "opportunity_created": _l("Opportunity added to the funnel"),
     "opportunity_updated": _l("Opportunity changed"),
     "opportunity_moved": _l("Opportunity moved"),
@@ -87,6 +91,7 @@ OBJECT_LABELS = {
     "opportunity": _l("Opportunity"),
     "robot": _l("Group robot"),
     "notice": _l("Notice"),
+    "delegation": _l("Period away"),
     "ip": _l("Address"),
 }
 

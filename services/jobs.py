@@ -28,6 +28,7 @@ from flask import current_app, has_app_context
 from huey import RedisHuey, SqliteHuey, crontab
 
 from models import DomainError, GradingCycle, ReportJob, audit, db, utcnow
+from models.approvals import chase_waiting
 from models.base import private_sqlite_file
 from models.compliance import notify_overdue_digest
 from models.funnel import notify_stale, rollover
@@ -187,6 +188,13 @@ def cycle_deadlines():
     """Daily at 09:00: branch managers with preliminary sheets open three days and one
     day before the meeting hear of it (models.phases.notify_deadlines)."""
     _in_app(lambda: notify_deadlines(company_today()))
+
+
+@huey.periodic_task(crontab(minute="15"))
+def chase_approvals():
+    """Every hour: approval steps waiting past their rule's limits remind their
+    approvers, then go to the role above (models.approvals.chase_waiting)."""
+    _in_app(chase_waiting)
 
 
 @huey.task()

@@ -99,6 +99,8 @@ ROUTE_ROLES = {
     "admin.branch_form": ("admin",),
     "audit.events": ("admin",),
     "notices.mine": EVERYONE,
+    "notices.away": EVERYONE,
+    "notices.end_away": EVERYONE,
     "notices.failed": ("admin",),
     "notices.resend_one": ("admin",),
     "notices.robots": ("admin",),

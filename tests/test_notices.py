@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from flask_babel import force_locale
 
+from forms.notices import CHOSEN_KINDS
 from models import (
     Assessment,
     AuditEvent,
@@ -148,6 +149,10 @@ def robot_server(app):
 
 @pytest.fixture
 def world(app, make):
+    return notices_world(app, make)
+
+
+def notices_world(app, make):
     """The approvals' world (tests/test_approvals.py) with addresses: the east branch
     manager reads Chinese, has an e-mail address and a mobile number."""
     # A mail server is configured (nothing listens there unless a test starts `smtp`):
@@ -575,7 +580,8 @@ def test_a_person_chooses_the_channel_per_kind_on_their_page(app, client, world,
     with app.test_request_context():
         save_robot(None, world["admin"], "wecom", f"{robot_server.base}/wecom?key=k")
     login(client, "bm_e")
-    response = client.post("/notices", data={"approval_waiting": "off",
+    every_kind = dict.fromkeys(CHOSEN_KINDS, "email")  # the page has a field per kind
+    response = client.post("/notices", data={**every_kind, "approval_waiting": "off",
                                               "request_decided": "both"})
     assert response.status_code == 303
     page = client.get("/notices").get_data(as_text=True)
@@ -583,7 +589,7 @@ def test_a_person_chooses_the_channel_per_kind_on_their_page(app, client, world,
     assert re.search(r'<option selected value="off">|<option value="off" selected>', chosen)
     _file(app, world, customer="B")
     assert Notice.select().count() == 0
-    client.post("/notices", data={"approval_waiting": "email", "request_decided": "both"})
+    client.post("/notices", data={**every_kind, "request_decided": "both"})
     _file(app, world, customer="C", to="B")
     assert [n.channel for n in Notice.select()] == ["email"]
     assert AuditEvent.select().where(AuditEvent.action == "notice_preferences").count() == 2

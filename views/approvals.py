@@ -30,7 +30,7 @@ from models.approvals import (
     SOURCES,
     decide,
     decide_many,
-    decider_refusal,
+    decision_right,
     file_request,
     last_reminded,
     may_file,
@@ -133,7 +133,9 @@ def detail(request_id):
 def _detail_context(change, form=None):
     pending = change.pending_step()
     customer = Customer.get_by_id(change.customer_id)
-    can_decide = pending is not None and decider_refusal(pending, current_user, change) is None
+    refusal, standing_in_for = (decision_right(pending, current_user, change)
+                                if pending is not None else (True, None))
+    can_decide = refusal is None
     if form is None and pending is not None:
         form = DecisionForm(step=pending.id)
     # What the approver judges by: how the customer was graded before, its latest
@@ -144,7 +146,8 @@ def _detail_context(change, form=None):
                 last_year=years[-1] if years else None,
                 sheet=sheets_data([change.assessment])[0] if change.assessment_id else None,
                 notices=notices_about(change),
-                can_decide=can_decide, form=form, withdraw_form=WithdrawForm(),
+                can_decide=can_decide, standing_in_for=standing_in_for, form=form,
+                withdraw_form=WithdrawForm(),
                 remind_form=RemindForm(), last_reminded=last_reminded(change),
                 can_withdraw=change.status == "open"
                 and change.requested_by_id == current_user.id)
@@ -245,8 +248,9 @@ def file(customer_id):
 @role_required("admin")
 def rules():
     """Who approves which change, in order; the defaults until an admin sets a rule."""
-    rows = [(key, label, roles, stored, RuleForm(prefix=key, roles=roles))
-            for key, label, roles, stored in rule_table()]
+    rows = [(key, label, roles, stored, limits,
+             RuleForm(prefix=key, roles=roles, limits=limits))
+            for key, label, roles, stored, limits in rule_table()]
     return render_template("approvals/rules.html", rows=rows)
 
 
@@ -263,11 +267,12 @@ def save_rule_view(key):
                 reset_rule(key, current_user)
                 flash(_("The rule is back to its default."), "success")
             else:
-                save_rule(key, current_user, form.roles())
+                save_rule(key, current_user, form.roles(), **form.limits())
                 flash(_("The rule was saved. Requests filed before keep their steps."),
                       "success")
         except DomainError as error:
             flash(str(error), "error")
     else:
-        flash(_("Choose roles from the list."), "error")
+        flash(next((error for errors in form.errors.values() for error in errors),
+                   _("Choose roles from the list.")), "error")
     return redirect(url_for("approvals.rules"), 303)

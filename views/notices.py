@@ -5,8 +5,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from forms import Form
+from forms.approvals import DelegationForm, EndDelegationForm
 from forms.notices import PreferencesForm, RobotForm
-from models import Branch, DomainError, audit, utcnow
+from models import Branch, DomainError, NotFound, User, audit, utcnow
+from models.approvals import delegations_of, end_delegation, save_delegation
 from models.notices import (
     Robot,
     absolute_link,
@@ -27,11 +29,12 @@ bp = Blueprint("notices", __name__)
 
 @bp.route("/notices", methods=["GET", "POST"])
 def mine():
-    """My channel per kind of notice, and my latest notices."""
+    """My channel per kind of notice, my periods away with who stands in for me, and my
+    latest notices."""
     form = PreferencesForm()
     if not form.is_submitted():
-        for name in ("approval_waiting", "request_decided"):
-            getattr(form, name).data = channels_of(current_user, name)
+        for field in form.kind_fields():
+            field.data = channels_of(current_user, field.name)
     if form.validate_on_submit():
         try:
             save_preferences(current_user, form.chosen())
@@ -40,8 +43,55 @@ def mine():
         else:
             flash(_("Your choices were saved."), "success")
             return redirect(url_for("notices.mine"), 303)
-    return render_template("notices/mine.html", form=form,
+    return _mine_page(form, DelegationForm(colleagues=_colleagues()))
+
+
+def _mine_page(form, away_form):
+    return render_template("notices/mine.html", form=form, away_form=away_form,
+                           away=delegations_of(current_user), end_form=EndDelegationForm(),
                            notices=last_notices(current_user))
+
+
+def _colleagues():
+    """Who may stand in for me: active colleagues who could open the requests that wait
+    for me (of my branch when I see one branch)."""
+    people = User.select().where(User.active, User.id != current_user.id)
+    if current_user.is_branch_scoped:
+        people = people.where(User.branch == current_user.branch_id)
+    return [u for u in people.order_by(User.display_name)
+            if not u.is_branch_scoped or u.branch_id == current_user.branch_id]
+
+
+@bp.route("/notices/away", methods=["POST"])
+def away():
+    """Set a period away and who decides my approval steps meanwhile."""
+    away_form = DelegationForm(colleagues=_colleagues())
+    if away_form.validate_on_submit():
+        try:
+            save_delegation(current_user, User.get_or_none(User.id == away_form.delegate.data),
+                            away_form.starts_on.data, away_form.ends_on.data)
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("Saved: %(name)s decides your approval steps while you are away.",
+                    name=User.get_by_id(away_form.delegate.data).display_name), "success")
+            return redirect(url_for("notices.mine"), 303)
+    form = PreferencesForm()
+    for field in form.kind_fields():
+        field.data = channels_of(current_user, field.name)
+    return _mine_page(form, away_form), 422
+
+
+@bp.route("/notices/away/<int:delegation_id>/end", methods=["POST"])
+def end_away(delegation_id):
+    """Back early: the period away ends today (or goes, when it has not started)."""
+    if EndDelegationForm().validate_on_submit():
+        try:
+            end_delegation(delegation_id, current_user)
+        except NotFound:
+            abort(404)
+        flash(_("You are back: your approval steps wait for you again."), "success")
+    return redirect(url_for("notices.mine"), 303)
 
 
 @bp.route("/admin/notices")
