@@ -21,6 +21,8 @@ from models.people import ROLES
 from .customers import ANY
 
 DECISIONS = {"approve": _l("Approve"), "reject": _l("Reject")}
+# One request may also go back to its requester to change and file again (退回).
+ONE_DECISIONS = {**DECISIONS, "return": _l("Return for changes")}
 # Enough for any real chain of approvers.
 MAX_STEPS = 5
 
@@ -45,7 +47,7 @@ class RequestForm(Form):
 
 class DecisionForm(Form):
     step = HiddenField(validators=[DataRequired()])
-    decision = SelectField(choices=choices(DECISIONS), validators=[DataRequired()])
+    decision = SelectField(choices=choices(ONE_DECISIONS), validators=[DataRequired()])
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=2000)],
                             render_kw={"rows": 2})
 

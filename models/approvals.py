@@ -49,6 +49,7 @@ STATUSES = {
     "approved": _l("Approved"),
     "rejected": _l("Rejected"),
     "withdrawn": _l("Withdrawn"),
+    "returned": _l("Returned for changes"),
 }
 STEP_STATUSES = {
     "waiting": _l("Waiting for an earlier step"),
@@ -57,6 +58,7 @@ STEP_STATUSES = {
     "rejected": _l("Rejected"),
     "cancelled": _l("Not needed"),
     "skipped": _l("Passed up: waited past its limit"),
+    "returned": _l("Returned for changes"),
 }
 DIRECTIONS = {"any": _l("Any change of tier"), "up": _l("Any promotion"),
               "down": _l("Any downgrade")}
@@ -546,15 +548,21 @@ def _decide(step_id, user, decision, comment):
     refusal, on_behalf_of = decision_right(step, user, request)
     if refusal:
         raise DomainError(refusal)
-    if decision not in ("approve", "reject"):
+    if decision not in ("approve", "reject", "return"):
         raise DomainError(_l("Approve or reject."))
     if decision == "reject" and not comment:
         raise DomainError(_l("Give the reason for the rejection."))
+    if decision == "return" and not request.requested_by_id:
+        raise DomainError(_l("The grading committee's request has nobody to return it to: "
+                             "approve or reject it."))
+    if decision == "return" and not comment:
+        raise DomainError(_l("Say what the requester should change."))
     if decision == "approve" and customer.tier_id != request.from_tier_id:
         raise DomainError(_l("The customer's tier changed since this request was filed: reject "
                              "it, or let the requester withdraw it and file a new one."))
     now = utcnow()
-    won = (ApprovalStep.update(status="approved" if decision == "approve" else "rejected",
+    outcome = {"approve": "approved", "reject": "rejected", "return": "returned"}[decision]
+    won = (ApprovalStep.update(status=outcome,
                                decided_by=user.id, decided_at=now, comment=comment,
                                on_behalf_of=on_behalf_of.id if on_behalf_of else None)
            .where(ApprovalStep.id == step.id, ApprovalStep.status == "pending").execute())
@@ -567,9 +575,9 @@ def _decide(step_id, user, decision, comment):
              "decision": decision, "comment": comment}
     if on_behalf_of:
         after["on_behalf_of"] = on_behalf_of.username
-    if decision == "reject":
-        _close(request, "rejected", comment, now)
-        audit("tier_change_rejected", request, actor=user, after=after)
+    if decision in ("reject", "return"):
+        _close(request, outcome, comment, now)
+        audit(f"tier_change_{outcome}", request, actor=user, after=after)
         _notify_decided(request, customer, user, comment)
         return request
     following = (ApprovalStep.select().where(ApprovalStep.request == request.id,

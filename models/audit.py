@@ -56,6 +56,7 @@ ACTION_LABELS = {
     "tier_change_approved": _l("Tier change approved"),
     "tier_change_rejected": _l("Tier change rejected"),
     "tier_change_withdrawn": _l("Tier change withdrawn"),
+    "tier_change_returned": _l("Tier change returned for changes"),
     "tier_change_reminded": _l("Tier change approvers reminded"),
     "tier_change_escalated": _l("Tier change step escalated"),
     "delegation_saved": _l("Stand-in set for a period away"),

@@ -211,7 +211,8 @@ def test_the_away_form_refuses_bad_periods_and_stand_ins(app, world, client):
     answer = post(world["other_rep"], today, today + 3 * DAY)
     assert answer.status_code == 303
     answer = post(world["rep"], today + 2 * DAY, today + 9 * DAY)
-    assert "不在岗：请先结束该时段" in answer.get_data(as_text=True) and Delegation.select().count() == 1
+    assert "不在岗：请先结束该时段" in answer.get_data(as_text=True)
+    assert Delegation.select().count() == 1
     page = client.get("/notices").get_data(as_text=True)
     assert f"由 {world['other_rep'].display_name} 代理" in page
     delegation = Delegation.get()
@@ -235,3 +236,41 @@ def test_a_company_wide_approver_needs_a_company_wide_stand_in(app, world):
         save_delegation(world["director"], world["gm"], dt.date.today(),
                         dt.date.today() + DAY)
     assert Delegation.select().count() == 1
+
+
+def test_an_approver_returns_a_request_for_changes_and_the_requester_files_again(
+        app, world, client):
+    """退回: the branch manager returns the rep's request with what to change (a comment
+    is required); the request closes as returned, the rep is told, and the rep's page
+    offers to file it again with the tier and reason filled in. A committee's request
+    (nobody filed it) cannot be returned."""
+    request = _file(app, world)
+    Notice.delete().execute()
+    login(client, "bm_e")
+    step = _step(request)
+    answer = client.post(f"/tier-changes/{request.id}/decide",
+                         data={"step": step.id, "decision": "return", "comment": ""},
+                         follow_redirects=True)
+    assert "请说明申请人需要修改什么。" in answer.get_data(as_text=True)
+    assert TierChangeRequest.get_by_id(request.id).status == "open"
+    client.post(f"/tier-changes/{request.id}/decide",
+                data={"step": step.id, "decision": "return", "comment": "请补充近三个月订单数据"})
+    returned = TierChangeRequest.get_by_id(request.id)
+    assert (returned.status, returned.closing_comment) == ("returned", "请补充近三个月订单数据")
+    assert [(n.recipient_id, n.kind) for n in Notice.select()] == [
+        (world["rep"].id, "request_decided")]
+    assert "Returned for changes" in Notice.get().subject  # the rep reads English
+    client.post("/logout")
+    login(client, "rep_e")
+    page = client.get(f"/tier-changes/{request.id}").get_data(as_text=True)
+    assert 'data-testid="file-again"' in page
+    again = client.get(f"/customers/{world['customers']['B'].id}/tier-change"
+                       f"?again={request.id}").get_data(as_text=True)
+    assert "请补充近三个月订单数据" in again and "订单连续下滑</textarea>" in again
+    assert f'<option selected value="{world["tiers"]["C"].id}">' in again
+    # Someone else's returned request fills nothing in.
+    client.post("/logout")
+    login(client, "rep_e2")
+    other = client.get(f"/customers/{world['customers']['B'].id}/tier-change"
+                       f"?again={request.id}")
+    assert other.status_code in (200, 403) and "订单连续下滑" not in other.get_data(as_text=True)

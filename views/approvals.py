@@ -228,6 +228,11 @@ def file(customer_id):
     customer = get_or_404(Customer, customer_id)
     due = provisional_due(customer)
     form = RequestForm(customer=customer, provisional_due=due)
+    returned = _returned_request(customer, request.args.get("again", type=int))
+    if returned is not None and not form.is_submitted():
+        # Filing again what was returned for changes: as it was, to change.
+        form.to_tier.data, form.reason.data = returned.to_tier_id, returned.reason
+        form.source.data = returned.source if returned.source != "cycle" else "mid_year"
     if form.validate_on_submit():
         try:
             change = file_request(customer, current_user, Tier.get_or_none(
@@ -239,7 +244,18 @@ def file(customer_id):
             flash(_("The request was filed; it now waits for approval."), "success")
             return redirect(url_for("approvals.detail", request_id=change.id), 303)
     return render_template("approvals/file.html", form=form, customer=customer,
-                           provisional_due=due)
+                           provisional_due=due, returned=returned)
+
+
+def _returned_request(customer, request_id):
+    """The current user's request `request_id` about `customer` that was returned for
+    changes, or None."""
+    if not request_id:
+        return None
+    return TierChangeRequest.get_or_none(
+        TierChangeRequest.id == request_id, TierChangeRequest.customer == customer.id,
+        TierChangeRequest.status == "returned",
+        TierChangeRequest.requested_by == current_user.id)
 
 
 # --- Rules --------------------------------------------------------------------
