@@ -24,9 +24,11 @@ instead of arriving late on its own.
 """
 import base64
 import datetime
+import functools
 import secrets
 from urllib.parse import urlsplit
 
+from babel import Locale
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -305,13 +307,21 @@ def absolute_link(path):
     return f"{base}{path}"
 
 
+@functools.lru_cache(maxsize=16)
+def _parsed_locale(language):
+    """The Locale of an identifier, parsed once per process (Babel's parse takes about
+    half a millisecond)."""
+    return Locale.parse(language)
+
+
 def _in_language(language, *texts):
     """`texts` rendered in `language`. Forcing a locale reloads the catalog (about a
-    millisecond), so only when the current one differs."""
-    current = get_locale()
-    if current is not None and str(current) == language:
+    millisecond), so only when the current one differs. Locales are compared, not their
+    spellings: a user's stored "zh_CN" is the current locale "zh_Hans_CN"."""
+    wanted, current = _parsed_locale(language), get_locale()
+    if current == wanted:
         return [str(t) for t in texts]
-    with force_locale(language):
+    with force_locale(wanted):
         return [str(t) for t in texts]
 
 
