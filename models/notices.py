@@ -265,10 +265,15 @@ def save_robot(branch, user, platform, url=None, secret=None, active=True):
     return robot
 
 
-def robot_for(branch_id):
-    """The active robot of `branch_id`, else the company-wide one, else None."""
-    robots = {r.branch_id: r for r in Robot.select().where(
-        Robot.active, Robot.branch.is_null() | (Robot.branch == branch_id))}
+def active_robots():
+    """{branch id (None: the company-wide one): robot} of the active robots."""
+    return {r.branch_id: r for r in Robot.select().where(Robot.active)}
+
+
+def robot_for(branch_id, robots=None):
+    """The active robot of `branch_id`, else the company-wide one, else None; from
+    `robots` (active_robots()) when given."""
+    robots = active_robots() if robots is None else robots
     return robots.get(branch_id) if branch_id in robots else robots.get(None)
 
 
@@ -357,10 +362,9 @@ def notify(kind, recipient, subject, body, link, about=None, branch_id=None, cac
     if chosen in ("email", "both") and recipient.email and current_app.config.get("SMTP_HOST"):
         rows.append(dict(channel="email", robot=None))
     if chosen in ("robot", "both"):
-        where = branch_id or recipient.branch_id
-        if ("robot", where) not in cache:
-            cache["robot", where] = robot_for(where)
-        robot = cache["robot", where]
+        if "robots" not in cache:  # read once for all the branches of one change
+            cache["robots"] = active_robots()
+        robot = robot_for(branch_id or recipient.branch_id, cache["robots"])
         if robot is not None:
             rows.append(dict(channel="robot", robot=robot.id))
     if not rows:  # reachable by no channel chosen: nothing to write (or to render)

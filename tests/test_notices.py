@@ -218,6 +218,26 @@ def test_a_notice_in_the_current_language_is_rendered_without_forcing_it(app, wo
     assert subjects[world["rep"].id] == "Test message"
 
 
+def test_one_change_reaches_each_branch_by_its_own_robot_or_the_companys(app, world,
+                                                                          robot_server):
+    """Notices of one change (one cache) go to the robot of each recipient's branch, and
+    to the company-wide robot for a branch that has none or whose robot is off."""
+    with app.test_request_context():
+        east = save_robot(world["east"], world["admin"], "wecom", f"{robot_server.base}/e?key=1")
+        company = save_robot(None, world["admin"], "wecom", f"{robot_server.base}/c?key=2")
+        cache = {}
+        with write_transaction():
+            for person in (world["bm"], world["bm_w"]):
+                notify("test", person, "主题", "正文", "/", cache=cache)
+        save_robot(world["east"], world["admin"], "wecom", active=False)
+        with write_transaction():
+            notify("test", world["bm"], "主题", "正文", "/", cache={})
+    robots = [(n.recipient_id, n.robot_id) for n in
+              Notice.select().where(Notice.channel == "robot").order_by(Notice.id)]
+    assert robots == [(world["bm"].id, east.id), (world["bm_w"].id, company.id),
+                      (world["bm"].id, company.id)]
+
+
 def test_a_rolled_back_change_leaves_no_notice(app, world):
     """notify() writes inside the caller's transaction: when that rolls back, so do the
     notices; a refused decision writes none either."""
