@@ -12,6 +12,7 @@ TEST_DEBS := $(RUN_DEBS) chromium poppler-utils libnss3-tools
 HOST ?= 127.0.0.1
 PORT ?= 5000
 MEETING_BENCH_ARGS ?=
+NOTICE_BENCH_ARGS ?=
 
 .PHONY: run test bench setup setup-test system-deps system-deps-test translations db lint \
         extract-messages clean
@@ -35,6 +36,7 @@ bench: setup-test
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 	$(BIN)/python scripts/pdf_bench.py $(PDF_BENCH_ARGS)
 	$(BIN)/python scripts/meeting_bench.py $(MEETING_BENCH_ARGS)
+	$(BIN)/python scripts/notice_bench.py $(NOTICE_BENCH_ARGS)
 
 setup: system-deps $(VENV)/.stamp-run translations
 setup-test: system-deps-test $(VENV)/.stamp-test translations

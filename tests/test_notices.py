@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 from flask_babel import force_locale
 
 from forms.notices import CHOSEN_KINDS
+from i18n import lazy_gettext as _l
 from models import (
     Assessment,
     AuditEvent,
@@ -196,6 +197,50 @@ def test_filing_writes_a_notice_per_decider_and_chosen_channel(app, world, robot
         ("tier_change_request", str(request.id), f"{PUBLIC_URL}/tier-changes/{request.id}",
          "approval_waiting")}
     assert rows[0].subject.startswith("待审批")  # the recipient's language: Chinese
+
+
+def test_a_notice_in_the_current_language_is_rendered_without_forcing_it(app, world,
+                                                                          monkeypatch):
+    """A recipient whose stored "zh_CN" is the current locale (zh_Hans_CN) gets the text
+    as it is, without forcing the locale again (a catalog reload per notice); a
+    recipient reading English gets it in English."""
+    import models.notices
+    forced = []
+    real = models.notices.force_locale
+
+    def counting(locale):
+        forced.append(str(locale))
+        return real(locale)
+    monkeypatch.setattr(models.notices, "force_locale", counting)
+    User.update(language="en").where(User.id == world["rep"].id).execute()
+    with app.test_request_context(), write_transaction():
+        notify("test", world["bm"], _l("Test message"), "正文", "/")
+        assert forced == []
+        notify("test", User.get_by_id(world["rep"].id), _l("Test message"), "body", "/")
+        assert forced == ["en"]
+    subjects = {n.recipient_id: n.subject for n in Notice.select()}
+    assert subjects[world["bm"].id] == "测试消息"
+    assert subjects[world["rep"].id] == "Test message"
+
+
+def test_one_change_reaches_each_branch_by_its_own_robot_or_the_companys(app, world,
+                                                                          robot_server):
+    """Notices of one change (one cache) go to the robot of each recipient's branch, and
+    to the company-wide robot for a branch that has none or whose robot is off."""
+    with app.test_request_context():
+        east = save_robot(world["east"], world["admin"], "wecom", f"{robot_server.base}/e?key=1")
+        company = save_robot(None, world["admin"], "wecom", f"{robot_server.base}/c?key=2")
+        cache = {}
+        with write_transaction():
+            for person in (world["bm"], world["bm_w"]):
+                notify("test", person, "主题", "正文", "/", cache=cache)
+        save_robot(world["east"], world["admin"], "wecom", active=False)
+        with write_transaction():
+            notify("test", world["bm"], "主题", "正文", "/", cache={})
+    robots = [(n.recipient_id, n.robot_id) for n in
+              Notice.select().where(Notice.channel == "robot").order_by(Notice.id)]
+    assert robots == [(world["bm"].id, east.id), (world["bm_w"].id, company.id),
+                      (world["bm"].id, company.id)]
 
 
 def test_a_rolled_back_change_leaves_no_notice(app, world):
