@@ -134,14 +134,21 @@ def deliver_due_notices():
     _in_app(send_due_notices)
 
 
-def send_due_notices(limit=200):
-    """Sweep interrupted notices, then deliver every due one; returns {state: count}."""
+def send_due_notices(batch=200):
+    """Sweep interrupted notices, then deliver every notice due when this starts, `batch`
+    at a time, however many there are (a cycle's publication writes hundreds): a run
+    that outlasts its minute goes on while the next minute's run, in the other worker
+    thread, claims the rest beside it. Returns {state: count}."""
     sweep_interrupted()
+    started = utcnow()
     done = {}
-    for notice_id in due_ids(limit):
-        state = notify.deliver(notice_id)
-        done[state] = done.get(state, 0) + 1
-    return done
+    while True:
+        ids = due_ids(batch, now=started)
+        states = [notify.deliver(notice_id) for notice_id in ids]
+        for state in states:
+            done[state] = done.get(state, 0) + 1
+        if len(ids) < batch or not any(states):  # all taken, or taken by others
+            return done
 
 
 # The company's clock, the one its people keep (the server's may be UTC). The same

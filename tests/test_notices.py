@@ -243,6 +243,22 @@ def test_one_change_reaches_each_branch_by_its_own_robot_or_the_companys(app, wo
                       (world["bm"].id, company.id)]
 
 
+def test_one_delivery_run_sends_every_due_notice_however_many(app, world, robot_server):
+    """A cycle's publication writes hundreds of notices: the worker's run delivers all
+    that are due when it starts, batch after batch, each once; not just the first
+    batch, leaving the rest a minute each."""
+    with app.test_request_context():
+        save_robot(None, world["admin"], "wecom", f"{robot_server.base}/wecom?key=k")
+        save_preferences(world["bm"], {"approval_waiting": "robot"})
+        with write_transaction():
+            for n in range(120):
+                notify("approval_waiting", world["bm"], f"待审批 {n}", "正文", "/approvals")
+        assert send_due_notices(batch=50) == {"sent": 120}
+        assert send_due_notices(batch=50) == {}
+    assert sorted(r["body"]["markdown"]["content"].split("\n")[0] for r in robot_server.received) \
+        == sorted(f"**待审批 {n}**" for n in range(120))
+
+
 def test_a_rolled_back_change_leaves_no_notice(app, world):
     """notify() writes inside the caller's transaction: when that rolls back, so do the
     notices; a refused decision writes none either."""
