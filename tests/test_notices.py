@@ -32,6 +32,7 @@ from flask_babel import force_locale
 from forms.notices import CHOSEN_KINDS
 from i18n import lazy_gettext as _l
 from models import (
+    ApprovalStep,
     Assessment,
     AuditEvent,
     Customer,
@@ -42,7 +43,7 @@ from models import (
     db,
     write_transaction,
 )
-from models.approvals import decide, file_cycle_requests, file_request
+from models.approvals import decide, deciders, file_cycle_requests, file_request
 from models.cycles import finalise
 from models.notices import (
     INTERRUPTED,
@@ -833,3 +834,85 @@ def test_a_requester_reminds_the_approvers_once_a_day(app, world, client, monkey
     login(client, "rep_e")
     client.post(f"/tier-changes/{request.id}/remind")
     assert Notice.select().count() == 0  # decided: nobody left to remind
+
+
+def test_a_promotion_to_a_reaches_each_approver_where_they_work(app, client, world, smtp,
+                                                                 robot_server, make):
+    """The whole way, as the issue tells it: a rep files a promotion to A; the branch
+    manager gets an e-mail and the branch robot's message with the link, and
+    approves; the sales director is away and their stand-in approves in their stead; the
+    general manager's step waits past the rule's limit, is reminded, then approved; the
+    rep is told the outcome. Real SMTP and robot receivers, delivered by the worker's
+    run."""
+    from models.approvals import chase_waiting, save_rule
+    a_tier, customer = world["tiers"]["A"], world["customers"]["B"]
+    deputy = make.user("deputy", roles=("committee_member",), display_name="副总监",
+                       email="deputy@example.com", language="zh_CN")
+    with app.test_request_context():
+        save_rule(f"tier-{a_tier.id}", world["admin"],
+                  ["branch_manager", "sales_director", "general_manager"], remind_days=2)
+        save_robot(world["east"], world["admin"], "wecom", f"{robot_server.base}/wecom?key=e")
+
+    def mail_to(user):
+        return [m for m in smtp.messages if m["To"].addresses[0].addr_spec == user.email]
+
+    def decide_as(username, request):
+        client.post("/logout")
+        login(client, username)
+        step = TierChangeRequest.get_by_id(request.id).pending_step()
+        answer = client.post(f"/tier-changes/{request.id}/decide", data={
+            "step": step.id, "decision": "approve", "comment": "同意"})
+        assert answer.status_code == 303
+
+    login(client, "rep_e")
+    client.post(f"/customers/{customer.id}/tier-change",
+                data={"to_tier": a_tier.id, "reason": "年采购额翻番，回款及时",
+                      "effective_on": dt.date.today().isoformat(), "source": "mid_year"})
+    request = TierChangeRequest.get(TierChangeRequest.customer == customer.id)
+    link = f"{PUBLIC_URL}/tier-changes/{request.id}"
+    _deliver_all(app)
+    (to_bm,) = mail_to(world["bm"])
+    assert to_bm["Subject"].startswith("待审批：华东B级客户") and link in to_bm.get_body(
+        ("plain",)).get_content()
+    (robot,) = robot_server.received
+    assert link in robot["body"]["markdown"]["content"]
+    assert robot["path"] == "/wecom?key=e"  # the east branch's robot
+
+    decide_as("bm_e", request)
+    client.post("/logout")
+    login(client, "director")
+    client.post("/notices/away", data={"delegate": deputy.id,
+                                       "starts_on": dt.date.today().isoformat(),
+                                       "ends_on": (dt.date.today() + dt.timedelta(3)).isoformat()})
+    _deliver_all(app)
+    smtp.messages.clear()
+    # While the director is away their step waits for the stand-in (their queue, and
+    # any reminder).
+    with app.test_request_context():
+        assert [p.id for p in deciders(TierChangeRequest.get_by_id(request.id).pending_step(),
+                                       request)] == [deputy.id]
+    decide_as("deputy", request)
+    step = ApprovalStep.get(ApprovalStep.request == request.id, ApprovalStep.position == 2)
+    assert (step.decided_by_id, step.on_behalf_of_id) == (deputy.id, world["director"].id)
+    _deliver_all(app)
+    (to_gm,) = mail_to(world["gm"])
+    assert "waits for your decision as General manager" in to_gm.get_body(
+        ("plain",)).get_content()
+
+    waiting_since = TierChangeRequest.get_by_id(request.id).pending_step().waiting_since
+    with app.test_request_context():
+        assert chase_waiting(waiting_since + dt.timedelta(days=2, minutes=1)) == (
+            [request.id], [])
+    _deliver_all(app)
+    reminders = [m for m in mail_to(world["gm"]) if m["Subject"].startswith("Reminder")]
+    assert len(reminders) == 1 and link in reminders[0].get_body(("plain",)).get_content()
+
+    decide_as("gm", request)
+    assert Customer.get_by_id(customer.id).tier_id == a_tier.id
+    _deliver_all(app)
+    (outcome,) = mail_to(world["rep"])
+    assert outcome["Subject"].startswith("Your request was decided (Approved)")
+    client.post("/logout")
+    login(client, "rep_e")
+    page = client.get(f"/tier-changes/{request.id}").get_data(as_text=True)
+    assert f"{deputy.display_name} for {world['director'].display_name}" in page
