@@ -1,10 +1,11 @@
 """Peewee models, one module per domain, with the rules that belong to them."""
-from .approvals import ApprovalRule, ApprovalStep, Delegation, TierChangeRequest
+from .approvals import ApprovalRule, ApprovalStep, TierChangeRequest
 from .audit import AuditEvent, audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
 from .compliance import ServiceStatus
 from .customers import Activity, Contact, Customer, CustomerYear, ImportBatch, TierHistory
 from .cycles import Assessment, CommitteeMember, GradingCycle, Score
+from .delegations import Delegation
 from .funnel import Opportunity, StageMove
 from .notices import Notice, NoticePreference, Robot
 from .people import Branch, User

@@ -13,10 +13,10 @@ from models.approvals import (
     decider_refusal,
     deciders,
     pending_count,
-    save_delegation,
     save_rule,
 )
 from models.base import DomainError, utcnow
+from models.delegations import save_delegation
 from services import jobs
 from tests.conftest import login
 from tests.test_notices import _file, notices_world

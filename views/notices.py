@@ -8,7 +8,7 @@ from forms import Form
 from forms.approvals import DelegationForm, EndDelegationForm
 from forms.notices import PreferencesForm, RobotForm
 from models import Branch, DomainError, NotFound, User, audit, utcnow
-from models.approvals import delegations_of, end_delegation, save_delegation
+from models.delegations import delegations_of, end_delegation, save_delegation
 from models.notices import (
     Robot,
     absolute_link,
