@@ -9,6 +9,7 @@ from .delegations import Delegation
 from .funnel import Opportunity, StageMove
 from .notices import Notice, NoticePreference, Robot
 from .people import Branch, User
+from .portfolio import PortfolioSetting
 from .reports import ReportJob
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
@@ -21,7 +22,7 @@ ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, 
               ImportBatch, GradingCycle, CommitteeMember, Assessment, Score,
               TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep,
               Opportunity, StageMove, CycleSignature, ReportJob, Robot, NoticePreference,
-              Notice, Delegation]
+              Notice, Delegation, PortfolioSetting]
 
 __all__ = [
     "ALL_MODELS", "Activity", "ApprovalRule", "ApprovalStep", "Delegation", "ServiceStatus",
@@ -29,7 +30,8 @@ __all__ = [
     "TierChangeRequest", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
     "Score", "BaseModel", "Branch", "Contact", "Criterion",
     "CriterionLevel", "Customer", "CustomerYear", "CycleSignature", "DomainError", "GradeBand",
-    "ImportBatch", "NotFound", "Notice", "NoticePreference", "Opportunity", "Robot",
+    "ImportBatch", "NotFound", "Notice", "NoticePreference", "Opportunity", "PortfolioSetting",
+    "Robot",
     "ReportJob", "ScorecardTemplate", "SchemaVersion",
     "StageMove", "Tier",
     "TierHistory", "User", "audit",

@@ -74,6 +74,8 @@ ACTION_LABELS = {
     "smtp_tested": _l("Test e-mail sent"),
     "notice_resent": _l("Notice sent again"),
     "notice_preferences": _l("Notice channels chosen"),
+    "portfolio_figures_saved": _l("Share and upcoming volume set"),
+    "portfolio_setting_saved": _l("Portfolio thresholds: new version"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),
@@ -93,6 +95,7 @@ OBJECT_LABELS = {
     "robot": _l("Group robot"),
     "notice": _l("Notice"),
     "delegation": _l("Period away"),
+    "portfolio_setting": _l("Portfolio thresholds"),
     "ip": _l("Address"),
 }
 

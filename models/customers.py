@@ -114,6 +114,11 @@ class CustomerYear(BaseModel):
     # Share of receivables collected, 0–100 (%).
     collection_rate = DecimalField(max_digits=5, decimal_places=2, default=0)
     credit_days = IntegerField(default=0)
+    # The portfolio (models/portfolio.py): our share of what the customer buys of the
+    # product, 0–100 (%), and what it is about to buy in the coming period (元). None:
+    # nobody has entered it.
+    share_of_wallet = DecimalField(max_digits=5, decimal_places=2, null=True)
+    upcoming_volume = DecimalField(max_digits=16, decimal_places=2, null=True)
 
     class Meta:
         indexes = ((("customer", "year"), True),)
@@ -537,3 +542,26 @@ def remove_contact(contact):
         audit("contact_removed", contact, before={"customer": contact.customer_id,
                                                   **contact.audit_dict()})
         contact.delete_instance()
+
+
+def save_portfolio_figures(customer, user, *, year, share_of_wallet, upcoming_volume):
+    """Set the customer's share of wallet (%) and upcoming purchase volume (元) for
+    `year`, audited; either may be None (not known). A year without figures yet gets a
+    row of its own. Raises DomainError for a share outside 0–100 or a negative volume,
+    and then saves nothing."""
+    if share_of_wallet is not None and not 0 <= share_of_wallet <= 100:
+        raise DomainError(_l("The share of wallet is a percentage from 0 to 100."))
+    if upcoming_volume is not None and upcoming_volume < 0:
+        raise DomainError(_l("The upcoming purchase volume cannot be negative."))
+    with write_transaction():
+        row = CustomerYear.get_or_none(CustomerYear.customer == customer.id,
+                                       CustomerYear.year == year)
+        before = None if row is None else {"share_of_wallet": row.share_of_wallet,
+                                           "upcoming_volume": row.upcoming_volume}
+        row = row or CustomerYear(customer=customer.id, year=year)
+        row.share_of_wallet, row.upcoming_volume = share_of_wallet, upcoming_volume
+        row.save()
+        audit("portfolio_figures_saved", customer, before=before, after={
+            "year": year, "share_of_wallet": share_of_wallet,
+            "upcoming_volume": upcoming_volume})
+    return row
