@@ -3,7 +3,15 @@ import datetime
 import unicodedata
 
 from flask_wtf.file import FileAllowed, FileField, FileRequired
-from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import (
     DataRequired,
     Email,
@@ -194,6 +202,23 @@ class ContactForm(Form):
         Optional(), Length(max=50),
         Regexp(r"^[0-9+()\- ]+$", message=_l("Digits, spaces, +, - and brackets only."))])
     email = StringField(_l("E-mail"), validators=[Optional(), Length(max=100), Email()])
+
+
+class PortfolioFiguresForm(Form):
+    """A year's share of wallet and upcoming purchase volume; the range checks are
+    save_portfolio_figures()'s, so that the page shows them in its words."""
+    year = IntegerField(_l("Year"), default=lambda: datetime.date.today().year,
+                        validators=[DataRequired(), NumberRange(min=1990, max=2100)])
+    share_of_wallet = DecimalField(_l("Our share (%)"), places=2, validators=[Optional()],
+                                   render_kw={"inputmode": "decimal"})
+    upcoming_volume = DecimalField(_l("Upcoming purchase volume (yuan)"), places=2,
+                                   validators=[Optional()],
+                                   render_kw={"inputmode": "decimal"})
+
+    def values(self):
+        """The form's data as keyword arguments of save_portfolio_figures()."""
+        return {"year": self.year.data, "share_of_wallet": self.share_of_wallet.data,
+                "upcoming_volume": self.upcoming_volume.data}
 
 
 class ImportForm(Form):

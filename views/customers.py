@@ -18,7 +18,14 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from extensions import htmx
-from forms.customers import ActivityForm, ContactForm, CustomerFilterForm, CustomerForm, ImportForm
+from forms.customers import (
+    ActivityForm,
+    ContactForm,
+    CustomerFilterForm,
+    CustomerForm,
+    ImportForm,
+    PortfolioFiguresForm,
+)
 from i18n import lazy_gettext as _l
 from models import (
     Contact,
@@ -41,11 +48,13 @@ from models.customers import (
     particulars,
     remove_contact,
     save_customer,
+    save_portfolio_figures,
     search_page,
     tier_history_of,
     years_of,
 )
 from models.cycles import sheets_of_customer
+from models.portfolio import latest_placed_year, quadrant, setting_in_force
 from services.customer_io import apply_import, discard_import, export_customers, load_preview
 from services.formatting import number, translated
 from services.jobs import queue_preview
@@ -119,18 +128,30 @@ def detail(customer_id):
     return render_template("customers/detail.html", **_detail_context(customer))
 
 
-def _detail_context(customer, activity_form=None, contact_form=None):
+def _detail_context(customer, activity_form=None, contact_form=None, portfolio_form=None):
+    years = list(years_of(customer=customer.id))
     return dict(
         customer=customer,
         contacts=list(contacts_of(customer=customer.id)),
         history=list(tier_history_of(customer=customer.id)),
-        years=list(years_of(customer=customer.id)),
+        years=years,
         activities=_activities(customer),
         assessments=_assessments(customer),
         activity_form=activity_form or ActivityForm(),
         contact_form=contact_form or ContactForm(),
+        portfolio_form=portfolio_form or PortfolioFiguresForm(),
         can_edit=current_user.has_role(*EDIT_ROLES),
+        **_placement(years),
     )
+
+
+def _placement(years):
+    """Where the customer stands in the portfolio: its latest year with both a share
+    and a volume, that year's quadrant and the setting in force."""
+    setting, year = setting_in_force(), latest_placed_year(years)
+    return {"portfolio_setting": setting, "placed_year": year,
+            "placed_quadrant": year and quadrant(year.share_of_wallet, year.upcoming_volume,
+                                                 setting)}
 
 
 def _assessments(customer):
@@ -201,6 +222,29 @@ def add_activity(customer_id):
                                can_edit=True)
     return render_template("customers/detail.html",
                            **_detail_context(customer, activity_form=form))
+
+
+@bp.route("/<int:customer_id>/portfolio", methods=["POST"])
+@role_required(*EDIT_ROLES)
+def save_portfolio(customer_id):
+    """Set a year's share of wallet and upcoming purchase volume; a refused value is
+    shown beside its field and nothing is saved."""
+    customer = get_or_404(Customer, customer_id)
+    form = PortfolioFiguresForm()
+    if form.validate_on_submit():
+        try:
+            save_portfolio_figures(customer, current_user, **form.values())
+        except DomainError as error:
+            form.form_errors.append(str(error))
+        else:
+            flash(_("The share and upcoming volume for %(year)s were saved.",
+                    year=form.year.data), "success")
+            return redirect(url_for("customers.detail", customer_id=customer.id,
+                                    _anchor="figures"), 303)
+    found = list(particulars(current_user.is_branch_scoped, customer=customer.id,
+                             branch=current_user.branch_id))
+    return render_template("customers/detail.html",
+                           **_detail_context(found[0], portfolio_form=form))
 
 
 @bp.route("/<int:customer_id>/contacts", methods=["POST"])
