@@ -136,13 +136,14 @@ def create_app(test_config=None):
         funnel,
         main,
         notices,
+        portfolio,
         reports,
         scorecards,
         tiers,
         verify,
     )
     for module in (auth, main, customers, scorecards, cycles, reports, verify, tiers, approvals,
-                   funnel, notices, admin, audit, errors):
+                   funnel, portfolio, notices, admin, audit, errors):
         app.register_blueprint(module.bp)
 
     _register_request_hooks(app)

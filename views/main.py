@@ -74,6 +74,7 @@ NAV = [
     ("scorecards.index", _l("Scorecards"), None),
     ("tiers.index", _l("Tiers"), None),
     ("approvals.queue_page", _l("Approvals"), None),
+    ("portfolio.index", _l("Portfolio"), None),
     ("funnel.my_week", _l("My funnel"), ("sales_rep", "branch_manager")),
     ("funnel.team", _l("Team funnel"), ("branch_manager", "sales_director", "general_manager",
                                         "admin")),

@@ -1,0 +1,68 @@
+"""The share × upcoming-volume portfolio (客户组合): the chart, the counts and the
+lists per quadrant; the administrator's thresholds and strategies."""
+import datetime
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from forms.portfolio import PortfolioFilterForm, PortfolioSettingForm
+from models import DomainError
+from models.customers import find_customers
+from models.portfolio import (
+    QUADRANTS,
+    counts,
+    placed_customers,
+    save_setting,
+    setting_history,
+    setting_in_force,
+)
+from services.portfolio_chart import ScatterChart
+
+from .access import role_required
+
+bp = Blueprint("portfolio", __name__, url_prefix="/portfolio")
+
+# The most customers each quadrant's list shows; the counts hold them all.
+LIST_LIMIT = 200
+
+
+@bp.route("")
+def index():
+    """The visible customers placed by share and upcoming volume, filtered by branch
+    (for those who see every branch), tier and industry from the query string."""
+    form = PortfolioFilterForm(request.args, user=current_user)
+    form.validate()
+    setting = setting_in_force()
+    customers = find_customers(current_user, **form.filters())
+    placed = placed_customers(customers, setting)
+    tiers = {tier.id: tier for tier in form.tiers}
+    lists = {q: [p for p in placed if p.quadrant == q] for q in QUADRANTS}
+    table, totals = counts(placed, list(tiers))
+    return render_template(
+        "portfolio/index.html", form=form, setting=setting, lists=lists, counts=table,
+        totals=totals, tiers=tiers, unplaced=customers.count() - len(placed),
+        chart=ScatterChart(placed, setting, tiers), list_limit=LIST_LIMIT,
+        args={k: v for k, v in request.args.items() if v})
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@role_required("admin")
+def settings():
+    """A new version of the thresholds and strategies, from its effective date; the
+    earlier versions stay, listed below the form."""
+    history = setting_history()
+    form = PortfolioSettingForm(obj=(history[0] if history else setting_in_force())
+                                if request.method == "GET" else None)
+    if request.method == "GET":
+        form.effective_on.data = datetime.date.today()
+    if form.validate_on_submit():
+        try:
+            save_setting(current_user, **form.values())
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("The thresholds and strategies were saved as a new version."), "success")
+            return redirect(url_for("portfolio.settings"), 303)
+    return render_template("portfolio/settings.html", form=form, history=history,
+                           in_force=setting_in_force())
