@@ -150,6 +150,18 @@ def ensure_reference_data():
     return template
 
 
+def _portfolio_figures(rng, sales, latest):
+    """A share of wallet (%) and an upcoming volume (元) for a customer's latest year,
+    spread over all four quadrants of the default thresholds (30 %, 1,000,000 元); about
+    one customer in ten has none yet, and earlier years have none."""
+    if not latest or rng.random() < 0.1:
+        return {"share_of_wallet": None, "upcoming_volume": None}
+    share = min(100.0, rng.betavariate(1.6, 2.4) * 100)
+    volume = sales * rng.uniform(0.05, 0.6)
+    return {"share_of_wallet": Decimal(round(share, 2)).quantize(Decimal("0.01")),
+            "upcoming_volume": Decimal(round(volume, -3)).quantize(Decimal("0.01"))}
+
+
 def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=None,
                funnel=True):
     """Create branches, users, tiers, the default scorecard and customers, and
@@ -219,6 +231,9 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
             Customer.insert_many(rows[start:start + 500]).execute()
 
         # Figures: lognormal sales, with steady growth or decline per customer.
+        # The portfolio's share and upcoming volume come from a generator of their own,
+        # so that they leave every other figure of the company as it was.
+        portfolio_rng = random.Random(f"portfolio-{seed}")
         by_sales = []
         for customer in Customer.select(Customer.id, Customer.kind, Customer.cooperation_since):
             if customer.kind == "prospect":
@@ -236,7 +251,8 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
                     profit=Decimal(round(sales * margin, 2)).quantize(Decimal("0.01")),
                     collection_rate=Decimal(round(rng.uniform(62, 100), 2)).quantize(
                         Decimal("0.01")),
-                    credit_days=rng.choice([0, 15, 30, 30, 45, 60, 90])))
+                    credit_days=rng.choice([0, 15, 30, 30, 45, 60, 90]),
+                    **_portfolio_figures(portfolio_rng, sales, offset == len(years) - 1)))
             by_sales.append((base * (1 + trend) ** 2, customer.id))
         for start in range(0, len(figures), 500):
             CustomerYear.insert_many(figures[start:start + 500]).execute()
