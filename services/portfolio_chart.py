@@ -5,7 +5,7 @@ import math
 from collections import namedtuple
 
 WIDTH, HEIGHT = 640, 400
-LEFT, RIGHT, TOP, BOTTOM = 60, 12, 10, 44
+LEFT, RIGHT, TOP, BOTTOM = 68, 14, 10, 48
 PLOT_WIDTH, PLOT_HEIGHT = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 # Beyond this many customers the chart draws cells, not dots: a browser (and a printer)
 # slows down on tens of thousands of SVG elements, and the dots would hide each other.
