@@ -1,5 +1,6 @@
 """Whole-product walks: no answer shows a branch-scoped user another branch's
 customers, no user text becomes markup, and no query string makes a 500."""
+import datetime
 import html.parser
 import re
 
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from models import Activity, Assessment, Branch, Contact, Customer, User
 from models.people import ROLES
+from models.portfolio import default_setting
 from tests import walk
 from tests.conftest import login
 
@@ -92,6 +94,9 @@ USER_TEXT = {
     # A notice's text is the app's, made of what people typed (names, reasons), and its
     # error is what a mail server or robot answered: shown as text like typed text.
     "Notice": ("subject", "body", "last_error", "answer"), "Robot": ("url_hint",),
+    "PortfolioSetting": ("keep_name", "keep_note", "hold_or_win_name", "hold_or_win_note",
+                         "develop_name", "develop_note", "win_or_let_go_name",
+                         "win_or_let_go_note"),
 }
 # Text written in Markdown: rendered, so its HTML is sanitised rather than shown as
 # typed. It holds the payloads between other marks than 甲…乙 and 丙…丁.
@@ -109,9 +114,10 @@ NOT_USER_TEXT = {
     "Contact": ("phone", "email"), "Activity": ("kind",), "TierHistory": ("source",),
     "ImportBatch": ("filename", "payload", "status", "error"),
     "GradingCycle": ("scope", "phase"), "Score": ("stage",),
-    "TierPolicy": ("production_priority",), "ApprovalRule": ("key", "direction", "roles_text"),
-    "TierChangeRequest": ("source", "status", "waiting_role"),
-    "ApprovalStep": ("role", "status"), "Opportunity": ("stage",),
+    "TierPolicy": ("production_priority",),
+    "ApprovalRule": ("key", "direction", "roles_text", "escalate_to"),
+    "TierChangeRequest": ("source", "status", "waiting_role", "rule_key"),
+    "ApprovalStep": ("role", "status", "escalated_from"), "Opportunity": ("stage",),
     "StageMove": ("from_stage", "to_stage", "kind"), "CycleSignature": ("role", "fingerprint"),
     "ReportJob": ("state", "error", "path", "fingerprint"),
     "Notice": ("kind", "channel", "link", "state", "delivery_key", "about_type", "about_id"),
@@ -148,6 +154,9 @@ def _fill_with_hostile_text(app):
     from services.customer_io import preview_import, save_preview
     from tests.test_customer_io import xlsx
     with app.test_request_context():
+        if not models.PortfolioSetting.select().exists():  # the demo runs on the defaults
+            models.PortfolioSetting.create(version=1, effective_on=datetime.date(2026, 1, 1),
+                                           **default_setting().values())
         for model_name, columns in USER_TEXT.items():
             model = getattr(models, model_name)
             for record in model.select(model.id):
