@@ -279,3 +279,14 @@ def test_many_customers_are_drawn_as_a_grid_of_cells(app):
     assert sum(cell.count for cell in chart.cells) == DENSITY_FROM + 1
     few = ScatterChart(many[:10], setting, {})
     assert not few.density and len(few.dots) == 10
+
+
+def test_the_page_shades_cells_past_the_density_limit(app, client, world, monkeypatch):
+    """Past the limit the page's chart holds shaded cells and no dots, and says why."""
+    monkeypatch.setattr("services.portfolio_chart.DENSITY_FROM", 3)
+    login(client, "admin")
+    html = client.get("/portfolio").get_data(as_text=True)
+    chart = re.search(r'data-testid="chart">(.*?)</svg>', html, re.S).group(1)
+    assert "<circle" not in chart
+    assert chart.count("个客户</title>") == 5  # five customers, each in a cell of its own
+    assert "格子颜色越深" in html
