@@ -145,6 +145,10 @@ PAGES = [
          + f"&page={ctx.rng.randint(1, 20)}", "admin",
          headers={"HX-Request": "true", "HX-Target": "overdue"}, target=3),  # as the pager
     Page("due this week (rep)", "GET", "/compliance/due", "rep_sh_1", target=3),
+    # Issue 21: the share × volume chart of every visible customer (a grid of cells
+    # beyond a few thousand), its counts and its lists.
+    Page("portfolio (bm_sh)", "GET", "/portfolio", "bm_sh", target=4),
+    Page("portfolio (admin, all)", "GET", "/portfolio", "admin", target=4),
     # The funnel: a branch of 50 reps among ~300 with a year of history. The week is the
     # last one of the demo's history, so that a cache built earlier still measures a
     # full week.
