@@ -92,22 +92,19 @@
   });
 
   // Submitting the sheet names the rows whose screen differs from what is stored, so the
-  // server refuses rather than submit values the member does not see.
-  document.addEventListener("submit", function (event) {
-    var sheet = event.target;
-    if (sheet.id !== "submit-sheet") return;
-    sheet.querySelectorAll("input[name=unsaved]").forEach(function (old) { old.remove(); });
+  // server refuses rather than submit values the member does not see. They are read when
+  // the submit leaves the sheet's queue, after the answers of the saves ahead of it: a
+  // row whose save was still on its way when the button was pressed is judged by its
+  // answer.
+  function unsavedRows() {
+    var ids = [];
     document.querySelectorAll("form.score-form").forEach(function (form) {
-      if (!form.querySelector(".state-error, .state-proposed, .state-unsent, [data-dirty]")) {
-        return;
+      if (form.querySelector(".state-error, .state-proposed, .state-unsent, [data-dirty]")) {
+        ids.push(form.querySelector("input[name=criterion]").value);
       }
-      var mark = document.createElement("input");
-      mark.type = "hidden";
-      mark.name = "unsaved";
-      mark.value = form.querySelector("input[name=criterion]").value;
-      sheet.appendChild(mark);
     });
-  }, true);
+    return ids;
+  }
 
   function levelOption(form) {
     var level = form.querySelector("select[name=level]");
@@ -300,6 +297,10 @@
   // points. What each save carries is kept, so its answer knows whether the field has
   // changed since.
   document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.elt.id === "submit-sheet") {
+      event.detail.parameters.unsaved = unsavedRows();
+      return;
+    }
     var form = rowForm(event.detail.elt);
     var points = form && form.querySelector("input[name=points]");
     if (!points) return;
