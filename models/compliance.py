@@ -3,19 +3,18 @@ analysis their tier's policy promises, and whose fall due soon. Above tiers.py (
 policies) and customers.py (who holds which tier)."""
 import datetime
 import functools
-import hashlib
 import heapq
 import itertools
-import json
 import operator
 from collections import namedtuple
 
-from peewee import SQL, BigIntegerField, CharField, DateField, IntegerField, TextField, fn
+from peewee import SQL, DateField, IntegerField, fn
 
 from i18n import lazy_gettext as _l
 
 from .base import BaseModel, as_date, is_sqlite, marks, raw_sql, write_transaction
 from .customers import Customer
+from .kept_counts import COMPLIANCE, kept
 from .notices import notify
 from .people import User, scoped_to_branch
 from .tiers import Tier, current_policies
@@ -182,42 +181,6 @@ def _scope_sql(user, branch_id=None, manager_id=None):
     return "".join(f" AND {c}" for c in clauses), params
 
 
-class OverdueCountCache(BaseModel):
-    """Counts over service_status (overdue_counts(), tier_counts()), each under a hash
-    of what it depends on besides service_status, with the generation of service_status
-    it was counted at (migration 17: triggers bump the generation on every change to
-    service_status)."""
-    key = CharField(max_length=64, primary_key=True)
-    generation = BigIntegerField()
-    counts = TextField()
-
-
-def _kept(key, count):
-    """count()'s answer (a list that JSON keeps as it is), counted at most once per
-    generation of service_status for the same `key` (a JSON-able description of
-    everything else the answer depends on: cut-off dates, scope, grouping).
-
-    Counting reads an index entry per customer counted, which the company-wide pages
-    did on every request; a new day or a new policy changes the cut-off dates, and so
-    the key. The generation is read before counting, so an answer is never filed under
-    a newer generation than what it counted."""
-    key = hashlib.sha256(json.dumps(key).encode()).hexdigest()
-    generation = raw_sql(
-        "SELECT generation FROM compliance_generation WHERE id = 1").fetchone()[0]
-    kept = (OverdueCountCache.select(OverdueCountCache.counts)
-            .where(OverdueCountCache.key == key, OverdueCountCache.generation == generation)
-            .scalar())
-    if kept is not None:
-        return json.loads(kept)
-    answer = count()
-    (OverdueCountCache.insert(key=key, generation=generation, counts=json.dumps(answer))
-     .on_conflict(conflict_target=[OverdueCountCache.key],
-                  update={OverdueCountCache.generation: generation,
-                          OverdueCountCache.counts: json.dumps(answer)})
-     .execute())
-    return answer
-
-
 def _cutoff_key(kinds, today, policies):
     return [sorted((tier, cutoff.isoformat()) for tier, cutoff
                    in _cutoffs(kind, today, policies).items()) for kind in kinds]
@@ -227,7 +190,7 @@ def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=Non
                    manager_id=None, kinds=tuple(SERVICE_KINDS)):
     """{kind: count} of the customers visible to `user` overdue for each kind. With
     `group_by` ("branch" or "account_manager") {group value: {kind: count}}. Kept
-    (_kept) while service_status does not change."""
+    (models/kept_counts.py) while service_status does not change."""
     today = today or datetime.date.today()
     policies = current_policies(today) if policies is None else policies
     scope, scope_params = _scope_sql(user, branch_id, manager_id)
@@ -236,8 +199,8 @@ def overdue_counts(user, today=None, policies=None, group_by=None, branch_id=Non
         totals = count_overdue(user, today, policies, group_by, branch_id, manager_id, kinds)
         return list(totals.items()) if group_by else [[None, totals]]
 
-    pairs = _kept(["overdue", group_by, scope, scope_params, list(kinds),
-                   _cutoff_key(kinds, today, policies)], count)
+    pairs = kept(["overdue", group_by, scope, scope_params, list(kinds),
+                   _cutoff_key(kinds, today, policies)], count, COMPLIANCE)
     return dict(pairs) if group_by else pairs[0][1]
 
 
@@ -292,16 +255,17 @@ def count_overdue(user, today=None, policies=None, group_by=None, branch_id=None
 
 def tier_counts(user, today=None, tier_id=None):
     """{tier id: (customers holding it, how many of them are overdue for anything)}
-    among the customers visible to `user` (of one tier with `tier_id`). Kept (_kept)
-    while service_status does not change: counting reads every customer's index entry,
-    which for the whole company took the tiers page to 5.6× the bench's floor at
-    100,000 customers on SQLite."""
+    among the customers visible to `user` (of one tier with `tier_id`). Kept
+    (models/kept_counts.py) while service_status does not change: counting reads every
+    customer's index entry, which for the whole company took the tiers page to 5.6×
+    the bench's floor at 100,000 customers on SQLite."""
     today = today or datetime.date.today()
     policies = current_policies(today)
     scope, scope_params = _scope_sql(user)
-    pairs = _kept(["tiers", tier_id, scope, scope_params,
+    pairs = kept(["tiers", tier_id, scope, scope_params,
                    _cutoff_key(tuple(SERVICE_KINDS), today, policies)],
-                  lambda: list(count_tiers(user, today, tier_id, policies).items()))
+                  lambda: list(count_tiers(user, today, tier_id, policies).items()),
+                  COMPLIANCE)
     return {tier: tuple(counts) for tier, counts in pairs}
 
 

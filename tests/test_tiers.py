@@ -7,7 +7,6 @@ from flask_babel import force_locale
 
 from models import Activity, AuditEvent, DomainError, ServiceStatus, Tier, TierPolicy, User
 from models.compliance import (
-    OverdueCountCache,
     count_overdue,
     count_tiers,
     due_soon,
@@ -17,6 +16,7 @@ from models.compliance import (
     tier_counts,
 )
 from models.customers import log_activity
+from models.kept_counts import KeptCount
 from models.tiers import current_policy, policy_history, save_policy
 from tests.conftest import login
 from tests.test_approvals import make_world
@@ -230,7 +230,7 @@ def test_kept_overdue_counts_equal_a_fresh_count_after_every_kind_of_write(app, 
               (world["bm"], {"group_by": "account_manager"}),
               (world["bm"], {"manager_id": world["rep"].id}), (world["bm_w"], {})]
     seen = []
-    OverdueCountCache.delete().execute()  # the suite's earlier tests may have kept some
+    KeptCount.delete().execute()  # the suite's earlier tests may have kept some
 
     def same_as_fresh():
         with app.test_request_context():
@@ -245,7 +245,7 @@ def test_kept_overdue_counts_equal_a_fresh_count_after_every_kind_of_write(app, 
             seen.append(tier_counts(world["director"]))
 
     same_as_fresh()
-    assert OverdueCountCache.select().count() == len(shapes) + 3
+    assert KeptCount.select().count() == len(shapes) + 3
     customer = make.customer(east, "缓存客户", tier=t["A"], account_manager=world["rep"])
     same_as_fresh()
     with app.test_request_context():
