@@ -16,6 +16,8 @@ from peewee import (
     IntegerField,
     Table,
     TextField,
+    chunked,
+    fn,
 )
 from pypinyin import Style, lazy_pinyin
 
@@ -90,6 +92,13 @@ class Customer(BaseModel):
     cooperation_since = DateField(null=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    # Where the portfolio places the customer: its latest year with both a share of
+    # wallet and an upcoming volume, and those two figures (None: never both known).
+    # Kept by refresh_placements() whenever yearly figures are written, so that the
+    # portfolio counts 100,000 customers in SQL without reading their years.
+    placed_year = IntegerField(null=True)
+    placed_share = DecimalField(max_digits=5, decimal_places=2, null=True)
+    placed_volume = DecimalField(max_digits=16, decimal_places=2, null=True)
 
     def __str__(self):
         return self.name
@@ -122,6 +131,26 @@ class CustomerYear(BaseModel):
 
     class Meta:
         indexes = ((("customer", "year"), True),)
+
+
+def refresh_placements(customer_ids=None):
+    """Copy each customer's latest year with both a share of wallet and an upcoming
+    volume onto the customer (placed_year, placed_share, placed_volume), for the
+    customers `customer_ids` (None: all). Called in the transaction that writes the
+    yearly figures."""
+    Year = CustomerYear.alias()
+    both = (Year.customer == Customer.id) & Year.share_of_wallet.is_null(False) \
+        & Year.upcoming_volume.is_null(False)
+    chunks = [None] if customer_ids is None else list(chunked(sorted(set(customer_ids)), 500))
+    for chunk in chunks:
+        which = True if chunk is None else Customer.id.in_(chunk)
+        Customer.update(placed_year=Year.select(fn.MAX(Year.year)).where(both)).where(
+            which).execute()
+        at_placed = (Year.customer == Customer.id) & (Year.year == Customer.placed_year)
+        Customer.update(
+            placed_share=Year.select(Year.share_of_wallet).where(at_placed),
+            placed_volume=Year.select(Year.upcoming_volume).where(at_placed),
+        ).where(which).execute()
 
 
 class Contact(BaseModel):
@@ -561,6 +590,7 @@ def save_portfolio_figures(customer, user, *, year, share_of_wallet, upcoming_vo
         row = row or CustomerYear(customer=customer.id, year=year)
         row.share_of_wallet, row.upcoming_volume = share_of_wallet, upcoming_volume
         row.save()
+        refresh_placements([customer.id])
         audit("portfolio_figures_saved", customer, before=before, after={
             "year": year, "share_of_wallet": share_of_wallet,
             "upcoming_volume": upcoming_volume})

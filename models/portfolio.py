@@ -11,6 +11,8 @@ from decimal import Decimal
 
 from peewee import (
     JOIN,
+    SQL,
+    Case,
     CharField,
     DateField,
     DateTimeField,
@@ -25,7 +27,8 @@ from i18n import lazy_gettext as _l
 
 from .audit import audit
 from .base import BaseModel, DomainError, utcnow, write_transaction
-from .customers import Customer, CustomerYear
+from .customers import Customer
+from .kept_counts import PORTFOLIO, kept
 from .people import User
 
 # The quadrants, in the order pages list them: high share first, large volume first.
@@ -160,26 +163,40 @@ def save_setting(user, *, effective_on, **values):
 
 
 # --- Placing customers -----------------------------------------------------------
+# A customer's place is kept on the customer (Customer.placed_year, placed_share,
+# placed_volume: refresh_placements() in models/customers.py), so that counting and
+# listing a whole book is one pass of SQL.
 
-# A placed customer: its latest year with both figures. `tier` is the tier's id.
+# A placed customer. `tier` is the tier's id.
 Placed = namedtuple("Placed", "id code name tier year share volume quadrant")
 
 
-def placed_customers(customers, setting):
-    """The customers of the query `customers` that have a year with both a share and
-    a volume, placed by their latest such year under `setting`, largest volume first."""
-    Latest = (CustomerYear.select(CustomerYear.customer.alias("customer_id"),
-                                  fn.MAX(CustomerYear.year).alias("year"))
-              .where(CustomerYear.share_of_wallet.is_null(False),
-                     CustomerYear.upcoming_volume.is_null(False))
-              .group_by(CustomerYear.customer).alias("latest"))
-    rows = (customers.select(Customer.id, Customer.code, Customer.name, Customer.tier,
-                             CustomerYear.year, CustomerYear.share_of_wallet,
-                             CustomerYear.upcoming_volume)
-            .join(CustomerYear, on=(CustomerYear.customer == Customer.id))
-            .join(Latest, on=((Latest.c.customer_id == CustomerYear.customer)
-                              & (Latest.c.year == CustomerYear.year)))
-            .order_by(CustomerYear.upcoming_volume.desc(), Customer.code).tuples())
+def placed(customers):
+    """The customers of the query `customers` that have a place (a year with both a
+    share and a volume). Asked of the volume, so that the counts read the index on
+    (branch, volume, share, tier) alone."""
+    return customers.where(Customer.placed_volume.is_null(False))
+
+
+def in_quadrant(quadrant_, setting):
+    """The SQL condition of a placed customer lying in `quadrant_` under `setting`."""
+    high, large = next(key for key, q in QUADRANT_OF.items() if q == quadrant_)
+    share = (Customer.placed_share >= setting.share_threshold if high
+             else Customer.placed_share < setting.share_threshold)
+    volume = (Customer.placed_volume >= setting.volume_threshold if large
+              else Customer.placed_volume < setting.volume_threshold)
+    return share & volume
+
+
+def placed_customers(customers, setting, quadrant_=None, limit=None):
+    """The placed customers of the query `customers` (of `quadrant_` only, if given),
+    largest upcoming volume first, at most `limit` of them, as Placed tuples."""
+    query = placed(customers)
+    if quadrant_:
+        query = query.where(in_quadrant(quadrant_, setting))
+    rows = (query.select(Customer.id, Customer.code, Customer.name, Customer.tier,
+                         Customer.placed_year, Customer.placed_share, Customer.placed_volume)
+            .order_by(Customer.placed_volume.desc(), Customer.code).limit(limit).tuples())
     return [Placed(id_, code, name, tier, year, share, volume,
                    quadrant(share, volume, setting))
             for id_, code, name, tier, year, share, volume in rows]
@@ -188,19 +205,69 @@ def placed_customers(customers, setting):
 def latest_placed_year(years):
     """Of a customer's yearly figures, the latest year with both a share and a volume,
     or None."""
-    placed = [y for y in years
-              if y.share_of_wallet is not None and y.upcoming_volume is not None]
-    return max(placed, key=lambda y: y.year) if placed else None
+    placed_years = [y for y in years
+                    if y.share_of_wallet is not None and y.upcoming_volume is not None]
+    return max(placed_years, key=lambda y: y.year) if placed_years else None
 
 
-def counts(placed, tier_ids):
+def _query_key(customers):
+    """What a count of the query `customers` depends on besides the tables: its SQL."""
+    sql, params = customers.sql()
+    return [sql, [str(p) for p in params]]
+
+
+def counts(customers, setting, tier_ids):
     """({quadrant: {tier id (None: no tier): count, "all": count}}, the same summed over
-    the quadrants) of placed customers, every quadrant and tier present (zero where
-    none)."""
+    the quadrants, the customers without a place) of the query `customers`, every
+    quadrant and tier present (zero where none). One GROUP BY, kept while no customer's
+    tier, branch, industry or place changes (models/kept_counts.py)."""
+    high = Customer.placed_share >= setting.share_threshold
+    large = Customer.placed_volume >= setting.volume_threshold
+
+    def count():
+        # Grouped by the output names: PostgreSQL does not see two expressions with
+        # parameters as the same one.
+        return [[None if h is None else bool(h), None if g is None else bool(g), t, n]
+                for h, g, t, n in customers.select(
+                    high.alias("is_high"), large.alias("is_large"), Customer.tier,
+                    fn.COUNT(Customer.id))
+                .group_by(SQL("is_high"), SQL("is_large"), Customer.tier).tuples()]
+
     table = {q: {**{t: 0 for t in (*tier_ids, None)}, "all": 0} for q in QUADRANTS}
-    for p in placed:
-        row = table[p.quadrant]
-        row[p.tier if p.tier in row else None] += 1
-        row["all"] += 1
+    unplaced = 0
+    for is_high, is_large, tier, number in kept(
+            ["portfolio counts", _query_key(customers), str(setting.share_threshold),
+             str(setting.volume_threshold)], count, PORTFOLIO):
+        if is_high is None or is_large is None:
+            unplaced += number
+            continue
+        row = table[QUADRANT_OF[is_high, is_large]]
+        row[tier if tier in row else None] += number
+        row["all"] += number
     totals = {key: sum(row[key] for row in table.values()) for key in table[QUADRANTS[0]]}
-    return table, totals
+    return table, totals, unplaced
+
+
+def volume_range(customers):
+    """(smallest volume above zero, largest volume) of the placed customers of the
+    query `customers`, None where there is none: two lookups in the volume index."""
+    smallest = placed(customers).where(Customer.placed_volume > 0).select(
+        fn.MIN(Customer.placed_volume)).scalar()
+    return smallest, placed(customers).select(fn.MAX(Customer.placed_volume)).scalar()
+
+
+def grid_counts(customers, share_edges, volume_edges):
+    """{(column, row): count} of the placed customers of the query `customers`: the
+    column is how many of `share_edges` (ascending) the share reaches, the row how many
+    of `volume_edges` (descending) the volume does not exceed. One GROUP BY, kept as
+    counts() is."""
+    column = Case(None, [(Customer.placed_share < edge, index)
+                         for index, edge in enumerate(share_edges)], len(share_edges))
+    row = Case(None, [(Customer.placed_volume > edge, index)
+                      for index, edge in enumerate(volume_edges)], len(volume_edges))
+    return {(c, r): n for c, r, n in kept(
+        ["portfolio grid", _query_key(customers), share_edges, volume_edges],
+        lambda: [[int(c), int(r), n] for c, r, n in placed(customers).select(
+            column.alias("grid_column"), row.alias("grid_row"), fn.COUNT(Customer.id))
+            .group_by(SQL("grid_column"), SQL("grid_row")).tuples()],
+        PORTFOLIO)}

@@ -44,7 +44,14 @@ from models import (
     write_transaction,
 )
 from models.base import is_sqlite
-from models.customers import CODE_UNAVAILABLE, INDUSTRIES, KINDS, NATURES, pinyin_initials
+from models.customers import (
+    CODE_UNAVAILABLE,
+    INDUSTRIES,
+    KINDS,
+    NATURES,
+    pinyin_initials,
+    refresh_placements,
+)
 from services import formatting
 from services.spreadsheets import (
     CSV_MIMETYPE,
@@ -1071,12 +1078,13 @@ def _bulk_update(model, names, rows):
 
 
 def _write_figures(plans, ids, current):
-    inserts, groups = [], defaultdict(list)
+    inserts, groups, touched = [], defaultdict(list), set()
     for action, values, _changes in plans:
         if action == "unchanged":
             continue
         known = current.get(values["code"], {}).get("years", {})
         for year, figures in values.get("years", {}).items():
+            touched.add(ids[values["code"]])
             old = known.get(year)
             if old is None:
                 inserts.append({"customer": ids[values["code"]], "year": year,
@@ -1088,6 +1096,7 @@ def _write_figures(plans, ids, current):
     _insert_many(CustomerYear, inserts)
     for names, rows in groups.items():
         _bulk_update(CustomerYear, names, rows)
+    refresh_placements(touched)
 
 
 # --- Export --------------------------------------------------------------------

@@ -29,7 +29,7 @@ from models import (
 )
 from models.approvals import ApprovalStep, TierChangeRequest, file_request, roles_for
 from models.base import is_sqlite
-from models.customers import pinyin_initials
+from models.customers import pinyin_initials, refresh_placements
 from models.cycles import (
     committee_summary,
     finalise,
@@ -256,6 +256,7 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
             by_sales.append((base * (1 + trend) ** 2, customer.id))
         for start in range(0, len(figures), 500):
             CustomerYear.insert_many(figures[start:start + 500]).execute()
+        refresh_placements()
 
         # Current tiers follow this year's sales: top 10% A, next 25% B, 40% C, rest D.
         by_sales.sort(reverse=True)

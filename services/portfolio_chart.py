@@ -28,15 +28,17 @@ def _wan_label(decade):
 
 
 class ScatterChart:
-    """Where each placed customer (models.portfolio.Placed) is drawn under `setting`.
-    `tiers` is {tier id: tier}, for the dots' colours."""
+    """The chart's geometry under `setting` for customers whose upcoming volumes lie
+    between `lowest` (above zero) and `highest` (either None: none). `tiers` is
+    {tier id: tier}, for the dots' colours. Draw it with dots() or cells()."""
 
-    def __init__(self, placed, setting, tiers):
+    def __init__(self, setting, tiers, lowest, highest):
         self.width, self.height = WIDTH, HEIGHT
         self.left, self.top = LEFT, TOP
         self.right, self.bottom = LEFT + PLOT_WIDTH, TOP + PLOT_HEIGHT
+        self.tiers = tiers
         threshold = max(float(setting.volume_threshold), 10.0 ** LOWEST_DECADE)
-        volumes = [float(p.volume) for p in placed if p.volume > 0] + [threshold]
+        volumes = [float(v) for v in (lowest, highest) if v] + [threshold]
         self.low = max(LOWEST_DECADE, math.floor(math.log10(min(volumes))))
         self.high = max(self.low + 1, math.ceil(math.log10(max(volumes))))
         self.share_line = self.x(setting.share_threshold)
@@ -44,14 +46,7 @@ class ScatterChart:
         self.x_ticks = [Tick(self.x(s), f"{s}%") for s in (0, 25, 50, 75, 100)]
         self.y_ticks = [Tick(self.y(10 ** d), _wan_label(d))
                         for d in range(self.low, self.high + 1)]
-        self.density = len(placed) > DENSITY_FROM
-        if self.density:
-            self.dots, self.cells = [], self._cells(placed)
-        else:
-            self.cells = []
-            self.dots = [Dot(self.x(p.share), self.y(p.volume),
-                             tiers[p.tier].colour if p.tier in tiers else NO_TIER_COLOUR, p)
-                         for p in placed]
+        self.density, self.dots, self.cells = False, [], []
 
     def x(self, share):
         return round(LEFT + float(share) / 100 * PLOT_WIDTH, 1)
@@ -60,16 +55,33 @@ class ScatterChart:
         exponent = math.log10(max(float(volume), 10.0 ** self.low))
         return round(TOP + PLOT_HEIGHT * (1 - (exponent - self.low) / (self.high - self.low)), 1)
 
-    def _cells(self, placed):
-        """The grid cells holding customers, shaded by their count."""
+    @staticmethod
+    def shades_cells(count):
+        """Whether `count` customers are too many to draw one by one."""
+        return count > DENSITY_FROM
+
+    def draw_dots(self, placed):
+        """A dot per placed customer (models.portfolio.Placed), in its tier's colour."""
+        self.dots = [Dot(self.x(p.share), self.y(p.volume),
+                         self.tiers[p.tier].colour if p.tier in self.tiers else NO_TIER_COLOUR, p)
+                     for p in placed]
+
+    def share_edges(self):
+        """The shares (%) at which the grid's next column starts, ascending."""
+        return [100 * column / GRID_COLUMNS for column in range(1, GRID_COLUMNS)]
+
+    def volume_edges(self):
+        """The volumes (元) at which the grid's next row down starts, descending."""
+        step = (self.high - self.low) / GRID_ROWS
+        return [10 ** (self.high - row * step) for row in range(1, GRID_ROWS)]
+
+    def draw_cells(self, found):
+        """Grid cells shaded by how many customers each holds: `found` is
+        {(column, row): count}, counted against share_edges() and volume_edges()."""
+        self.density = True
         width, height = PLOT_WIDTH / GRID_COLUMNS, PLOT_HEIGHT / GRID_ROWS
-        found = {}
-        for p in placed:
-            column = min(int((self.x(p.share) - LEFT) / width), GRID_COLUMNS - 1)
-            row = min(int((self.y(p.volume) - TOP) / height), GRID_ROWS - 1)
-            found[column, row] = found.get((column, row), 0) + 1
         most = max(found.values(), default=1)
-        return [Cell(round(LEFT + column * width, 1), round(TOP + row * height, 1),
-                     round(width, 1), round(height, 1), count,
-                     round(0.15 + 0.85 * count / most, 2))
-                for (column, row), count in sorted(found.items())]
+        self.cells = [Cell(round(LEFT + column * width, 1), round(TOP + row * height, 1),
+                           round(width, 1), round(height, 1), count,
+                           round(0.15 + 0.85 * count / most, 2))
+                      for (column, row), count in sorted(found.items())]

@@ -6,17 +6,22 @@ from decimal import Decimal
 
 import pytest
 
-from models import AuditEvent, CustomerYear, DomainError, PortfolioSetting, Tier
+from models import AuditEvent, Customer, CustomerYear, DomainError, PortfolioSetting, Tier
+from models.customers import refresh_placements, save_portfolio_figures
+from models.kept_counts import KeptCount
 from models.portfolio import (
-    Placed,
+    counts,
     default_setting,
+    grid_counts,
+    placed_customers,
     quadrant,
     save_setting,
     setting_history,
     setting_in_force,
+    volume_range,
 )
 from services.demo import ensure_reference_data
-from services.portfolio_chart import DENSITY_FROM, ScatterChart
+from services.portfolio_chart import DENSITY_FROM, GRID_COLUMNS, GRID_ROWS, ScatterChart
 from tests.conftest import login
 
 STRATEGIES = dict(keep_name="重点保持", keep_note="专人服务", hold_or_win_name="保持或获取",
@@ -29,9 +34,12 @@ def today():
 
 
 def place(customer, share, volume, year=2026):
-    """Give the customer a year with a share (%) and an upcoming volume (元)."""
-    return CustomerYear.create(customer=customer, year=year, share_of_wallet=share,
-                               upcoming_volume=volume)
+    """Give the customer a year with a share (%) and an upcoming volume (元), written
+    as the import writes yearly figures: the rows, then the customers' places."""
+    row = CustomerYear.create(customer=customer, year=year, share_of_wallet=share,
+                              upcoming_volume=volume)
+    refresh_placements([customer.id])
+    return row
 
 
 def row_counts(html, q):
@@ -267,18 +275,57 @@ def test_another_branch_cannot_set_figures(app, client, world):
     assert kept.share_of_wallet == 80
 
 
-def test_many_customers_are_drawn_as_a_grid_of_cells(app):
-    """Beyond DENSITY_FROM customers the chart shades cells instead of drawing a dot
-    each, and the cells hold every customer."""
+def test_the_grid_counts_each_customer_in_the_cell_its_dot_would_sit_in(app, world):
+    """Past DENSITY_FROM customers the cells are counted in SQL: each customer falls in
+    the cell that holds where its dot would be drawn, and every customer is counted."""
     with app.test_request_context():
         setting = default_setting()
-    many = [Placed(n, f"C{n}", "客户", None, 2026, Decimal(n % 100),
-                   Decimal(10_000 * (1 + n % 500)), "keep") for n in range(DENSITY_FROM + 1)]
-    chart = ScatterChart(many, setting, {})
-    assert chart.density and not chart.dots
-    assert sum(cell.count for cell in chart.cells) == DENSITY_FROM + 1
-    few = ScatterChart(many[:10], setting, {})
-    assert not few.density and len(few.dots) == 10
+        everyone = Customer.select()
+        chart = ScatterChart(setting, {}, *volume_range(everyone))
+        found = grid_counts(everyone, chart.share_edges(), chart.volume_edges())
+        expected = {}
+        for p in placed_customers(everyone, setting):
+            column = min(int((chart.x(p.share) - chart.left) / (chart.right - chart.left)
+                             * GRID_COLUMNS), GRID_COLUMNS - 1)
+            row = min(int((chart.y(p.volume) - chart.top) / (chart.bottom - chart.top)
+                          * GRID_ROWS), GRID_ROWS - 1)
+            expected[column, row] = expected.get((column, row), 0) + 1
+    assert found == expected
+    assert sum(found.values()) == 5
+    assert ScatterChart.shades_cells(DENSITY_FROM + 1) and not ScatterChart.shades_cells(
+        DENSITY_FROM)
+
+
+def test_a_customer_is_placed_by_its_latest_year_with_both_figures(app, world):
+    """The place kept on the customer follows its years: a later year with both figures
+    moves it; a later year with one figure missing does not; clearing the figures
+    through the page's own save takes the place back to the year before."""
+    keep1 = world["keep1"]
+    with app.test_request_context():
+        place(keep1, Decimal("10"), Decimal("50000"), year=2027)
+        assert Customer.get_by_id(keep1.id).placed_volume == Decimal("50000")
+        CustomerYear.create(customer=keep1, year=2028, share_of_wallet=Decimal("90"))
+        refresh_placements([keep1.id])
+        moved = Customer.get_by_id(keep1.id)
+        assert (moved.placed_year, moved.placed_share) == (2027, Decimal("10"))
+        save_portfolio_figures(keep1, world["admin"], year=2027, share_of_wallet=None,
+                               upcoming_volume=None)
+        back = Customer.get_by_id(keep1.id)
+        assert (back.placed_year, back.placed_share, back.placed_volume) == (
+            2026, Decimal("55"), Decimal("3000000"))
+
+
+def test_each_quadrant_lists_the_largest_and_says_how_many_more(app, client, world,
+                                                                monkeypatch):
+    """A quadrant's list holds at most LIST_LIMIT customers, the largest volume first;
+    its heading counts them all and a line says the others are not listed."""
+    monkeypatch.setattr("views.portfolio.LIST_LIMIT", 1)
+    login(client, "admin")
+    html = client.get("/portfolio").get_data(as_text=True)
+    keep = re.search(r'data-testid="list-keep">(.*?)</section>', html, re.S).group(1)
+    assert "华东重点甲" in keep and "华东重点乙" not in keep  # 3,000,000 before 1,000,000
+    assert re.search(r'<span class="muted">2</span>', keep)
+    assert "仅列出近期采购量最大的 1 个客户" in keep
 
 
 def test_the_page_shades_cells_past_the_density_limit(app, client, world, monkeypatch):
@@ -290,3 +337,47 @@ def test_the_page_shades_cells_past_the_density_limit(app, client, world, monkey
     assert "<circle" not in chart
     assert chart.count("个客户</title>") == 5  # five customers, each in a cell of its own
     assert "格子颜色越深" in html
+
+
+def test_kept_portfolio_counts_equal_a_fresh_count_after_every_kind_of_write(
+        app, world, make):
+    """The quadrant counts and the grid, kept between requests, equal a fresh count
+    after each write that moves a customer: new figures, a new tier, another branch,
+    another industry, a customer added or removed; and are reused in between."""
+    everyone_of = {"admin": Customer.select, "east": lambda: Customer.select().where(
+        Customer.branch == world["east"].id)}
+    tier_ids = [t.id for t in world["tiers"].values()]
+
+    def same_as_fresh():
+        answers = []
+        with app.test_request_context():
+            setting = default_setting()
+            for query in everyone_of.values():
+                chart = ScatterChart(setting, {}, *volume_range(query()))
+                edges = chart.share_edges(), chart.volume_edges()
+                kept_now = counts(query(), setting, tier_ids), grid_counts(query(), *edges)
+                assert (counts(query(), setting, tier_ids), grid_counts(query(), *edges)) \
+                    == kept_now  # reused
+                KeptCount.delete().execute()
+                assert (counts(query(), setting, tier_ids), grid_counts(query(), *edges)) \
+                    == kept_now  # counted afresh
+                answers.append(kept_now)
+        return answers[0]  # the admin's
+
+    first = same_as_fresh()
+    assert first[0][1]["all"] == 5 and first[0][2] == 1  # five placed, one without figures
+    with app.test_request_context():
+        save_portfolio_figures(world["let_go"], world["admin"], year=2026,
+                               share_of_wallet=Decimal("95"), upcoming_volume=Decimal("9e6"))
+    assert same_as_fresh()[0][0]["keep"]["all"] == 3
+    Customer.update(tier=world["tiers"]["D"]).where(
+        Customer.id == world["keep1"].id).execute()
+    assert same_as_fresh()[0][0]["keep"][world["tiers"]["D"].id] == 1
+    Customer.update(branch=world["west"]).where(Customer.id == world["develop"].id).execute()
+    Customer.update(industry="finance").where(Customer.id == world["keep2"].id).execute()
+    same_as_fresh()
+    added = make.customer(world["east"], "新增客户", tier=world["tiers"]["B"])
+    place(added, Decimal("1"), Decimal("1000"))
+    assert same_as_fresh()[0][0]["win_or_let_go"]["all"] == 1
+    Customer.delete().where(Customer.id == added.id).execute()
+    assert same_as_fresh()[0][0]["win_or_let_go"]["all"] == 0

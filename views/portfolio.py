@@ -12,10 +12,12 @@ from models.customers import find_customers
 from models.portfolio import (
     QUADRANTS,
     counts,
+    grid_counts,
     placed_customers,
     save_setting,
     setting_history,
     setting_in_force,
+    volume_range,
 )
 from services.portfolio_chart import ScatterChart
 
@@ -23,8 +25,9 @@ from .access import role_required
 
 bp = Blueprint("portfolio", __name__, url_prefix="/portfolio")
 
-# The most customers each quadrant's list shows; the counts hold them all.
-LIST_LIMIT = 200
+# The most customers each quadrant's list shows, largest volume first; the counts hold
+# them all. Fifty keep the page (and its print) readable.
+LIST_LIMIT = 50
 
 
 @bp.route("")
@@ -35,14 +38,18 @@ def index():
     form.validate()
     setting = setting_in_force()
     customers = find_customers(current_user, **form.filters())
-    placed = placed_customers(customers, setting)
     tiers = {tier.id: tier for tier in form.tiers}
-    lists = {q: [p for p in placed if p.quadrant == q] for q in QUADRANTS}
-    table, totals = counts(placed, list(tiers))
+    table, totals, unplaced = counts(customers, setting, list(tiers))
+    lists = {q: placed_customers(customers, setting, q, limit=LIST_LIMIT) for q in QUADRANTS}
+    chart = ScatterChart(setting, tiers, *volume_range(customers))
+    if chart.shades_cells(totals["all"]):
+        chart.draw_cells(grid_counts(customers, chart.share_edges(), chart.volume_edges()))
+    else:
+        chart.draw_dots(placed_customers(customers, setting))
     return render_template(
         "portfolio/index.html", form=form, setting=setting, lists=lists, counts=table,
-        totals=totals, tiers=tiers, unplaced=customers.count() - len(placed),
-        chart=ScatterChart(placed, setting, tiers), list_limit=LIST_LIMIT,
+        totals=totals, tiers=tiers, unplaced=unplaced,
+        chart=chart, list_limit=LIST_LIMIT,
         args={k: v for k, v in request.args.items() if v})
 
 
