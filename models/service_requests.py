@@ -409,6 +409,14 @@ def request_rows(query):
             .order_by(ServiceRequest.received_at.desc(), ServiceRequest.id.desc()))
 
 
+def of_customer(customer_id, limit=5):
+    """(how many, the latest `limit`) of one customer's requests, for its page."""
+    query = ServiceRequest.select().where(ServiceRequest.customer == customer_id)
+    rows = list(query.order_by(ServiceRequest.received_at.desc(), ServiceRequest.id.desc())
+                .limit(limit))
+    return (len(rows) if len(rows) < limit else query.count()), rows
+
+
 def breached(user, now=None, limit=None):
     """(count, first `limit` rows) of the open requests visible to `user` past their due
     time, longest overdue first: the compliance page's list."""
