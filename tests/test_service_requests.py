@@ -231,6 +231,7 @@ def test_another_branchs_request_and_customer_are_a_404(app, client, world):
     assert client.post(f"/service-requests/{theirs.id}/follow-up",
                        data={"satisfaction": "5"}).status_code == 404
     assert client.get(f"/service-requests/new?customer={world['a_west'].id}").status_code == 404
+    assert client.get(f"/service-requests/new?customer={10**30}").status_code == 404
     assert ServiceRequest.get_by_id(theirs.id).status == "new"
     listed = client.get("/service-requests").get_data(as_text=True)
     assert "华东甲级客户" in listed and "西南甲级客户" not in listed

@@ -2,6 +2,7 @@
 resolution and the follow-up call, and satisfaction per tier, branch and owner."""
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     make_response,
@@ -45,6 +46,8 @@ from .access import get_or_404, role_required
 
 bp = Blueprint("service_requests", __name__, url_prefix="/service-requests")
 
+# The largest id a table holds (PostgreSQL's integer): a larger one would not reach it.
+MAX_ID = 2**31 - 1
 # Who logs and works requests; branch-scoped roles only their branch's.
 EDIT_ROLES = ("admin", "branch_manager", "sales_rep", "sales_director")
 
@@ -87,6 +90,8 @@ def create():
     the customer's page; another branch's customer is a 404)."""
     form = ServiceRequestForm(user=current_user)
     customer_id = request.args.get("customer", type=int)
+    if customer_id is not None and not 1 <= customer_id <= MAX_ID:  # no such record
+        abort(404)
     customer = get_or_404(Customer, customer_id) if customer_id else None
     if request.method == "GET" and customer is not None:
         form.customer_code.data = customer.code
