@@ -53,6 +53,6 @@ def migrate(db):
 
         class Meta:
             indexes = ((("status", "due_at"), False), (("customer", "received_at"), False),
-                       (("followed_up_at",), False))
+                       (("followed_up_at",), False), (("received_at",), False))
 
     db.create_tables([ServiceRequest])

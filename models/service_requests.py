@@ -138,7 +138,7 @@ class ServiceRequest(BaseModel):
 
     class Meta:
         indexes = ((("status", "due_at"), False), (("customer", "received_at"), False),
-                   (("followed_up_at",), False))
+                   (("followed_up_at",), False), (("received_at",), False))
 
     @classmethod
     def visible_to(cls, user):
