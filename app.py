@@ -139,11 +139,12 @@ def create_app(test_config=None):
         portfolio,
         reports,
         scorecards,
+        service_requests,
         tiers,
         verify,
     )
     for module in (auth, main, customers, scorecards, cycles, reports, verify, tiers, approvals,
-                   funnel, portfolio, notices, admin, audit, errors):
+                   funnel, portfolio, service_requests, notices, admin, audit, errors):
         app.register_blueprint(module.bp)
 
     _register_request_hooks(app)

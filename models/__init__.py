@@ -13,6 +13,7 @@ from .portfolio import PortfolioSetting
 from .reports import ReportJob
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
+from .service_requests import ServiceRequest
 from .signing import CycleSignature
 from .tiers import Tier, TierPolicy
 
@@ -22,7 +23,7 @@ ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, 
               ImportBatch, GradingCycle, CommitteeMember, Assessment, Score,
               TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep,
               Opportunity, StageMove, CycleSignature, ReportJob, Robot, NoticePreference,
-              Notice, Delegation, PortfolioSetting]
+              Notice, Delegation, PortfolioSetting, ServiceRequest]
 
 __all__ = [
     "ALL_MODELS", "Activity", "ApprovalRule", "ApprovalStep", "Delegation", "ServiceStatus",
@@ -32,7 +33,7 @@ __all__ = [
     "CriterionLevel", "Customer", "CustomerYear", "CycleSignature", "DomainError", "GradeBand",
     "ImportBatch", "NotFound", "Notice", "NoticePreference", "Opportunity", "PortfolioSetting",
     "Robot",
-    "ReportJob", "ScorecardTemplate", "SchemaVersion",
+    "ReportJob", "ScorecardTemplate", "SchemaVersion", "ServiceRequest",
     "StageMove", "Tier",
     "TierHistory", "User", "audit",
     "db", "utcnow", "write_transaction",

@@ -76,6 +76,10 @@ ACTION_LABELS = {
     "notice_preferences": _l("Notice channels chosen"),
     "portfolio_figures_saved": _l("Share and upcoming volume set"),
     "portfolio_setting_saved": _l("Portfolio thresholds: new version"),
+    "service_request_logged": _l("Service request logged"),
+    "service_request_moved": _l("Service request moved"),
+    "service_request_followed_up": _l("Follow-up call recorded"),
+    "service_request_breached": _l("Service request overdue: owner and branch manager told"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),
@@ -96,6 +100,7 @@ OBJECT_LABELS = {
     "notice": _l("Notice"),
     "delegation": _l("Period away"),
     "portfolio_setting": _l("Portfolio thresholds"),
+    "service_request": _l("Service request"),
     "ip": _l("Address"),
 }
 

@@ -57,6 +57,7 @@ KINDS = {
     "overdue_digest": _l("Weekly digest of overdue service"),
     "cycle": _l("Your part in a grading cycle"),
     "tier_changed": _l("A customer you manage changed tier"),
+    "service_breach": _l("A service request went past its response time"),
     "test": _l("Test message"),
 }
 CHANNEL_CHOICES = {
@@ -70,7 +71,7 @@ CHANNEL_CHOICES = {
 # by e-mail.
 DEFAULT_CHANNELS = {"approval_waiting": "both", "request_decided": "email",
                     "funnel_stale": "email", "overdue_digest": "email", "cycle": "both",
-                    "tier_changed": "email", "test": "both"}
+                    "tier_changed": "email", "service_breach": "both", "test": "both"}
 CHANNELS = {"email": _l("E-mail"), "robot": _l("Group robot")}
 STATES = {
     "pending": _l("Pending"),

@@ -149,6 +149,9 @@ PAGES = [
     # beyond a few thousand), its counts and its lists.
     Page("portfolio (bm_sh)", "GET", "/portfolio", "bm_sh", target=4),
     Page("portfolio (admin, all)", "GET", "/portfolio", "admin", target=4),
+    # Issue 21, part 3: the branch's service requests, newest first, with their clocks
+    # (a tenth of the customers' worth of requests company-wide).
+    Page("service requests (bm_sh)", "GET", "/service-requests", "bm_sh", target=3),
     # The funnel: a branch of 50 reps among ~300 with a year of history. The week is the
     # last one of the demo's history, so that a cache built earlier still measures a
     # full week.
@@ -279,6 +282,7 @@ def _build(app, customers, reps_per_branch):
         build_demo,
         build_funnel_history,
         build_meeting,
+        build_service_requests,
     )
 
     started = time.perf_counter()
@@ -288,6 +292,7 @@ def _build(app, customers, reps_per_branch):
                    branches=BRANCHES, funnel=False)
         build_meeting(size=min(MEETING_SIZE, customers // 2), committee=COMMITTEE)
         build_approvals(size=min(APPROVALS, customers // 4))
+        build_service_requests(size=customers // 10, seed=SEED)
         # A year of funnel history for every rep, SH grown to a team of FUNNEL_TEAM.
         add_reps("SH", max(FUNNEL_TEAM, reps_per_branch))
         build_funnel_history(seed=SEED)

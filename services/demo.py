@@ -26,6 +26,7 @@ from models import (
     User,
     audit,
     db,
+    utcnow,
 )
 from models.approvals import ApprovalStep, TierChangeRequest, file_request, roles_for
 from models.base import is_sqlite
@@ -42,6 +43,13 @@ from models.funnel import LADDER, OPEN_END, TERMINAL
 from models.people import ROLES
 from models.phases import advance
 from models.scorecards import create_template
+from models.service_requests import (
+    ServiceRequest,
+    log_request,
+    move_request,
+    record_follow_up,
+    response_terms,
+)
 from models.tiers import TierPolicy
 
 DEMO_PASSWORD = "demo2027"  # noqa: S105 - printed for demo logins
@@ -275,6 +283,7 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
             _grading_cycle(today, admin)
         _policies(today, admin)
         _tier_change_requests(rng, today)
+        _service_requests(random.Random(f"requests-{seed}"))
         if funnel:
             build_funnel_history(seed=seed, today=today)
         audit("demo_seeded", actor=admin, object_type="database",
@@ -466,6 +475,121 @@ def _tier_change_requests(rng, today, per_branch=2):
             reason = rng.choice(REASONS_UP if up else REASONS_DOWN)
             file_request(customer, customer.account_manager, tiers[target], reason,
                          effective_on=today)
+
+
+REQUEST_TEXTS = {
+    "complaint": ["交货比合同约定晚了两周，影响客户生产排期",
+                  "最近一批产品有质量问题，客户要求退换",
+                  "发票开具有误，客户财务无法入账",
+                  "客户反映售后响应太慢，电话多次无人接听"],
+    "enquiry": ["咨询新产品的价格和供货周期", "询问明年框架协议的续签安排",
+                "咨询信用额度调整的流程"],
+    "after_sales": ["设备安装后运行不稳定，需要上门调试", "申请更换损坏的配件",
+                    "需要补发产品说明书和合格证"],
+    "other": ["客户希望安排一次高层互访", "客户更换了采购负责人，需更新联系人"],
+}
+RESOLUTIONS = ["协调工厂加急补货，并承担额外运费", "已安排技术人员上门处理，设备恢复正常",
+               "已重新开具发票并快递寄出", "已电话答复并发送书面资料"]
+FOLLOW_UP_NOTES = ["客户对处理结果表示满意", "客户认可处理速度，希望今后提前沟通",
+                   "客户基本满意，但对交期仍有顾虑"]
+
+
+def _service_requests(rng, now=None):
+    """Per branch, service requests in every state, timed against the real clock so that
+    they show as they should when the demo is opened: one new and on time, one in
+    progress and due soon, one complaint past its due time, one resolved complaint
+    awaiting its follow-up call, one closed complaint followed up with a satisfaction
+    score, and a closed enquiry."""
+    now = now or utcnow()
+    hour = datetime.timedelta(hours=1)
+    for branch in Branch.select().order_by(Branch.id):
+        customers = list(Customer.select().where(
+            Customer.branch == branch, Customer.tier.is_null(False),
+            Customer.account_manager.is_null(False), Customer.kind == "existing")
+            .order_by(Customer.id).limit(20))
+        if len(customers) < 6:
+            continue
+        manager = User.with_role("branch_manager").where(User.branch == branch).first()
+        for customer, (kind, state) in zip(rng.sample(customers, 6), (
+                ("enquiry", "on_time"), ("after_sales", "warning"), ("complaint", "breached"),
+                ("complaint", "resolved"), ("complaint", "followed_up"),
+                ("enquiry", "closed"))):
+            _tier, _policy, hours, _warn, _due = response_terms(customer, now)
+            hours = hours or 24
+            received = now - {"on_time": 2 * hour, "warning": hours * 0.9 * hour,
+                              "breached": (hours + 5) * hour, "resolved": 3 * 24 * hour,
+                              "followed_up": 20 * 24 * hour, "closed": 8 * 24 * hour}[state]
+            owner = User.get_by_id(customer.account_manager_id)
+            request = log_request(customer, manager or owner, kind=kind,
+                                  channel=rng.choice(["phone", "phone", "email", "wechat",
+                                                      "visit"]),
+                                  description=rng.choice(REQUEST_TEXTS[kind]),
+                                  received_at=received.replace(microsecond=0), owner=owner,
+                                  now=now)
+            if state == "warning":
+                move_request(request, owner, "in_progress", now=received + hour)
+            if state in ("resolved", "followed_up", "closed"):
+                solved = received + rng.randint(4, hours + 6) * hour
+                move_request(request, owner, "resolved", rng.choice(RESOLUTIONS), now=solved)
+                if state == "followed_up":
+                    record_follow_up(request, manager or owner, rng.choice([3, 4, 4, 5, 5]),
+                                     rng.choice(FOLLOW_UP_NOTES), now=solved + 2 * 24 * hour)
+                if state in ("followed_up", "closed"):
+                    move_request(request, manager or owner, "closed",
+                                 now=solved + 3 * 24 * hour)
+
+
+def build_service_requests(size=2000, seed=2027, now=None):
+    """`size` more service requests spread over the company (the benchmark's), written in
+    bulk: about a tenth open and past due, some due soon, the rest resolved or closed,
+    complaints mostly followed up. Returns how many were written."""
+    rng = random.Random(f"service-requests-{seed}")
+    now = now or utcnow()
+    customers = list(Customer.select(Customer.id, Customer.tier, Customer.account_manager)
+                     .where(Customer.tier.is_null(False), Customer.kind == "existing")
+                     .tuples())
+    if not customers:
+        return 0
+    hours_of = {t: h for t, h in TierPolicy.select(TierPolicy.tier, TierPolicy.response_hours)
+                .order_by(TierPolicy.effective_on, TierPolicy.version).tuples()}
+    rows = []
+    for _ in range(size):
+        customer_id, tier_id, manager_id = rng.choice(customers)
+        hours = hours_of.get(tier_id) or 24
+        kind = rng.choices(list(REQUEST_TEXTS), weights=[40, 30, 20, 10])[0]
+        received = (now - datetime.timedelta(minutes=rng.randint(30, 60 * 24 * 300))).replace(
+            microsecond=0)
+        due = received + datetime.timedelta(hours=hours)
+        warn = received + datetime.timedelta(hours=hours * 0.8)
+        status = rng.choices(["new", "in_progress", "resolved", "closed"],
+                             weights=[5, 5, 20, 70])[0] if due < now else \
+            rng.choice(["new", "in_progress"])
+        row = dict(customer=customer_id, kind=kind, channel=rng.choice(list(
+            ["phone", "email", "visit", "wechat", "other"])),
+            description=rng.choice(REQUEST_TEXTS[kind]), received_at=received,
+            owner=manager_id, status=status, resolution="", tier=tier_id,
+            response_hours=hours, warn_at=warn, due_at=due, created_by=manager_id,
+            created_at=received, updated_at=received, follow_up_note="")
+        if status in ("resolved", "closed"):
+            solved = min(now, received + datetime.timedelta(hours=rng.uniform(1, hours * 1.3)))
+            row.update(resolution=rng.choice(RESOLUTIONS), resolved_at=solved)
+            if kind == "complaint":
+                row["follow_up_due_at"] = solved + datetime.timedelta(days=30)
+                if status == "closed" or rng.random() < 0.5:
+                    row.update(followed_up_at=min(now, solved + datetime.timedelta(days=2)),
+                               followed_up_by=manager_id, satisfaction=rng.choices(
+                                   [1, 2, 3, 4, 5], weights=[3, 7, 20, 40, 30])[0],
+                               follow_up_note=rng.choice(FOLLOW_UP_NOTES))
+            if status == "closed":
+                row["closed_at"] = min(now, solved + datetime.timedelta(days=3))
+        rows.append(row)
+    # One shape for every row of a batch: insert_many takes its columns from the first.
+    columns = {key for row in rows for key in row}
+    rows = [{key: row.get(key) for key in columns} for row in rows]
+    with db.atomic():
+        for begin in range(0, len(rows), 500):
+            ServiceRequest.insert_many(rows[begin:begin + 500]).execute()
+    return len(rows)
 
 
 def build_approvals(size=5000, seed=2027):

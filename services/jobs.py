@@ -35,6 +35,7 @@ from models.funnel import notify_stale, rollover
 from models.notices import due_ids, sweep_interrupted
 from models.phases import notify_deadlines
 from models.reports import prune_report_files
+from models.service_requests import notify_breaches
 from models.signing import results_fingerprint
 from services import notify, reports
 from services.customer_io import keep_upload, read_upload
@@ -202,6 +203,13 @@ def chase_approvals():
     """Every hour: approval steps waiting past their rule's limits remind their
     approvers, then go to the role above (models.approvals.chase_waiting)."""
     _in_app(chase_waiting)
+
+
+@huey.periodic_task(crontab(minute="*/5"))
+def service_request_breaches():
+    """Every five minutes: the owner and branch managers of each service request that
+    went past its response time hear of it, once (models.service_requests.notify_breaches)."""
+    _in_app(notify_breaches)
 
 
 @huey.task()

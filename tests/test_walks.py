@@ -97,6 +97,7 @@ USER_TEXT = {
     "PortfolioSetting": ("keep_name", "keep_note", "hold_or_win_name", "hold_or_win_note",
                          "develop_name", "develop_note", "win_or_let_go_name",
                          "win_or_let_go_note"),
+    "ServiceRequest": ("description", "resolution", "follow_up_note"),
 }
 # Text written in Markdown: rendered, so its HTML is sanitised rather than shown as
 # typed. It holds the payloads between other marks than 甲…乙 and 丙…丁.
@@ -123,6 +124,7 @@ NOT_USER_TEXT = {
     "Notice": ("kind", "channel", "link", "state", "delivery_key", "about_type", "about_id"),
     "Robot": ("platform", "url_encrypted", "secret_encrypted"),
     "NoticePreference": ("kind", "channels"),
+    "ServiceRequest": ("kind", "channel", "status"),
 }
 
 

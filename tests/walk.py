@@ -20,6 +20,7 @@ import forms.audit
 import forms.customers
 import forms.cycles
 import forms.funnel
+import forms.service_requests
 import forms.tiers
 from app import PUBLIC_ENDPOINTS
 from models import (
@@ -32,6 +33,7 @@ from models import (
     ReportJob,
     Score,
     ScorecardTemplate,
+    ServiceRequest,
     Tier,
     TierChangeRequest,
     User,
@@ -44,7 +46,7 @@ ARG_MODELS = {
     "customer_id": Customer, "assessment_id": Assessment, "cycle_id": GradingCycle,
     "template_id": ScorecardTemplate, "request_id": TierChangeRequest,
     "opportunity_id": Opportunity, "user_id": User, "branch_id": Branch,
-    "batch_id": ImportBatch, "job_id": ReportJob,
+    "batch_id": ImportBatch, "job_id": ReportJob, "service_request_id": ServiceRequest,
 }
 # Routes that answer with a rendered PDF: a few ids each, or the walk takes minutes.
 PDF_IDS = 3

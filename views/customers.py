@@ -55,6 +55,9 @@ from models.customers import (
 )
 from models.cycles import sheets_of_customer
 from models.portfolio import latest_placed_year, quadrant, setting_in_force
+from models.service_requests import KINDS as REQUEST_KINDS
+from models.service_requests import STATUSES as REQUEST_STATUSES
+from models.service_requests import TIMER_STATES, countdown, of_customer, timer
 from services.customer_io import apply_import, discard_import, export_customers, load_preview
 from services.formatting import number, translated
 from services.jobs import queue_preview
@@ -142,7 +145,18 @@ def _detail_context(customer, activity_form=None, contact_form=None, portfolio_f
         portfolio_form=portfolio_form or PortfolioFiguresForm(),
         can_edit=current_user.has_role(*EDIT_ROLES),
         **_placement(years),
+        **_service_requests(customer),
     )
+
+
+def _service_requests(customer):
+    """The customer's latest service requests, with their response clocks."""
+    count, rows = of_customer(customer.id)
+    return {"service_requests": [(r, timer(r)) for r in rows], "service_request_count": count,
+            "request_labels": {"kinds": translated(REQUEST_KINDS),
+                               "statuses": translated(REQUEST_STATUSES),
+                               "timers": translated(TIMER_STATES)},
+            "countdown": countdown}
 
 
 def _placement(years):

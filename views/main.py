@@ -75,6 +75,7 @@ NAV = [
     ("tiers.index", _l("Tiers"), None),
     ("approvals.queue_page", _l("Approvals"), None),
     ("portfolio.index", _l("Portfolio"), None),
+    ("service_requests.index", _l("Service requests"), None),
     ("funnel.my_week", _l("My funnel"), ("sales_rep", "branch_manager")),
     ("funnel.team", _l("Team funnel"), ("branch_manager", "sales_director", "general_manager",
                                         "admin")),

@@ -20,6 +20,8 @@ from forms.tiers import ComplianceFilterForm, MoveTierForm, PolicyForm, TierForm
 from models import DomainError, Tier, User
 from models.compliance import SERVICE_KINDS, due_soon, overdue_counts, overdue_page, tier_counts
 from models.customers import ACTIVITY_KINDS
+from models.service_requests import KINDS as REQUEST_KINDS
+from models.service_requests import breached, countdown, timer
 from models.tiers import (
     POLICY_LABELS,
     PRIORITIES,
@@ -170,6 +172,10 @@ def compliance():
     if not paging:  # the whole page: its summary's counts give the list's total too
         context.update(_compliance_summary(form, branch_id, manager_id, today, policies))
         total = context["counts"][kind]
+        # Service requests past their response time: overdue commitments too.
+        context["breached_count"], context["breached_rows"] = breached(current_user, limit=5)
+        context.update(request_kinds=translated(REQUEST_KINDS), timer=timer,
+                       countdown=countdown)
     context["total"], context["rows"] = overdue_page(
         current_user, kind, today, branch_id=branch_id, manager_id=manager_id,
         policies=policies, page=page, size=size, total=total)
