@@ -6,6 +6,10 @@ it as it is), so a value filled into one (`_l("There is no tier %(code)s.",
 code=code)`) reached pages unescaped. Every lazy translation in Tierdesk comes
 from here instead; ruff refuses Flask-Babel's own (see pyproject.toml).
 """
+import os
+from zoneinfo import ZoneInfo
+
+from flask import current_app, has_app_context
 from flask_babel import format_date, get_locale, gettext
 from flask_babel.speaklater import LazyString
 from markupsafe import escape
@@ -52,3 +56,11 @@ class LazyDate:
 
     def __str__(self):
         return date(self.value)
+
+
+def company_zone():
+    """The company's time zone (BABEL_DEFAULT_TIMEZONE, Asia/Shanghai by default), also
+    outside a request (the worker's schedules): its days are the company's days."""
+    name = (current_app.config.get("BABEL_DEFAULT_TIMEZONE") if has_app_context() else None) \
+        or os.environ.get("BABEL_DEFAULT_TIMEZONE") or "Asia/Shanghai"
+    return ZoneInfo(name)

@@ -13,6 +13,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from forms import Form, choices, chosen_id
+from i18n import company_zone
 from i18n import lazy_gettext as _l
 from models import Branch, Customer, User
 from models.people import managers_of
@@ -21,7 +22,6 @@ from models.service_requests import (
     DESCRIPTION_MAX,
     KINDS,
     STATUSES,
-    company_zone,
     from_local,
 )
 

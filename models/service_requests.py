@@ -10,11 +10,8 @@ complaint is due the policy's contact interval (`contact_days`) after it was res
 Above customers.py, tiers.py and notices.py.
 """
 import datetime
-import os
 from collections import namedtuple
-from zoneinfo import ZoneInfo
 
-from flask import current_app, has_app_context
 from peewee import (
     JOIN,
     SQL,
@@ -26,6 +23,7 @@ from peewee import (
     fn,
 )
 
+from i18n import company_zone
 from i18n import lazy_gettext as _l
 
 from .audit import audit
@@ -85,14 +83,6 @@ SATISFACTION = range(1, 6)
 # A receipt time this far ahead of the clock is a typing error, not a skewed clock.
 FUTURE_SLACK = datetime.timedelta(minutes=5)
 DESCRIPTION_MAX = 2000
-
-
-def company_zone():
-    """The company's time zone (BABEL_DEFAULT_TIMEZONE, Asia/Shanghai by default): a
-    request received on the 25th in Shanghai falls under the policy of the 25th."""
-    name = (current_app.config.get("BABEL_DEFAULT_TIMEZONE") if has_app_context() else None) \
-        or os.environ.get("BABEL_DEFAULT_TIMEZONE") or "Asia/Shanghai"
-    return ZoneInfo(name)
 
 
 def local_date(utc_value):

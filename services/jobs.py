@@ -22,11 +22,11 @@ import os
 import threading
 import traceback
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
 from huey import RedisHuey, SqliteHuey, crontab
 
+from i18n import company_zone
 from models import DomainError, GradingCycle, ReportJob, audit, db, utcnow
 from models.approvals import chase_waiting
 from models.base import private_sqlite_file
@@ -154,7 +154,7 @@ def send_due_notices(batch=200):
 
 # The company's clock, the one its people keep (the server's may be UTC). The same
 # setting as the pages' times.
-COMPANY_TIME = ZoneInfo(os.environ.get("BABEL_DEFAULT_TIMEZONE") or "Asia/Shanghai")
+COMPANY_TIME = company_zone()
 
 
 def company_time(schedule):
