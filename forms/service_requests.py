@@ -43,7 +43,7 @@ class ServiceRequestFilterForm(Form):
                                "autocomplete": "off", "type": "search"})
     status = SelectField(_l("Status"), choices=choices([ANY, *STATUSES.items()]),
                          validators=[Optional()])
-    kind = SelectField(_l("Kind"), choices=choices([ANY, *KINDS.items()]),
+    kind = SelectField(_l("Request kind"), choices=choices([ANY, *KINDS.items()]),
                        validators=[Optional()])
     timer = SelectField(_l("Response time"), choices=choices([ANY, *TIMERS.items()]),
                         validators=[Optional()])
@@ -88,7 +88,7 @@ class ServiceRequestForm(Form):
     customer_code = StringField(_l("Customer code"), filters=[_nfkc],
                                 validators=[DataRequired(), Length(max=32)],
                                 render_kw={"autocomplete": "off"})
-    kind = SelectField(_l("Kind"), choices=choices(KINDS), default="complaint")
+    kind = SelectField(_l("Request kind"), choices=choices(KINDS), default="complaint")
     channel = SelectField(_l("Channel"), choices=choices(CHANNELS), default="phone")
     received_at = DateTimeLocalField(_l("Received at"), format="%Y-%m-%dT%H:%M",
                                      default=now_on_company_clock,
