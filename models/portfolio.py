@@ -167,6 +167,19 @@ def save_setting(user, *, effective_on, **values):
 # placed_volume: refresh_placements() in models/customers.py), so that counting and
 # listing a whole book is one pass of SQL.
 
+# Where one customer stands: the setting in force, its latest year with both figures
+# (a CustomerYear, or None) and that year's quadrant (or None).
+Placement = namedtuple("Placement", "setting year quadrant")
+
+
+def placement(years):
+    """The Placement of a customer whose yearly figures are `years`, under the setting
+    in force (the customer's page, its sheets and the meeting show it)."""
+    setting, year = setting_in_force(), latest_placed_year(years)
+    return Placement(setting, year, year and quadrant(year.share_of_wallet,
+                                                      year.upcoming_volume, setting))
+
+
 # A placed customer. `tier` is the tier's id.
 Placed = namedtuple("Placed", "id code name tier year share volume quadrant")
 

@@ -184,7 +184,7 @@ def timer(request, now=None):
     now = now or utcnow()
     if request.due_at is None:
         return Timer("no_limit", None)
-    if not request.is_open:
+    if request.status not in OPEN:
         done = request.resolved_at or request.closed_at or now
         return Timer("met" if done <= request.due_at else "late", None)
     minutes = int((request.due_at - now).total_seconds() // 60)
@@ -387,16 +387,29 @@ def find_requests(user, status=None, kind=None, timer_state=None, branch_id=None
     return query
 
 
+# A row of request_rows(), made once (as the customer list's rows are): a page of model
+# instances with their joined customer, branch and owner took a third of the page.
+RequestRow = namedtuple("RequestRow", "id kind status received_at due_at warn_at resolved_at "
+                                      "closed_at customer_id code name branch_name owner_id "
+                                      "owner_name")
+
+
 def request_rows(query):
-    """The rows of a find_requests() query with the customer, branch and owner, newest
-    received first."""
+    """The RequestRows of a find_requests() query, with the customer's code and name, its
+    branch's name and the owner's, newest received first."""
     Owner = User.alias()
-    return (query.select(ServiceRequest, Customer.id, Customer.code, Customer.name,
-                         Customer.branch, Branch.id, Branch.name, Owner.id, Owner.display_name)
-            .switch(Customer).join(Branch, on=(Customer.branch == Branch.id), attr="branch")
+    return (query.select(ServiceRequest.id, ServiceRequest.kind, ServiceRequest.status,
+                         ServiceRequest.received_at, ServiceRequest.due_at,
+                         ServiceRequest.warn_at, ServiceRequest.resolved_at,
+                         ServiceRequest.closed_at, Customer.id.alias("customer_id"),
+                         Customer.code, Customer.name, Branch.name.alias("branch_name"),
+                         ServiceRequest.owner.alias("owner_id"),
+                         Owner.display_name.alias("owner_name"))
+            .switch(Customer).join(Branch, on=(Customer.branch == Branch.id))
             .switch(ServiceRequest).join(Owner, JOIN.LEFT_OUTER,
-                                         on=(ServiceRequest.owner == Owner.id), attr="owner")
-            .order_by(ServiceRequest.received_at.desc(), ServiceRequest.id.desc()))
+                                         on=(ServiceRequest.owner == Owner.id))
+            .order_by(ServiceRequest.received_at.desc(), ServiceRequest.id.desc())
+            .objects(RequestRow))
 
 
 def of_customer(customer_id, limit=5):

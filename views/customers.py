@@ -54,7 +54,7 @@ from models.customers import (
     years_of,
 )
 from models.cycles import sheets_of_customer
-from models.portfolio import latest_placed_year, quadrant, setting_in_force
+from models.portfolio import placement
 from models.service_requests import KINDS as REQUEST_KINDS
 from models.service_requests import STATUSES as REQUEST_STATUSES
 from models.service_requests import TIMER_STATES, countdown, of_customer, timer
@@ -144,7 +144,7 @@ def _detail_context(customer, activity_form=None, contact_form=None, portfolio_f
         contact_form=contact_form or ContactForm(),
         portfolio_form=portfolio_form or PortfolioFiguresForm(),
         can_edit=current_user.has_role(*EDIT_ROLES),
-        **_placement(years),
+        placement=placement(years),
         **_service_requests(customer),
     )
 
@@ -157,15 +157,6 @@ def _service_requests(customer):
                                "statuses": translated(REQUEST_STATUSES),
                                "timers": translated(TIMER_STATES)},
             "countdown": countdown}
-
-
-def _placement(years):
-    """Where the customer stands in the portfolio: its latest year with both a share
-    and a volume, that year's quadrant and the setting in force."""
-    setting, year = setting_in_force(), latest_placed_year(years)
-    return {"portfolio_setting": setting, "placed_year": year,
-            "placed_quadrant": year and quadrant(year.share_of_wallet, year.upcoming_volume,
-                                                 setting)}
 
 
 def _assessments(customer):

@@ -70,6 +70,7 @@ from models.cycles import (
 )
 from models.notices import notices_about
 from models.phases import advance, missing_for_next_phase
+from models.portfolio import placement
 from services.jobs import queue_report_part
 
 from .access import get_or_404, role_required
@@ -236,13 +237,14 @@ def _scores_context(assessment, stage, user, answers=None, incomplete=(), unsave
 
 def _sheet_context(assessment, stage, user, **rows):
     """The whole sheet: the scores, plus the customer, its yearly figures and the
-    data hint."""
+    data hints (the pyramid's, the portfolio's)."""
     years = list(CustomerYear.select().where(CustomerYear.customer == assessment.customer_id)
                  .order_by(CustomerYear.year))
     hint = sales_hint(assessment.customer_id, assessment.cycle.year - 1,
                       current_app.config["PYRAMID_CUTS"])
     return dict(_scores_context(assessment, stage, user, **rows), cycle=assessment.cycle,
                 customer=assessment.customer, years=years, hint=hint,
+                placement=placement(years),
                 submit_form=SubmitForm())
 
 
