@@ -672,6 +672,31 @@ def test_sales_hint_places_the_customer_in_the_pyramid(app, client, setup, make)
     assert 'data-testid="hint"' in page and "白金" in page and "仅供参考" in page
 
 
+def test_the_sheet_hints_where_the_portfolio_places_the_customer(app, client, setup, make):
+    """A customer with a share and an upcoming volume gets the portfolio's hint on its
+    sheet, naming the year, the figures and the quadrant's strategy; one without them
+    gets none."""
+    from decimal import Decimal
+
+    from models.customers import save_portfolio_figures
+    placed, unplaced = setup["customers"][0], setup["customers"][1]
+    with app.test_request_context():
+        save_portfolio_figures(placed, setup["chair"], year=2026,
+                               share_of_wallet=Decimal("55"), upcoming_volume=Decimal("3e6"))
+    cycle = _started(app, setup)
+    from tests.conftest import login
+    login(client, "bm_e")
+    for customer, expected in ((placed, True), (unplaced, False)):
+        sheet = Assessment.get(Assessment.cycle == cycle, Assessment.customer == customer)
+        response = client.get(f"/assessments/{sheet.id}")
+        assert response.status_code == 200
+        page = response.get_data(as_text=True)
+        assert ('data-testid="portfolio-hint"' in page) is expected, customer.name
+    sheet = Assessment.get(Assessment.cycle == cycle, Assessment.customer == placed)
+    page = client.get(f"/assessments/{sheet.id}").get_data(as_text=True)
+    assert "组合参考：2026年我方份额 55.0%、近期采购量 300.00 万元，属“重点保持”象限。" in page
+
+
 def test_summary_grades_each_sheet_on_its_own_non_default_scorecard(app, client, setup, make):
     """A company with seven criteria and A ≥ 150, B ≥ 100, C ≥ 80, and a prospects' card of
     its own, gets exactly those grades, counts and movements in the summary and agenda."""
