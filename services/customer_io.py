@@ -108,6 +108,14 @@ FIGURE_COLUMNS = (
            ("回款率", "收款率", "collection rate", "payment collection rate")),
     Column("credit_days", _l("Credit days"),
            ("信用天数", "信用期", "账期", "信用期限", "credit days", "credit period")),
+    # The portfolio's figures (models/portfolio.py); unlike the others, an empty one
+    # stays unknown (NULL) rather than zero.
+    Column("share_of_wallet", _l("Share of wallet"),
+           ("我方份额", "份额", "我方占比", "钱包份额", "share of wallet", "our share",
+            "wallet share")),
+    Column("upcoming_volume", _l("Upcoming purchase volume"),
+           ("近期采购量", "近期采购额", "预计采购量", "upcoming purchase volume",
+            "upcoming volume", "purchase volume")),
 )
 COLUMNS = {column.key: column for column in CUSTOMER_COLUMNS + FIGURE_COLUMNS}
 CUSTOMER_FIELDS = ("name", "kind", "nature", "industry", "region", "branch", "account_manager",
@@ -329,10 +337,13 @@ def _parse_number(value, scale=Decimal(1), units=MONEY_UNITS):
     return (-number if negative else number), percent
 
 
+PERCENT_FIGURES = ("collection_rate", "share_of_wallet")
+
+
 def _parse_figure(value, column, scale):
     units = DAY_UNITS if column.key == "credit_days" else MONEY_UNITS
     number, percent = _parse_number(value, scale, units)
-    if percent and column.key != "collection_rate":
+    if percent and column.key not in PERCENT_FIGURES:
         raise _CellError(_("%(value)s is not a number.", value=_shown(value)))
     if column.key == "credit_days":
         if number != number.to_integral_value() or not 0 <= number <= 3650:
@@ -341,6 +352,10 @@ def _parse_figure(value, column, scale):
     # Ranges first: quantize() fails on numbers longer than Decimal's precision.
     if column.key == "collection_rate" and not 0 <= number <= 100:
         raise _CellError(_("The collection rate must lie between 0 and 100 (%)."))
+    if column.key == "share_of_wallet" and not 0 <= number <= 100:
+        raise _CellError(_("The share of wallet must lie between 0 and 100 (%)."))
+    if column.key == "upcoming_volume" and number < 0:
+        raise _CellError(_("The upcoming purchase volume cannot be negative."))
     if abs(number) >= Decimal(10) ** 14:
         raise _CellError(_("The amount is too large."))
     return number.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
@@ -815,9 +830,9 @@ def _display(key, value):
         return formatting.date(datetime.date.fromisoformat(value))
     if name == "provisional":
         return _("Yes") if value else _("No")
-    if name in ("sales", "profit"):
+    if name in ("sales", "profit", "upcoming_volume"):
         return formatting.money(Decimal(value))
-    if name == "collection_rate":
+    if name in PERCENT_FIGURES:
         return formatting.percent(Decimal(value), 2)
     if name == "credit_days":
         return formatting.number(value)
@@ -1112,8 +1127,9 @@ def export_customers(query, fmt):
         for row in (CustomerYear.select(CustomerYear.customer, CustomerYear.year,
                                         *(getattr(CustomerYear, f) for f in FIGURES))
                     .where(CustomerYear.customer.in_(chunk)).tuples()):
-            sales, profit, rate, days = row[2:]
-            figures[(row[0], row[1])] = (_cents(sales), _cents(profit), _cents(rate), days)
+            sales, profit, rate, days, share, volume = row[2:]
+            figures[(row[0], row[1])] = (_cents(sales), _cents(profit), _cents(rate), days,
+                                         _cents(share), _cents(volume))
     years = sorted({year for _id, year in figures})
     headers = [str(COLUMNS[key].label) for key in EXPORT_FIELDS]
     headers += [field_label(f"{key}:{year}") for year in years for key in FIGURES]
