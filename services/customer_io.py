@@ -45,6 +45,7 @@ from models import (
 )
 from models.base import is_sqlite
 from models.customers import CODE_UNAVAILABLE, INDUSTRIES, KINDS, NATURES, pinyin_initials
+from models.value_classes import recompute as recompute_value_classes
 from services import formatting
 from services.spreadsheets import (
     CSV_MIMETYPE,
@@ -955,10 +956,11 @@ def apply_import(batch, user):
     Every row is checked again against the database as it is now (a code
     created meanwhile makes the row an update), customers are upserted by
     code with their yearly figures, the batch is marked applied, and one audit
-    event records the counts. Returns the counts {"create", "update",
-    "unchanged"}. Raises DomainError when the batch is another user's, not a
-    preview any more, has rows with errors, or the database changed so that a
-    row no longer fits; nothing is written then.
+    event records the counts; a file with yearly figures recomputes every customer's
+    value classes (models/value_classes.py) in the same transaction. Returns the
+    counts {"create", "update", "unchanged"}. Raises DomainError when the batch is
+    another user's, not a preview any more, has rows with errors, or the database
+    changed so that a row no longer fits; nothing is written then.
     """
     if batch.user_id != user.id:
         raise DomainError(_l("This import belongs to another user."))
@@ -980,6 +982,9 @@ def apply_import(batch, user):
             if not claimed:
                 raise DomainError(_l("This import has been confirmed or discarded already."))
             counts = _write_rows(rows, user, now)
+            if (counts["create"] or counts["update"]) and \
+                    any("years" in values for _n, values in rows):
+                recompute_value_classes()  # the ranking is the whole book's
             audit("customer_import", actor=user, object_type="import_batch",
                   object_id=batch.id, after={**counts, "filename": batch.filename})
     except IntegrityError as error:

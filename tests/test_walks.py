@@ -123,6 +123,7 @@ NOT_USER_TEXT = {
     "Notice": ("kind", "channel", "link", "state", "delivery_key", "about_type", "about_id"),
     "Robot": ("platform", "url_encrypted", "secret_encrypted"),
     "NoticePreference": ("kind", "channels"),
+    "CustomerValueClass": ("value_class",),
 }
 
 
