@@ -96,6 +96,7 @@ ROUTE_ROLES = {
     "verify.index": EVERYONE,
     "portfolio.index": EVERYONE,
     "portfolio.settings": ("admin",),
+    "portfolio.value_classes": ("admin",),
     "admin.users": ("admin",),
     "admin.user_form": ("admin",),
     "admin.branches": ("admin",),
