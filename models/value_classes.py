@@ -88,16 +88,22 @@ def rule_history():
                 .order_by(ValueClassRule.version.desc()))
 
 
+def _within(value, most):
+    """Whether `value` is a number from 0 to `most` (NaN, which a form reads from "nan",
+    is none: it cannot even be compared)."""
+    return value is not None and Decimal(value).is_finite() and 0 <= value <= most
+
+
 def check_rules(top_percent, growth_percent, collection_floor):
     """Raises DomainError for a value outside its range: N and Y are percentages from 0
     to 100, X from 0 to MAX_GROWTH_PERCENT."""
-    if top_percent is None or not 0 <= top_percent <= 100:
+    if not _within(top_percent, 100):
         raise DomainError(_l("The share of most valuable customers is a percentage from 0 "
                              "to 100."))
-    if growth_percent is None or not 0 <= growth_percent <= MAX_GROWTH_PERCENT:
+    if not _within(growth_percent, MAX_GROWTH_PERCENT):
         raise DomainError(_l("The sales growth is a percentage from 0 to %(most)s.",
                              most=int(MAX_GROWTH_PERCENT)))
-    if collection_floor is None or not 0 <= collection_floor <= 100:
+    if not _within(collection_floor, 100):
         raise DomainError(_l("The collection rate is a percentage from 0 to 100."))
 
 

@@ -189,7 +189,7 @@ def test_the_admin_saves_a_new_version_and_the_classes_follow(app, client, book)
 @pytest.mark.parametrize("field, value", [
     ("top_percent", "120"), ("top_percent", "-1"), ("growth_percent", "-5"),
     ("growth_percent", "1000.01"), ("collection_floor", "100.5"), ("collection_floor", "x"),
-    ("top_percent", ""),
+    ("top_percent", ""), ("growth_percent", "NaN"), ("collection_floor", "-inf"),
 ])
 def test_bad_rules_are_refused_and_nothing_is_saved(app, client, book, field, value):
     """A percentage out of its range (or no number) is refused in words on the page; no
