@@ -131,6 +131,12 @@ VALUE_CLASSES = {
     "most_growth": _l("Most growth"),
     "negative_value": _l("Negative value"),
 }
+# The same, short, for the badges of the customer list (the full name is their title).
+VALUE_CLASSES_SHORT = {
+    "most_valuable": _l("Valuable"),
+    "most_growth": _l("Growth"),
+    "negative_value": _l("Negative"),
+}
 
 
 class CustomerValueClass(BaseModel):

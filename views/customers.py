@@ -39,6 +39,7 @@ from models.customers import (
     KINDS,
     NATURES,
     VALUE_CLASSES,
+    VALUE_CLASSES_SHORT,
     activities_of,
     add_contact,
     contacts_of,
@@ -78,7 +79,8 @@ def labels():
     """The label tables, translated once rather than once per row."""
     return {"kinds": translated(KINDS), "natures": translated(NATURES),
             "industries": translated(INDUSTRIES), "action_labels": translated(IMPORT_ACTIONS),
-            "value_class_labels": translated(VALUE_CLASSES)}
+            "value_class_labels": translated(VALUE_CLASSES),
+            "value_class_short": translated(VALUE_CLASSES_SHORT)}
 
 
 def _filtered(form):
