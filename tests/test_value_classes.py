@@ -270,6 +270,10 @@ def test_the_customer_list_shows_and_filters_the_classes(app, client, book):
                    export.get_data().decode("utf-8-sig").splitlines()[1:])
     assert codes == ["V00", "V01"]
     assert client.get("/customers?value_class=nonsense").status_code == 200
+    for sort in ("tier", "branch", "name"):  # searching as one types, sorted, narrowed
+        found = client.get(f"/customers?value_class=most_growth&q=增长&sort={sort}&dir=desc",
+                           headers={"HX-Request": "true"}).get_data(as_text=True)
+        assert "增长略多" in found and "高增长亏损" in found and "增长恰好" not in found
     client.post("/logout")
     login(client, "bm_e")
     html = client.get("/customers?value_class=negative_value").get_data(as_text=True)
