@@ -32,6 +32,7 @@ from models.customers import (
     KINDS,
     NATURES,
     SORTS,
+    VALUE_CLASSES,
     code_refusal,
 )
 from models.people import manager_names, managers_of
@@ -71,6 +72,8 @@ class CustomerFilterForm(Form):
     provisional = SelectField(_l("Provisional tier"), choices=choices(
         [ANY, ("1", _l("Provisional only")), ("0", _l("Not provisional"))]),
         validators=[Optional()])
+    value_class = SelectField(_l("Value class"), choices=choices([ANY, *VALUE_CLASSES.items()]),
+                              validators=[Optional()])
     sort = SelectField(choices=choices([(k, k) for k in SORTS]), default="code",
                        validators=[Optional()])
     dir = SelectField(choices=choices([("asc", "asc"), ("desc", "desc")]), default="asc",
@@ -101,6 +104,8 @@ class CustomerFilterForm(Form):
             "manager_id": chosen_id(self.manager),
             "provisional": None if not self.provisional.data or self.provisional.errors
             else self.provisional.data == "1",
+            "value_class": self.value_class.data or None if not self.value_class.errors
+            else None,
         }
 
     def ordering(self):

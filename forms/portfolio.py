@@ -7,8 +7,9 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from forms import Form, choices, chosen_id
 from i18n import lazy_gettext as _l
 from models import Branch, Tier
-from models.customers import INDUSTRIES
+from models.customers import INDUSTRIES, VALUE_CLASSES
 from models.portfolio import SETTING_FIELDS
+from models.value_classes import RULE_FIELDS
 
 ANY = ("", _l("All"))
 STRATEGY_NAME = [DataRequired(), Length(max=50)]
@@ -26,6 +27,8 @@ class PortfolioFilterForm(Form):
     tier = SelectField(_l("Tier"), validators=[Optional()], coerce=str)
     industry = SelectField(_l("Industry"), choices=choices([ANY, *INDUSTRIES.items()]),
                            validators=[Optional()])
+    value_class = SelectField(_l("Value class"), choices=choices([ANY, *VALUE_CLASSES.items()]),
+                              validators=[Optional()])
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,6 +44,8 @@ class PortfolioFilterForm(Form):
             "branch_id": None if self.branch_scoped else chosen_id(self.branch),
             "tier_id": chosen_id(self.tier),
             "industry": self.industry.data or None if not self.industry.errors else None,
+            "value_class": self.value_class.data or None if not self.value_class.errors
+            else None,
         }
 
 
@@ -72,3 +77,28 @@ class PortfolioSettingForm(Form):
         """The form's data as keyword arguments of save_setting()."""
         return {"effective_on": self.effective_on.data,
                 **{name: self[name].data for name in SETTING_FIELDS}}
+
+
+PERCENT_BOX = {"inputmode": "decimal"}
+
+
+class ValueClassRulesForm(Form):
+    """A new version of the value classes' rules. The range checks are
+    models.value_classes.check_rules()'s, so that the page shows them in its words."""
+    top_percent = DecimalField(_l("Most valuable: the top share by profit (%)"), places=2,
+                               validators=[InputRequired()], render_kw=PERCENT_BOX,
+                               description=_l("Of the customers with figures in the latest "
+                                              "year, this share with the largest profit "
+                                              "(and a profit above zero)."))
+    growth_percent = DecimalField(_l("Most growth: sales growth over two years above (%)"),
+                                  places=2, validators=[InputRequired()], render_kw=PERCENT_BOX,
+                                  description=_l("Sales in the latest year this much above "
+                                                 "those of two years before."))
+    collection_floor = DecimalField(_l("Negative value: collection rate below (%)"), places=2,
+                                    validators=[InputRequired()], render_kw=PERCENT_BOX,
+                                    description=_l("Also every customer that made a loss in "
+                                                   "the latest year."))
+
+    def values(self):
+        """The form's data as keyword arguments of save_rules()."""
+        return {name: self[name].data for name in RULE_FIELDS}

@@ -3,7 +3,15 @@ from .approvals import ApprovalRule, ApprovalStep, TierChangeRequest
 from .audit import AuditEvent, audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
 from .compliance import ServiceStatus
-from .customers import Activity, Contact, Customer, CustomerYear, ImportBatch, TierHistory
+from .customers import (
+    Activity,
+    Contact,
+    Customer,
+    CustomerValueClass,
+    CustomerYear,
+    ImportBatch,
+    TierHistory,
+)
 from .cycles import Assessment, CommitteeMember, GradingCycle, Score
 from .delegations import Delegation
 from .funnel import Opportunity, StageMove
@@ -16,6 +24,7 @@ from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
 from .service_requests import ServiceRequest
 from .signing import CycleSignature
 from .tiers import Tier, TierPolicy
+from .value_classes import ValueClassRule
 
 # Every table, in dependency order (tests and tools iterate over it).
 ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, Criterion,
@@ -23,7 +32,8 @@ ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, 
               ImportBatch, GradingCycle, CommitteeMember, Assessment, Score,
               TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep,
               Opportunity, StageMove, CycleSignature, ReportJob, Robot, NoticePreference,
-              Notice, Delegation, PortfolioSetting, ServiceRequest]
+              Notice, Delegation, PortfolioSetting, ServiceRequest, ValueClassRule,
+              CustomerValueClass]
 
 __all__ = [
     "ALL_MODELS", "Activity", "ApprovalRule", "ApprovalStep", "Delegation", "ServiceStatus",
@@ -35,6 +45,6 @@ __all__ = [
     "Robot",
     "ReportJob", "ScorecardTemplate", "SchemaVersion", "ServiceRequest",
     "StageMove", "Tier",
-    "TierHistory", "User", "audit",
+    "TierHistory", "User", "CustomerValueClass", "ValueClassRule", "audit",
     "db", "utcnow", "write_transaction",
 ]

@@ -52,6 +52,7 @@ from models.customers import (
     pinyin_initials,
     refresh_placements,
 )
+from models.value_classes import recompute as recompute_value_classes
 from services import formatting
 from services.spreadsheets import (
     CSV_MIMETYPE,
@@ -115,6 +116,14 @@ FIGURE_COLUMNS = (
            ("回款率", "收款率", "collection rate", "payment collection rate")),
     Column("credit_days", _l("Credit days"),
            ("信用天数", "信用期", "账期", "信用期限", "credit days", "credit period")),
+    # The portfolio's figures (models/portfolio.py); unlike the others, an empty one
+    # stays unknown (NULL) rather than zero.
+    Column("share_of_wallet", _l("Share of wallet"),
+           ("我方份额", "份额", "我方占比", "钱包份额", "share of wallet", "our share",
+            "wallet share")),
+    Column("upcoming_volume", _l("Upcoming purchase volume"),
+           ("近期采购量", "近期采购额", "预计采购量", "upcoming purchase volume",
+            "upcoming volume", "purchase volume")),
 )
 COLUMNS = {column.key: column for column in CUSTOMER_COLUMNS + FIGURE_COLUMNS}
 CUSTOMER_FIELDS = ("name", "kind", "nature", "industry", "region", "branch", "account_manager",
@@ -336,10 +345,13 @@ def _parse_number(value, scale=Decimal(1), units=MONEY_UNITS):
     return (-number if negative else number), percent
 
 
+PERCENT_FIGURES = ("collection_rate", "share_of_wallet")
+
+
 def _parse_figure(value, column, scale):
     units = DAY_UNITS if column.key == "credit_days" else MONEY_UNITS
     number, percent = _parse_number(value, scale, units)
-    if percent and column.key != "collection_rate":
+    if percent and column.key not in PERCENT_FIGURES:
         raise _CellError(_("%(value)s is not a number.", value=_shown(value)))
     if column.key == "credit_days":
         if number != number.to_integral_value() or not 0 <= number <= 3650:
@@ -348,6 +360,10 @@ def _parse_figure(value, column, scale):
     # Ranges first: quantize() fails on numbers longer than Decimal's precision.
     if column.key == "collection_rate" and not 0 <= number <= 100:
         raise _CellError(_("The collection rate must lie between 0 and 100 (%)."))
+    if column.key == "share_of_wallet" and not 0 <= number <= 100:
+        raise _CellError(_("The share of wallet must lie between 0 and 100 (%)."))
+    if column.key == "upcoming_volume" and number < 0:
+        raise _CellError(_("The upcoming purchase volume cannot be negative."))
     if abs(number) >= Decimal(10) ** 14:
         raise _CellError(_("The amount is too large."))
     return number.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
@@ -822,9 +838,9 @@ def _display(key, value):
         return formatting.date(datetime.date.fromisoformat(value))
     if name == "provisional":
         return _("Yes") if value else _("No")
-    if name in ("sales", "profit"):
+    if name in ("sales", "profit", "upcoming_volume"):
         return formatting.money(Decimal(value))
-    if name == "collection_rate":
+    if name in PERCENT_FIGURES:
         return formatting.percent(Decimal(value), 2)
     if name == "credit_days":
         return formatting.number(value)
@@ -947,10 +963,11 @@ def apply_import(batch, user):
     Every row is checked again against the database as it is now (a code
     created meanwhile makes the row an update), customers are upserted by
     code with their yearly figures, the batch is marked applied, and one audit
-    event records the counts. Returns the counts {"create", "update",
-    "unchanged"}. Raises DomainError when the batch is another user's, not a
-    preview any more, has rows with errors, or the database changed so that a
-    row no longer fits; nothing is written then.
+    event records the counts; a file with yearly figures recomputes every customer's
+    value classes (models/value_classes.py) in the same transaction. Returns the
+    counts {"create", "update", "unchanged"}. Raises DomainError when the batch is
+    another user's, not a preview any more, has rows with errors, or the database
+    changed so that a row no longer fits; nothing is written then.
     """
     if batch.user_id != user.id:
         raise DomainError(_l("This import belongs to another user."))
@@ -972,6 +989,9 @@ def apply_import(batch, user):
             if not claimed:
                 raise DomainError(_l("This import has been confirmed or discarded already."))
             counts = _write_rows(rows, user, now)
+            if (counts["create"] or counts["update"]) and \
+                    any("years" in values for _n, values in rows):
+                recompute_value_classes()  # the ranking is the whole book's
             audit("customer_import", actor=user, object_type="import_batch",
                   object_id=batch.id, after={**counts, "filename": batch.filename})
     except IntegrityError as error:
@@ -1121,8 +1141,9 @@ def export_customers(query, fmt):
         for row in (CustomerYear.select(CustomerYear.customer, CustomerYear.year,
                                         *(getattr(CustomerYear, f) for f in FIGURES))
                     .where(CustomerYear.customer.in_(chunk)).tuples()):
-            sales, profit, rate, days = row[2:]
-            figures[(row[0], row[1])] = (_cents(sales), _cents(profit), _cents(rate), days)
+            sales, profit, rate, days, share, volume = row[2:]
+            figures[(row[0], row[1])] = (_cents(sales), _cents(profit), _cents(rate), days,
+                                         _cents(share), _cents(volume))
     years = sorted({year for _id, year in figures})
     headers = [str(COLUMNS[key].label) for key in EXPORT_FIELDS]
     headers += [field_label(f"{key}:{year}") for year in years for key in FIGURES]

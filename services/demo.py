@@ -51,6 +51,7 @@ from models.service_requests import (
     response_terms,
 )
 from models.tiers import TierPolicy
+from models.value_classes import recompute as recompute_value_classes
 
 DEMO_PASSWORD = "demo2027"  # noqa: S105 - printed for demo logins
 
@@ -170,6 +171,23 @@ def _portfolio_figures(rng, sales, latest):
             "upcoming_volume": Decimal(round(volume, -3)).quantize(Decimal("0.01"))}
 
 
+def _negative_values(rng, figures, latest):
+    """Make a few customers cost more than they bring in the latest year, so that the
+    value classes' 负值客户 has members: about one in thirty makes a loss, about one in
+    twenty collects less than 60 % of what it owes. A generator of its own leaves every
+    other figure as it was."""
+    for row in figures:
+        if row["year"] != latest:
+            continue
+        draw = rng.random()
+        if draw < 0.033:
+            row["profit"] = -(row["sales"] * Decimal(rng.uniform(0.01, 0.08))).quantize(
+                Decimal("0.01"))
+        elif draw < 0.083:
+            row["collection_rate"] = Decimal(round(rng.uniform(30, 59.5), 2)).quantize(
+                Decimal("0.01"))
+
+
 def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=None,
                funnel=True):
     """Create branches, users, tiers, the default scorecard and customers, and
@@ -262,9 +280,11 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
                     credit_days=rng.choice([0, 15, 30, 30, 45, 60, 90]),
                     **_portfolio_figures(portfolio_rng, sales, offset == len(years) - 1)))
             by_sales.append((base * (1 + trend) ** 2, customer.id))
+        _negative_values(random.Random(f"value-classes-{seed}"), figures, years[-1])
         for start in range(0, len(figures), 500):
             CustomerYear.insert_many(figures[start:start + 500]).execute()
         refresh_placements()
+        recompute_value_classes()
 
         # Current tiers follow this year's sales: top 10% A, next 25% B, 40% C, rest D.
         by_sales.sort(reverse=True)

@@ -456,6 +456,94 @@ def test_confirm_only_own_fresh_previews_and_audit_once(company):
         apply_import(ImportBatch.get_by_id(discarded.id), admin)
 
 
+def test_share_of_wallet_and_upcoming_volume_are_read_in_both_languages(company, make):
+    """我方份额 and 近期采购量 read like the other yearly figures: Chinese or English
+    headers, %, 万元 in the header or the cell; an empty cell leaves the figure unknown."""
+    known = make.customer(code="P003", name="已有份额公司", branch=company["sh"])
+    CustomerYear.create(customer=known, year=2026, sales=10, share_of_wallet=Decimal("12"),
+                        upcoming_volume=Decimal("5000"))
+    chinese = xlsx(["客户编号", "客户名称", "所属分公司", "2026年我方份额(%)",
+                    "2026年近期采购量(万元)", "2026年销售额"],
+                   ["P001", "份额甲", "SH", "35.5%", "120", "100"],
+                   ["P002", "份额乙", "SH", "100", "1.5亿元", None],
+                   ["P003", "已有份额公司", "SH", None, "-", None],
+                   ["P004", "份额丁", "SH", "0", "0", None])
+    assert imported(chinese, company["admin"]) == {"create": 3, "update": 0, "unchanged": 1}
+    english = csv_file(["Customer code", "Share of wallet 2025", "2025 Upcoming purchase volume"],
+                       ["P001", "40", "¥8,000.50"])
+    assert imported(english, company["admin"], "list.csv")["update"] == 1
+    figures = {(y.customer.code, y.year): (y.share_of_wallet, y.upcoming_volume)
+               for y in CustomerYear.select()}
+    assert figures == {
+        ("P001", 2026): (Decimal("35.5"), Decimal("1200000")),
+        ("P001", 2025): (Decimal("40"), Decimal("8000.5")),
+        ("P002", 2026): (Decimal("100"), Decimal("150000000")),
+        ("P003", 2026): (Decimal("12"), Decimal("5000")),
+        ("P004", 2026): (Decimal("0"), Decimal("0")),
+    }
+    # A year with a share alone keeps its sales and profit at zero, as the others do.
+    assert CustomerYear.get(customer=Customer.get(code="P001"), year=2025).sales == 0
+
+
+def test_share_and_volume_changes_are_listed_in_the_preview(company, make):
+    """An update names the share and the volume it changes, as the screens show them."""
+    customer = make.customer(code="V001", name="变更份额", branch=company["sh"])
+    CustomerYear.create(customer=customer, year=2026, share_of_wallet=Decimal("20"),
+                        upcoming_volume=None)
+    preview = preview_import("v.xlsx", xlsx(["客户编号", "2026年我方份额", "2026年近期采购量"],
+                                            ["V001", "25", "30000"]), company["admin"])
+    assert preview.rows[0].changes == [("2026 Share of wallet", "20.00%", "25.00%"),
+                                       ("2026 Upcoming purchase volume", "", "¥30,000.00")]
+
+
+@pytest.mark.parametrize("share, volume, errors", [
+    ("120%", "100", [("2026年我方份额", "between 0 and 100")]),
+    ("100.01", None, [("2026年我方份额", "between 0 and 100")]),
+    ("-1", "-5万", [("2026年我方份额", "between 0 and 100"),
+                   ("2026年近期采购量", "cannot be negative")]),
+    (None, "(1,200)", [("2026年近期采购量", "cannot be negative")]),
+    ("abc", "5%", [("2026年我方份额", "abc is not a number."),
+                   ("2026年近期采购量", "5% is not a number.")]),
+])
+def test_bad_share_or_volume_is_refused_in_its_cell(company, share, volume, errors):
+    """A share outside 0–100 %, a negative volume or text where a number belongs is an
+    error of its row and column; nothing is written."""
+    data = xlsx(["客户编号", "客户名称", "所属分公司", "2026年我方份额", "2026年近期采购量"],
+                ["W001", "好公司", "SH", "50", "100"], ["W002", "坏公司", "SH", share, volume])
+    rows = by_row(preview_import("w.xlsx", data, company["admin"]))
+    assert rows[2].action == "create"
+    assert rows[3].action == "error"
+    assert [column for column, _m in rows[3].errors] == [column for column, _m in errors]
+    for (_c, expected), (_c2, got) in zip(errors, rows[3].errors):
+        assert expected in got
+    assert Customer.select().count() == 0
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_export_then_import_restores_share_and_volume(company, book, fmt):
+    """The export carries each year's share and volume, in both languages' headers; a
+    file exported, with the figures changed meanwhile, imports them back as they were."""
+    with force_locale("zh_CN"):
+        data, _mimetype, filename = export_customers(Customer.select().order_by(Customer.code),
+                                                     fmt)
+    table = read_table(filename, data)
+    assert "2026年我方份额" in table[0] and "2026年近期采购量" in table[0]
+    english = export_customers(Customer.select(), fmt)[0]
+    assert "2026 Share of wallet" in read_table(filename, english)[0]
+    before = {(y.customer_id, y.year): (y.share_of_wallet, y.upcoming_volume)
+              for y in CustomerYear.select()}
+    CustomerYear.update(share_of_wallet=Decimal("1"), upcoming_volume=Decimal("2")).execute()
+    counts = imported(data, company["admin"], filename)
+    assert counts == {"create": 0, "update": 3, "unchanged": 3}
+    after = {(y.customer_id, y.year): (y.share_of_wallet, y.upcoming_volume)
+             for y in CustomerYear.select()}
+    # A figure the export left empty (unknown) stays as it is now: an empty cell changes
+    # nothing.
+    assert after == {key: (share if share is not None else Decimal("1"),
+                           volume if volume is not None else Decimal("2"))
+                     for key, (share, volume) in before.items()}
+
+
 def test_preview_survives_the_database_round_trip(company):
     """What is saved is what is loaded: any worker can show and confirm a preview."""
     data = xlsx(["客户编号", "客户名称", "所属分公司", "Notes"], ["L001", "某公司", "SH", "x"],
@@ -490,6 +578,14 @@ def book(company, make):
         CustomerYear.create(customer=customer, year=year, sales=Decimal(sales),
                             profit=Decimal("-1.5"), collection_rate=Decimal("87.25"),
                             credit_days=45)
+    # The portfolio's figures: a year with both, one with a share alone, and their edges.
+    CustomerYear.update(share_of_wallet=Decimal("37.5"), upcoming_volume=Decimal("1234567.89")
+                        ).where(CustomerYear.customer == customers[0].id,
+                                CustomerYear.year == 2026).execute()
+    CustomerYear.update(share_of_wallet=Decimal("100"), upcoming_volume=Decimal("0")
+                        ).where(CustomerYear.customer == customers[2].id).execute()
+    CustomerYear.update(share_of_wallet=Decimal("0.01")).where(
+        CustomerYear.customer == customers[5].id).execute()
     return customers
 
 

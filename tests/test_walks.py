@@ -125,6 +125,7 @@ NOT_USER_TEXT = {
     "Robot": ("platform", "url_encrypted", "secret_encrypted"),
     "NoticePreference": ("kind", "channels"),
     "ServiceRequest": ("kind", "channel", "status"),
+    "CustomerValueClass": ("value_class",),
 }
 
 

@@ -38,6 +38,8 @@ from models.customers import (
     INDUSTRIES,
     KINDS,
     NATURES,
+    VALUE_CLASSES,
+    VALUE_CLASSES_SHORT,
     activities_of,
     add_contact,
     contacts_of,
@@ -51,6 +53,7 @@ from models.customers import (
     save_portfolio_figures,
     search_page,
     tier_history_of,
+    value_classes_of,
     years_of,
 )
 from models.cycles import sheets_of_customer
@@ -78,7 +81,9 @@ EDIT_ROLES = ("admin", "branch_manager", "sales_rep", "sales_director")
 def labels():
     """The label tables, translated once rather than once per row."""
     return {"kinds": translated(KINDS), "natures": translated(NATURES),
-            "industries": translated(INDUSTRIES), "action_labels": translated(IMPORT_ACTIONS)}
+            "industries": translated(INDUSTRIES), "action_labels": translated(IMPORT_ACTIONS),
+            "value_class_labels": translated(VALUE_CLASSES),
+            "value_class_short": translated(VALUE_CLASSES_SHORT)}
 
 
 def _filtered(form):
@@ -109,7 +114,7 @@ def index():
     args = {k: v for k, v in request.args.items()
             if v and k != "page" and (k, v) not in (("sort", "code"), ("dir", "asc"))}
     context = dict(form=form, customers=customers, total=total, capped=capped, page=page,
-                   size=size,
+                   size=size, value_classes=value_classes_of([c.id for c in customers]),
                    tiers={tier.id: tier for tier in form.tiers},
                    args=args, can_edit=current_user.has_role(*EDIT_ROLES))
     if htmx:
@@ -144,6 +149,7 @@ def _detail_context(customer, activity_form=None, contact_form=None, portfolio_f
         contact_form=contact_form or ContactForm(),
         portfolio_form=portfolio_form or PortfolioFiguresForm(),
         can_edit=current_user.has_role(*EDIT_ROLES),
+        value_classes=value_classes_of([customer.id]).get(customer.id, []),
         placement=placement(years),
         **_service_requests(customer),
     )

@@ -6,9 +6,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from forms.portfolio import PortfolioFilterForm, PortfolioSettingForm
+from forms.portfolio import PortfolioFilterForm, PortfolioSettingForm, ValueClassRulesForm
 from models import DomainError
-from models.customers import find_customers
+from models.customers import VALUE_CLASSES, find_customers
 from models.portfolio import (
     QUADRANTS,
     counts,
@@ -19,6 +19,15 @@ from models.portfolio import (
     setting_in_force,
     volume_range,
 )
+from models.value_classes import (
+    GROWTH_SPAN,
+    latest_year,
+    rule_history,
+    rules_in_force,
+    save_rules,
+    stored_counts,
+)
+from services.formatting import translated
 from services.portfolio_chart import ScatterChart
 
 from .access import role_required
@@ -74,3 +83,28 @@ def settings():
             return redirect(url_for("portfolio.settings"), 303)
     return render_template("portfolio/settings.html", form=form, history=history,
                            in_force=setting_in_force())
+
+
+@bp.route("/value-classes", methods=["GET", "POST"])
+@role_required("admin")
+def value_classes():
+    """The value classes' rules (客户价值分类): a new version is in force at once and
+    every customer's classes are recomputed; the earlier versions stay, listed below
+    the form with how many customers each class holds now."""
+    history = rule_history()
+    form = ValueClassRulesForm(obj=rules_in_force() if request.method == "GET" else None)
+    if form.validate_on_submit():
+        try:
+            save_rules(current_user, **form.values())
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("The value class rules were saved as a new version, and every "
+                    "customer's classes were recomputed."), "success")
+            return redirect(url_for("portfolio.value_classes"), 303)
+    year = latest_year()
+    return render_template("portfolio/value_classes.html", form=form, history=history,
+                           in_force=rules_in_force(), year=year,
+                           growth_from=year - GROWTH_SPAN if year else None,
+                           counts=stored_counts(),
+                           value_class_labels=translated(VALUE_CLASSES))
