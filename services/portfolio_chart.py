@@ -4,6 +4,8 @@ cells shaded by how many customers fall in each once there are too many dots to 
 import math
 from collections import namedtuple
 
+from flask_babel import ngettext
+
 WIDTH, HEIGHT = 640, 400
 LEFT, RIGHT, TOP, BOTTOM = 68, 14, 10, 48
 PLOT_WIDTH, PLOT_HEIGHT = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -17,7 +19,7 @@ LOWEST_DECADE = 3
 NO_TIER_COLOUR = "#94a3b8"
 
 Dot = namedtuple("Dot", "x y colour customer")
-Cell = namedtuple("Cell", "x y width height count opacity")
+Cell = namedtuple("Cell", "x y width height count opacity title")
 Tick = namedtuple("Tick", "position label")
 
 
@@ -81,7 +83,10 @@ class ScatterChart:
         self.density = True
         width, height = PLOT_WIDTH / GRID_COLUMNS, PLOT_HEIGHT / GRID_ROWS
         most = max(found.values(), default=1)
+        # "12 customers", translated once per count: many cells hold the same number.
+        titles = {count: ngettext("%(num)s customer", "%(num)s customers", count)
+                  for count in set(found.values())}
         self.cells = [Cell(round(LEFT + column * width, 1), round(TOP + row * height, 1),
                            round(width, 1), round(height, 1), count,
-                           round(0.15 + 0.85 * count / most, 2))
+                           round(0.15 + 0.85 * count / most, 2), titles[count])
                       for (column, row), count in sorted(found.items())]
