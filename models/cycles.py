@@ -38,6 +38,7 @@ from .base import (
 )
 from .customers import Customer, CustomerYear, TierHistory
 from .people import Branch, User, scoped_to_branch
+from .portfolio import QUADRANTS, quadrant, setting_in_force
 from .scorecards import Criterion, GradeBand, ScorecardTemplate, reachable_tiers
 from .tiers import Tier
 
@@ -1078,6 +1079,7 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
     counts = dict.fromkeys(SUMMARY_LISTS, 0)
     top_id = tiers[0].id if tiers else None
     unchanged = settled = 0
+    results = {}  # sheet: its result's tier id (None: no result yet)
     cells = {}  # (tier before, result): [count, computed], for the movement matrix
     not_compared = set()  # the cells holding a move the bands cannot give
     # A thousand sheets a request: plain tuples here, names only for the listed ones.
@@ -1113,6 +1115,7 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
                 moved = "up"
             else:
                 moved = "down"
+        results[sheet_id] = result_id
         row = None
         top = result_id is not None and result_id == top_id
         for key, wanted in ((moved, moved is not None), ("top_list", top),
@@ -1143,7 +1146,29 @@ def cycle_summary(cycle, thresholds=None, shown=None, user=None):
         "settled": settled,
         "computed": sum(now.values()) - (0 if thresholds else settled),
         "total": len(rows),
+        "results": results,
     }
+
+
+def portfolio_by_result(cycle, results):
+    """The cycle's customers by portfolio quadrant × result, for the report's summary:
+    {"tiers" (the columns, top first), "rows": [(quadrant, or None for customers without
+    a share and volume, [count per tier], count)], "setting"}. `results` is
+    cycle_summary()'s {sheet: result tier id}; sheets without a result are left out. The
+    quadrant is each customer's place now, under the setting in force."""
+    setting = setting_in_force()
+    tiers = Tier.in_order()
+    column = {t.id: n for n, t in enumerate(tiers)}
+    table = {q: [0] * len(tiers) for q in (*QUADRANTS, None)}
+    places = (Assessment.select(Assessment.id, Customer.placed_share, Customer.placed_volume)
+              .join(Customer, on=(Assessment.customer == Customer.id))
+              .where(Assessment.cycle == cycle).tuples())
+    for sheet_id, share, volume in places:
+        result = results.get(sheet_id)
+        if result in column:
+            table[quadrant(share, volume, setting)][column[result]] += 1
+    return {"tiers": tiers, "setting": setting,
+            "rows": [(q, counts, sum(counts)) for q, counts in table.items()]}
 
 
 def _with_particulars(lists):

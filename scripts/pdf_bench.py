@@ -206,8 +206,10 @@ def report_child(database_url, workdir, cycle_id, mode, out):
         elif mode == "one-pass":
             ids = [i for ids in reports.sheet_batches(cycle, batch) for i in ids]
             sheets = pdf.render_html(reports.part_html(cycle, ids))
-            from models.cycles import cycle_summary
-            own = pdf.render("pdf/report.html", summary=cycle_summary(cycle),
+            from models.cycles import cycle_summary, portfolio_by_result
+            summary = cycle_summary(cycle)
+            own = pdf.render("pdf/report.html", summary=summary,
+                             portfolio=portfolio_by_result(cycle, summary["results"]),
                              **reports._report_context(cycle))
             # Two documents: sizes add up (pages are not counted).
             report.write_bytes(sheets + own)

@@ -29,7 +29,13 @@ from models import (
     Tier,
     User,
 )
-from models.cycles import average, committee_arithmetic, cycle_summary, two_places
+from models.cycles import (
+    average,
+    committee_arithmetic,
+    cycle_summary,
+    portfolio_by_result,
+    two_places,
+)
 from models.signing import CycleSignature, report_signatures, results_fingerprint, unsigned_signers
 from models.tiers import POLICY_LABELS, PRIORITIES, current_policies
 from services import pdf, signing
@@ -293,8 +299,9 @@ def _own_pages(summary, context):
     """The report's own document, bare: (PDF bytes, its page count, the index of the
     signature page, before which the lists and sheets go). Its layout is let go on
     return."""
-    own = pdf.laid_out(pdf.html_document("pdf/report.html", summary=summary, bare=True,
-                                         **context))
+    own = pdf.laid_out(pdf.html_document(
+        "pdf/report.html", summary=summary, bare=True,
+        portfolio=portfolio_by_result(context["cycle"], summary["results"]), **context))
     signatures = next((i for i, page in enumerate(own.pages) if "signatures" in page.anchors),
                       len(own.pages))
     return own.write_pdf(), len(own.pages), signatures

@@ -280,6 +280,31 @@ def test_report_summary_counts_only_final_grades(app, make):
     assert text.count("（推算）") >= 5
 
 
+def test_report_summary_crosses_the_portfolio_quadrants_with_the_results(app, make):
+    """The report's summary counts the cycle's customers per portfolio quadrant and
+    result: a placed customer under its strategy, the others as without figures; the
+    counts add up to the results."""
+    from decimal import Decimal
+
+    from models.customers import save_portfolio_figures
+    from models.cycles import cycle_summary, portfolio_by_result
+    from services import reports
+    s, cycle = signing_cycle(app, make, phase="committee")
+    placed = s["customers"][1]
+    with app.test_request_context():
+        save_portfolio_figures(placed, s["chair"], year=2026, share_of_wallet=Decimal("60"),
+                               upcoming_volume=Decimal("5e6"))
+        summary = cycle_summary(cycle)
+        table = {q: (counts, total) for q, counts, total
+                 in portfolio_by_result(cycle, summary["results"])["rows"]}
+        text = pdf_text(report_bytes(reports.report_pdf, cycle))
+    assert table["keep"][1] == 1
+    assert table[None][1] == sum(now for _tier, now, _before in summary["distribution"]) - 1
+    assert table["develop"][1] == table["hold_or_win"][1] == table["win_or_let_go"][1] == 0
+    assert "客户组合象限与评级结果" in text
+    assert "重点保持" in text and "尚无份额与采购量" in text
+
+
 def _pages(data):
     """The text of each page of a PDF (pdftotext ends each page with a form feed)."""
     pages = pdf_text(data).split("\f")
