@@ -92,8 +92,8 @@ def _phone_then_desktop(page, path, name, table=None):
 
 
 def test_the_branch_managers_pages_fit_a_phone(new_page, world):
-    """The branch manager's dashboard, queue and a request's detail fit 390 px; the queue
-    lists the waiting request as a card; the detail shows the tier history, last year's
+    """The branch manager's dashboard, queue, customer list and a request's detail fit
+    390 px; the queue lists the waiting request as a card, the list each customer; the detail shows the tier history, last year's
     figures and the assessment's scores, and approve/reject are 44 px high."""
     page = new_page()
     log_in(page, "bm_e")
@@ -111,6 +111,11 @@ def test_the_branch_managers_pages_fit_a_phone(new_page, world):
     card = page.locator(row)
     expect(card).to_contain_text(customer.name)
     assert card.locator("td[data-label]").count() >= 5
+
+    # The customer list: each customer a card, its name labelled, the page no wider.
+    _phone_then_desktop(page, "/customers", "customers", table="table.customers tbody tr")
+    expect(page.locator("table.customers tbody tr").first.locator(
+        "td[data-label='客户名称']")).to_be_visible()
 
     _phone_then_desktop(page, f"/tier-changes/{request.id}", "request")
     panel = page.get_by_test_id("request")
