@@ -624,9 +624,11 @@ def save_portfolio_figures(customer, user, *, year, share_of_wallet, upcoming_vo
     `year`, audited; either may be None (not known). A year without figures yet gets a
     row of its own. Raises DomainError for a share outside 0–100 or a negative volume,
     and then saves nothing."""
-    if share_of_wallet is not None and not 0 <= share_of_wallet <= 100:
+    # A form reads "nan" as a number that compares with nothing: refused like any other.
+    if share_of_wallet is not None and (not share_of_wallet.is_finite()
+                                        or not 0 <= share_of_wallet <= 100):
         raise DomainError(_l("The share of wallet is a percentage from 0 to 100."))
-    if upcoming_volume is not None and upcoming_volume < 0:
+    if upcoming_volume is not None and (not upcoming_volume.is_finite() or upcoming_volume < 0):
         raise DomainError(_l("The upcoming purchase volume cannot be negative."))
     with write_transaction():
         row = CustomerYear.get_or_none(CustomerYear.customer == customer.id,

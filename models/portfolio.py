@@ -137,9 +137,10 @@ def save_setting(user, *, effective_on, **values):
     latest version."""
     values = {name: values.get(name) for name in SETTING_FIELDS}
     share, volume = values["share_threshold"], values["volume_threshold"]
-    if share is None or not 0 <= share <= 100:
+    # A form reads "nan" as a number that compares with nothing: refused like any other.
+    if share is None or not share.is_finite() or not 0 <= share <= 100:
         raise DomainError(_l("The share threshold is a percentage from 0 to 100."))
-    if volume is None or volume < 0:
+    if volume is None or not volume.is_finite() or volume < 0:
         raise DomainError(_l("The volume threshold cannot be negative."))
     for q in QUADRANTS:
         values[f"{q}_name"] = (values[f"{q}_name"] or "").strip()

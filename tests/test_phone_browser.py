@@ -93,8 +93,9 @@ def _phone_then_desktop(page, path, name, table=None):
 
 def test_the_branch_managers_pages_fit_a_phone(new_page, world):
     """The branch manager's dashboard, queue, customer list and a request's detail fit
-    390 px; the queue lists the waiting request as a card, the list each customer; the detail shows the tier history, last year's
-    figures and the assessment's scores, and approve/reject are 44 px high."""
+    390 px; the queue lists the waiting request as a card, the list each customer; the
+    detail shows the tier history, last year's figures and the assessment's scores, and
+    approve/reject are 44 px high."""
     page = new_page()
     log_in(page, "bm_e")
     request, customer = world["request"], world["customer"]

@@ -130,7 +130,7 @@ def test_a_new_version_moves_customers_and_the_old_one_stays_readable(app, clien
 
 
 @pytest.mark.parametrize("share, volume", [("120", "1000000"), ("-1", "1000000"),
-                                           ("30", "-5")])
+                                           ("30", "-5"), ("NaN", "1000000"), ("30", "nan")])
 def test_bad_thresholds_are_refused_and_nothing_is_saved(app, client, world, share, volume):
     """A share threshold outside 0–100 or a negative volume threshold is refused in
     words on the page; no version is saved and nothing is audited."""
@@ -247,7 +247,7 @@ def test_figures_are_saved_on_the_customer_page(app, client, world):
 
 
 @pytest.mark.parametrize("share, volume", [("100.01", "1000"), ("-3", "1000"),
-                                           ("50", "-1")])
+                                           ("50", "-1"), ("nan", "1000"), ("50", "NaN")])
 def test_bad_figures_are_refused_and_nothing_is_saved(app, client, world, share, volume):
     """A share outside 0–100 or a negative volume is refused in words; the year keeps
     what it had and nothing is audited."""
