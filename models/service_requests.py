@@ -12,6 +12,7 @@ Above customers.py, tiers.py and notices.py.
 import datetime
 from collections import namedtuple
 
+from flask_babel import ngettext
 from peewee import (
     JOIN,
     SQL,
@@ -203,10 +204,10 @@ def countdown(minutes):
     span = abs(minutes)
     hours = span // 60
     if minutes >= 0:
-        return str(_l("%(n)s hours left", n=hours) if hours else
-                   _l("%(n)s minutes left", n=span))
-    return str(_l("%(n)s hours overdue", n=hours) if hours else
-               _l("%(n)s minutes overdue", n=span))
+        return (ngettext("%(num)s hour left", "%(num)s hours left", hours) if hours else
+                ngettext("%(num)s minute left", "%(num)s minutes left", span))
+    return (ngettext("%(num)s hour overdue", "%(num)s hours overdue", hours) if hours else
+            ngettext("%(num)s minute overdue", "%(num)s minutes overdue", span))
 
 
 def tier_on(customer, day):

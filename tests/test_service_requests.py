@@ -5,6 +5,7 @@ import datetime
 import re
 
 import pytest
+from flask_babel import force_locale
 
 from models import AuditEvent, Notice, Tier, TierPolicy, db, utcnow
 from models.service_requests import (
@@ -100,6 +101,10 @@ def test_the_clock_warns_at_80_percent_and_breaches_after_due(app, world):
         assert countdown(at[10].minutes) == "还剩 14 小时"
         assert countdown(at[27].minutes) == "已超时 3 小时"
         assert countdown(30) == "还剩 30 分钟"
+        with force_locale("en"):  # English counts in the singular too
+            assert countdown(60) == "1 hour left"
+            assert countdown(-1) == "1 minute overdue"
+            assert countdown(-180) == "3 hours overdue"
         move_request(request, world["bm_e"], "resolved", "已补发货物")
     assert timer(ServiceRequest.get_by_id(request.id)).state == "late"
 
