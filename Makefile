@@ -13,6 +13,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 MEETING_BENCH_ARGS ?=
 NOTICE_BENCH_ARGS ?=
+ALLOCATION_BENCH_ARGS ?= --postgres postgresql://postgres@127.0.0.1:5432/test
 
 .PHONY: run test bench setup setup-test system-deps system-deps-test translations db lint \
         extract-messages clean
@@ -37,6 +38,7 @@ bench: setup-test
 	$(BIN)/python scripts/pdf_bench.py $(PDF_BENCH_ARGS)
 	$(BIN)/python scripts/meeting_bench.py $(MEETING_BENCH_ARGS)
 	$(BIN)/python scripts/notice_bench.py $(NOTICE_BENCH_ARGS)
+	$(BIN)/python scripts/allocation_bench.py $(ALLOCATION_BENCH_ARGS)
 
 setup: system-deps $(VENV)/.stamp-run translations
 setup-test: system-deps-test $(VENV)/.stamp-test translations

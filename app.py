@@ -127,6 +127,7 @@ def create_app(test_config=None):
 
     from views import (
         admin,
+        allocation,
         approvals,
         audit,
         auth,
@@ -144,7 +145,8 @@ def create_app(test_config=None):
         verify,
     )
     for module in (auth, main, customers, scorecards, cycles, reports, verify, tiers, approvals,
-                   funnel, portfolio, service_requests, notices, admin, audit, errors):
+                   funnel, portfolio, allocation, service_requests, notices, admin, audit,
+                   errors):
         app.register_blueprint(module.bp)
 
     _register_request_hooks(app)

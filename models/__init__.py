@@ -1,4 +1,5 @@
 """Peewee models, one module per domain, with the rules that belong to them."""
+from .allocation import AllocationRule, AllocationRuleManager
 from .approvals import ApprovalRule, ApprovalStep, TierChangeRequest
 from .audit import AuditEvent, audit
 from .base import BaseModel, DomainError, NotFound, db, utcnow, write_transaction
@@ -10,6 +11,7 @@ from .customers import (
     CustomerValueClass,
     CustomerYear,
     ImportBatch,
+    OwnershipChange,
     TierHistory,
 )
 from .cycles import Assessment, CommitteeMember, GradingCycle, Score
@@ -33,10 +35,11 @@ ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, 
               TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep,
               Opportunity, StageMove, CycleSignature, ReportJob, Robot, NoticePreference,
               Notice, Delegation, PortfolioSetting, ServiceRequest, ValueClassRule,
-              CustomerValueClass]
+              CustomerValueClass, AllocationRule, AllocationRuleManager, OwnershipChange]
 
 __all__ = [
-    "ALL_MODELS", "Activity", "ApprovalRule", "ApprovalStep", "Delegation", "ServiceStatus",
+    "ALL_MODELS", "Activity", "AllocationRule", "AllocationRuleManager", "OwnershipChange",
+    "ApprovalRule", "ApprovalStep", "Delegation", "ServiceStatus",
     "TierPolicy",
     "TierChangeRequest", "Assessment", "AuditEvent", "CommitteeMember", "GradingCycle",
     "Score", "BaseModel", "Branch", "Contact", "Criterion",

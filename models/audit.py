@@ -80,6 +80,10 @@ ACTION_LABELS = {
     "service_request_moved": _l("Service request moved"),
     "service_request_followed_up": _l("Follow-up call recorded"),
     "service_request_breached": _l("Service request overdue: owner and branch manager told"),
+    "allocation_rule_saved": _l("Allocation rule set"),
+    "allocation_rule_deleted": _l("Allocation rule removed"),
+    "allocation_rule_moved": _l("Allocation rule moved in the order"),
+    "customers_reassigned": _l("Customers reassigned to other account managers"),
 }
 OBJECT_LABELS = {
     "user": _l("User"),
@@ -101,6 +105,7 @@ OBJECT_LABELS = {
     "delegation": _l("Period away"),
     "portfolio_setting": _l("Portfolio thresholds"),
     "service_request": _l("Service request"),
+    "allocation_rule": _l("Allocation rule"),
     "ip": _l("Address"),
 }
 

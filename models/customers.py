@@ -263,6 +263,74 @@ class TierHistory(BaseModel):
         return TIER_SOURCES.get(self.source, self.source)
 
 
+OWNERSHIP_SOURCES = {
+    "form": _l("Customer form"),
+    "import": _l("Import"),
+    "reassignment": _l("Bulk reassignment"),
+}
+
+
+class OwnershipChange(BaseModel):
+    """The customer passed from one account manager to another (None: nobody) at
+    `changed_at`: who held it when. Written by every way of changing the manager."""
+    customer = ForeignKeyField(Customer, backref="ownership_changes", on_delete="CASCADE")
+    from_manager = ForeignKeyField(User, null=True, on_delete="SET NULL",
+                                   backref="customers_handed_over")
+    to_manager = ForeignKeyField(User, null=True, on_delete="SET NULL",
+                                 backref="customers_taken_over")
+    changed_at = DateTimeField(default=utcnow)
+    changed_by = ForeignKeyField(User, null=True, on_delete="SET NULL",
+                                 backref="ownership_changes_made")
+    source = CharField(max_length=16)
+    # The audit event of a bulk reassignment, which names all its customers.
+    reference = CharField(max_length=64, default="")
+
+    class Meta:
+        indexes = ((("customer", "changed_at"), False),)
+
+    @property
+    def source_label(self):
+        return OWNERSHIP_SOURCES.get(self.source, self.source)
+
+
+def record_ownership(changes, user, source, now=None, reference=""):
+    """Write one OwnershipChange per (customer id, from manager id, to manager id) whose
+    managers differ, in one statement per chunk."""
+    now = now or utcnow()
+    rows = [{"customer": customer_id, "from_manager": old, "to_manager": new,
+             "changed_at": now, "changed_by": getattr(user, "id", user), "source": source,
+             "reference": reference}
+            for customer_id, old, new in changes if old != new]
+    for chunk in chunked(rows, 500):
+        OwnershipChange.insert_many(chunk).execute()
+
+
+def ownership_history(customer):
+    """The customer's account managers, newest first: [(manager or None, since, until or
+    None, the change that gave it)]. Before the first recorded change, the customer was
+    held by that change's previous manager since it was created."""
+    Given, Taken, By = User.alias(), User.alias(), User.alias()
+    changes = list(OwnershipChange.select(OwnershipChange, Given, Taken, By)
+                   .join(Given, JOIN.LEFT_OUTER, on=(OwnershipChange.from_manager == Given.id),
+                         attr="from_manager")
+                   .switch(OwnershipChange)
+                   .join(Taken, JOIN.LEFT_OUTER, on=(OwnershipChange.to_manager == Taken.id),
+                         attr="to_manager")
+                   .switch(OwnershipChange)
+                   .join(By, JOIN.LEFT_OUTER, on=(OwnershipChange.changed_by == By.id),
+                         attr="changed_by")
+                   .where(OwnershipChange.customer == customer.id)
+                   .order_by(OwnershipChange.changed_at, OwnershipChange.id))
+    periods = []
+    if changes and changes[0].from_manager_id is not None:
+        periods.append((changes[0].from_manager, customer.created_at, changes[0].changed_at,
+                        None))
+    for index, change in enumerate(changes):
+        until = changes[index + 1].changed_at if index + 1 < len(changes) else None
+        periods.append((change.to_manager, change.changed_at, until, change))
+    return periods[::-1]
+
+
 class ImportBatch(BaseModel):
     """An uploaded customer file, from upload through its preview to confirmation.
 
@@ -583,6 +651,8 @@ def save_customer(customer, user, **values):
         after = customer_audit_dict(customer)
         if not creating and after == before:
             return customer
+        record_ownership([(customer.id, before["account_manager"] if before else None,
+                           after["account_manager"])], user, "form")
         audit("customer_created" if creating else "customer_updated", customer,
               before=before, after=after)
     return customer

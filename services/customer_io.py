@@ -43,6 +43,7 @@ from models import (
     utcnow,
     write_transaction,
 )
+from models.allocation import Allocator, new_customer
 from models.base import is_sqlite
 from models.customers import (
     CODE_UNAVAILABLE,
@@ -50,6 +51,7 @@ from models.customers import (
     KINDS,
     NATURES,
     pinyin_initials,
+    record_ownership,
     refresh_placements,
 )
 from models.value_classes import recompute as recompute_value_classes
@@ -178,6 +180,8 @@ def _in_both_languages(label):
 def field_label(key):
     """The user's name of a field key, yearly ones included ("sales:2026")."""
     name, _sep, year = key.partition(":")
+    if name == "proposed_manager":  # a new customer's, from the allocation rules
+        return _("Account manager (proposed by the allocation rules)")
     label = COLUMNS[name].label
     return _("%(year)s %(figure)s", year=year, figure=label) if year else str(label)
 
@@ -501,6 +505,21 @@ class _References:
         for value, label in ((True, _l("Yes")), (False, _l("No"))):
             for word in _in_both_languages(label):
                 self.booleans.setdefault(_key(word), value)
+        self.allocators = {}
+
+    def proposed_manager(self, values, branch_id):
+        """The id of the account manager the branch's allocation rules propose for a new
+        customer, or None; a pool fills evenly across the whole file."""
+        if branch_id not in self.allocators:
+            self.allocators[branch_id] = Allocator(branch_id)
+        allocator = self.allocators[branch_id]
+        customer = new_customer(branch_id, values.get("region"), values.get("industry"),
+                                values.get("nature"))
+        manager, _rule = allocator.propose(customer)
+        if manager is None:
+            return None
+        allocator.take(customer, manager.id)
+        return manager.id
 
     def branch(self, text):
         """The id of the branch with this code or name; raises _CellError."""
@@ -740,6 +759,13 @@ def _preview_row(number, values, errors, current, references, user, headers):
                 errors.append((headers["account_manager"], str(error)))
     if errors:
         return ImportRow(number, "error", code, name, errors)
+    proposed = None
+    if current is None and not values.get("account_manager"):
+        target = _target_branch(values, current, user)
+        if target in references.branches:
+            proposed = references.proposed_manager(values, target)
+        if proposed:
+            values["account_manager"] = proposed
     action, changes, problems = _plan_row(values, current, references, user)
     if problems:
         return ImportRow(number, "error", code, name,
@@ -747,6 +773,9 @@ def _preview_row(number, values, errors, current, references, user, headers):
                           for key, message in problems])
     shown = [(key, _shown_value(key, old, references), _shown_value(key, new, references))
              for key, old, new in changes] if action == "update" else []
+    if action == "create" and proposed:
+        shown = [("proposed_manager", None, _shown_value("account_manager", proposed,
+                                                         references))]
     return ImportRow(number, action, code, name or (current or {}).get("name", ""), [],
                      shown, _values_to_json(values))
 
@@ -1025,6 +1054,10 @@ def _write_rows(rows, user, now):
     _update_customers([(ids[values["code"]], changes) for action, values, changes in plans
                        if action == "update"], now)
     _write_figures(plans, ids, current)
+    record_ownership([(ids[values["code"]], (current.get(values["code"]) or {}).get(
+        "account_manager"), values["account_manager"])
+        for action, values, _c in plans
+        if action in ("create", "update") and "account_manager" in values], user, "import", now)
     return counts
 
 

@@ -28,6 +28,7 @@ from models import (
     db,
     utcnow,
 )
+from models.allocation import save_rule
 from models.approvals import ApprovalStep, TierChangeRequest, file_request, roles_for
 from models.base import is_sqlite
 from models.customers import pinyin_initials, refresh_placements
@@ -304,10 +305,22 @@ def build_demo(seed=2027, customers=600, reps_per_branch=3, branches=6, today=No
         _policies(today, admin)
         _tier_change_requests(rng, today)
         _service_requests(random.Random(f"requests-{seed}"))
+        _allocation_rules(admin, reps_by_branch, tiers)
         if funnel:
             build_funnel_history(seed=seed, today=today)
         audit("demo_seeded", actor=admin, object_type="database",
               after={"seed": seed, "customers": customers, "branches": branches})
+
+
+def _allocation_rules(admin, reps_by_branch, tiers):
+    """Each branch's rules: its A customers to its first rep (a dedicated account
+    manager), manufacturers to its second, everyone else to a pool of all its reps."""
+    for branch_id, reps in reps_by_branch.items():
+        if len(reps) < 2 or "A" not in tiers:
+            continue
+        save_rule(None, admin, branch_id, [reps[0].id], tier=tiers["A"].id)
+        save_rule(None, admin, branch_id, [reps[1].id], industry="manufacturing")
+        save_rule(None, admin, branch_id, [rep.id for rep in reps])
 
 
 TITLES = ["总经理", "副总经理", "采购经理", "采购主管", "财务总监", "行政主管", "项目经理",

@@ -18,6 +18,7 @@ REPORT_ROLES = ("admin", "committee_chair", "committee_member", "sales_director"
 
 # Every endpoint behind login, with the roles allowed to open it. A new
 # route must be added here, or test_every_route_is_in_the_matrix fails.
+ALLOCATORS = ("admin", "branch_manager", "sales_director")
 ROUTE_ROLES = {
     "main.dashboard": EVERYONE,
     "auth.logout": EVERYONE,
@@ -103,6 +104,14 @@ ROUTE_ROLES = {
     "service_requests.move": CUSTOMER_EDITORS,
     "service_requests.follow_up": CUSTOMER_EDITORS,
     "portfolio.value_classes": ("admin",),
+    "customers.proposed_manager": CUSTOMER_EDITORS,
+    "allocation.index": ALLOCATORS,
+    "allocation.new_rule": ALLOCATORS,
+    "allocation.edit_rule": ALLOCATORS,
+    "allocation.remove_rule": ALLOCATORS,
+    "allocation.move": ALLOCATORS,
+    "allocation.reassign": ALLOCATORS,
+    "allocation.confirm": ALLOCATORS,
     "admin.users": ("admin",),
     "admin.user_form": ("admin",),
     "admin.branches": ("admin",),

@@ -98,6 +98,7 @@ USER_TEXT = {
                          "develop_name", "develop_note", "win_or_let_go_name",
                          "win_or_let_go_note"),
     "ServiceRequest": ("description", "resolution", "follow_up_note"),
+    "AllocationRule": ("region",),
 }
 # Text written in Markdown: rendered, so its HTML is sanitised rather than shown as
 # typed. It holds the payloads between other marks than 甲…乙 and 丙…丁.
@@ -126,6 +127,8 @@ NOT_USER_TEXT = {
     "NoticePreference": ("kind", "channels"),
     "ServiceRequest": ("kind", "channel", "status"),
     "CustomerValueClass": ("value_class",),
+    "AllocationRule": ("industry", "nature", "value_class"),
+    "OwnershipChange": ("source", "reference"),
 }
 
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 import openpyxl
 from wtforms.fields.core import UnboundField
 
+import forms.allocation
 import forms.approvals  # every forms module, so that query_names() sees each class
 import forms.audit
 import forms.customers
@@ -24,6 +25,7 @@ import forms.service_requests
 import forms.tiers
 from app import PUBLIC_ENDPOINTS
 from models import (
+    AllocationRule,
     Assessment,
     Branch,
     Customer,
@@ -47,6 +49,7 @@ ARG_MODELS = {
     "template_id": ScorecardTemplate, "request_id": TierChangeRequest,
     "opportunity_id": Opportunity, "user_id": User, "branch_id": Branch,
     "batch_id": ImportBatch, "job_id": ReportJob, "service_request_id": ServiceRequest,
+    "rule_id": AllocationRule,
 }
 # Routes that answer with a rendered PDF: a few ids each, or the walk takes minutes.
 PDF_IDS = 3

@@ -34,6 +34,7 @@ from models import (
     ImportBatch,
     audit,
 )
+from models.allocation import propose_manager
 from models.customers import (
     INDUSTRIES,
     KINDS,
@@ -47,6 +48,7 @@ from models.customers import (
     find_customers,
     log_activity,
     normalise_query,
+    ownership_history,
     particulars,
     remove_contact,
     save_customer,
@@ -151,6 +153,7 @@ def _detail_context(customer, activity_form=None, contact_form=None, portfolio_f
         can_edit=current_user.has_role(*EDIT_ROLES),
         value_classes=value_classes_of([customer.id]).get(customer.id, []),
         placement=placement(years),
+        ownership=ownership_history(customer),
         **_service_requests(customer),
     )
 
@@ -174,11 +177,27 @@ def _activities(customer, limit=50):
     return list(activities_of(customer=customer.id, limit=limit))
 
 
+def _propose(form):
+    """Select the manager the branch's allocation rules propose for the customer the
+    form describes; returns the rule that proposed them, or None."""
+    for select in (form.branch, form.industry, form.nature):
+        offered = [choice.value for choice in select.choices]
+        if select.data not in offered:  # none chosen yet: the first, as the browser shows
+            select.data = offered[0] if offered else None
+    manager, rule = propose_manager(form.branch.data, form.region.data, form.industry.data,
+                                    form.nature.data)
+    if manager is not None:
+        form.account_manager.data = manager.id
+    return rule
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @role_required(*EDIT_ROLES)
 def create():
-    """A new customer in one of the user's branches."""
+    """A new customer in one of the user's branches, with the account manager the
+    allocation rules propose (which the user may change)."""
     form = CustomerForm(user=current_user)
+    rule = None if form.is_submitted() else _propose(form)
     if form.validate_on_submit():
         try:
             customer = save_customer(None, current_user, **form.values())
@@ -187,7 +206,18 @@ def create():
         else:
             flash(_("Customer %(name)s was created.", name=customer.name), "success")
             return redirect(url_for("customers.detail", customer_id=customer.id), 303)
-    return render_template("customers/form.html", form=form, customer=None)
+    return render_template("customers/form.html", form=form, customer=None, rule=rule)
+
+
+@bp.route("/new/manager")
+@role_required(*EDIT_ROLES)
+def proposed_manager():
+    """The new-customer form's account manager field, with the one the allocation rules
+    propose for the branch, region, industry and nature filled in so far."""
+    form = CustomerForm(request.args, user=current_user)
+    rule = _propose(form)
+    return render_template("customers/_manager_field.html", form=form, rule=rule,
+                           proposing=True)
 
 
 @bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])

@@ -76,6 +76,7 @@ NAV = [
     ("approvals.queue_page", _l("Approvals"), None),
     ("portfolio.index", _l("Portfolio"), None),
     ("service_requests.index", _l("Service requests"), None),
+    ("allocation.index", _l("Allocation"), ("admin", "branch_manager", "sales_director")),
     ("funnel.my_week", _l("My funnel"), ("sales_rep", "branch_manager")),
     ("funnel.team", _l("Team funnel"), ("branch_manager", "sales_director", "general_manager",
                                         "admin")),
