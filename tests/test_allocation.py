@@ -393,3 +393,23 @@ def test_workload_page_shows_the_branchs_managers(client, app, world):
     assert "北京客户" not in page
     page = client.get("/allocation?ratio=10").get_data(as_text=True)
     assert "偏多" not in page
+
+
+def test_deactivating_a_rep_who_holds_customers_leads_to_their_reassignment(
+        client, app, world):
+    """The administrator who deactivates 赵磊 is told he still holds three customers and
+    lands on the preview of handing them over by the rules."""
+    w = world
+    with app.test_request_context():
+        save_rule(None, w["admin"], w["sh"].id, ids(w["zhao"], w["li"]))
+    login(client, "admin")
+    response = client.post(f"/admin/users/{w['zhao'].id}", data={
+        "username": "zhao", "display_name": "赵磊", "roles": ["sales_rep"],
+        "branch": str(w["sh"].id), "language": "zh_CN", "sales_cycle_days": "28"})
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/allocation/reassign?")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "赵磊 名下仍有 3 位客户，请选择由谁接手。" in page
+    assert "上海丙0制造有限公司" in page
+    with app.app_context():
+        assert not User.get_by_id(w["zhao"].id).active

@@ -10,6 +10,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from peewee import fn
 
 from extensions import htmx
@@ -54,17 +55,26 @@ def user_form(user_id=None):
         form.branch.data = user.branch_id or 0
     if form.validate_on_submit():
         try:
-            save_user(user, username=form.username.data.strip(),
-                      display_name=form.display_name.data.strip(), roles=form.roles.data,
-                      branch=form.selected_branch(), language=form.language.data,
-                      active=form.active.data, password=form.password.data or None,
-                      sales_cycle_days=form.sales_cycle_days.data,
-                      email=(form.email.data or "").strip(),
-                      mobile=(form.mobile.data or "").replace(" ", "").replace("-", ""))
+            saved = save_user(user, username=form.username.data.strip(),
+                              display_name=form.display_name.data.strip(), roles=form.roles.data,
+                              branch=form.selected_branch(), language=form.language.data,
+                              active=form.active.data, password=form.password.data or None,
+                              sales_cycle_days=form.sales_cycle_days.data,
+                              email=(form.email.data or "").strip(),
+                              mobile=(form.mobile.data or "").replace(" ", "").replace("-", ""))
         except DomainError as error:
             flash(str(error), "error")
         else:
             flash(_("The user was saved."), "success")
+            if not saved.active:
+                held = Customer.select().where(Customer.account_manager == saved.id).count()
+                if held:  # someone who left: their book goes to the reassignment's preview
+                    flash(ngettext("%(name)s still holds %(num)s customer: choose who takes "
+                                   "it over.", "%(name)s still holds %(num)s customers: "
+                                   "choose who takes them over.", held,
+                                   name=saved.display_name), "warning")
+                    return redirect(url_for("allocation.reassign", branch=saved.branch_id,
+                                            from_manager=saved.id, preview=1), 303)
             return redirect(url_for("admin.users"), 303)
     return render_template("admin/user_form.html", form=form, user=user)
 
