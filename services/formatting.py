@@ -5,9 +5,11 @@ Chinese users read amounts in 元, large ones in 万元, and dates as
 """
 import datetime
 from decimal import Decimal
+from functools import cache
 
+from babel.numbers import parse_pattern
 from flask import g
-from flask_babel import Domain, format_datetime, format_decimal, get_locale
+from flask_babel import Domain, format_datetime, get_locale
 
 from i18n import date, is_chinese  # noqa: F401 - the filters' and the views' one place
 
@@ -29,6 +31,17 @@ def translated(table):
     if found is None:
         found = _TRANSLATED[key] = {k: str(v) for k, v in table.items()}
     return found
+
+
+@cache
+def _pattern(text):
+    return parse_pattern(text)
+
+
+def format_decimal(value, format):
+    """Babel's format_decimal in the user's locale, each pattern parsed once per process
+    (Babel parses it on every call, and a page of tables formats hundreds of numbers)."""
+    return _pattern(format).apply(value, get_locale())
 
 
 def number(value, digits=0):
