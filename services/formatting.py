@@ -5,9 +5,7 @@ Chinese users read amounts in 元, large ones in 万元, and dates as
 """
 import datetime
 from decimal import Decimal
-from functools import cache
 
-from babel.numbers import parse_pattern
 from flask import g
 from flask_babel import Domain, format_datetime, get_locale
 
@@ -33,26 +31,21 @@ def translated(table):
     return found
 
 
-@cache
-def _pattern(text):
-    return parse_pattern(text)
-
-
-def format_decimal(value, format):
-    """Babel's format_decimal in the user's locale, each pattern parsed once per process
-    (Babel parses it on every call, and a page of tables formats hundreds of numbers)."""
-    return _pattern(format).apply(value, get_locale())
+def _fixed(value, digits=0):
+    """`value` grouped by thousands with `digits` decimals (halves to even), as Babel's
+    pattern "#,##0.00…" writes it in each of our languages (zh_CN and en both write
+    1,234.50), without Babel's machinery: tables format hundreds of amounts a page.
+    A float (or text) is read as it prints (2.675, not 2.67499…), as Babel reads it.
+    tests/test_i18n.py holds the two to the same output in every language."""
+    if not isinstance(value, (int, Decimal)):
+        value = Decimal(str(value))
+    return f"{value:,.{digits}f}"
 
 
 def number(value, digits=0):
     if value is None:
         return "—"
-    if type(value) is int and not digits:
-        # Both our languages group whole numbers as 1,234: skip Babel's machinery, as
-        # tables show hundreds of counts a page.
-        return f"{value:,}"
-    pattern = "#,##0" + ("." + "0" * digits if digits else "")
-    return format_decimal(value, format=pattern)
+    return _fixed(value, digits)
 
 
 def money(value):
@@ -61,10 +54,8 @@ def money(value):
     if value is None:
         return "—"
     value = Decimal(value)
-    pattern = "#,##0.00" if value else "#,##0"
-    if is_chinese():
-        return format_decimal(value, format=pattern) + " 元"
-    return "¥" + format_decimal(value, format=pattern)
+    text = _fixed(value, 2 if value else 0)
+    return text + " 元" if is_chinese() else "¥" + text
 
 
 def amount(value):
@@ -83,7 +74,7 @@ def wan(value):
     if not is_chinese():
         return money(value)
     value = Decimal(value)
-    return format_decimal(value / WAN, format="#,##0.00" if value else "#,##0") + " 万元"
+    return _fixed(value / WAN, 2 if value else 0) + " 万元"
 
 
 def week(value):
@@ -101,7 +92,7 @@ def week(value):
 def percent(value, digits=1):
     if value is None:
         return "—"
-    return format_decimal(value, format="#,##0." + "0" * digits) + "%"
+    return _fixed(value, digits) + "%"
 
 
 def points(value):

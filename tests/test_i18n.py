@@ -66,12 +66,19 @@ def test_formats_in_english(app):
         assert formatting.wan(Decimal("1234567")) == "¥1,234,567.00"
 
 
-def test_whole_numbers_read_as_babel_writes_them_in_every_language(app):
-    """`number` writes whole numbers without Babel; the result must not differ."""
+def test_numbers_read_as_babel_writes_them_in_every_language(app):
+    """Numbers, amounts and percentages are written without Babel; in every language
+    the result must not differ from Babel's, halves and floats included."""
+    values = (0, 7, -1234, 999, 1000, 20000, 1234567, -98765432, Decimal("2.675"),
+              Decimal("2.665"), Decimal("-0.005"), Decimal("1234567.891"), Decimal("0.5"),
+              Decimal("1.5"), Decimal("99999.995"), 2.675, 33.333333, -1.005, 1e-7, "12.345")
     for language in LANGUAGES:
         with app.test_request_context(), force_locale(language):
-            for value in (0, 7, -1234, 999, 1000, 20000, 1234567, -98765432):
-                assert formatting.number(value) == format_decimal(value, format="#,##0")
+            for value in values:
+                for digits in (0, 1, 2):
+                    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+                    assert formatting.number(value, digits) == format_decimal(
+                        value, format=pattern), (language, value, digits)
 
 
 def test_language_choice_is_kept_per_user(client, make):
