@@ -113,6 +113,12 @@ class ServiceRequest(BaseModel):
     due_at = DateTimeField(null=True)
     resolved_at = DateTimeField(null=True)
     closed_at = DateTimeField(null=True)
+    # Kept by database triggers (migration 26) on every write of a request and every
+    # move of its customer to another branch: the customer's branch, and the due time
+    # while the request is open (NULL once resolved or closed), so that a branch's
+    # requests and the open ones past due are each one range of an index.
+    branch = IntegerField(null=True, column_name="branch_id")
+    open_due_at = DateTimeField(null=True)
     # Set in the transaction that writes the breach notices: they go out once.
     breach_notified_at = DateTimeField(null=True)
     # The follow-up call (回访) of a resolved complaint.
@@ -133,9 +139,9 @@ class ServiceRequest(BaseModel):
 
     @classmethod
     def visible_to(cls, user):
-        """Requests of the customers `user` may see (their branch's when branch-scoped)."""
-        return scoped_to_branch(cls.select().join(Customer, on=(cls.customer == Customer.id)),
-                                Customer.branch, user)
+        """Requests of the customers `user` may see (their branch's when branch-scoped),
+        without joining the customers."""
+        return scoped_to_branch(cls.select(), cls.branch, user)
 
     @property
     def kind_label(self):
@@ -278,8 +284,8 @@ def log_request(customer, user, *, kind, channel, description, received_at, owne
             customer=customer.id, kind=kind, channel=channel, description=description,
             received_at=received_at, owner=owner.id if owner else None, status="new",
             tier=tier.id if tier else None, response_hours=hours, warn_at=warn_at,
-            due_at=due_at, created_by=user.id if user else None, created_at=now,
-            updated_at=now)
+            due_at=due_at, branch=customer.branch_id, open_due_at=due_at,
+            created_by=user.id if user else None, created_at=now, updated_at=now)
         audit("service_request_logged", request, actor=user, after=request.audit_dict())
     return request
 
@@ -313,6 +319,7 @@ def move_request(request, user, to, resolution="", now=None):
                                      "record the customer's satisfaction first."))
             request.closed_at = now
         request.status = to
+        request.open_due_at = request.due_at if to in OPEN else None  # as the trigger keeps it
         request.updated_at = now
         request.save()
         audit("service_request_moved", request, actor=user, before=before,
@@ -374,17 +381,17 @@ def find_requests(user, status=None, kind=None, timer_state=None, branch_id=None
     if kind in KINDS:
         query = query.where(ServiceRequest.kind == kind)
     if timer_state == "breached":
-        query = query.where(ServiceRequest.status.in_(OPEN), ServiceRequest.due_at <= now)
+        query = query.where(ServiceRequest.open_due_at <= now)
     elif timer_state == "warning":
-        query = query.where(ServiceRequest.status.in_(OPEN), ServiceRequest.due_at > now,
-                            ServiceRequest.warn_at <= now)
+        query = query.where(ServiceRequest.open_due_at > now, ServiceRequest.warn_at <= now)
     if branch_id:
-        query = query.where(Customer.branch == branch_id)
+        query = query.where(ServiceRequest.branch == branch_id)
     if customer_id:
         query = query.where(ServiceRequest.customer == customer_id)
     q = normalise_query(q)
-    if q:
-        query = query.where(search_condition(q))
+    if q:  # only a search needs the customers joined
+        query = (query.join(Customer, on=(ServiceRequest.customer == Customer.id))
+                 .where(search_condition(q)))
     return query
 
 
@@ -398,15 +405,17 @@ RequestRow = namedtuple("RequestRow", "id kind status received_at due_at warn_at
 def request_rows(query):
     """The RequestRows of a find_requests() query, with the customer's code and name, its
     branch's name and the owner's, newest received first."""
-    Owner = User.alias()
+    Owner, Shown = User.alias(), Customer.alias()  # a search has joined Customer already
     return (query.select(ServiceRequest.id, ServiceRequest.kind, ServiceRequest.status,
                          ServiceRequest.received_at, ServiceRequest.due_at,
                          ServiceRequest.warn_at, ServiceRequest.resolved_at,
-                         ServiceRequest.closed_at, Customer.id.alias("customer_id"),
-                         Customer.code, Customer.name, Branch.name.alias("branch_name"),
+                         ServiceRequest.closed_at, ServiceRequest.customer.alias("customer_id"),
+                         Shown.code, Shown.name, Branch.name.alias("branch_name"),
                          ServiceRequest.owner.alias("owner_id"),
                          Owner.display_name.alias("owner_name"))
-            .switch(Customer).join(Branch, on=(Customer.branch == Branch.id))
+            .switch(ServiceRequest)
+            .join(Shown, on=(ServiceRequest.customer == Shown.id))
+            .switch(ServiceRequest).join(Branch, on=(ServiceRequest.branch == Branch.id))
             .switch(ServiceRequest).join(Owner, JOIN.LEFT_OUTER,
                                          on=(ServiceRequest.owner == Owner.id))
             .order_by(ServiceRequest.received_at.desc(), ServiceRequest.id.desc())
@@ -425,7 +434,7 @@ def breached(user, now=None, limit=None):
     """(count, first `limit` rows) of the open requests visible to `user` past their due
     time, longest overdue first: the compliance page's list."""
     query = find_requests(user, timer_state="breached", now=now)
-    rows = (list(request_rows(query).order_by(ServiceRequest.due_at, ServiceRequest.id)
+    rows = (list(request_rows(query).order_by(ServiceRequest.open_due_at, ServiceRequest.id)
                  .limit(limit)) if limit else [])
     return query.count(), rows
 
@@ -437,7 +446,7 @@ def satisfaction_by(user, year, group):
     key is the tier's, branch's or owner's id (None: none)."""
     start = from_local(datetime.datetime(year, 1, 1))
     end = from_local(datetime.datetime(year + 1, 1, 1))
-    column = {"tier": ServiceRequest.tier, "branch": Customer.branch,
+    column = {"tier": ServiceRequest.tier, "branch": ServiceRequest.branch,
               "owner": ServiceRequest.owner}[group]
     satisfied = fn.SUM(SQL("CASE WHEN satisfaction >= 4 THEN 1 ELSE 0 END"))
     rows = (ServiceRequest.visible_to(user)

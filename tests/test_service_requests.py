@@ -318,3 +318,65 @@ def test_a_breach_notifies_the_owner_and_the_branch_manager_once(app, world):
     assert ServiceRequest.get_by_id(late.id).breach_notified_at is not None
     assert AuditEvent.select().where(AuditEvent.action == "service_request_breached").count() == 1
     assert db.is_closed() or not db.in_transaction()
+
+
+def _kept_vs_fresh():
+    """[(id, kept branch, fresh branch, kept open due, fresh open due)] of every request."""
+    return [(r.id, r.branch, r.customer.branch_id, r.open_due_at,
+             r.due_at if r.status in ("new", "in_progress") else None)
+            for r in ServiceRequest.select().order_by(ServiceRequest.id)]
+
+
+def test_the_kept_branch_and_open_due_time_equal_a_fresh_computation(app, client, world):
+    """Each request's kept branch is its customer's and its open due time is its due time
+    while new or in progress, NULL once resolved or closed: after logging, every move,
+    a reopening, a customer moved by the edit form and by a bulk UPDATE, a bulk insert,
+    and a status written straight into the table; the breached count follows."""
+    from models.customers import Customer, save_customer
+    from services.demo import build_service_requests
+
+    late = _log(app, world["a_east"], world["bm_e"], utcnow() - 30 * HOUR)
+    later = _log(app, world["a_east"], world["bm_e"], utcnow() - 40 * HOUR, kind="enquiry")
+    _log(app, world["d_east"], world["bm_e"], utcnow() - HOUR)  # no due time
+    _log(app, world["a_west"], world["bm_w"], utcnow() - 26 * HOUR)
+
+    def same():
+        rows = _kept_vs_fresh()
+        assert [(i, b, d) for i, b, _fb, d, _fd in rows] == \
+            [(i, fb, fd) for i, _b, fb, _d, fd in rows]
+        return rows
+
+    assert same()[0][3] == ServiceRequest.get_by_id(late.id).due_at
+    with app.test_request_context():
+        move_request(later, world["bm_e"], "in_progress")
+        move_request(later, world["bm_e"], "resolved", "已答复")
+        assert ServiceRequest.get_by_id(later.id).open_due_at is None
+        same()
+        move_request(later, world["bm_e"], "in_progress")  # reopened: open again
+        assert ServiceRequest.get_by_id(later.id).open_due_at is not None
+        same()
+        save_customer(Customer.get_by_id(world["a_east"].id), world["admin"],
+                      branch=world["west"].id, account_manager=None)
+    assert {r.branch for r in ServiceRequest.select().where(
+        ServiceRequest.customer == world["a_east"].id)} == {world["west"].id}
+    same()
+    # E's manager no longer sees them; W's manager sees both breached ones now.
+    login(client, "bm_e")
+    assert "华东甲级客户" not in client.get("/service-requests").get_data(as_text=True)
+    other = app.test_client()
+    login(other, "bm_w")
+    compliance = other.get("/compliance").get_data(as_text=True)
+    assert 'data-testid="breached-count">3<' in compliance
+    with app.app_context():
+        Customer.update(branch=world["east"].id).where(
+            Customer.branch == world["west"].id).execute()
+        same()
+        ServiceRequest.update(status="closed").where(ServiceRequest.id == late.id).execute()
+        assert ServiceRequest.get_by_id(late.id).open_due_at is None
+        # A write that names the kept columns wrongly is corrected.
+        ServiceRequest.update(branch=None, open_due_at=utcnow()).execute()
+        same()
+        assert build_service_requests(size=30, seed=1) == 30
+        rows = same()
+    assert len(rows) == 34 and any(r[3] is not None for r in rows[4:])
+    assert any(r[3] is None for r in rows[4:])
