@@ -1,4 +1,5 @@
-"""Each service request's branch and open due time kept on the request itself.
+"""The service requests' clock: each request's branch and open due time kept on the
+request itself, and the company's working hours that response times may count in.
 
 `branch_id` mirrors the customer's branch, so a branch's requests are one index range
 instead of a join to every request's customer (the list and the compliance page of a
@@ -10,6 +11,9 @@ customers); now the count and the first five are one range of one index.
 
 Database triggers keep both, so that every way of writing a request (the bulk demo
 build included) or of moving a customer to another branch keeps them right.
+
+`working_hours` holds the company's working days and daily window (one row while set):
+a request's due time then counts only those hours.
 """
 import peewee as pw
 from playhouse.migrate import SchemaMigrator
@@ -21,6 +25,25 @@ BRANCH = "(SELECT branch_id FROM customer WHERE id = {r}.customer_id)"
 
 def migrate(db):
     from models.base import is_sqlite
+
+    # This step's own snapshot of the new table, never today's models.
+    class User(pw.Model):
+        class Meta:
+            database = db
+            table_name = "user"
+
+    class WorkingHours(pw.Model):
+        days = pw.CharField(max_length=20)
+        starts = pw.IntegerField()
+        ends = pw.IntegerField()
+        updated_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+        updated_at = pw.DateTimeField()
+
+        class Meta:
+            database = db
+            table_name = "working_hours"
+
+    db.create_tables([WorkingHours])
     migrator = SchemaMigrator.from_database(db)
     run(
         migrator.add_column("service_request", "branch_id", pw.IntegerField(null=True)),

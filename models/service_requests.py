@@ -5,7 +5,8 @@ follow-up call (回访) with a satisfaction score once it is resolved.
 The response clock runs from `received_at` until the request is resolved: a request
 still new or in progress past `due_at` is breached. The due time comes from the tier
 the customer held on the day the request was received and that tier's policy in force
-that day (response hours, counted as calendar hours). The follow-up of a resolved
+that day (response hours: calendar hours, or only the company's working hours when it
+has set them, WorkingHours). The follow-up of a resolved
 complaint is due the policy's contact interval (`contact_days`) after it was resolved.
 Above customers.py, tiers.py and notices.py.
 """
@@ -94,6 +95,104 @@ def local_date(utc_value):
 def from_local(value):
     """A naive time on the company's clock as naive UTC (the tables' clock)."""
     return value.replace(tzinfo=company_zone()).astimezone(datetime.UTC).replace(tzinfo=None)
+
+
+# --- The company's working hours ----------------------------------------------------
+
+# Python's weekday numbers (Monday 0).
+WEEKDAYS = {0: _l("Monday"), 1: _l("Tuesday"), 2: _l("Wednesday"), 3: _l("Thursday"),
+            4: _l("Friday"), 5: _l("Saturday"), 6: _l("Sunday")}
+
+# The working week a response clock counts: weekdays and a daily window, in minutes
+# after midnight on the company's clock (i18n.company_zone()).
+Schedule = namedtuple("Schedule", "days starts ends")
+
+
+class WorkingHours(BaseModel):
+    """The company's working hours (工作时间): one row while set, and then response times
+    count only these hours; none, and they count calendar hours."""
+    days = CharField(max_length=20)  # weekday numbers, "0,1,2,3,4" for Monday to Friday
+    starts = IntegerField()  # minutes after midnight, company time
+    ends = IntegerField()
+    updated_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    updated_at = DateTimeField(default=utcnow)
+
+    @property
+    def schedule(self):
+        return Schedule(tuple(int(d) for d in self.days.split(",")), self.starts, self.ends)
+
+    def audit_dict(self):
+        return {"days": self.days, "starts": clock_text(self.starts),
+                "ends": clock_text(self.ends)}
+
+
+def clock_text(minutes):
+    """"09:00" for 540 minutes after midnight."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def working_schedule():
+    """The company's Schedule, or None when response times count calendar hours."""
+    row = WorkingHours.select().order_by(WorkingHours.id).first()
+    return row.schedule if row else None
+
+
+def add_working_time(start, span, schedule, zone):
+    """The naive UTC time `span` (a timedelta) of working time after `start` (naive
+    UTC), counting only `schedule`'s days and daily window on the clock of `zone`:
+    time outside the window (a night, a weekend) does not count, and a clock started
+    outside it starts at the next opening. A span that ends exactly at a closing time
+    ends then, not at the next opening."""
+    moment = start.replace(tzinfo=datetime.UTC).astimezone(zone).replace(tzinfo=None)
+    day, left = moment.date(), span
+    while True:
+        if day.weekday() in schedule.days:
+            midnight = datetime.datetime.combine(day, datetime.time())
+            opens = midnight + datetime.timedelta(minutes=schedule.starts)
+            closes = midnight + datetime.timedelta(minutes=schedule.ends)
+            begin = max(moment, opens)
+            if begin < closes:
+                if begin + left <= closes:
+                    return (begin + left).replace(tzinfo=zone).astimezone(
+                        datetime.UTC).replace(tzinfo=None)
+                left -= closes - begin
+        day += datetime.timedelta(days=1)
+        moment = datetime.datetime.combine(day, datetime.time())
+
+
+def save_working_hours(user, days, starts, ends):
+    """Set the company's working hours, audited: `days` weekday numbers (Monday 0),
+    `starts` and `ends` datetime.time on the company's clock. Requests logged from now
+    on count their response time in these hours. Raises DomainError, saving nothing,
+    with no working day, a missing time, or a day that ends before it starts."""
+    days = sorted({int(d) for d in days or ()})
+    if not days or any(d not in WEEKDAYS for d in days):
+        raise DomainError(_l("Choose at least one working day."))
+    if starts is None or ends is None:
+        raise DomainError(_l("Give the time the working day starts and ends."))
+    starts, ends = starts.hour * 60 + starts.minute, ends.hour * 60 + ends.minute
+    if ends <= starts:
+        raise DomainError(_l("The working day must end after it starts."))
+    with write_transaction():
+        row = WorkingHours.select().order_by(WorkingHours.id).first()
+        before = row.audit_dict() if row else None
+        row = row or WorkingHours()
+        row.days, row.starts, row.ends = ",".join(map(str, days)), starts, ends
+        row.updated_by, row.updated_at = user.id, utcnow()
+        row.save()
+        audit("working_hours_set", row, actor=user, before=before, after=row.audit_dict())
+    return row
+
+
+def clear_working_hours(user):
+    """Count response times in calendar hours again, audited (nothing to do when they
+    count so already)."""
+    with write_transaction():
+        row = WorkingHours.select().order_by(WorkingHours.id).first()
+        if row is None:
+            return
+        audit("working_hours_cleared", row, actor=user, before=row.audit_dict())
+        row.delete_instance()
 
 
 class ServiceRequest(BaseModel):
@@ -230,7 +329,8 @@ def response_terms(customer, received_at):
     """(tier, policy, response hours, warn at, due at) for a request of `customer`
     received at `received_at` (naive UTC): the tier held on the company's date of
     receipt, its policy in force that day, and the hours it promises (None, and no
-    due time, when it promises none)."""
+    due time, when it promises none). The hours, and the warning's 80 % of them, are
+    calendar hours, or working hours when the company has set them."""
     day = local_date(received_at)
     tier = tier_on(customer, day)
     policy = current_policy(tier, day) if tier else None
@@ -238,7 +338,13 @@ def response_terms(customer, received_at):
     if not hours:
         return tier, policy, None, None, None
     span = datetime.timedelta(hours=hours)
-    return tier, policy, hours, received_at + span * WARNING_SHARE, received_at + span
+    schedule = working_schedule()
+    if schedule is None:
+        return tier, policy, hours, received_at + span * WARNING_SHARE, received_at + span
+    zone = company_zone()
+    return (tier, policy, hours, add_working_time(received_at, span * WARNING_SHARE,
+                                                  schedule, zone),
+            add_working_time(received_at, span, schedule, zone))
 
 
 # --- Writing -------------------------------------------------------------------------

@@ -126,6 +126,7 @@ NOT_USER_TEXT = {
     "NoticePreference": ("kind", "channels"),
     "ServiceRequest": ("kind", "channel", "status"),
     "CustomerValueClass": ("value_class",),
+    "WorkingHours": ("days",),
 }
 
 
