@@ -108,6 +108,10 @@ WEEKDAYS = {0: _l("Monday"), 1: _l("Tuesday"), 2: _l("Wednesday"), 3: _l("Thursd
 Schedule = namedtuple("Schedule", "days starts ends")
 
 
+# The working hours' one row.
+SETTING_ID = 1
+
+
 class WorkingHours(BaseModel):
     """The company's working hours (工作时间): one row while set, and then response times
     count only these hours; none, and they count calendar hours."""
@@ -133,7 +137,7 @@ def clock_text(minutes):
 
 def working_schedule():
     """The company's Schedule, or None when response times count calendar hours."""
-    row = WorkingHours.select().order_by(WorkingHours.id).first()
+    row = WorkingHours.get_or_none(WorkingHours.id == SETTING_ID)
     return row.schedule if row else None
 
 
@@ -174,12 +178,13 @@ def save_working_hours(user, days, starts, ends):
     if ends <= starts:
         raise DomainError(_l("The working day must end after it starts."))
     with write_transaction():
-        row = WorkingHours.select().order_by(WorkingHours.id).first()
+        row = WorkingHours.get_or_none(WorkingHours.id == SETTING_ID)
         before = row.audit_dict() if row else None
-        row = row or WorkingHours()
+        creating = row is None
+        row = row or WorkingHours(id=SETTING_ID)
         row.days, row.starts, row.ends = ",".join(map(str, days)), starts, ends
         row.updated_by, row.updated_at = user.id, utcnow()
-        row.save()
+        row.save(force_insert=creating)  # one row: a second admin at once clashes on it
         audit("working_hours_set", row, actor=user, before=before, after=row.audit_dict())
     return row
 
@@ -188,7 +193,7 @@ def clear_working_hours(user):
     """Count response times in calendar hours again, audited (nothing to do when they
     count so already)."""
     with write_transaction():
-        row = WorkingHours.select().order_by(WorkingHours.id).first()
+        row = WorkingHours.get_or_none(WorkingHours.id == SETTING_ID)
         if row is None:
             return
         audit("working_hours_cleared", row, actor=user, before=row.audit_dict())

@@ -476,6 +476,16 @@ def test_the_admin_sets_working_hours_and_requests_count_in_them(app, client, wo
     assert request.due_at == datetime.datetime(2026, 12, 9, 7)  # Wednesday 15:00
     assert request.warn_at == datetime.datetime(2026, 12, 9, 2, 12)  # Wednesday 10:12
 
+    # Changed again: still one setting, and the audit trail holds what it was.
+    assert client.post("/service-requests/working-hours", data={
+        "counted": "working", "days": ["0", "1", "2", "3", "4", "5"], "starts": "08:30",
+        "ends": "17:30"}).status_code == 303
+    assert [(r.days, r.starts, r.ends) for r in WorkingHours.select()] == [
+        ("0,1,2,3,4,5", 510, 1050)]
+    changed = AuditEvent.select().where(AuditEvent.action == "working_hours_set") \
+        .order_by(AuditEvent.id.desc()).first()
+    assert '"ends": "18:00"' in changed.before and '"ends": "17:30"' in changed.after
+
     assert client.post("/service-requests/working-hours",
                        data={"counted": "calendar"}).status_code == 303
     assert WorkingHours.select().count() == 0

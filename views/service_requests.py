@@ -30,6 +30,7 @@ from models.service_requests import (
     KINDS,
     MOVE_LABELS,
     REOPEN_LABEL,
+    SETTING_ID,
     STATUSES,
     TIMER_STATES,
     WEEKDAYS,
@@ -212,7 +213,7 @@ def working_hours():
     """The company's working hours that response times count in, or calendar hours;
     requests logged from then on follow it. A refusal re-renders the form, nothing
     saved."""
-    hours = WorkingHours.select().first()
+    hours = WorkingHours.get_or_none(WorkingHours.id == SETTING_ID)
     form = WorkingHoursForm()
     if not form.is_submitted():
         form.fill(hours)
