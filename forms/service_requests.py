@@ -6,9 +6,13 @@ import unicodedata
 from wtforms import (
     DateTimeLocalField,
     IntegerField,
+    RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
+    TimeField,
+    widgets,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
@@ -22,6 +26,8 @@ from models.service_requests import (
     DESCRIPTION_MAX,
     KINDS,
     STATUSES,
+    WEEKDAYS,
+    clock_text,
     from_local,
 )
 
@@ -157,3 +163,29 @@ class SatisfactionFilterForm(Form):
         if self.year.data and not self.year.errors:
             return self.year.data
         return now_on_company_clock().year
+
+
+class WorkingHoursForm(Form):
+    """How response times count: calendar hours, or only the working days and daily
+    window given (the rules on them are save_working_hours()'s)."""
+    counted = RadioField(_l("Response times count"), default="calendar", choices=choices([
+        ("calendar", _l("Calendar hours, round the clock")),
+        ("working", _l("Working hours only"))]), validators=[DataRequired()])
+    days = SelectMultipleField(_l("Working days"), coerce=int,
+                               choices=choices(WEEKDAYS),
+                               widget=widgets.ListWidget(prefix_label=False),
+                               option_widget=widgets.CheckboxInput())
+    starts = TimeField(_l("The working day starts"), validators=[Optional()])
+    ends = TimeField(_l("The working day ends"), validators=[Optional()])
+
+    def fill(self, hours):
+        """The form as `hours` (a WorkingHours row, or None: calendar hours) stand."""
+        if hours is None:
+            self.days.data = [0, 1, 2, 3, 4]
+            self.starts.data = datetime.time(9)
+            self.ends.data = datetime.time(18)
+            return
+        self.counted.data = "working"
+        self.days.data = list(hours.schedule.days)
+        self.starts.data = datetime.time.fromisoformat(clock_text(hours.starts))
+        self.ends.data = datetime.time.fromisoformat(clock_text(hours.ends))

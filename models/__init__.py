@@ -23,7 +23,7 @@ from .portfolio import PortfolioSetting
 from .reports import ReportJob
 from .schema import SchemaVersion
 from .scorecards import Criterion, CriterionLevel, GradeBand, ScorecardTemplate
-from .service_requests import ServiceRequest
+from .service_requests import ServiceRequest, WorkingHours
 from .signing import CycleSignature
 from .tiers import Tier, TierPolicy
 from .value_classes import ValueClassRule
@@ -35,7 +35,8 @@ ALL_MODELS = [SchemaVersion, Branch, User, AuditEvent, Tier, ScorecardTemplate, 
               TierPolicy, ServiceStatus, ApprovalRule, TierChangeRequest, ApprovalStep,
               Opportunity, StageMove, CycleSignature, ReportJob, Robot, NoticePreference,
               Notice, Delegation, PortfolioSetting, ServiceRequest, ValueClassRule,
-              CustomerValueClass, AllocationRule, AllocationRuleManager, OwnershipChange]
+              CustomerValueClass, WorkingHours, AllocationRule, AllocationRuleManager,
+              OwnershipChange]
 
 __all__ = [
     "ALL_MODELS", "Activity", "AllocationRule", "AllocationRuleManager", "OwnershipChange",
@@ -48,6 +49,6 @@ __all__ = [
     "Robot",
     "ReportJob", "ScorecardTemplate", "SchemaVersion", "ServiceRequest",
     "StageMove", "Tier",
-    "TierHistory", "User", "CustomerValueClass", "ValueClassRule", "audit",
+    "TierHistory", "User", "CustomerValueClass", "ValueClassRule", "WorkingHours", "audit",
     "db", "utcnow", "write_transaction",
 ]

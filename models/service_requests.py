@@ -5,7 +5,8 @@ follow-up call (回访) with a satisfaction score once it is resolved.
 The response clock runs from `received_at` until the request is resolved: a request
 still new or in progress past `due_at` is breached. The due time comes from the tier
 the customer held on the day the request was received and that tier's policy in force
-that day (response hours, counted as calendar hours). The follow-up of a resolved
+that day (response hours: calendar hours, or only the company's working hours when it
+has set them, WorkingHours). The follow-up of a resolved
 complaint is due the policy's contact interval (`contact_days`) after it was resolved.
 Above customers.py, tiers.py and notices.py.
 """
@@ -96,6 +97,109 @@ def from_local(value):
     return value.replace(tzinfo=company_zone()).astimezone(datetime.UTC).replace(tzinfo=None)
 
 
+# --- The company's working hours ----------------------------------------------------
+
+# Python's weekday numbers (Monday 0).
+WEEKDAYS = {0: _l("Monday"), 1: _l("Tuesday"), 2: _l("Wednesday"), 3: _l("Thursday"),
+            4: _l("Friday"), 5: _l("Saturday"), 6: _l("Sunday")}
+
+# The working week a response clock counts: weekdays and a daily window, in minutes
+# after midnight on the company's clock (i18n.company_zone()).
+Schedule = namedtuple("Schedule", "days starts ends")
+
+
+# The working hours' one row.
+SETTING_ID = 1
+
+
+class WorkingHours(BaseModel):
+    """The company's working hours (工作时间): one row while set, and then response times
+    count only these hours; none, and they count calendar hours."""
+    days = CharField(max_length=20)  # weekday numbers, "0,1,2,3,4" for Monday to Friday
+    starts = IntegerField()  # minutes after midnight, company time
+    ends = IntegerField()
+    updated_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    updated_at = DateTimeField(default=utcnow)
+
+    @property
+    def schedule(self):
+        return Schedule(tuple(int(d) for d in self.days.split(",")), self.starts, self.ends)
+
+    def audit_dict(self):
+        return {"days": self.days, "starts": clock_text(self.starts),
+                "ends": clock_text(self.ends)}
+
+
+def clock_text(minutes):
+    """"09:00" for 540 minutes after midnight."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def working_schedule():
+    """The company's Schedule, or None when response times count calendar hours."""
+    row = WorkingHours.get_or_none(WorkingHours.id == SETTING_ID)
+    return row.schedule if row else None
+
+
+def add_working_time(start, span, schedule, zone):
+    """The naive UTC time `span` (a timedelta) of working time after `start` (naive
+    UTC), counting only `schedule`'s days and daily window on the clock of `zone`:
+    time outside the window (a night, a weekend) does not count, and a clock started
+    outside it starts at the next opening. A span that ends exactly at a closing time
+    ends then, not at the next opening."""
+    moment = start.replace(tzinfo=datetime.UTC).astimezone(zone).replace(tzinfo=None)
+    day, left = moment.date(), span
+    while True:
+        if day.weekday() in schedule.days:
+            midnight = datetime.datetime.combine(day, datetime.time())
+            opens = midnight + datetime.timedelta(minutes=schedule.starts)
+            closes = midnight + datetime.timedelta(minutes=schedule.ends)
+            begin = max(moment, opens)
+            if begin < closes:
+                if begin + left <= closes:
+                    return (begin + left).replace(tzinfo=zone).astimezone(
+                        datetime.UTC).replace(tzinfo=None)
+                left -= closes - begin
+        day += datetime.timedelta(days=1)
+        moment = datetime.datetime.combine(day, datetime.time())
+
+
+def save_working_hours(user, days, starts, ends):
+    """Set the company's working hours, audited: `days` weekday numbers (Monday 0),
+    `starts` and `ends` datetime.time on the company's clock. Requests logged from now
+    on count their response time in these hours. Raises DomainError, saving nothing,
+    with no working day, a missing time, or a day that ends before it starts."""
+    days = sorted({int(d) for d in days or ()})
+    if not days or any(d not in WEEKDAYS for d in days):
+        raise DomainError(_l("Choose at least one working day."))
+    if starts is None or ends is None:
+        raise DomainError(_l("Give the time the working day starts and ends."))
+    starts, ends = starts.hour * 60 + starts.minute, ends.hour * 60 + ends.minute
+    if ends <= starts:
+        raise DomainError(_l("The working day must end after it starts."))
+    with write_transaction():
+        row = WorkingHours.get_or_none(WorkingHours.id == SETTING_ID)
+        before = row.audit_dict() if row else None
+        creating = row is None
+        row = row or WorkingHours(id=SETTING_ID)
+        row.days, row.starts, row.ends = ",".join(map(str, days)), starts, ends
+        row.updated_by, row.updated_at = user.id, utcnow()
+        row.save(force_insert=creating)  # one row: a second admin at once clashes on it
+        audit("working_hours_set", row, actor=user, before=before, after=row.audit_dict())
+    return row
+
+
+def clear_working_hours(user):
+    """Count response times in calendar hours again, audited (nothing to do when they
+    count so already)."""
+    with write_transaction():
+        row = WorkingHours.get_or_none(WorkingHours.id == SETTING_ID)
+        if row is None:
+            return
+        audit("working_hours_cleared", row, actor=user, before=row.audit_dict())
+        row.delete_instance()
+
+
 class ServiceRequest(BaseModel):
     """One complaint, enquiry or after-sales request of one customer."""
     customer = ForeignKeyField(Customer, backref="service_requests", on_delete="CASCADE")
@@ -113,6 +217,12 @@ class ServiceRequest(BaseModel):
     due_at = DateTimeField(null=True)
     resolved_at = DateTimeField(null=True)
     closed_at = DateTimeField(null=True)
+    # Kept by database triggers (migration 26) on every write of a request and every
+    # move of its customer to another branch: the customer's branch, and the due time
+    # while the request is open (NULL once resolved or closed), so that a branch's
+    # requests and the open ones past due are each one range of an index.
+    branch = IntegerField(null=True, column_name="branch_id")
+    open_due_at = DateTimeField(null=True)
     # Set in the transaction that writes the breach notices: they go out once.
     breach_notified_at = DateTimeField(null=True)
     # The follow-up call (回访) of a resolved complaint.
@@ -133,9 +243,9 @@ class ServiceRequest(BaseModel):
 
     @classmethod
     def visible_to(cls, user):
-        """Requests of the customers `user` may see (their branch's when branch-scoped)."""
-        return scoped_to_branch(cls.select().join(Customer, on=(cls.customer == Customer.id)),
-                                Customer.branch, user)
+        """Requests of the customers `user` may see (their branch's when branch-scoped),
+        without joining the customers."""
+        return scoped_to_branch(cls.select(), cls.branch, user)
 
     @property
     def kind_label(self):
@@ -224,7 +334,8 @@ def response_terms(customer, received_at):
     """(tier, policy, response hours, warn at, due at) for a request of `customer`
     received at `received_at` (naive UTC): the tier held on the company's date of
     receipt, its policy in force that day, and the hours it promises (None, and no
-    due time, when it promises none)."""
+    due time, when it promises none). The hours, and the warning's 80 % of them, are
+    calendar hours, or working hours when the company has set them."""
     day = local_date(received_at)
     tier = tier_on(customer, day)
     policy = current_policy(tier, day) if tier else None
@@ -232,7 +343,13 @@ def response_terms(customer, received_at):
     if not hours:
         return tier, policy, None, None, None
     span = datetime.timedelta(hours=hours)
-    return tier, policy, hours, received_at + span * WARNING_SHARE, received_at + span
+    schedule = working_schedule()
+    if schedule is None:
+        return tier, policy, hours, received_at + span * WARNING_SHARE, received_at + span
+    zone = company_zone()
+    return (tier, policy, hours, add_working_time(received_at, span * WARNING_SHARE,
+                                                  schedule, zone),
+            add_working_time(received_at, span, schedule, zone))
 
 
 # --- Writing -------------------------------------------------------------------------
@@ -278,8 +395,8 @@ def log_request(customer, user, *, kind, channel, description, received_at, owne
             customer=customer.id, kind=kind, channel=channel, description=description,
             received_at=received_at, owner=owner.id if owner else None, status="new",
             tier=tier.id if tier else None, response_hours=hours, warn_at=warn_at,
-            due_at=due_at, created_by=user.id if user else None, created_at=now,
-            updated_at=now)
+            due_at=due_at, branch=customer.branch_id, open_due_at=due_at,
+            created_by=user.id if user else None, created_at=now, updated_at=now)
         audit("service_request_logged", request, actor=user, after=request.audit_dict())
     return request
 
@@ -313,6 +430,7 @@ def move_request(request, user, to, resolution="", now=None):
                                      "record the customer's satisfaction first."))
             request.closed_at = now
         request.status = to
+        request.open_due_at = request.due_at if to in OPEN else None  # as the trigger keeps it
         request.updated_at = now
         request.save()
         audit("service_request_moved", request, actor=user, before=before,
@@ -374,17 +492,17 @@ def find_requests(user, status=None, kind=None, timer_state=None, branch_id=None
     if kind in KINDS:
         query = query.where(ServiceRequest.kind == kind)
     if timer_state == "breached":
-        query = query.where(ServiceRequest.status.in_(OPEN), ServiceRequest.due_at <= now)
+        query = query.where(ServiceRequest.open_due_at <= now)
     elif timer_state == "warning":
-        query = query.where(ServiceRequest.status.in_(OPEN), ServiceRequest.due_at > now,
-                            ServiceRequest.warn_at <= now)
+        query = query.where(ServiceRequest.open_due_at > now, ServiceRequest.warn_at <= now)
     if branch_id:
-        query = query.where(Customer.branch == branch_id)
+        query = query.where(ServiceRequest.branch == branch_id)
     if customer_id:
         query = query.where(ServiceRequest.customer == customer_id)
     q = normalise_query(q)
-    if q:
-        query = query.where(search_condition(q))
+    if q:  # only a search needs the customers joined
+        query = (query.join(Customer, on=(ServiceRequest.customer == Customer.id))
+                 .where(search_condition(q)))
     return query
 
 
@@ -398,15 +516,17 @@ RequestRow = namedtuple("RequestRow", "id kind status received_at due_at warn_at
 def request_rows(query):
     """The RequestRows of a find_requests() query, with the customer's code and name, its
     branch's name and the owner's, newest received first."""
-    Owner = User.alias()
+    Owner, Shown = User.alias(), Customer.alias()  # a search has joined Customer already
     return (query.select(ServiceRequest.id, ServiceRequest.kind, ServiceRequest.status,
                          ServiceRequest.received_at, ServiceRequest.due_at,
                          ServiceRequest.warn_at, ServiceRequest.resolved_at,
-                         ServiceRequest.closed_at, Customer.id.alias("customer_id"),
-                         Customer.code, Customer.name, Branch.name.alias("branch_name"),
+                         ServiceRequest.closed_at, ServiceRequest.customer.alias("customer_id"),
+                         Shown.code, Shown.name, Branch.name.alias("branch_name"),
                          ServiceRequest.owner.alias("owner_id"),
                          Owner.display_name.alias("owner_name"))
-            .switch(Customer).join(Branch, on=(Customer.branch == Branch.id))
+            .switch(ServiceRequest)
+            .join(Shown, on=(ServiceRequest.customer == Shown.id))
+            .switch(ServiceRequest).join(Branch, on=(ServiceRequest.branch == Branch.id))
             .switch(ServiceRequest).join(Owner, JOIN.LEFT_OUTER,
                                          on=(ServiceRequest.owner == Owner.id))
             .order_by(ServiceRequest.received_at.desc(), ServiceRequest.id.desc())
@@ -425,7 +545,7 @@ def breached(user, now=None, limit=None):
     """(count, first `limit` rows) of the open requests visible to `user` past their due
     time, longest overdue first: the compliance page's list."""
     query = find_requests(user, timer_state="breached", now=now)
-    rows = (list(request_rows(query).order_by(ServiceRequest.due_at, ServiceRequest.id)
+    rows = (list(request_rows(query).order_by(ServiceRequest.open_due_at, ServiceRequest.id)
                  .limit(limit)) if limit else [])
     return query.count(), rows
 
@@ -437,7 +557,7 @@ def satisfaction_by(user, year, group):
     key is the tier's, branch's or owner's id (None: none)."""
     start = from_local(datetime.datetime(year, 1, 1))
     end = from_local(datetime.datetime(year + 1, 1, 1))
-    column = {"tier": ServiceRequest.tier, "branch": Customer.branch,
+    column = {"tier": ServiceRequest.tier, "branch": ServiceRequest.branch,
               "owner": ServiceRequest.owner}[group]
     satisfied = fn.SUM(SQL("CASE WHEN satisfaction >= 4 THEN 1 ELSE 0 END"))
     rows = (ServiceRequest.visible_to(user)

@@ -36,6 +36,7 @@ from models.cycles import (
     portfolio_by_result,
     two_places,
 )
+from models.service_requests import satisfaction_by
 from models.signing import CycleSignature, report_signatures, results_fingerprint, unsigned_signers
 from models.tiers import POLICY_LABELS, PRIORITIES, current_policies
 from services import pdf, signing
@@ -143,13 +144,24 @@ def blank_sheet_pdf(template):
                       bands=template.band_ranges())
 
 
-def tier_handbook_pdf(today=None):
-    """The tier policy handbook: an overview, then each tier's policy in force."""
+def tier_handbook_pdf(user, today=None):
+    """The tier policy handbook: an overview, each tier's policy in force, and an
+    appendix of the year's satisfaction per tier (the follow-up calls of the requests
+    `user` may see: a branch manager's handbook counts the branch's)."""
     today = today or datetime.date.today()
+    by_tier = {key: (count, average) for key, count, average, _happy
+               in satisfaction_by(user, today.year, "tier")}
+    calls = sum(count for count, _average in by_tier.values())
+    overall = (sum(count * average for count, average in by_tier.values()) / calls
+               if calls else None)
+    branch = (Branch.get_by_id(user.branch_id).name if user.is_branch_scoped else None)
     return pdf.render("pdf/handbook.html", doc_title=_("Tier service policy handbook"),
                       tiers=list(Tier.ordered()), policies=current_policies(today), today=today,
                       policy_labels=translated(POLICY_LABELS),
-                      priorities=translated(PRIORITIES))
+                      priorities=translated(PRIORITIES),
+                      satisfaction=SimpleNamespace(year=today.year, by_tier=by_tier,
+                                                   calls=calls, average=overall,
+                                                   branch=branch))
 
 
 # --- The committee report ----------------------------------------------------------

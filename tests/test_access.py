@@ -103,6 +103,7 @@ ROUTE_ROLES = {
     "service_requests.create": CUSTOMER_EDITORS,
     "service_requests.move": CUSTOMER_EDITORS,
     "service_requests.follow_up": CUSTOMER_EDITORS,
+    "service_requests.working_hours": ("admin",),
     "portfolio.value_classes": ("admin",),
     "customers.proposed_manager": CUSTOMER_EDITORS,
     "allocation.index": ALLOCATORS,

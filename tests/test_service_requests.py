@@ -3,13 +3,17 @@ and breach states, the moves and the follow-up call with satisfaction, the pages
 their branch scope, the compliance page's overdue list, and the breach notice sent once."""
 import datetime
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask_babel import force_locale
 
 from models import AuditEvent, Notice, Tier, TierPolicy, db, utcnow
 from models.service_requests import (
+    Schedule,
     ServiceRequest,
+    WorkingHours,
+    add_working_time,
     countdown,
     log_request,
     move_request,
@@ -318,3 +322,220 @@ def test_a_breach_notifies_the_owner_and_the_branch_manager_once(app, world):
     assert ServiceRequest.get_by_id(late.id).breach_notified_at is not None
     assert AuditEvent.select().where(AuditEvent.action == "service_request_breached").count() == 1
     assert db.is_closed() or not db.in_transaction()
+
+
+def _kept_vs_fresh():
+    """[(id, kept branch, fresh branch, kept open due, fresh open due)] of every request."""
+    return [(r.id, r.branch, r.customer.branch_id, r.open_due_at,
+             r.due_at if r.status in ("new", "in_progress") else None)
+            for r in ServiceRequest.select().order_by(ServiceRequest.id)]
+
+
+def test_the_kept_branch_and_open_due_time_equal_a_fresh_computation(app, client, world):
+    """Each request's kept branch is its customer's and its open due time is its due time
+    while new or in progress, NULL once resolved or closed: after logging, every move,
+    a reopening, a customer moved by the edit form and by a bulk UPDATE, a bulk insert,
+    and a status written straight into the table; the breached count follows."""
+    from models.customers import Customer, save_customer
+    from services.demo import build_service_requests
+
+    late = _log(app, world["a_east"], world["bm_e"], utcnow() - 30 * HOUR)
+    later = _log(app, world["a_east"], world["bm_e"], utcnow() - 40 * HOUR, kind="enquiry")
+    _log(app, world["d_east"], world["bm_e"], utcnow() - HOUR)  # no due time
+    _log(app, world["a_west"], world["bm_w"], utcnow() - 26 * HOUR)
+
+    def same():
+        rows = _kept_vs_fresh()
+        assert [(i, b, d) for i, b, _fb, d, _fd in rows] == \
+            [(i, fb, fd) for i, _b, fb, _d, fd in rows]
+        return rows
+
+    assert same()[0][3] == ServiceRequest.get_by_id(late.id).due_at
+    with app.test_request_context():
+        move_request(later, world["bm_e"], "in_progress")
+        move_request(later, world["bm_e"], "resolved", "已答复")
+        assert ServiceRequest.get_by_id(later.id).open_due_at is None
+        same()
+        move_request(later, world["bm_e"], "in_progress")  # reopened: open again
+        assert ServiceRequest.get_by_id(later.id).open_due_at is not None
+        same()
+        save_customer(Customer.get_by_id(world["a_east"].id), world["admin"],
+                      branch=world["west"].id, account_manager=None)
+    assert {r.branch for r in ServiceRequest.select().where(
+        ServiceRequest.customer == world["a_east"].id)} == {world["west"].id}
+    same()
+    # E's manager no longer sees them; W's manager sees both breached ones now.
+    login(client, "bm_e")
+    assert "华东甲级客户" not in client.get("/service-requests").get_data(as_text=True)
+    other = app.test_client()
+    login(other, "bm_w")
+    compliance = other.get("/compliance").get_data(as_text=True)
+    assert 'data-testid="breached-count">3<' in compliance
+    with app.app_context():
+        Customer.update(branch=world["east"].id).where(
+            Customer.branch == world["west"].id).execute()
+        same()
+        ServiceRequest.update(status="closed").where(ServiceRequest.id == late.id).execute()
+        assert ServiceRequest.get_by_id(late.id).open_due_at is None
+        # A write that names the kept columns wrongly is corrected.
+        ServiceRequest.update(branch=None, open_due_at=utcnow()).execute()
+        same()
+        assert build_service_requests(size=30, seed=1) == 30
+        rows = same()
+    assert len(rows) == 34 and any(r[3] is not None for r in rows[4:])
+    assert any(r[3] is None for r in rows[4:])
+
+
+# --- Working hours ---------------------------------------------------------------------
+
+WEEKDAYS_9_TO_18 = Schedule(days=(0, 1, 2, 3, 4), starts=9 * 60, ends=18 * 60)
+SHANGHAI_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def _due(local_start, hours, schedule=WEEKDAYS_9_TO_18, zone=SHANGHAI_ZONE):
+    """add_working_time() on the zone's clock: local naive in, local naive out."""
+    start = local_start.replace(tzinfo=zone).astimezone(datetime.UTC).replace(tzinfo=None)
+    due = add_working_time(start, datetime.timedelta(hours=hours), schedule, zone)
+    return due.replace(tzinfo=datetime.UTC).astimezone(zone).replace(tzinfo=None)
+
+
+def at(day, hour, minute=0):
+    """A local time in the week of Monday 2026-12-07 (the 4th a Friday, the 5th a
+    Saturday)."""
+    return datetime.datetime(2026, 12, day, hour, minute)
+
+
+def test_a_friday_evening_request_counts_from_monday_morning():
+    """24 response hours from Friday 20:00 with 9-hour days Monday to Friday are two
+    working days and 6 hours: due Wednesday 15:00; its 80 % (19.2 h) falls Wednesday
+    10:12."""
+    assert _due(at(4, 20), 24) == at(9, 15)
+    assert _due(at(4, 20), 24 * 0.8) == at(9, 10, 12)
+
+
+def test_a_weekend_does_not_count():
+    """Received on Saturday, the clock starts Monday 09:00; 12 hours from Friday 16:00
+    are 2 on Friday, 9 on Monday and 1 on Tuesday; with Saturday a working day, 9 on
+    Saturday and 1 on Monday."""
+    assert _due(at(5, 11), 2) == at(7, 11)
+    assert _due(at(4, 16), 12) == at(8, 10)
+    saturdays_too = WEEKDAYS_9_TO_18._replace(days=(0, 1, 2, 3, 4, 5))
+    assert _due(at(4, 16), 12, saturdays_too) == at(7, 10)
+
+
+def test_the_windows_edges():
+    """Received before opening it starts at opening; at closing time it waits for the
+    next day; a span that ends exactly at closing ends then, not the next morning; one
+    minute past closing carries over."""
+    assert _due(at(7, 8, 30), 1) == at(7, 10)
+    assert _due(at(7, 18), 1) == at(8, 10)
+    assert _due(at(7, 9), 9) == at(7, 18)
+    assert _due(at(7, 17, 30), 1) == at(8, 9, 30)
+    assert _due(at(7, 0), 9 * 5) == at(11, 18)  # a whole working week
+    assert _due(at(7, 0), 9 * 5 + 1) == at(14, 10)
+
+
+def test_working_hours_are_the_companys_clock():
+    """The same UTC moment, 10:00 UTC on Friday, is 18:00 in Shanghai (closed: due
+    Monday 10:00 there, 02:00 UTC) and 10:00 in London (open: due 11:00 UTC)."""
+    friday_10_utc = datetime.datetime(2026, 12, 4, 10)
+    span = datetime.timedelta(hours=1)
+    assert add_working_time(friday_10_utc, span, WEEKDAYS_9_TO_18, SHANGHAI_ZONE) == \
+        datetime.datetime(2026, 12, 7, 2)
+    assert add_working_time(friday_10_utc, span, WEEKDAYS_9_TO_18,
+                            ZoneInfo("Europe/London")) == datetime.datetime(2026, 12, 4, 11)
+
+
+def test_the_admin_sets_working_hours_and_requests_count_in_them(app, client, world):
+    """The admin sets Monday to Friday 09:00–18:00 through the form, audited; an A
+    request received Friday 20:00 (Shanghai) is then due Wednesday 15:00 with its
+    warning Wednesday 10:12; back to calendar hours, the next one is due 24 hours on."""
+    login(client, "admin")
+    page = client.get("/service-requests/working-hours").get_data(as_text=True)
+    assert "当前：</strong>\n  按日历小时计，全天候" in page
+    assert re.search(r'<input checked[^>]*value="calendar"', page)
+    response = client.post("/service-requests/working-hours", data={
+        "counted": "working", "days": ["0", "1", "2", "3", "4"], "starts": "09:00",
+        "ends": "18:00"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/service-requests/working-hours"
+    row = WorkingHours.get()
+    assert (row.days, row.starts, row.ends) == ("0,1,2,3,4", 540, 1080)
+    event = AuditEvent.get(AuditEvent.action == "working_hours_set")
+    assert '"ends": "18:00"' in event.after and event.actor_name == "admin"
+    shown = client.get("/service-requests/working-hours").get_data(as_text=True)
+    assert "按工作时间计，星期一、星期二、星期三、星期四、星期五，09:00–18:00" in shown
+
+    friday_evening = datetime.datetime(2026, 12, 4, 12)  # 20:00 in Shanghai
+    with app.test_request_context():
+        request = log_request(world["a_east"], world["bm_e"], kind="complaint",
+                              channel="phone", description="周五晚上来电投诉",
+                              received_at=friday_evening,
+                              now=datetime.datetime(2026, 12, 4, 13))
+    request = ServiceRequest.get_by_id(request.id)
+    assert request.due_at == datetime.datetime(2026, 12, 9, 7)  # Wednesday 15:00
+    assert request.warn_at == datetime.datetime(2026, 12, 9, 2, 12)  # Wednesday 10:12
+
+    # Changed again: still one setting, and the audit trail holds what it was.
+    assert client.post("/service-requests/working-hours", data={
+        "counted": "working", "days": ["0", "1", "2", "3", "4", "5"], "starts": "08:30",
+        "ends": "17:30"}).status_code == 303
+    assert [(r.days, r.starts, r.ends) for r in WorkingHours.select()] == [
+        ("0,1,2,3,4,5", 510, 1050)]
+    changed = AuditEvent.select().where(AuditEvent.action == "working_hours_set") \
+        .order_by(AuditEvent.id.desc()).first()
+    assert '"ends": "18:00"' in changed.before and '"ends": "17:30"' in changed.after
+
+    assert client.post("/service-requests/working-hours",
+                       data={"counted": "calendar"}).status_code == 303
+    assert WorkingHours.select().count() == 0
+    assert AuditEvent.select().where(AuditEvent.action == "working_hours_cleared").count() == 1
+    with app.test_request_context():
+        again = log_request(world["a_east"], world["bm_e"], kind="complaint",
+                            channel="phone", description="周五晚上来电投诉",
+                            received_at=friday_evening,
+                            now=datetime.datetime(2026, 12, 4, 13))
+    assert ServiceRequest.get_by_id(again.id).due_at == friday_evening + 24 * HOUR
+
+
+ENDS_FIRST = "工作日的结束时间必须晚于开始时间。"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"days": ["0", "1"], "starts": "18:00", "ends": "09:00"}, ENDS_FIRST),
+    ({"days": ["0"], "starts": "09:00", "ends": "09:00"}, ENDS_FIRST),
+    ({"starts": "09:00", "ends": "18:00"}, "请至少选择一个工作日。"),
+    ({"days": ["0"], "starts": "", "ends": "18:00"}, "请填写工作日的开始和结束时间。"),
+])
+def test_bad_working_hours_are_refused_and_nothing_is_saved(app, client, world, data,
+                                                            message):
+    """A day that ends before (or when) it starts, no working day, or a missing time is
+    refused with a message saying so; no working hours are saved and nothing audited."""
+    login(client, "admin")
+    response = client.post("/service-requests/working-hours",
+                           data={"counted": "working", **data})
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert WorkingHours.select().count() == 0
+    assert not AuditEvent.select().where(AuditEvent.action.startswith("working_hours")).exists()
+
+
+def test_only_the_admin_sets_working_hours(app, client, world):
+    """A branch manager may not open or post the working hours; nothing is saved."""
+    login(client, "bm_e")
+    assert client.get("/service-requests/working-hours").status_code == 403
+    assert client.post("/service-requests/working-hours", data={
+        "counted": "working", "days": ["0"], "starts": "09:00",
+        "ends": "18:00"}).status_code == 403
+    assert WorkingHours.select().count() == 0
+    assert "/service-requests/working-hours" not in client.get(
+        "/service-requests").get_data(as_text=True)
+
+
+def test_a_time_that_does_not_parse_is_refused(app, client, world):
+    """A start time such as 25:00 is refused on the form; nothing is saved."""
+    login(client, "admin")
+    response = client.post("/service-requests/working-hours", data={
+        "counted": "working", "days": ["0"], "starts": "25:00", "ends": "18:00"})
+    assert response.status_code == 422
+    assert WorkingHours.select().count() == 0

@@ -423,3 +423,47 @@ def test_the_weekly_digest_tells_each_manager_what_is_overdue_by_tier(app, world
     digest_at = jobs.overdue_digest.s().validate_datetime
     assert digest_at(datetime.datetime(2027, 3, 22, 0, 0))
     assert not digest_at(datetime.datetime(2027, 3, 22, 8, 0))
+
+
+def _followed_up(customer, tier, satisfaction, at):
+    """A resolved complaint of `customer`, received under `tier`, followed up at `at`."""
+    from models.service_requests import ServiceRequest
+    return ServiceRequest.create(
+        customer=customer, kind="complaint", channel="phone", description="包装破损",
+        received_at=at - datetime.timedelta(days=3), status="resolved", tier=tier,
+        resolution="已补发", resolved_at=at - datetime.timedelta(days=2), followed_up_at=at,
+        satisfaction=satisfaction)
+
+
+def test_the_handbook_ends_with_the_years_satisfaction_per_tier(app, client, world):
+    """The handbook's appendix counts this year's follow-up calls per tier (the tier at
+    receipt) with their average satisfaction and a total, over the requests the reader
+    may see: the admin every branch's, E's manager only E's (in Chinese); last year's
+    calls and tiers without any show no figures."""
+    from tests.pdf_helpers import pdf_text
+    t, east_b, east_c = world["tiers"], world["customers"]["B"], world["customers"]["C"]
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(
+        minutes=5)
+    with app.app_context():
+        _followed_up(east_b, t["B"], 5, now)
+        _followed_up(east_b, t["B"], 4, now)
+        _followed_up(east_c, t["C"], 2, now)
+        _followed_up(world["west_customer"], t["C"], 3, now)
+        _followed_up(east_b, t["B"], 1, datetime.datetime(now.year - 1, 6, 1))
+        User.update(language="zh_CN").where(User.id == world["bm"].id).execute()
+
+    login(client, "admin")
+    text = re.sub(r"\s+", " ", pdf_text(client.get("/tiers/handbook.pdf").data))
+    appendix = text.split(f"Appendix: satisfaction in {now.year}")[1]
+    assert "all branches" in appendix
+    assert "Tier A 0 —" in appendix and "Tier B 2 4.5" in appendix
+    assert "Tier C 2 2.5" in appendix and "All tiers 4 3.5" in appendix
+
+    other = app.test_client()
+    login(other, "bm_e")
+    text = re.sub(r"\s+", " ", pdf_text(other.get("/tiers/handbook.pdf").data))
+    appendix = text.split(f"附录：{now.year} 年客户满意度")[1]
+    assert "仅华东分公司" in appendix
+    assert f"{t['A'].name_zh} 0 —" in appendix
+    assert f"{t['B'].name_zh} 2 4.5" in appendix and f"{t['C'].name_zh} 1 2.0" in appendix
+    assert "全部等级 3 3.7" in appendix

@@ -129,6 +129,7 @@ NOT_USER_TEXT = {
     "CustomerValueClass": ("value_class",),
     "AllocationRule": ("industry", "nature", "value_class"),
     "OwnershipChange": ("source", "reference"),
+    "WorkingHours": ("days",),
 }
 
 

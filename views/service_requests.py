@@ -21,16 +21,23 @@ from forms.service_requests import (
     SatisfactionFilterForm,
     ServiceRequestFilterForm,
     ServiceRequestForm,
+    WorkingHoursForm,
 )
+from i18n import company_zone
 from models import Branch, Customer, DomainError, Tier, User, utcnow
 from models.service_requests import (
     CHANNELS,
     KINDS,
     MOVE_LABELS,
     REOPEN_LABEL,
+    SETTING_ID,
     STATUSES,
     TIMER_STATES,
+    WEEKDAYS,
     ServiceRequest,
+    WorkingHours,
+    clear_working_hours,
+    clock_text,
     countdown,
     find_requests,
     log_request,
@@ -38,6 +45,7 @@ from models.service_requests import (
     record_follow_up,
     request_rows,
     satisfaction_by,
+    save_working_hours,
     timer,
 )
 from services.formatting import translated
@@ -74,7 +82,8 @@ def index():
     rows = list(request_rows(query).paginate(page, size))
     args = {k: v for k, v in request.args.items() if v and k != "page"}
     context = dict(form=form, rows=rows, total=total, page=page, size=size, args=args, now=now,
-                   can_edit=current_user.has_role(*EDIT_ROLES))
+                   can_edit=current_user.has_role(*EDIT_ROLES),
+                   is_admin=current_user.has_role("admin"))
     if htmx:
         response = make_response(render_template("service_requests/_results.html", **context))
         response.headers["HX-Push-Url"] = url_for("service_requests.index",
@@ -196,3 +205,35 @@ def satisfaction():
     return render_template("service_requests/satisfaction.html", form=form, year=year,
                            groups=groups, names=names, total=total, average=average,
                            satisfied=satisfied)
+
+
+@bp.route("/working-hours", methods=["GET", "POST"])
+@role_required("admin")
+def working_hours():
+    """The company's working hours that response times count in, or calendar hours;
+    requests logged from then on follow it. A refusal re-renders the form, nothing
+    saved."""
+    hours = WorkingHours.get_or_none(WorkingHours.id == SETTING_ID)
+    form = WorkingHoursForm()
+    if not form.is_submitted():
+        form.fill(hours)
+    if form.validate_on_submit():
+        try:
+            if form.counted.data == "working":
+                save_working_hours(current_user, form.days.data, form.starts.data,
+                                   form.ends.data)
+            else:
+                clear_working_hours(current_user)
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("The working hours were saved."), "success")
+            return redirect(url_for("service_requests.working_hours"), 303)
+    return _working_hours_page(form, hours), 422 if form.is_submitted() else 200
+
+
+def _working_hours_page(form, hours):
+    def day_names(days):
+        return _(", ").join(str(WEEKDAYS[d]) for d in days)
+    return render_template("service_requests/working_hours.html", form=form, hours=hours,
+                           day_names=day_names, clock=clock_text, zone=company_zone().key)

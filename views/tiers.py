@@ -66,8 +66,9 @@ def index():
 
 @bp.route("/tiers/handbook.pdf")
 def handbook_pdf():
-    """The tier policy handbook as PDF: every tier's service policy in force."""
-    return pdf_response(reports.tier_handbook_pdf(), "tier-handbook.pdf")
+    """The tier policy handbook as PDF: every tier's service policy in force, and the
+    year's satisfaction per tier over the requests the user may see."""
+    return pdf_response(reports.tier_handbook_pdf(current_user), "tier-handbook.pdf")
 
 
 @bp.route("/tiers/<code>")
