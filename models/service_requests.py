@@ -30,7 +30,7 @@ from i18n import lazy_gettext as _l
 
 from .audit import audit
 from .base import BaseModel, DomainError, utcnow, write_transaction
-from .customers import Customer, TierHistory, normalise_query, search_condition
+from .customers import Activity, Customer, TierHistory, normalise_query, search_condition
 from .notices import notify
 from .people import Branch, User, scoped_to_branch
 from .tiers import Tier, current_policy
@@ -398,7 +398,19 @@ def log_request(customer, user, *, kind, channel, description, received_at, owne
             due_at=due_at, branch=customer.branch_id, open_due_at=due_at,
             created_by=user.id if user else None, created_at=now, updated_at=now)
         audit("service_request_logged", request, actor=user, after=request.audit_dict())
+        if kind == "complaint":
+            _on_timeline(request, user, "complaint", received_at,
+                         _l("Complaint (service request %(number)s): %(text)s",
+                            number=request.id, text=description))
     return request
+
+
+def _on_timeline(request, user, kind, at, notes):
+    """The request's complaint or follow-up call on the customer's activity timeline
+    (a follow-up call is a call: it counts as the last contact), audited."""
+    activity = Activity.create(customer=request.customer_id, user=user.id if user else None,
+                               kind=kind, occurred_on=local_date(at), notes=str(notes))
+    audit("activity_logged", activity, actor=user, after=activity.audit_dict())
 
 
 def move_request(request, user, to, resolution="", now=None):
@@ -475,6 +487,11 @@ def record_follow_up(request, user, satisfaction, note="", now=None):
         request.save()
         audit("service_request_followed_up", request, actor=user, before=before,
               after=request.audit_dict())
+        _on_timeline(request, user, "call", now, _l(
+            "Follow-up call (service request %(number)s), satisfaction %(score)s/5: %(note)s",
+            number=request.id, score=satisfaction, note=note) if note else _l(
+            "Follow-up call (service request %(number)s), satisfaction %(score)s/5",
+            number=request.id, score=satisfaction))
     return request
 
 

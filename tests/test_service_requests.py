@@ -539,3 +539,27 @@ def test_a_time_that_does_not_parse_is_refused(app, client, world):
         "counted": "working", "days": ["0"], "starts": "25:00", "ends": "18:00"})
     assert response.status_code == 422
     assert WorkingHours.select().count() == 0
+
+
+def test_a_complaint_and_its_follow_up_call_are_on_the_customers_timeline(app, world):
+    """Logging a complaint puts it on the customer's activity timeline; its follow-up
+    call is logged as a call there, so it counts as the customer's last contact. An
+    enquiry adds nothing to the timeline."""
+    from models import Activity, ServiceStatus
+    customer = world["a_east"]
+    received = utcnow() - 2 * HOUR
+    complaint = _log(app, customer, world["bm_e"], received)
+    _log(app, customer, world["bm_e"], received, kind="enquiry", description="询问价格")
+    with app.test_request_context():
+        [logged] = Activity.select().where(Activity.customer == customer.id)
+        assert logged.kind == "complaint" and logged.user_id == world["bm_e"].id
+        assert logged.notes == f"投诉（服务请求 {complaint.id}）：交货延迟，客户很不满意"
+        move_request(complaint, world["bm_e"], "in_progress")
+        move_request(complaint, world["bm_e"], "resolved", "协调补货")
+        record_follow_up(complaint, world["rep_e"], 4, "客户认可处理结果")
+        call = Activity.get(Activity.customer == customer.id, Activity.kind == "call")
+        assert call.notes == f"回访（服务请求 {complaint.id}），满意度 4/5：客户认可处理结果"
+        assert call.user_id == world["rep_e"].id
+        status = ServiceStatus.get_by_id(customer.id)
+        assert status.last_contact_on == call.occurred_on
+        assert AuditEvent.select().where(AuditEvent.action == "activity_logged").count() == 2
