@@ -460,22 +460,39 @@ def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=N
 
 # A row of customer_page(). One class made once: peewee's namedtuples() makes a new
 # class for every query it runs.
-CustomerRow = namedtuple("CustomerRow", "id code name kind nature industry tier provisional "
-                                        "branch_name manager_name")
+class CustomerRow(namedtuple("CustomerRow", "id code name kind nature industry tier "
+                                            "provisional branch_name manager_name held")):
+    __slots__ = ()
+
+    @property
+    def value_classes(self):
+        """The value classes the customer holds, in VALUE_CLASSES order."""
+        held = self.held.split(",") if self.held else ()
+        return [value_class for value_class in VALUE_CLASSES if value_class in held]
+
+
+def held_classes():
+    """The value classes the outer query's customer holds, comma-separated (NULL: none),
+    as a correlated subquery: read with the page's own rows, not in a query of its own."""
+    Held = CustomerValueClass.alias()
+    joined = fn.GROUP_CONCAT(Held.value_class) if is_sqlite() \
+        else fn.string_agg(Held.value_class, ",")
+    return Held.select(joined).where(Held.customer == Customer.id)
 
 
 def customer_page(query, sort="code", descending=False):
     """The rows of a find_customers() query, sorted, as light named tuples with
-    the branch's and account manager's names: one query for a whole page.
-    (Counting uses the query itself, without the joins.) `tier` is the tier's
-    id; look it up in Tier.by_id()."""
+    the branch's and account manager's names and the value classes held: one query
+    for a whole page. (Counting uses the query itself, without the joins.) `tier` is
+    the tier's id; look it up in Tier.by_id()."""
     Manager = User.alias()
     column = SORTS.get(sort, Customer.code)
     order = column.desc(nulls="LAST") if descending else column.asc(nulls="LAST")
     return (query.select(Customer.id, Customer.code, Customer.name, Customer.kind,
                          Customer.nature, Customer.industry, Customer.tier,
                          Customer.provisional, Branch.name.alias("branch_name"),
-                         Manager.display_name.alias("manager_name"))
+                         Manager.display_name.alias("manager_name"),
+                         held_classes().alias("held"))
             .join(Branch, on=(Customer.branch == Branch.id))
             .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id))
             .switch(Customer).join(Manager, JOIN.LEFT_OUTER,

@@ -114,7 +114,7 @@ def index():
     args = {k: v for k, v in request.args.items()
             if v and k != "page" and (k, v) not in (("sort", "code"), ("dir", "asc"))}
     context = dict(form=form, customers=customers, total=total, capped=capped, page=page,
-                   size=size, value_classes=value_classes_of([c.id for c in customers]),
+                   size=size,
                    tiers={tier.id: tier for tier in form.tiers},
                    args=args, can_edit=current_user.has_role(*EDIT_ROLES))
     if htmx:
