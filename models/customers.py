@@ -6,6 +6,7 @@ from collections import namedtuple
 
 from peewee import (
     JOIN,
+    SQL,
     BlobField,
     BooleanField,
     CharField,
@@ -456,6 +457,16 @@ def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=N
             (CustomerValueClass.customer == Customer.id)
             & (CustomerValueClass.value_class == value_class))).switch(Customer))
     return query
+
+
+def count_found(query):
+    """How many customers a Customer.visible_to() or find_customers() query finds.
+
+    COUNT(*) of the query itself, not peewee's count(), which wraps the query in a
+    subquery: SQLite counts a whole table from its b-tree's pages only when asked
+    COUNT(*) directly, and stepped through every row of the book (100,000 of them on
+    an administrator's list and dashboard) for the wrapped count."""
+    return query.select(fn.COUNT(SQL("*"))).scalar()
 
 
 # A row of customer_page(). One class made once: peewee's namedtuples() makes a new
