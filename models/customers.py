@@ -512,6 +512,23 @@ def customer_page(query, sort="code", descending=False):
             .objects(CustomerRow))
 
 
+def first_ids(query):
+    """The ids a search's query selects (no row objects).
+
+    PostgreSQL plans it without parallel workers. With them, it walked the book in
+    display order until it had the matches, slowly wherever they lie late in that
+    order (the codes "C9…" at the end of the book); alone, it also weighs hashing the
+    term's holders against one read of the code index (index-only, migration 27),
+    which takes the same short time wherever they lie. The setting goes in the same
+    round trip as the query: one message is one transaction, which SET LOCAL does not
+    outlive."""
+    if is_sqlite():
+        return [row[0] for row in db.execute(query).fetchall()]
+    sql, params = query.sql()
+    cursor = db.execute_sql("SET LOCAL max_parallel_workers_per_gather = 0; " + sql, params)
+    return [row[0] for row in cursor.fetchall()]
+
+
 def search_page(query, sort, descending, page, size, cap):
     """(total, rows, capped) of page `page` of a search-as-you-type query, or None when
     the page lies beyond `cap` matches.
@@ -531,8 +548,7 @@ def search_page(query, sort, descending, page, size, cap):
     # Codes are unique: ordered by code alone, the pass reads the covering search index
     # (a tie-break on id sends SQLite to the table, row by row).
     keys = (order,) if column is Customer.code else (order, Customer.id)
-    ids = [row[0] for row in db.execute(query.select(Customer.id).order_by(*keys)
-                                        .limit(cap + 1)).fetchall()]  # no row objects
+    ids = first_ids(query.select(Customer.id).order_by(*keys).limit(cap + 1))
     shown = ids[(page - 1) * size:page * size]
     rows = list(customer_page(Customer.select().where(Customer.id.in_(shown)), sort,
                               descending)) if shown else []
