@@ -6,6 +6,7 @@ from collections import namedtuple
 
 from peewee import (
     JOIN,
+    SQL,
     BlobField,
     BooleanField,
     CharField,
@@ -526,30 +527,74 @@ def find_customers(user, q="", branch_id=None, tier_id=None, kind=None, nature=N
     return query
 
 
+def count_found(query):
+    """How many customers a Customer.visible_to() or find_customers() query finds.
+
+    COUNT(*) of the query itself, not peewee's count(), which wraps the query in a
+    subquery: SQLite counts a whole table from its b-tree's pages only when asked
+    COUNT(*) directly, and stepped through every row of the book (100,000 of them on
+    an administrator's list and dashboard) for the wrapped count."""
+    return query.select(fn.COUNT(SQL("*"))).scalar()
+
+
 # A row of customer_page(). One class made once: peewee's namedtuples() makes a new
 # class for every query it runs.
-CustomerRow = namedtuple("CustomerRow", "id code name kind nature industry tier provisional "
-                                        "branch_name manager_name")
+class CustomerRow(namedtuple("CustomerRow", "id code name kind nature industry tier "
+                                            "provisional branch_name manager_name held")):
+    __slots__ = ()
+
+    @property
+    def value_classes(self):
+        """The value classes the customer holds, in VALUE_CLASSES order."""
+        held = self.held.split(",") if self.held else ()
+        return [value_class for value_class in VALUE_CLASSES if value_class in held]
+
+
+def held_classes():
+    """The value classes the outer query's customer holds, comma-separated (NULL: none),
+    as a correlated subquery: read with the page's own rows, not in a query of its own."""
+    Held = CustomerValueClass.alias()
+    joined = fn.GROUP_CONCAT(Held.value_class) if is_sqlite() \
+        else fn.string_agg(Held.value_class, ",")
+    return Held.select(joined).where(Held.customer == Customer.id)
 
 
 def customer_page(query, sort="code", descending=False):
     """The rows of a find_customers() query, sorted, as light named tuples with
-    the branch's and account manager's names: one query for a whole page.
-    (Counting uses the query itself, without the joins.) `tier` is the tier's
-    id; look it up in Tier.by_id()."""
+    the branch's and account manager's names and the value classes held: one query
+    for a whole page. (Counting uses the query itself, without the joins.) `tier` is
+    the tier's id; look it up in Tier.by_id()."""
     Manager = User.alias()
     column = SORTS.get(sort, Customer.code)
     order = column.desc(nulls="LAST") if descending else column.asc(nulls="LAST")
     return (query.select(Customer.id, Customer.code, Customer.name, Customer.kind,
                          Customer.nature, Customer.industry, Customer.tier,
                          Customer.provisional, Branch.name.alias("branch_name"),
-                         Manager.display_name.alias("manager_name"))
+                         Manager.display_name.alias("manager_name"),
+                         held_classes().alias("held"))
             .join(Branch, on=(Customer.branch == Branch.id))
             .switch(Customer).join(Tier, JOIN.LEFT_OUTER, on=(Customer.tier == Tier.id))
             .switch(Customer).join(Manager, JOIN.LEFT_OUTER,
                                    on=(Customer.account_manager == Manager.id))
             .order_by(order, Customer.id)
             .objects(CustomerRow))
+
+
+def first_ids(query):
+    """The ids a search's query selects (no row objects).
+
+    PostgreSQL plans it without parallel workers. With them, it walked the book in
+    display order until it had the matches, slowly wherever they lie late in that
+    order (the codes "C9…" at the end of the book); alone, it also weighs hashing the
+    term's holders against one read of the code index (index-only, migration 27),
+    which takes the same short time wherever they lie. The setting goes in the same
+    round trip as the query: one message is one transaction, which SET LOCAL does not
+    outlive."""
+    if is_sqlite():
+        return [row[0] for row in db.execute(query).fetchall()]
+    sql, params = query.sql()
+    cursor = db.execute_sql("SET LOCAL max_parallel_workers_per_gather = 0; " + sql, params)
+    return [row[0] for row in cursor.fetchall()]
 
 
 def search_page(query, sort, descending, page, size, cap):
@@ -571,8 +616,7 @@ def search_page(query, sort, descending, page, size, cap):
     # Codes are unique: ordered by code alone, the pass reads the covering search index
     # (a tie-break on id sends SQLite to the table, row by row).
     keys = (order,) if column is Customer.code else (order, Customer.id)
-    ids = [row[0] for row in db.execute(query.select(Customer.id).order_by(*keys)
-                                        .limit(cap + 1)).fetchall()]  # no row objects
+    ids = first_ids(query.select(Customer.id).order_by(*keys).limit(cap + 1))
     shown = ids[(page - 1) * size:page * size]
     rows = list(customer_page(Customer.select().where(Customer.id.in_(shown)), sort,
                               descending)) if shown else []

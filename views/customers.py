@@ -44,6 +44,7 @@ from models.customers import (
     activities_of,
     add_contact,
     contacts_of,
+    count_found,
     customer_page,
     find_customers,
     log_activity,
@@ -110,13 +111,13 @@ def index():
     if found:
         total, customers, capped = found
     else:
-        total, capped = query.count(), False
+        total, capped = count_found(query), False
         customers = list(customer_page(query, *form.ordering()).paginate(page, size))
     # The state worth keeping in links and the URL: filters that are set.
     args = {k: v for k, v in request.args.items()
             if v and k != "page" and (k, v) not in (("sort", "code"), ("dir", "asc"))}
     context = dict(form=form, customers=customers, total=total, capped=capped, page=page,
-                   size=size, value_classes=value_classes_of([c.id for c in customers]),
+                   size=size,
                    tiers={tier.id: tier for tier in form.tiers},
                    args=args, can_edit=current_user.has_role(*EDIT_ROLES))
     if htmx:
@@ -402,6 +403,6 @@ def export(fmt):
     query = _filtered(form)
     data, mimetype, filename = export_customers(customer_page(query, *form.ordering()), fmt)
     audit("customer_export", object_type="customer", after={
-        "format": fmt, "rows": query.count(), "filters": request.args.to_dict()})
+        "format": fmt, "rows": count_found(query), "filters": request.args.to_dict()})
     return send_file(io.BytesIO(data), mimetype=mimetype, as_attachment=True,
                      download_name=filename)

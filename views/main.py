@@ -9,6 +9,7 @@ from i18n import lazy_gettext as _l
 from models import Customer, db
 from models.approvals import pending_count
 from models.compliance import due_soon, overdue_counts
+from models.customers import count_found
 from models.funnel import my_summary, stage_label
 from models.people import ROLES
 from models.phases import tasks_for
@@ -21,7 +22,7 @@ bp = Blueprint("main", __name__)
 @bp.route("/")
 def dashboard():
     """My tasks; each later domain adds its own panel."""
-    customers = Customer.visible_to(current_user).count()
+    customers = count_found(Customer.visible_to(current_user))
     funnel = my_summary(current_user) if current_user.has_role("sales_rep") else None
     return render_template("main/dashboard.html", customer_count=customers,
                            grading_tasks=tasks_for(current_user),
