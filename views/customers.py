@@ -214,7 +214,10 @@ def create():
 @role_required(*EDIT_ROLES)
 def proposed_manager():
     """The new-customer form's account manager field, with the one the allocation rules
-    propose for the branch, region, industry and nature filled in so far."""
+    propose for the branch, region, industry and nature filled in so far. Not a page of
+    its own: asked for as one (a plain GET, a history restore), it sends to the form."""
+    if not htmx or htmx.history_restore_request:
+        return redirect(url_for("customers.create"), 303)
     form = CustomerForm(request.args, user=current_user)
     rule = _propose(form)
     return render_template("customers/_manager_field.html", form=form, rule=rule,
