@@ -174,31 +174,31 @@ def delete_rule(rule, user):
         rule.managers = [link.manager for link in rule.manager_links]
         audit("allocation_rule_deleted", rule, before=rule.audit_dict())
         rule.delete_instance(recursive=True)
-        _renumber(rule.branch_id)
+        _renumber(_in_order(rule.branch_id))
 
 
 def move_rule(rule, user, step):
     """Move a rule one place up (`step` -1) or down (+1) in its branch's order, audited;
     at either end nothing moves."""
     with write_transaction():
-        rules = list(AllocationRule.select().where(AllocationRule.branch == rule.branch_id)
-                     .order_by(AllocationRule.position, AllocationRule.id))
+        rules = _in_order(rule.branch_id)
         index = next(i for i, r in enumerate(rules) if r.id == rule.id)
         other = index + step
         if not 0 <= other < len(rules):
             return
         rules[index], rules[other] = rules[other], rules[index]
-        for position, each in enumerate(rules, start=1):
-            if each.position != position:
-                AllocationRule.update(position=position).where(
-                    AllocationRule.id == each.id).execute()
+        _renumber(rules)
         audit("allocation_rule_moved", rule, before={"position": index + 1},
               after={"position": other + 1})
 
 
-def _renumber(branch_id):
-    rules = (AllocationRule.select().where(AllocationRule.branch == branch_id)
-             .order_by(AllocationRule.position, AllocationRule.id))
+def _in_order(branch_id):
+    return list(AllocationRule.select().where(AllocationRule.branch == branch_id)
+                .order_by(AllocationRule.position, AllocationRule.id))
+
+
+def _renumber(rules):
+    """Positions 1, 2, … in the order of `rules`."""
     for position, rule in enumerate(rules, start=1):
         if rule.position != position:
             AllocationRule.update(position=position).where(
@@ -249,7 +249,7 @@ class Allocator:
         self.total[manager_id] += 1
 
 
-def new_customer(branch_id, region="", industry="", nature=""):
+def new_customer(region="", industry="", nature=""):
     """A Candidate for a customer not yet saved (no tier, no value class)."""
     return Candidate(None, "", "", region or "", industry or "", nature or "", None, None, ())
 
@@ -259,7 +259,7 @@ def propose_manager(branch_id, region="", industry="", nature=""):
     None)."""
     if not branch_id:
         return None, None
-    return Allocator(branch_id).propose(new_customer(branch_id, region, industry, nature))
+    return Allocator(branch_id).propose(new_customer(region, industry, nature))
 
 
 # --- Bulk reassignment ---------------------------------------------------------

@@ -513,7 +513,7 @@ class _References:
         if branch_id not in self.allocators:
             self.allocators[branch_id] = Allocator(branch_id)
         allocator = self.allocators[branch_id]
-        customer = new_customer(branch_id, values.get("region"), values.get("industry"),
+        customer = new_customer(values.get("region"), values.get("industry"),
                                 values.get("nature"))
         manager, _rule = allocator.propose(customer)
         if manager is None:

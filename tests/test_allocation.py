@@ -94,7 +94,7 @@ def test_first_matching_rule_proposes_and_a_pool_fills_its_emptiest_member(app, 
         allocator = Allocator(w["sh"].id)
         taken = []
         for _n in range(4):  # untiered: both hold none of that tier, so they alternate
-            customer = new_customer(w["sh"].id)
+            customer = new_customer()
             manager, _rule = allocator.propose(customer)
             allocator.take(customer, manager.id)
             taken.append(manager.display_name)
