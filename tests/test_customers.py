@@ -117,6 +117,43 @@ def test_short_terms_find_what_a_full_scan_finds(app, make):
         assert list(Customer.select().where(Customer.id.in_(few_holding("无此")))) == []
 
 
+def test_a_term_more_than_a_few_hold_is_still_read_from_the_index(app, make):
+    """SQLite: a term of three characters or more that more than FEW_HOLDERS customers
+    hold (but not most of the book) is read from the trigram index as a subquery, and
+    search finds exactly what a plain pass finds, the cap and the total included."""
+    from models.customers import (
+        FEW_HOLDERS,
+        few_holding,
+        find_customers,
+        held_by_few,
+        is_sqlite,
+        search_condition,
+        search_page,
+    )
+
+    branch = make.branch("E", "华东")
+    admin = make.user("admin_m", roles=("admin",))
+    Customer.insert_many([dict(code=f"M{n:04d}", name=f"北京华信物流{n}分公司",
+                               name_initials="bjhxwl", branch=branch.id)
+                          for n in range(FEW_HOLDERS + 40)]
+                         + [dict(code=f"A{n:04d}", name=f"杭州西湖茶业{n}",
+                                 name_initials="hzxhcy", branch=branch.id)
+                            for n in range(60)]).execute()
+    with app.test_request_context():
+        if is_sqlite():
+            assert few_holding("华信物") is None and held_by_few("华信物") is not None
+        _search_agrees_with_a_full_scan(admin, ("西湖茶", "hzx"))
+        for q in ("华信物", "bjhx"):
+            expected = [c.code for c in Customer.visible_to(admin).where(
+                search_condition(q)).order_by(Customer.code)]
+            assert len(expected) == FEW_HOLDERS + 40
+            for page in (1, 20):
+                total, rows, capped = search_page(find_customers(admin, q=q), "code", False,
+                                                  page, 25, 500)
+                assert [r.code for r in rows] == expected[(page - 1) * 25:page * 25], q
+                assert (total, capped) == (500, True), q
+
+
 def test_search_follows_every_write_to_the_book(app, make):
     """What search finds follows each way customers are written: one at a time, in bulk
     (as the import writes), renamed, given a new code, deleted one at a time and in bulk;
