@@ -214,12 +214,12 @@ def create():
 @role_required(*EDIT_ROLES)
 def proposed_manager():
     """The new-customer form's account manager field, with the one the allocation rules
-    propose for the branch, region, industry and nature filled in so far. Not a page of
-    its own: asked for as one (a plain GET, a history restore), it sends to the form."""
-    if not htmx or htmx.history_restore_request:
-        return redirect(url_for("customers.create"), 303)
+    propose for the branch, region, industry and nature filled in so far. Asked for as a
+    page (a plain GET, a history restore), the whole form with those filled in."""
     form = CustomerForm(request.args, user=current_user)
     rule = _propose(form)
+    if not htmx or htmx.history_restore_request:
+        return render_template("customers/form.html", form=form, customer=None, rule=rule)
     return render_template("customers/_manager_field.html", form=form, rule=rule,
                            proposing=True)
 
