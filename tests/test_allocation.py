@@ -413,3 +413,10 @@ def test_deactivating_a_rep_who_holds_customers_leads_to_their_reassignment(
     assert "上海丙0制造有限公司" in page
     with app.app_context():
         assert not User.get_by_id(w["zhao"].id).active
+
+
+def test_the_workload_page_gives_the_average_it_flags_against(client, world):
+    """The average book is printed as computed (9 customers over 4 managers: 2.25, written 2.2), not
+    rounded to a whole number that the highlighting does not use."""
+    login(client, "bm_sh")
+    assert "人均 2.2 位客户" in client.get("/allocation").get_data(as_text=True)
