@@ -5,8 +5,9 @@ portfolio's quadrants) reads an index entry per customer, on every request. Such
 count is kept here under a key of everything it depends on besides its tables, with
 the generation of those tables it was counted at. Database triggers bump a generation
 on every change to the tables it watches (migration 17: service_status, for the
-compliance counts; migration 24: the customer's tier, branch, industry and place, for
-the portfolio's), so a kept count is used only while nothing it read has changed.
+compliance counts; migrations 24 and 28: the customer's tier, branch, industry, place,
+code and name, for the portfolio's), so a kept count is used only while nothing it read
+has changed. A writer no trigger watches calls bump() in its transaction.
 
 The tables keep the names migration 17 gave them, when compliance was their only user.
 """
@@ -19,7 +20,9 @@ from .base import BaseModel, raw_sql
 
 # The generations (rows of compliance_generation) and the tables each one watches.
 COMPLIANCE = 1  # service_status
-PORTFOLIO = 2  # customer: tier_id, branch_id, industry, placed_share, placed_volume
+# customer: tier_id, branch_id, industry, placed_share, placed_volume, code, name; and
+# customer_value_class, bumped by models/value_classes.py's recompute()
+PORTFOLIO = 2
 
 
 class KeptCount(BaseModel):
@@ -54,3 +57,10 @@ def kept(key, count, generation_id):
                           KeptCount.counts: json.dumps(answer)})
      .execute())
     return answer
+
+
+def bump(generation_id):
+    """Move the generation `generation_id` on, inside the caller's transaction: every
+    answer kept under it is counted again."""
+    raw_sql("UPDATE compliance_generation SET generation = generation + 1 WHERE id = {p}",
+            [generation_id])

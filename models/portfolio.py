@@ -26,7 +26,7 @@ from peewee import (
 from i18n import lazy_gettext as _l
 
 from .audit import audit
-from .base import BaseModel, DomainError, utcnow, write_transaction
+from .base import BaseModel, DomainError, db, utcnow, write_transaction
 from .customers import Customer
 from .kept_counts import PORTFOLIO, kept
 from .people import User
@@ -216,6 +216,16 @@ def placed_customers(customers, setting, quadrant_=None, limit=None):
             for id_, code, name, tier, year, share, volume in rows]
 
 
+def chart_points(customers):
+    """(id, code, name, tier id, share, volume) of each placed customer of the query
+    `customers`, largest volume first, for the chart's dots: the driver's rows as they
+    come, as numbers or Decimals (peewee's conversion of a branch's thousand-odd rows
+    was a quarter of the page's time)."""
+    return db.execute(placed(customers).select(
+        Customer.id, Customer.code, Customer.name, Customer.tier, Customer.placed_share,
+        Customer.placed_volume).order_by(Customer.placed_volume.desc(), Customer.code))
+
+
 def latest_placed_year(years):
     """Of a customer's yearly figures, the latest year with both a share and a volume,
     or None."""
@@ -224,7 +234,7 @@ def latest_placed_year(years):
     return max(placed_years, key=lambda y: y.year) if placed_years else None
 
 
-def _query_key(customers):
+def query_key(customers):
     """What a count of the query `customers` depends on besides the tables: its SQL."""
     sql, params = customers.sql()
     return [sql, [str(p) for p in params]]
@@ -250,7 +260,7 @@ def counts(customers, setting, tier_ids):
     table = {q: {**{t: 0 for t in (*tier_ids, None)}, "all": 0} for q in QUADRANTS}
     unplaced = 0
     for is_high, is_large, tier, number in kept(
-            ["portfolio counts", _query_key(customers), str(setting.share_threshold),
+            ["portfolio counts", query_key(customers), str(setting.share_threshold),
              str(setting.volume_threshold)], count, PORTFOLIO):
         if is_high is None or is_large is None:
             unplaced += number
@@ -280,7 +290,7 @@ def grid_counts(customers, share_edges, volume_edges):
     row = Case(None, [(Customer.placed_volume > edge, index)
                       for index, edge in enumerate(volume_edges)], len(volume_edges))
     return {(c, r): n for c, r, n in kept(
-        ["portfolio grid", _query_key(customers), share_edges, volume_edges],
+        ["portfolio grid", query_key(customers), share_edges, volume_edges],
         lambda: [[int(c), int(r), n] for c, r, n in placed(customers).select(
             column.alias("grid_column"), row.alias("grid_row"), fn.COUNT(Customer.id))
             .group_by(SQL("grid_column"), SQL("grid_row")).tuples()],

@@ -38,6 +38,7 @@ from i18n import lazy_gettext as _l
 from .audit import audit
 from .base import BaseModel, DomainError, db, is_sqlite, utcnow, write_transaction
 from .customers import VALUE_CLASSES, CustomerValueClass, CustomerYear
+from .kept_counts import PORTFOLIO, bump
 from .people import User
 
 # What holds while no administrator has saved rules.
@@ -168,6 +169,7 @@ def recompute(rules=None):
             # unseen; the second waits for the first. Readers are not held up.
             db.execute_sql("LOCK TABLE customer_value_class IN SHARE ROW EXCLUSIVE MODE")
         CustomerValueClass.delete().execute()
+        bump(PORTFOLIO)  # the portfolio's counts filtered by a value class
         year = latest_year()
         if year is None:
             return Counts(None, dict.fromkeys(VALUE_CLASSES, 0))

@@ -48,14 +48,15 @@ def number(value, digits=0):
     return _fixed(value, digits)
 
 
-def money(value):
+def money(value, chinese=None):
     """An amount of 元: `1,234.50 元`, or `¥1,234.50` in English; a real zero is `0 元`
-    (never `0.00 元`), no amount at all `—`."""
+    (never `0.00 元`), no amount at all `—`. `chinese` (default: the user's language
+    is Chinese) spares a locale lookup per amount where a page writes hundreds."""
     if value is None:
         return "—"
     value = Decimal(value)
     text = _fixed(value, 2 if value else 0)
-    return text + " 元" if is_chinese() else "¥" + text
+    return text + " 元" if (is_chinese() if chinese is None else chinese) else "¥" + text
 
 
 def amount(value):
@@ -64,15 +65,16 @@ def amount(value):
     return money(value) if value else "—"
 
 
-def wan(value):
+def wan(value, chinese=None):
     """A large amount in 万元 (ten thousands of 元): `123.46 万元`; zero is `0 万元`.
+    `chinese` as for money().
 
     English has no such unit, so English users read the full amount.
     """
     if value is None:
         return "—"
-    if not is_chinese():
-        return money(value)
+    if not (is_chinese() if chinese is None else chinese):
+        return money(value, False)
     value = Decimal(value)
     return _fixed(value / WAN, 2 if value else 0) + " 万元"
 

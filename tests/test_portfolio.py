@@ -20,6 +20,7 @@ from models.portfolio import (
     setting_in_force,
     volume_range,
 )
+from models.value_classes import recompute
 from services.demo import ensure_reference_data
 from services.portfolio_chart import DENSITY_FROM, GRID_COLUMNS, GRID_ROWS, ScatterChart
 from tests.conftest import login
@@ -381,3 +382,39 @@ def test_kept_portfolio_counts_equal_a_fresh_count_after_every_kind_of_write(
     assert same_as_fresh()[0][0]["win_or_let_go"]["all"] == 1
     Customer.delete().where(Customer.id == added.id).execute()
     assert same_as_fresh()[0][0]["win_or_let_go"]["all"] == 0
+
+
+def test_the_kept_chart_follows_names_codes_colours_and_value_classes(app, client, world):
+    """The chart's dots are kept between requests like the counts, and still show what
+    is true after each change: a renamed customer's title (escaped), a new code, a tier's
+    new colour; and the value-class filter counts the classes recomputed since."""
+    login(client, "admin")
+    keep1 = world["keep1"]
+
+    def chart():
+        html = client.get("/portfolio").get_data(as_text=True)
+        return re.search(r'data-testid="chart">(.*?)</svg>', html, re.S).group(1)
+
+    def dot(of):
+        return re.search(rf'<a href="/customers/{of.id}">(.*?)</a>', chart()).group(1)
+
+    assert f"<title>{keep1.code} 华东重点甲 · 55.0% · 300.00 万元</title>" in dot(keep1)
+    assert f'fill="{world["tiers"]["A"].colour}"' in dot(keep1)
+    assert chart() == chart()  # kept, and the same
+    Customer.update(name="华东<重点>&甲").where(Customer.id == keep1.id).execute()
+    assert "华东&lt;重点&gt;&amp;甲 · 55.0%" in dot(keep1)
+    Customer.update(code="K0001").where(Customer.id == keep1.id).execute()
+    assert "<title>K0001 华东&lt;重点&gt;&amp;甲" in dot(keep1)
+    Tier.update(colour="#123456").where(Tier.id == world["tiers"]["A"].id).execute()
+    assert 'fill="#123456"' in dot(keep1)
+
+    most_valuable = "/portfolio?value_class=most_valuable"
+    assert row_counts(client.get(most_valuable).get_data(as_text=True), "keep")[-1] == 0
+    CustomerYear.update(sales=Decimal("5000000"), profit=Decimal("800000"),
+                        collection_rate=Decimal("98")).where(
+        CustomerYear.customer == keep1.id).execute()
+    with app.test_request_context():
+        recompute()
+    html = client.get(most_valuable).get_data(as_text=True)
+    assert row_counts(html, "keep")[-1] == 1
+    assert f'<a href="/customers/{keep1.id}">' in html

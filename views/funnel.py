@@ -57,7 +57,7 @@ from models.funnel import (
     week_of,
 )
 from services import formatting, pdf
-from services.formatting import is_chinese, translated
+from services.formatting import is_chinese, money, translated
 from services.pdf import pdf_response
 from services.spreadsheets import XLSX_MIMETYPE, write_xlsx
 
@@ -304,16 +304,12 @@ AMOUNTS = ("premium_received", "standard_premium")
 
 
 def _figure(figures, column, chinese):
-    """A row's figure in `column` as text: a count, or an amount of 元 the way
-    services.formatting.money writes it (without a locale lookup per cell). The amounts
+    """A row's figure in `column` as text: a count, or an amount of 元. The amounts
     are those of the week's won deals: with none won there is no amount (—), and a
     real zero reads 0 元, never 0.00 元."""
     value = figures[column]
     if column in AMOUNTS:
-        if not figures["won"] and not value:
-            return "—"
-        text = f"{value:,.2f}" if value else "0"
-        return f"{text} 元" if chinese else f"¥{text}"
+        return money(value, chinese) if figures["won"] or value else "—"
     return str(value)
 
 

@@ -31,6 +31,7 @@ from services.formatting import translated
 from services.portfolio_chart import ScatterChart
 
 from .access import role_required
+from .main import id_url
 
 bp = Blueprint("portfolio", __name__, url_prefix="/portfolio")
 
@@ -55,7 +56,7 @@ def index():
     if chart.shades_cells(totals["all"]):
         chart.draw_cells(grid_counts(customers, chart.share_edges(), chart.volume_edges()))
     else:
-        chart.draw_dots(placed_customers(customers, setting))
+        chart.draw_dots(customers, id_url("customers.detail", "customer_id"))
     return render_template(
         "portfolio/index.html", form=form, setting=setting, lists=lists, counts=table,
         totals=totals, tiers=tiers, unplaced=unplaced,
