@@ -31,6 +31,7 @@ from .customers import (
     Customer,
     CustomerValueClass,
     record_ownership,
+    value_classes_of,
 )
 from .people import Branch, User, scoped_to_branch
 from .tiers import Tier
@@ -252,6 +253,14 @@ class Allocator:
 def new_customer(region="", industry="", nature=""):
     """A Candidate for a customer not yet saved (no tier, no value class)."""
     return Candidate(None, "", "", region or "", industry or "", nature or "", None, None, ())
+
+
+def arriving_customer(customer_id, tier_id, manager_id, region="", industry="", nature=""):
+    """A Candidate for a customer that moves in from another branch: its tier, the
+    manager who holds it now (counted away from them) and the value classes it holds."""
+    classes = value_classes_of([customer_id]).get(customer_id, ())
+    return Candidate(customer_id, "", "", region or "", industry or "", nature or "",
+                     tier_id, manager_id, frozenset(classes))
 
 
 def propose_manager(branch_id, region="", industry="", nature=""):

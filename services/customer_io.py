@@ -43,7 +43,7 @@ from models import (
     utcnow,
     write_transaction,
 )
-from models.allocation import Allocator, new_customer
+from models.allocation import Allocator, arriving_customer, new_customer
 from models.base import is_sqlite
 from models.customers import (
     CODE_UNAVAILABLE,
@@ -180,7 +180,7 @@ def _in_both_languages(label):
 def field_label(key):
     """The user's name of a field key, yearly ones included ("sales:2026")."""
     name, _sep, year = key.partition(":")
-    if name == "proposed_manager":  # a new customer's, from the allocation rules
+    if name == "proposed_manager":  # from the allocation rules, for a customer arriving
         return _("Account manager (proposed by the allocation rules)")
     label = COLUMNS[name].label
     return _("%(year)s %(figure)s", year=year, figure=label) if year else str(label)
@@ -507,14 +507,22 @@ class _References:
                 self.booleans.setdefault(_key(word), value)
         self.allocators = {}
 
-    def proposed_manager(self, values, branch_id):
-        """The id of the account manager the branch's allocation rules propose for a new
-        customer, or None; a pool fills evenly across the whole file."""
+    def proposed_manager(self, values, branch_id, current=None):
+        """The id of the account manager the branch's allocation rules propose for a
+        customer coming into the branch: a new one, or the customer `current` (as
+        _load_current() read it) moving in from another branch. None when no rule
+        proposes anyone; a pool fills evenly across the whole file."""
         if branch_id not in self.allocators:
             self.allocators[branch_id] = Allocator(branch_id)
         allocator = self.allocators[branch_id]
-        customer = new_customer(values.get("region"), values.get("industry"),
-                                values.get("nature"))
+        if current is None:
+            customer = new_customer(values.get("region"), values.get("industry"),
+                                    values.get("nature"))
+        else:
+            now = {**current, **values}
+            customer = arriving_customer(current["id"], current["tier"],
+                                         current["account_manager"], now["region"],
+                                         now["industry"], now["nature"])
         manager, _rule = allocator.propose(customer)
         if manager is None:
             return None
@@ -562,7 +570,8 @@ def _load_current(codes):
     """{code: customer as a dict, with "years": {year: figures}} for the codes
     that exist; one query per chunk of codes, one per chunk of customers."""
     current = {}
-    fields = [Customer.id, Customer.code, *(getattr(Customer, f) for f in CUSTOMER_FIELDS)]
+    fields = [Customer.id, Customer.code, Customer.tier,
+              *(getattr(Customer, f) for f in CUSTOMER_FIELDS)]
     for chunk in chunked(sorted(codes), CHUNK):
         for row in Customer.select(*fields).where(Customer.code.in_(chunk)).dicts():
             row["years"] = {}
@@ -760,10 +769,10 @@ def _preview_row(number, values, errors, current, references, user, headers):
     if errors:
         return ImportRow(number, "error", code, name, errors)
     proposed = None
-    if current is None and not values.get("account_manager"):
-        target = _target_branch(values, current, user)
-        if target in references.branches:
-            proposed = references.proposed_manager(values, target)
+    target = _target_branch(values, current, user)
+    arriving = current is None or target != current["branch"]
+    if arriving and not values.get("account_manager") and target in references.branches:
+        proposed = references.proposed_manager(values, target, current)
         if proposed:
             values["account_manager"] = proposed
     action, changes, problems = _plan_row(values, current, references, user)
@@ -771,7 +780,8 @@ def _preview_row(number, values, errors, current, references, user, headers):
         return ImportRow(number, "error", code, name,
                          [(headers.get(key) or field_label(key), message)
                           for key, message in problems])
-    shown = [(key, _shown_value(key, old, references), _shown_value(key, new, references))
+    shown = [("proposed_manager" if key == "account_manager" and proposed else key,
+              _shown_value(key, old, references), _shown_value(key, new, references))
              for key, old, new in changes] if action == "update" else []
     if action == "create" and proposed:
         shown = [("proposed_manager", None, _shown_value("account_manager", proposed,

@@ -244,6 +244,46 @@ def test_import_proposes_managers_for_new_customers_and_records_ownership(
         assert OwnershipChange.select().where(OwnershipChange.source == "import").count() == 5
 
 
+def test_import_moving_customers_to_another_branch_proposes_that_branchs_managers(
+        client, app, world, immediate_jobs):
+    """A branch split by import: a customer moved to 北京 in a file without an account
+    manager gets the manager 北京's rules propose for it (by its industry and its tier),
+    shown in the preview and recorded as an ownership change. One that no rule of 北京
+    takes is refused, as before."""
+    w = world
+    with app.test_request_context():
+        save_rule(None, w["admin"], w["bj"].id, ids(w["liu"]), industry="manufacturing",
+                  tier=w["tiers"]["C"].id)
+    login(client, "admin")
+
+    def upload(*codes):
+        book = Workbook()
+        sheet = book.active
+        sheet.append(["客户编号", "分公司"])
+        for code in codes:
+            sheet.append([code, "BJ"])
+        data = io.BytesIO()
+        book.save(data)
+        response = client.post("/customers/import", data={
+            "file": (io.BytesIO(data.getvalue()), "customers.xlsx")},
+            content_type="multipart/form-data")
+        assert response.status_code == 303
+        return response.headers["Location"]
+
+    # SC0: a C manufacturer of 赵磊's; SA0: an A customer of 张伟's, which no rule takes.
+    preview = client.get(upload("SC0", "SA0")).get_data(as_text=True)
+    assert re.search(r"客户经理（按分配规则建议）</b>: <del>赵磊</del> → 刘洋", preview)
+    assert preview.count("客户经理（按分配规则建议）") == 1
+    assert "张伟 不在北京分公司工作" in preview
+    assert client.post(upload("SC0")).status_code == 303
+    with app.app_context():
+        moved = Customer.get(Customer.code == "SC0")
+        assert (moved.branch_id, moved.account_manager_id) == (w["bj"].id, w["liu"].id)
+        [change] = OwnershipChange.select().where(OwnershipChange.customer == moved.id,
+                                                  OwnershipChange.source == "import")
+        assert (change.from_manager_id, change.to_manager_id) == (w["zhao"].id, w["liu"].id)
+
+
 def test_reassigning_a_leaving_reps_customers_by_the_rules(app, world):
     """The customers of a rep who leaves go where the rules send them, never back to
     that rep; the preview counts per new manager and tier; confirming writes one audit
