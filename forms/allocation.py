@@ -23,18 +23,10 @@ def branch_of(form_branch, user):
     return chosen if chosen in visible else (visible[0] if visible else None)
 
 
-class BranchForm(Form):
-    """The branch an allocation page is about (company-wide users), and the ratio beyond
-    which a manager's book is out of balance: from the query string."""
-    class Meta:
-        csrf = False
-
+class _OfBranch(Form):
+    """A form about one branch: the scoped user's own, or the one a company-wide user
+    chose (`branch_id`)."""
     branch = SelectField(_l("Branch"), validators=[Optional()], coerce=str)
-    ratio = DecimalField(_l("Imbalance ratio"), places=1, default=DEFAULT_IMBALANCE,
-                         validators=[Optional(), NumberRange(min=1, max=10)],
-                         description=_l("A book this many times above or below the "
-                                        "branch's average is highlighted."),
-                         render_kw={"inputmode": "decimal"})
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,6 +34,19 @@ class BranchForm(Form):
         self.branch_scoped = user.is_branch_scoped
         self.branch_id = branch_of(self.branch, user)
         self.branch.data = str(self.branch_id)
+
+
+class BranchForm(_OfBranch):
+    """The branch an allocation page is about (company-wide users), and the ratio beyond
+    which a manager's book is out of balance: from the query string."""
+    class Meta:
+        csrf = False
+
+    ratio = DecimalField(_l("Imbalance ratio"), places=1, default=DEFAULT_IMBALANCE,
+                         validators=[Optional(), NumberRange(min=1, max=10)],
+                         description=_l("A book this many times above or below the "
+                                        "branch's average is highlighted."),
+                         render_kw={"inputmode": "decimal"})
 
     def imbalance(self):
         ratio = self.ratio.data
@@ -90,9 +95,8 @@ class RuleForm(Form):
                 "manager_ids": self.managers.data or []}
 
 
-class _Choice(Form):
+class _Choice(_OfBranch):
     """Which customers of the branch change hands, and to whom."""
-    branch = SelectField(_l("Branch"), validators=[Optional()], coerce=str)
     from_manager = SelectField(_l("Customers of"), validators=[Optional()], coerce=str)
     tier = SelectField(_l("Tier"), validators=[Optional()], coerce=str)
     industry = SelectField(_l("Industry"), choices=choices([ANY, *INDUSTRIES.items()]),
@@ -101,12 +105,8 @@ class _Choice(Form):
                               validators=[Optional()])
     to_manager = SelectField(_l("Give them to"), validators=[Optional()], coerce=str)
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.branch.choices = choices([(str(id_), name) for id_, name in Branch.names_for(user)])
-        self.branch_scoped = user.is_branch_scoped
-        self.branch_id = branch_of(self.branch, user)
-        self.branch.data = str(self.branch_id)
         # Everyone of the branch, active or not: the one who leaves may be deactivated.
         people = list(User.select(User.id, User.display_name, User.active)
                       .where(User.branch == self.branch_id).order_by(User.display_name))
